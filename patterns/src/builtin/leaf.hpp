@@ -1,0 +1,61 @@
+#pragma once
+// Internal helpers shared by the built-in patterns (not installed).
+#include <fmt/format.h>
+
+#include <limits>
+
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/pattern.hpp"
+#include "spattn/patterns/registry.hpp"
+
+namespace spattn::builtin {
+
+// A built-in: implements every fast path, so layouts build in O(kept tiles + partial bits).
+class Leaf : public Pattern {
+ public:
+  bool bounds_keys() const override { return true; }
+  bool analytic_tiles() const override { return true; }
+};
+
+// Half-open positional span [p(q_begin), p(q_end - 1)] of a query range.
+struct PosSpan {
+  std::int64_t first, last;
+};
+inline PosSpan positions(const Geometry& g, std::int64_t q0, std::int64_t q1) {
+  return {g.position(q0), g.position(q1 - 1)};
+}
+
+// An integer parameter with bounds and a doc line.
+inline ParamSpec int_param(std::string name, std::int64_t min, std::string doc,
+                           std::optional<std::int64_t> def = std::nullopt, bool required = true,
+                           std::int64_t max = std::int64_t{1} << 40) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::Int;
+  p.min = min;
+  p.max = max;
+  p.doc = std::move(doc);
+  if (def) {
+    p.default_value = *def;
+    p.required = false;
+  } else {
+    p.required = required;
+  }
+  return p;
+}
+
+// Registration of each built-in (one per file).
+void register_dense(Registry&);
+void register_causal(Registry&);
+void register_window(Registry&);
+void register_sliding(Registry&);
+void register_dilated(Registry&);
+void register_global(Registry&);
+void register_sink(Registry&);
+void register_chunked(Registry&);
+void register_documents(Registry&);
+void register_strided(Registry&);
+void register_random(Registry&);
+void register_blocks(Registry&);
+
+}  // namespace spattn::builtin

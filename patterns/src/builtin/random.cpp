@@ -1,0 +1,123 @@
+// random(r, block=b, seed=s): per query block of b positions, r key blocks of b keys drawn
+// uniformly without replacement. The draw for (head, query block) is a pure function of
+// (seed, head, block): a counter-based hash (splitmix64), so layouts build in parallel and are
+// identical on every run and thread count.
+#include <algorithm>
+
+#include "leaf.hpp"
+
+namespace spattn::builtin {
+namespace {
+
+std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+class Random final : public Leaf {
+ public:
+  Random(std::int64_t r, std::int64_t b, std::int64_t seed) : r_(r), b_(b), seed_(seed) {}
+
+  // Sorted key blocks chosen for query block qb on head h; empty for qb < 0.
+  void chosen(const Geometry& g, int h, std::int64_t qb, std::vector<std::int64_t>& out) const {
+    out.clear();
+    if (qb < 0) return;
+    const std::int64_t kb = (g.nk + b_ - 1) / b_;
+    const std::int64_t r = std::min(r_, kb);
+    const std::uint64_t base =
+        mix(mix(mix(static_cast<std::uint64_t>(seed_)) ^ static_cast<std::uint64_t>(h)) ^
+            static_cast<std::uint64_t>(qb));
+    // Floyd's sampling: r distinct values from [0, kb) with r draws.
+    for (std::int64_t j = kb - r; j < kb; ++j) {
+      const std::uint64_t x = mix(base ^ static_cast<std::uint64_t>(j));
+      const auto t = static_cast<std::int64_t>(
+          (static_cast<unsigned __int128>(x) * static_cast<std::uint64_t>(j + 1)) >> 64);
+      if (std::find(out.begin(), out.end(), t) == out.end())
+        out.push_back(t);
+      else
+        out.push_back(j);
+    }
+    std::sort(out.begin(), out.end());
+  }
+
+  bool allows(const Geometry& g, int h, std::int64_t i, std::int64_t j) const override {
+    std::vector<std::int64_t> c;
+    chosen(g, h, floor_div(g.position(i), b_), c);
+    return std::binary_search(c.begin(), c.end(), j / b_);
+  }
+  std::string spec() const override {
+    std::string s = fmt::format("random({}", r_);
+    if (b_ != kDefaultBlock) s += fmt::format(", block={}", b_);
+    if (seed_ != 0) s += fmt::format(", seed={}", seed_);
+    return s + ")";
+  }
+  bool depends_on_head() const override { return true; }
+  bool key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
+                  std::vector<KeyRange>& out) const override {
+    const PosSpan s = positions(g, q0, q1);
+    out.clear();
+    std::vector<std::int64_t> c;
+    for (std::int64_t qb = floor_div(s.first, b_); qb <= floor_div(s.last, b_); ++qb) {
+      chosen(g, h, qb, c);
+      for (std::int64_t kb : c) out.push_back({kb * b_, kb * b_ + b_});
+    }
+    return true;
+  }
+  TileClass classify(const Geometry& g, int h, const Tile& t) const override {
+    const std::int64_t p0 = g.position(t.q_begin), p1 = g.position(t.q_end - 1);
+    const std::int64_t kb0 = t.k_begin / b_, kb1 = (t.k_end - 1) / b_;
+    bool any = false, all = p0 >= 0;
+    std::vector<std::int64_t> c;
+    for (std::int64_t qb = floor_div(p0, b_); qb <= floor_div(p1, b_); ++qb) {
+      chosen(g, h, qb, c);
+      const auto lo = std::lower_bound(c.begin(), c.end(), kb0);
+      const auto hi = std::upper_bound(c.begin(), c.end(), kb1);
+      if (hi > lo) any = true;
+      if (hi - lo != kb1 - kb0 + 1) all = false;
+    }
+    if (!any) return TileClass::Empty;
+    return all ? TileClass::Full : TileClass::Partial;
+  }
+  void fill_tile(const Geometry& g, int h, const Tile& t, TileMask& m) const override {
+    std::vector<std::int64_t> c;
+    std::int64_t have = std::numeric_limits<std::int64_t>::min();
+    for (std::int64_t r = 0; r < t.rows(); ++r) {
+      const std::int64_t qb = floor_div(g.position(t.q_begin + r), b_);
+      if (qb != have) {
+        chosen(g, h, qb, c);
+        have = qb;
+      }
+      for (std::int64_t kb : c) m.set_range(r, kb * b_ - t.k_begin, kb * b_ + b_ - t.k_begin);
+    }
+  }
+
+  static constexpr std::int64_t kDefaultBlock = 64;
+
+ private:
+  std::int64_t r_, b_, seed_;
+};
+
+}  // namespace
+
+void register_random(Registry& r) {
+  r.add({"random",
+         {int_param("r", 1, "key blocks per query block (capped at the number of key blocks)",
+                    std::nullopt, true, 1 << 20),
+          int_param("block", 1, "block size b in tokens (semantic, independent of the tiling)",
+                    Random::kDefaultBlock, false, 1 << 20),
+          int_param("seed", 0, "seed of the counter-based draw", 0, false,
+                    std::numeric_limits<std::int64_t>::max())},
+         "random key blocks per query block, drawn per head from a seed",
+         "floor(j/b) in R(seed, head, floor(p(i)/b)), |R| = min(r, ceil(nk/b)), drawn uniformly "
+         "without replacement",
+         "BigBird's random attention component (Zaheer et al. 2020), without its exclusions "
+         "(see bigbird for the full ITC rules)",
+         "random(3, block=64, seed=7)", [](const Args& a) {
+           return std::make_shared<Random>(a.get_int("r"), a.get_int("block"),
+                                           a.get_int("seed"));
+         }});
+}
+
+}  // namespace spattn::builtin

@@ -1,0 +1,255 @@
+#include "spattn/patterns/npy.hpp"
+
+#include <cstring>
+#include <fmt/format.h>
+#include <fstream>
+#include <iterator>
+
+#include "spattn/patterns/error.hpp"
+
+namespace spattn {
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+
+int item_size_of(const std::string& d) {
+  static const std::pair<const char*, int> known[] = {
+      {"|b1", 1}, {"|u1", 1}, {"|i1", 1}, {"<u2", 2}, {"<i2", 2}, {"<u4", 4},
+      {"<i4", 4}, {"<u8", 8}, {"<i8", 8}, {"<f4", 4}, {"<f8", 8}};
+  for (auto [name, size] : known)
+    if (d == name) return size;
+  return 0;
+}
+
+// Minimal parser for the header dict: {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }
+class HeaderParser {
+ public:
+  HeaderParser(std::string_view s, const std::string& name) : s_(s), name_(name) {}
+  void parse(std::string& descr, bool& fortran, std::vector<std::int64_t>& shape) {
+    bool have_descr = false, have_fortran = false, have_shape = false;
+    skip();
+    want('{');
+    while (true) {
+      skip();
+      if (peek() == '}') break;
+      const std::string key = str();
+      skip();
+      want(':');
+      skip();
+      if (key == "descr") {
+        descr = str();
+        have_descr = true;
+      } else if (key == "fortran_order") {
+        fortran = boolean();
+        have_fortran = true;
+      } else if (key == "shape") {
+        shape = tuple();
+        have_shape = true;
+      } else {
+        fail(fmt::format("unknown header key '{}'", key));
+      }
+      skip();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      skip();
+      if (peek() == '}') break;
+      fail("expected ',' or '}' in the header dict");
+    }
+    if (!have_descr || !have_fortran || !have_shape)
+      fail("the header must give 'descr', 'fortran_order' and 'shape'");
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw UsageError(fmt::format("{}: malformed .npy header at byte {}: {}", name_, i_, what));
+  }
+  char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+  void skip() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t')) ++i_;
+  }
+  void want(char c) {
+    if (peek() != c) fail(fmt::format("expected '{}'", c));
+    ++i_;
+  }
+  std::string str() {
+    const char q = peek();
+    if (q != '\'' && q != '"') fail("expected a quoted string");
+    ++i_;
+    const std::size_t start = i_;
+    while (i_ < s_.size() && s_[i_] != q) ++i_;
+    if (i_ >= s_.size()) fail("unterminated string");
+    return std::string(s_.substr(start, i_++ - start));
+  }
+  bool boolean() {
+    if (s_.substr(i_, 4) == "True") return i_ += 4, true;
+    if (s_.substr(i_, 5) == "False") return i_ += 5, false;
+    fail("expected True or False");
+  }
+  std::vector<std::int64_t> tuple() {
+    want('(');
+    std::vector<std::int64_t> out;
+    while (true) {
+      skip();
+      if (peek() == ')') break;
+      if (!std::isdigit(static_cast<unsigned char>(peek()))) fail("expected a dimension");
+      std::int64_t v = 0;
+      while (std::isdigit(static_cast<unsigned char>(peek()))) {
+        if (v > (std::int64_t{1} << 50)) fail("dimension too large");
+        v = v * 10 + (s_[i_++] - '0');
+      }
+      if (out.size() >= 32) fail("more than 32 dimensions");
+      out.push_back(v);
+      skip();
+      if (peek() == ',') {
+        ++i_;
+        continue;
+      }
+      if (peek() == ')') break;
+      fail("expected ',' or ')' in the shape");
+    }
+    ++i_;
+    return out;
+  }
+  std::string_view s_;
+  const std::string& name_;
+  std::size_t i_ = 0;
+};
+
+}  // namespace
+
+std::int64_t NpyArray::size() const {
+  std::int64_t n = 1;
+  for (std::int64_t d : shape) n *= d;
+  return n;
+}
+int NpyArray::item_size() const { return item_size_of(descr); }
+
+double NpyArray::at(std::int64_t k) const {
+  const unsigned char* p = data.data() + k * item_size();
+  auto load = [p](auto v) {
+    std::memcpy(&v, p, sizeof v);
+    return static_cast<double>(v);
+  };
+  const char kind = descr[1];
+  switch (item_size()) {
+    case 1: return kind == 'i' ? load(std::int8_t{}) : load(std::uint8_t{});
+    case 2: return kind == 'i' ? load(std::int16_t{}) : load(std::uint16_t{});
+    case 4:
+      return kind == 'f' ? load(float{}) : kind == 'i' ? load(std::int32_t{}) : load(std::uint32_t{});
+    default:
+      return kind == 'f' ? load(double{}) : kind == 'i' ? load(std::int64_t{}) : load(std::uint64_t{});
+  }
+}
+
+std::vector<float> NpyArray::as_float32() const {
+  if (descr != "<f4")
+    throw UsageError(fmt::format("expected float32 data ('<f4'), got dtype '{}'", descr));
+  std::vector<float> out(static_cast<std::size_t>(size()));
+  std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
+  return out;
+}
+
+NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
+                   std::int64_t max_bytes) {
+  if (size < 10 || std::memcmp(bytes, kMagic, 6) != 0)
+    throw UsageError(fmt::format("{}: not a .npy file (missing the \\x93NUMPY magic)", name));
+  const int major = bytes[6];
+  std::size_t header_len, offset;
+  if (major == 1) {
+    header_len = bytes[8] | (std::size_t{bytes[9]} << 8);
+    offset = 10;
+  } else if (major == 2 || major == 3) {
+    if (size < 12) throw UsageError(fmt::format("{}: truncated .npy header", name));
+    header_len = bytes[8] | (std::size_t{bytes[9]} << 8) | (std::size_t{bytes[10]} << 16) |
+                 (std::size_t{bytes[11]} << 24);
+    offset = 12;
+  } else {
+    throw UsageError(
+        fmt::format("{}: unsupported .npy format version {}.{} (supported: 1.0, 2.0, 3.0)",
+                    name, major, bytes[7]));
+  }
+  if (header_len > size - offset)
+    throw UsageError(fmt::format("{}: truncated .npy header ({} header bytes announced, {} present)",
+                                 name, header_len, size - offset));
+  NpyArray a;
+  bool fortran = false;
+  HeaderParser(std::string_view(reinterpret_cast<const char*>(bytes) + offset, header_len), name)
+      .parse(a.descr, fortran, a.shape);
+  if (a.descr.size() == 3 && a.descr[0] == '=') a.descr[0] = a.descr[2] == '1' ? '|' : '<';
+  if (a.descr.size() == 3 && a.descr[0] == '<' && a.descr[2] == '1') a.descr[0] = '|';
+  if (item_size_of(a.descr) == 0)
+    throw UsageError(fmt::format(
+        "{}: unsupported dtype '{}': allowed little-endian bool, int8..int64, uint8..uint64, "
+        "float32, float64",
+        name, a.descr));
+  if (fortran)
+    throw UsageError(fmt::format(
+        "{}: Fortran-order arrays are not supported: save a C-order array "
+        "(numpy.ascontiguousarray)",
+        name));
+  // Element count and byte size without overflow.
+  std::int64_t count = 1;
+  for (std::int64_t d : a.shape) {
+    if (d != 0 && count > (std::int64_t{1} << 62) / d)
+      throw UsageError(fmt::format("{}: shape is absurdly large", name));
+    count *= d;
+  }
+  const std::int64_t need = count * a.item_size();
+  if (need > max_bytes)
+    throw BudgetError(fmt::format("{}: the array needs {} bytes, more than the budget of {} bytes",
+                                  name, need, max_bytes));
+  const std::size_t have = size - offset - header_len;
+  if (static_cast<std::size_t>(need) > have)
+    throw UsageError(fmt::format("{}: truncated data: the shape needs {} bytes, the file has {}",
+                                 name, need, have));
+  if (static_cast<std::size_t>(need) < have)
+    throw UsageError(fmt::format("{}: {} bytes of trailing data after the array", name,
+                                 have - static_cast<std::size_t>(need)));
+  const unsigned char* start = bytes + offset + header_len;
+  a.data.assign(start, start + need);
+  return a;
+}
+
+NpyArray read_npy(const std::string& path, std::int64_t max_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(fmt::format("{}: cannot open file: {}", path, std::strerror(errno)));
+  in.seekg(0, std::ios::end);
+  const std::streamoff len = in.tellg();
+  in.seekg(0);
+  if (len < 0) throw UsageError(fmt::format("{}: cannot read file", path));
+  if (len > max_bytes + (1 << 20))
+    throw BudgetError(fmt::format("{}: the file has {} bytes, more than the budget of {} bytes",
+                                  path, len, max_bytes));
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(len));
+  in.read(reinterpret_cast<char*>(bytes.data()), len);
+  if (!in) throw UsageError(fmt::format("{}: read error", path));
+  return parse_npy(bytes.data(), bytes.size(), path, max_bytes);
+}
+
+void write_npy(const std::string& path, const std::string& descr,
+               const std::vector<std::int64_t>& shape, const void* data, std::size_t bytes) {
+  if (item_size_of(descr) == 0) throw UsageError(fmt::format("write_npy: unsupported dtype '{}'", descr));
+  std::string dims;
+  for (std::int64_t d : shape) dims += fmt::format("{}, ", d);
+  if (shape.size() > 1) dims.resize(dims.size() - 2);
+  std::string header =
+      fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': ({}), }}", descr, dims);
+  // Pad with spaces so that magic + version + length + header + '\n' is a multiple of 64.
+  const std::size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  if (header.size() > 65535) throw UsageError("write_npy: header too long");
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw Error(fmt::format("{}: cannot create file: {}", path, std::strerror(errno)));
+  out.write(kMagic, 6);
+  const unsigned char ver[4] = {1, 0, static_cast<unsigned char>(header.size() & 0xff),
+                                static_cast<unsigned char>(header.size() >> 8)};
+  out.write(reinterpret_cast<const char*>(ver), 4);
+  out << header;
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+  if (!out) throw Error(fmt::format("{}: write failed", path));
+}
+
+}  // namespace spattn

@@ -1,0 +1,119 @@
+#include "spattn/patterns/registry.hpp"
+
+#include <algorithm>
+#include <fmt/format.h>
+
+#include "spattn/patterns/error.hpp"
+
+namespace spattn {
+
+std::string to_string(const ParamValue& v) {
+  if (auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  if (auto* l = std::get_if<std::vector<std::int64_t>>(&v))
+    return fmt::format("[{}]", fmt::join(*l, ", "));
+  std::string s = "\"";
+  for (char c : std::get<std::string>(v)) {
+    if (c == '"' || c == '\\') s += '\\';
+    s += c;
+  }
+  return s + "\"";
+}
+
+const char* type_name(ParamType t) {
+  switch (t) {
+    case ParamType::Int: return "integer";
+    case ParamType::IntList: return "integer list";
+    case ParamType::String: return "string";
+  }
+  return "?";
+}
+
+const ParamValue& Args::at(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) throw UsageError(fmt::format("missing argument '{}'", name));
+  return it->second;
+}
+std::int64_t Args::get_int(const std::string& name) const {
+  return std::get<std::int64_t>(at(name));
+}
+const std::vector<std::int64_t>& Args::get_list(const std::string& name) const {
+  return std::get<std::vector<std::int64_t>>(at(name));
+}
+const std::string& Args::get_string(const std::string& name) const {
+  return std::get<std::string>(at(name));
+}
+
+Registry& Registry::global() {
+  static Registry* r = [] {
+    auto* reg = new Registry;
+    register_builtins(*reg);
+    return reg;
+  }();
+  return *r;
+}
+
+void Registry::add(PatternInfo info) {
+  const bool ident =
+      !info.name.empty() && (std::isalpha(static_cast<unsigned char>(info.name[0])) ||
+                             info.name[0] == '_') &&
+      std::all_of(info.name.begin(), info.name.end(),
+                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  if (!ident)
+    throw UsageError(fmt::format("pattern name '{}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                                 info.name));
+  if (info.name == "heads")
+    throw UsageError("pattern name 'heads' is reserved for per-head assignment");
+  if (patterns_.count(info.name))
+    throw UsageError(fmt::format("pattern '{}' is already registered", info.name));
+  if (!info.make) throw UsageError(fmt::format("pattern '{}' has no factory", info.name));
+  const std::string name = info.name;
+  patterns_.emplace(name, std::move(info));
+}
+
+const PatternInfo* Registry::find(const std::string& name) const {
+  auto it = patterns_.find(name);
+  return it == patterns_.end() ? nullptr : &it->second;
+}
+
+namespace {
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) != std::tolower(b[j - 1]));
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+}  // namespace
+
+std::vector<std::string> Registry::suggest(const std::string& name, std::size_t k) const {
+  std::vector<std::pair<std::size_t, std::string>> scored;
+  for (const auto& [n, info] : patterns_) {
+    std::size_t d = edit_distance(name, n);
+    // A registered name that starts with (or is contained in) the input is a near miss too.
+    if (n.find(name) != std::string::npos || name.find(n) != std::string::npos)
+      d = std::min<std::size_t>(d, 1);
+    scored.emplace_back(d, n);
+  }
+  std::sort(scored.begin(), scored.end());
+  std::vector<std::string> out;
+  const std::size_t limit = std::max<std::size_t>(2, name.size() / 2);
+  for (const auto& [d, n] : scored) {
+    if (out.size() == k) break;
+    if (d <= limit) out.push_back(n);
+  }
+  return out;
+}
+
+std::vector<const PatternInfo*> Registry::all() const {
+  std::vector<const PatternInfo*> out;
+  for (const auto& [n, info] : patterns_) out.push_back(&info);
+  return out;
+}
+
+}  // namespace spattn

@@ -1,0 +1,86 @@
+#include "spattn/patterns/tile.hpp"
+
+#include <algorithm>
+#include <bit>
+
+namespace spattn {
+
+void normalize_ranges(std::vector<KeyRange>& ranges, std::int64_t nk) {
+  std::size_t n = 0;
+  for (KeyRange r : ranges) {
+    r.begin = std::max<std::int64_t>(r.begin, 0);
+    r.end = std::min(r.end, nk);
+    if (r.begin < r.end) ranges[n++] = r;
+  }
+  ranges.resize(n);
+  if (!std::is_sorted(ranges.begin(), ranges.end(),
+                      [](const KeyRange& a, const KeyRange& b) { return a.begin < b.begin; }))
+    std::sort(ranges.begin(), ranges.end(),
+              [](const KeyRange& a, const KeyRange& b) { return a.begin < b.begin; });
+  std::size_t m = 0;
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    if (m > 0 && ranges[i].begin <= ranges[m - 1].end)
+      ranges[m - 1].end = std::max(ranges[m - 1].end, ranges[i].end);
+    else
+      ranges[m++] = ranges[i];
+  }
+  ranges.resize(m);
+}
+
+void intersect_ranges(const std::vector<KeyRange>& a, const std::vector<KeyRange>& b,
+                      std::vector<KeyRange>& out) {
+  out.clear();
+  std::size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    const std::int64_t lo = std::max(a[i].begin, b[j].begin);
+    const std::int64_t hi = std::min(a[i].end, b[j].end);
+    if (lo < hi) out.push_back({lo, hi});
+    if (a[i].end < b[j].end)
+      ++i;
+    else
+      ++j;
+  }
+}
+
+void TileMask::reset(std::int64_t rows, std::int64_t cols) {
+  rows_ = rows;
+  cols_ = cols;
+  row_words_ = words_per_row(cols);
+  bits_.assign(static_cast<std::size_t>(rows * row_words_), 0);
+}
+
+void TileMask::set_range(std::int64_t r, std::int64_t c0, std::int64_t c1) {
+  c0 = std::max<std::int64_t>(c0, 0);
+  c1 = std::min(c1, cols_);
+  if (c0 >= c1) return;
+  std::uint64_t* w = row(r);
+  for (std::int64_t word = c0 >> 6; word <= (c1 - 1) >> 6; ++word) {
+    const std::int64_t lo = std::max(c0, word * 64) - word * 64;
+    const std::int64_t hi = std::min(c1, word * 64 + 64) - word * 64;  // 1..64
+    const std::uint64_t upper = hi == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << hi) - 1;
+    const std::uint64_t lower = (std::uint64_t{1} << lo) - 1;
+    w[word] |= upper & ~lower;
+  }
+}
+
+void TileMask::fill() {
+  for (std::int64_t r = 0; r < rows_; ++r) set_range(r, 0, cols_);
+}
+
+std::int64_t TileMask::popcount() const {
+  std::int64_t n = 0;
+  for (std::uint64_t w : bits_) n += std::popcount(w);
+  return n;
+}
+
+void TileMask::and_with(const TileMask& o) {
+  for (std::size_t k = 0; k < bits_.size(); ++k) bits_[k] &= o.bits_[k];
+}
+void TileMask::or_with(const TileMask& o) {
+  for (std::size_t k = 0; k < bits_.size(); ++k) bits_[k] |= o.bits_[k];
+}
+void TileMask::and_not(const TileMask& o) {
+  for (std::size_t k = 0; k < bits_.size(); ++k) bits_[k] &= ~o.bits_[k];
+}
+
+}  // namespace spattn
