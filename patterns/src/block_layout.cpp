@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <unordered_map>
 
 #include <fmt/format.h>
 #include <tbb/blocked_range.h>
@@ -40,6 +41,37 @@ bool BlockLayout::allows(std::int64_t i, std::int64_t j) const {
   const std::int64_t row = i - r * block_q_, col = j - c * block_k_;
   return (mask(m)[row * mask_row_words_ + (col >> 6)] >> (col & 63)) & 1u;
 }
+
+// Distinct tile masks of mask_words words each, found by content hash: tiles with equal masks
+// (the diagonal tiles of a window, the stripes of a stride) share one copy.
+class MaskPool {
+ public:
+  void init(std::int64_t mask_words) { words_ = mask_words; }
+  std::int32_t size() const { return static_cast<std::int32_t>(hashes_.size()); }
+  const std::uint64_t* mask(std::int32_t m) const { return data_.data() + m * words_; }
+  // Index of the mask equal to `bits` (words_ words), adding it if new.
+  std::int32_t intern(const std::uint64_t* bits) {
+    std::uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (std::int64_t k = 0; k < words_; ++k) h = (h ^ bits[k]) * 0xff51afd7ed558ccdull + k;
+    auto [lo, hi] = index_.equal_range(h);
+    for (auto it = lo; it != hi; ++it)
+      if (std::equal(bits, bits + words_, mask(it->second))) return it->second;
+    if (hashes_.size() >= static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max()))
+      throw BudgetError("a layout has more than 2^31-1 distinct partial tile masks");
+    const std::int32_t m = size();
+    data_.insert(data_.end(), bits, bits + words_);
+    hashes_.push_back(h);
+    index_.emplace(h, m);
+    return m;
+  }
+  std::vector<std::uint64_t> release() { return std::move(data_); }
+
+ private:
+  std::int64_t words_ = 0;
+  std::vector<std::uint64_t> data_;
+  std::vector<std::uint64_t> hashes_;
+  std::unordered_multimap<std::uint64_t, std::int32_t> index_;
+};
 
 // Builds one head's layout: rows are processed in fixed chunks (in parallel), each chunk's
 // tiles are appended in row order, and chunks are concatenated in order, so the result does not
@@ -79,18 +111,20 @@ class BlockLayoutBuilder {
     struct Chunk {
       std::vector<std::int64_t> row_len;
       std::vector<std::int32_t> cols;
-      std::vector<std::int32_t> masks_local;  // -1 full, else local partial number
-      std::vector<std::uint64_t> masks;
+      std::vector<std::int32_t> masks_local;  // -1 full, else index into `pool`
+      MaskPool pool;
       LayoutCounts counts;
     };
     constexpr std::int64_t kRowsPerChunk = 32;
     const std::int64_t n_chunks = (q_blocks + kRowsPerChunk - 1) / kRowsPerChunk;
     std::vector<Chunk> chunks(static_cast<std::size_t>(n_chunks));
+    for (Chunk& ch : chunks) ch.pool.init(mask_words);
 
     auto process = [&](std::int64_t chunk_id) {
       Chunk& ch = chunks[static_cast<std::size_t>(chunk_id)];
       std::vector<KeyRange> ranges;
       TileMask mask;
+      std::vector<std::uint64_t> packed(static_cast<std::size_t>(mask_words));
       const std::int64_t r_end = std::min(q_blocks, (chunk_id + 1) * kRowsPerChunk);
       for (std::int64_t r = chunk_id * kRowsPerChunk; r < r_end; ++r) {
         const std::int64_t q0 = r * g.block_q, q1 = std::min(g.nq, q0 + g.block_q);
@@ -114,14 +148,13 @@ class BlockLayoutBuilder {
               if (pc == t.area()) {
                 cls = TileClass::Full;
               } else {
-                ch.masks_local.push_back(static_cast<std::int32_t>(ch.counts.partial_tiles));
-                ++ch.counts.partial_tiles;
-                ch.counts.allowed_pairs += pc;
-                const std::size_t base = ch.masks.size();
-                ch.masks.resize(base + static_cast<std::size_t>(mask_words), 0);
+                std::fill(packed.begin(), packed.end(), 0);
                 for (std::int64_t row = 0; row < t.rows(); ++row)
                   std::copy_n(mask.row(row), mask.row_words(),
-                              ch.masks.data() + base + row * L.mask_row_words_);
+                              packed.data() + row * L.mask_row_words_);
+                ch.masks_local.push_back(ch.pool.intern(packed.data()));
+                ++ch.counts.partial_tiles;
+                ch.counts.allowed_pairs += pc;
               }
             }
             if (cls == TileClass::Full) {
@@ -152,30 +185,28 @@ class BlockLayoutBuilder {
       run();
     }
 
-    // Concatenate chunks in order.
-    std::int64_t total_tiles = 0, total_partial = 0;
+    // Concatenate chunks in order; masks equal across chunks are stored once.
+    std::int64_t total_tiles = 0;
     for (const Chunk& ch : chunks) {
       total_tiles += static_cast<std::int64_t>(ch.cols.size());
-      total_partial += ch.counts.partial_tiles;
       L.counts_ += ch.counts;
     }
-    if (total_partial > std::numeric_limits<std::int32_t>::max())
-      throw BudgetError(fmt::format("layout at {} has {} partial tiles, more than 2^31-1",
-                                    g.describe(), total_partial));
     L.row_ptr_.assign(1, 0);
     L.row_ptr_.reserve(static_cast<std::size_t>(q_blocks + 1));
     L.col_index_.reserve(static_cast<std::size_t>(total_tiles));
     L.mask_index_.reserve(static_cast<std::size_t>(total_tiles));
-    L.masks_.reserve(static_cast<std::size_t>(total_partial * mask_words));
-    std::int32_t partial_base = 0;
+    MaskPool global;
+    global.init(mask_words);
+    std::vector<std::int32_t> remap;
     for (Chunk& ch : chunks) {
       for (std::int64_t len : ch.row_len) L.row_ptr_.push_back(L.row_ptr_.back() + len);
       L.col_index_.insert(L.col_index_.end(), ch.cols.begin(), ch.cols.end());
-      for (std::int32_t m : ch.masks_local) L.mask_index_.push_back(m < 0 ? -1 : m + partial_base);
-      L.masks_.insert(L.masks_.end(), ch.masks.begin(), ch.masks.end());
-      partial_base += static_cast<std::int32_t>(ch.counts.partial_tiles);
+      remap.resize(static_cast<std::size_t>(ch.pool.size()));
+      for (std::int32_t m = 0; m < ch.pool.size(); ++m) remap[m] = global.intern(ch.pool.mask(m));
+      for (std::int32_t m : ch.masks_local) L.mask_index_.push_back(m < 0 ? -1 : remap[m]);
       ch = Chunk{};
     }
+    L.masks_ = global.release();
     L.counts_.kept_tiles = total_tiles;
     L.counts_.bytes = static_cast<std::int64_t>(
         L.row_ptr_.size() * sizeof(std::int64_t) + L.col_index_.size() * sizeof(std::int32_t) +

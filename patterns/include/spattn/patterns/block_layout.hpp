@@ -4,7 +4,9 @@
 // CSR over query-block rows: row r's kept tiles are key blocks col_index[row_ptr[r]..row_ptr[r+1])
 // in increasing order. Each kept tile is Full (mask_index = -1, every pair allowed) or Partial
 // (mask_index = m >= 0: bits in mask(m), block_q rows x mask_row_words() words, see TileMask).
-// Memory is O(kept tiles + partial-tile bits), never O(nq * nk).
+// Partial tiles with equal masks share one stored mask (a window's diagonal tiles are all alike),
+// so distinct_masks() <= partial_tiles. Memory is O(kept tiles + partial-tile bits), never
+// O(nq * nk).
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -42,6 +44,9 @@ class BlockLayout {
   // Words of one partial mask: block_q * mask_row_words().
   std::int64_t mask_words() const { return std::int64_t{block_q_} * mask_row_words_; }
   const std::uint64_t* mask(std::int32_t m) const { return masks_.data() + m * mask_words(); }
+  std::int64_t distinct_masks() const {
+    return mask_words() == 0 ? 0 : static_cast<std::int64_t>(masks_.size()) / mask_words();
+  }
 
   // Token rectangle of tile (query block r, key block c), clipped at nq / nk.
   Tile tile(std::int64_t r, std::int64_t c) const;
