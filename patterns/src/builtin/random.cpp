@@ -3,6 +3,7 @@
 // (seed, head, block): a counter-based hash (splitmix64), so layouts build in parallel and are
 // identical on every run and thread count.
 #include <algorithm>
+#include <unordered_set>
 
 #include "leaf.hpp"
 
@@ -30,16 +31,39 @@ class Random final : public Leaf {
         mix(mix(mix(static_cast<std::uint64_t>(seed_)) ^ static_cast<std::uint64_t>(h)) ^
             static_cast<std::uint64_t>(qb));
     // Floyd's sampling: r distinct values from [0, kb) with r draws.
+    std::unordered_set<std::int64_t> seen;
+    const bool use_set = r > 32;
     for (std::int64_t j = kb - r; j < kb; ++j) {
       const std::uint64_t x = mix(base ^ static_cast<std::uint64_t>(j));
       const auto t = static_cast<std::int64_t>(
           (static_cast<unsigned __int128>(x) * static_cast<std::uint64_t>(j + 1)) >> 64);
-      if (std::find(out.begin(), out.end(), t) == out.end())
-        out.push_back(t);
-      else
-        out.push_back(j);
+      const bool dup = use_set ? seen.count(t) != 0 : std::find(out.begin(), out.end(), t) != out.end();
+      out.push_back(dup ? j : t);
+      if (use_set) seen.insert(out.back());
     }
     std::sort(out.begin(), out.end());
+  }
+
+  // chosen() through a small per-thread cache: the builder asks for the same few query blocks
+  // for every tile of a row.
+  const std::vector<std::int64_t>& chosen_cached(const Geometry& g, int h, std::int64_t qb) const {
+    struct Entry {
+      const Random* owner = nullptr;
+      std::int64_t nk = -1, qb = 0;
+      int h = -1;
+      std::vector<std::int64_t> blocks;
+    };
+    thread_local Entry cache[4];
+    thread_local unsigned next = 0;
+    for (Entry& e : cache)
+      if (e.owner == this && e.nk == g.nk && e.h == h && e.qb == qb) return e.blocks;
+    Entry& e = cache[next++ % 4];
+    chosen(g, h, qb, e.blocks);
+    e.owner = this;
+    e.nk = g.nk;
+    e.h = h;
+    e.qb = qb;
+    return e.blocks;
   }
 
   bool allows(const Geometry& g, int h, std::int64_t i, std::int64_t j) const override {
@@ -69,9 +93,8 @@ class Random final : public Leaf {
     const std::int64_t p0 = g.position(t.q_begin), p1 = g.position(t.q_end - 1);
     const std::int64_t kb0 = t.k_begin / b_, kb1 = (t.k_end - 1) / b_;
     bool any = false, all = p0 >= 0;
-    std::vector<std::int64_t> c;
     for (std::int64_t qb = floor_div(p0, b_); qb <= floor_div(p1, b_); ++qb) {
-      chosen(g, h, qb, c);
+      const std::vector<std::int64_t>& c = chosen_cached(g, h, qb);
       const auto lo = std::lower_bound(c.begin(), c.end(), kb0);
       const auto hi = std::upper_bound(c.begin(), c.end(), kb1);
       if (hi > lo) any = true;
@@ -81,15 +104,12 @@ class Random final : public Leaf {
     return all ? TileClass::Full : TileClass::Partial;
   }
   void fill_tile(const Geometry& g, int h, const Tile& t, TileMask& m) const override {
-    std::vector<std::int64_t> c;
-    std::int64_t have = std::numeric_limits<std::int64_t>::min();
+    const std::int64_t kb0 = t.k_begin / b_, kb1 = (t.k_end - 1) / b_;
     for (std::int64_t r = 0; r < t.rows(); ++r) {
-      const std::int64_t qb = floor_div(g.position(t.q_begin + r), b_);
-      if (qb != have) {
-        chosen(g, h, qb, c);
-        have = qb;
-      }
-      for (std::int64_t kb : c) m.set_range(r, kb * b_ - t.k_begin, kb * b_ + b_ - t.k_begin);
+      const std::vector<std::int64_t>& c =
+          chosen_cached(g, h, floor_div(g.position(t.q_begin + r), b_));
+      for (auto it = std::lower_bound(c.begin(), c.end(), kb0); it != c.end() && *it <= kb1; ++it)
+        m.set_range(r, *it * b_ - t.k_begin, *it * b_ + b_ - t.k_begin);
     }
   }
 
