@@ -126,6 +126,8 @@ class BlockLayoutBuilder {
       TileMask mask;
       std::vector<std::uint64_t> packed(static_cast<std::size_t>(mask_words));
       const std::int64_t r_end = std::min(q_blocks, (chunk_id + 1) * kRowsPerChunk);
+      ch.cols.reserve(static_cast<std::size_t>(kRowsPerChunk) * 8);
+      ch.masks_local.reserve(static_cast<std::size_t>(kRowsPerChunk) * 8);
       for (std::int64_t r = chunk_id * kRowsPerChunk; r < r_end; ++r) {
         const std::int64_t q0 = r * g.block_q, q1 = std::min(g.nq, q0 + g.block_q);
         ranges.clear();
@@ -141,18 +143,20 @@ class BlockLayoutBuilder {
             TileClass cls = p.classify(g, head, t);
             if (cls == TileClass::Empty) continue;
             if (cls == TileClass::Partial) {
-              mask.reset(t.rows(), t.cols());
+              mask.reset(t.rows(), t.cols(), L.mask_row_words_);
               p.fill_tile(g, head, t, mask);
               const std::int64_t pc = mask.popcount();
               if (pc == 0) continue;
               if (pc == t.area()) {
                 cls = TileClass::Full;
               } else {
-                std::fill(packed.begin(), packed.end(), 0);
-                for (std::int64_t row = 0; row < t.rows(); ++row)
-                  std::copy_n(mask.row(row), mask.row_words(),
-                              packed.data() + row * L.mask_row_words_);
-                ch.masks_local.push_back(ch.pool.intern(packed.data()));
+                const std::uint64_t* bits = mask.words().data();
+                if (t.rows() < g.block_q) {  // ragged last row of tiles: pad to block_q rows
+                  std::fill(packed.begin(), packed.end(), 0);
+                  std::copy(mask.words().begin(), mask.words().end(), packed.begin());
+                  bits = packed.data();
+                }
+                ch.masks_local.push_back(ch.pool.intern(bits));
                 ++ch.counts.partial_tiles;
                 ch.counts.allowed_pairs += pc;
               }

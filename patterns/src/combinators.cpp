@@ -11,11 +11,12 @@ namespace {
 // Scratch tile masks for combinators, reused per thread (no allocation per tile once warm).
 class ScratchMask {
  public:
-  ScratchMask(std::int64_t rows, std::int64_t cols) {
+  // An all-zero mask shaped like `like`.
+  explicit ScratchMask(const TileMask& like) {
     if (pool().empty()) pool().emplace_back();
     mask_ = std::move(pool().back());
     pool().pop_back();
-    mask_.reset(rows, cols);
+    mask_.reset_like(like);
   }
   ~ScratchMask() { pool().push_back(std::move(mask_)); }
   ScratchMask(const ScratchMask&) = delete;
@@ -165,13 +166,13 @@ class IntersectionPattern final : public NaryPattern {
     return result;
   }
   void fill_tile(const Geometry& g, int h, const Tile& t, TileMask& mask) const override {
-    ScratchMask acc(t.rows(), t.cols());
+    ScratchMask acc(mask);
     acc.get().fill();
     for (const auto& c : children_) {
       const TileClass k = c->classify(g, h, t);
       if (k == TileClass::Empty) return;
       if (k == TileClass::Full) continue;
-      ScratchMask part(t.rows(), t.cols());
+      ScratchMask part(mask);
       c->fill_tile(g, h, t, part.get());
       acc.get().and_with(part.get());
     }
@@ -228,13 +229,13 @@ class DifferencePattern final : public Pattern {
     if (ka == TileClass::Empty) return;
     const TileClass kb = b_->classify(g, h, t);
     if (kb == TileClass::Full) return;
-    ScratchMask acc(t.rows(), t.cols());
+    ScratchMask acc(mask);
     if (ka == TileClass::Full)
       acc.get().fill();
     else
       a_->fill_tile(g, h, t, acc.get());
     if (kb == TileClass::Partial) {
-      ScratchMask part(t.rows(), t.cols());
+      ScratchMask part(mask);
       b_->fill_tile(g, h, t, part.get());
       acc.get().and_not(part.get());
     }

@@ -264,8 +264,10 @@ class Parser {
       const ParamSpec& ps = info.params[k];
       if (k) s += ", ";
       s += ps.name;
-      if (ps.default_value) s += "=" + to_string(*ps.default_value);
-      else if (!ps.required) s += "=?";
+      if (ps.default_value)
+        s += fmt::format("={}", to_string(*ps.default_value));
+      else if (!ps.required)
+        s += "=?";
     }
     return s + ")";
   }

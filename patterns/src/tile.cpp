@@ -42,25 +42,11 @@ void intersect_ranges(const std::vector<KeyRange>& a, const std::vector<KeyRange
   }
 }
 
-void TileMask::reset(std::int64_t rows, std::int64_t cols) {
+void TileMask::reset(std::int64_t rows, std::int64_t cols, int row_words) {
   rows_ = rows;
   cols_ = cols;
-  row_words_ = words_per_row(cols);
+  row_words_ = std::max(row_words, words_per_row(cols));
   bits_.assign(static_cast<std::size_t>(rows * row_words_), 0);
-}
-
-void TileMask::set_range(std::int64_t r, std::int64_t c0, std::int64_t c1) {
-  c0 = std::max<std::int64_t>(c0, 0);
-  c1 = std::min(c1, cols_);
-  if (c0 >= c1) return;
-  std::uint64_t* w = row(r);
-  for (std::int64_t word = c0 >> 6; word <= (c1 - 1) >> 6; ++word) {
-    const std::int64_t lo = std::max(c0, word * 64) - word * 64;
-    const std::int64_t hi = std::min(c1, word * 64 + 64) - word * 64;  // 1..64
-    const std::uint64_t upper = hi == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << hi) - 1;
-    const std::uint64_t lower = (std::uint64_t{1} << lo) - 1;
-    w[word] |= upper & ~lower;
-  }
 }
 
 void TileMask::fill() {

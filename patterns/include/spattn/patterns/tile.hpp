@@ -37,8 +37,11 @@ inline int words_per_row(std::int64_t cols) { return static_cast<int>((cols + 63
 class TileMask {
  public:
   TileMask() = default;
-  // Resets to an all-zero mask of rows x cols (cols <= 128 in layouts; any size in tests).
-  void reset(std::int64_t rows, std::int64_t cols);
+  // Resets to an all-zero mask of rows x cols with `row_words` >= words_per_row(cols) words per
+  // row (the builder uses the layout's fixed row stride).
+  void reset(std::int64_t rows, std::int64_t cols, int row_words = 0);
+  // Resets to an all-zero mask of the same shape and row stride as `o`.
+  void reset_like(const TileMask& o) { reset(o.rows_, o.cols_, o.row_words_); }
   std::int64_t rows() const { return rows_; }
   std::int64_t cols() const { return cols_; }
   int row_words() const { return row_words_; }
@@ -47,7 +50,22 @@ class TileMask {
   bool get(std::int64_t r, std::int64_t c) const { return (row(r)[c >> 6] >> (c & 63)) & 1u; }
   void set(std::int64_t r, std::int64_t c) { row(r)[c >> 6] |= std::uint64_t{1} << (c & 63); }
   // Sets bits [c0, c1) of row r (clipped to [0, cols)).
-  void set_range(std::int64_t r, std::int64_t c0, std::int64_t c1);
+  void set_range(std::int64_t r, std::int64_t c0, std::int64_t c1) {
+    c0 = c0 < 0 ? 0 : c0;
+    c1 = c1 > cols_ ? cols_ : c1;
+    if (c0 >= c1) return;
+    std::uint64_t* w = row(r);
+    const std::int64_t first = c0 >> 6, last = (c1 - 1) >> 6;
+    const std::uint64_t lo_mask = ~std::uint64_t{0} << (c0 & 63);
+    const std::uint64_t hi_mask = ~std::uint64_t{0} >> (63 - ((c1 - 1) & 63));
+    if (first == last) {
+      w[first] |= lo_mask & hi_mask;
+      return;
+    }
+    w[first] |= lo_mask;
+    for (std::int64_t k = first + 1; k < last; ++k) w[k] = ~std::uint64_t{0};
+    w[last] |= hi_mask;
+  }
   void fill();  // every valid bit set
   std::int64_t popcount() const;
   std::span<const std::uint64_t> words() const { return bits_; }
