@@ -1,8 +1,10 @@
 #include "spattn/patterns/block_layout.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
+#include <unistd.h>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -64,6 +66,7 @@ class MaskPool {
     index_.emplace(h, m);
     return m;
   }
+  std::int64_t words() const { return words_; }
   std::vector<std::uint64_t> release() { return std::move(data_); }
 
  private:
@@ -78,145 +81,203 @@ class MaskPool {
 // depend on how oneTBB schedules the chunks.
 class BlockLayoutBuilder {
  public:
-  static BlockLayout build(const Pattern& p, const Geometry& g, int head, const BuildOptions& opt) {
-    const bool bounded = p.bounds_keys();
-    const bool analytic = p.analytic_tiles();
-    if (!analytic && !bounded) {
-      const double pairs = static_cast<double>(g.nq) * static_cast<double>(g.nk);
-      if (pairs > static_cast<double>(opt.max_scan_pairs))
-        throw BudgetError(fmt::format(
-            "pattern '{}' has no fast paths (it implements only allows), so building its layout "
-            "scans all {:.3g} pairs at {}; the scan limit is {} pairs (BuildOptions::"
-            "max_scan_pairs). Implement key_ranges/classify/fill_tile or use a smaller size",
-            p.scanned_part(), pairs, g.describe(), opt.max_scan_pairs));
-    }
-    if (!bounded) {
-      const double tiles = static_cast<double>(g.q_blocks()) * static_cast<double>(g.k_blocks());
-      if (tiles > static_cast<double>(opt.max_scan_pairs))
-        throw BudgetError(fmt::format(
-            "pattern '{}' does not bound its key ranges, so building its layout classifies all "
-            "{:.3g} tiles at {}; the limit is {} (BuildOptions::max_scan_pairs)",
-            p.scanned_part(), tiles, g.describe(), opt.max_scan_pairs));
-    }
+  BlockLayoutBuilder(const Pattern& p, const Geometry& g, int head, const BuildOptions& opt)
+      : p_(p), g_(g), head_(head), opt_(opt), bounded_(p.bounds_keys()) {
+    L_.nq_ = g.nq;
+    L_.nk_ = g.nk;
+    L_.block_q_ = g.block_q;
+    L_.block_k_ = g.block_k;
+    L_.mask_row_words_ = words_per_row(g.block_k);
+  }
 
-    BlockLayout L;
-    L.nq_ = g.nq;
-    L.nk_ = g.nk;
-    L.block_q_ = g.block_q;
-    L.block_k_ = g.block_k;
-    L.mask_row_words_ = words_per_row(g.block_k);
-    const std::int64_t q_blocks = g.q_blocks();
-    const std::int64_t mask_words = L.mask_words();
-
-    struct Chunk {
-      std::vector<std::int64_t> row_len;
-      std::vector<std::int32_t> cols;
-      std::vector<std::int32_t> masks_local;  // -1 full, else index into `pool`
-      MaskPool pool;
-      LayoutCounts counts;
-    };
-    constexpr std::int64_t kRowsPerChunk = 32;
+  BlockLayout build() {
+    check_scan_limits();
+    const std::int64_t q_blocks = g_.q_blocks();
+    estimate_memory(q_blocks);
     const std::int64_t n_chunks = (q_blocks + kRowsPerChunk - 1) / kRowsPerChunk;
     std::vector<Chunk> chunks(static_cast<std::size_t>(n_chunks));
-    for (Chunk& ch : chunks) ch.pool.init(mask_words);
-
-    auto process = [&](std::int64_t chunk_id) {
-      Chunk& ch = chunks[static_cast<std::size_t>(chunk_id)];
-      std::vector<KeyRange> ranges;
-      TileMask mask;
-      std::vector<std::uint64_t> packed(static_cast<std::size_t>(mask_words));
-      const std::int64_t r_end = std::min(q_blocks, (chunk_id + 1) * kRowsPerChunk);
-      ch.cols.reserve(static_cast<std::size_t>(kRowsPerChunk) * 8);
-      ch.masks_local.reserve(static_cast<std::size_t>(kRowsPerChunk) * 8);
-      for (std::int64_t r = chunk_id * kRowsPerChunk; r < r_end; ++r) {
-        const std::int64_t q0 = r * g.block_q, q1 = std::min(g.nq, q0 + g.block_q);
-        ranges.clear();
-        if (bounded && p.key_ranges(g, head, q0, q1, ranges))
-          normalize_ranges(ranges, g.nk);
-        else
-          ranges.assign(1, KeyRange{0, g.nk});
-        std::int64_t row_len = 0, next_block = 0;
-        for (const KeyRange& kr : ranges) {
-          const std::int64_t b1 = (kr.end - 1) / g.block_k;
-          for (std::int64_t c = std::max(next_block, kr.begin / g.block_k); c <= b1; ++c) {
-            const Tile t = L.tile(r, c);
-            TileClass cls = p.classify(g, head, t);
-            if (cls == TileClass::Empty) continue;
-            if (cls == TileClass::Partial) {
-              mask.reset(t.rows(), t.cols(), L.mask_row_words_);
-              p.fill_tile(g, head, t, mask);
-              const std::int64_t pc = mask.popcount();
-              if (pc == 0) continue;
-              if (pc == t.area()) {
-                cls = TileClass::Full;
-              } else {
-                const std::uint64_t* bits = mask.words().data();
-                if (t.rows() < g.block_q) {  // ragged last row of tiles: pad to block_q rows
-                  std::fill(packed.begin(), packed.end(), 0);
-                  std::copy(mask.words().begin(), mask.words().end(), packed.begin());
-                  bits = packed.data();
-                }
-                ch.masks_local.push_back(ch.pool.intern(bits));
-                ++ch.counts.partial_tiles;
-                ch.counts.allowed_pairs += pc;
-              }
-            }
-            if (cls == TileClass::Full) {
-              ch.masks_local.push_back(-1);
-              ++ch.counts.full_tiles;
-              ch.counts.allowed_pairs += t.area();
-            }
-            ch.cols.push_back(static_cast<std::int32_t>(c));
-            ch.counts.computed_pairs += t.area();
-            ++row_len;
-          }
-          next_block = std::max(next_block, b1 + 1);
-        }
-        ch.row_len.push_back(row_len);
-      }
-    };
-
     auto run = [&] {
       tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n_chunks, 1),
                         [&](const tbb::blocked_range<std::int64_t>& rg) {
-                          for (std::int64_t c = rg.begin(); c != rg.end(); ++c) process(c);
+                          Scratch scratch(L_.mask_words());
+                          for (std::int64_t c = rg.begin(); c != rg.end(); ++c) {
+                            Chunk& ch = chunks[static_cast<std::size_t>(c)];
+                            ch.pool.init(L_.mask_words());
+                            const std::int64_t r_end = std::min(q_blocks, (c + 1) * kRowsPerChunk);
+                            for (std::int64_t r = c * kRowsPerChunk; r < r_end; ++r)
+                              build_row(r, ch, scratch);
+                            charge(ch);
+                          }
                         });
     };
-    if (opt.threads > 0) {
-      tbb::task_arena arena(opt.threads);
+    if (opt_.threads > 0) {
+      tbb::task_arena arena(opt_.threads);
       arena.execute(run);
     } else {
       run();
     }
+    concatenate(chunks, q_blocks);
+    return std::move(L_);
+  }
 
-    // Concatenate chunks in order; masks equal across chunks are stored once.
+ private:
+  static constexpr std::int64_t kRowsPerChunk = 32;
+
+  struct Chunk {
+    std::vector<std::int64_t> row_len;
+    std::vector<std::int32_t> cols;
+    std::vector<std::int32_t> masks_local;  // -1 full, else index into `pool`
+    MaskPool pool;
+    LayoutCounts counts;
+    std::int64_t bytes() const {
+      return static_cast<std::int64_t>(cols.size() * 8 + row_len.size() * 8) +
+             pool.size() * static_cast<std::int64_t>(pool.words()) * 8;
+    }
+  };
+  struct Scratch {
+    explicit Scratch(std::int64_t mask_words) : packed(static_cast<std::size_t>(mask_words)) {}
+    std::vector<KeyRange> ranges;
+    TileMask mask;
+    std::vector<std::uint64_t> packed;
+  };
+
+  void check_scan_limits() const {
+    if (!p_.analytic_tiles() && !bounded_) {
+      const double pairs = static_cast<double>(g_.nq) * static_cast<double>(g_.nk);
+      if (pairs > static_cast<double>(opt_.max_scan_pairs))
+        throw BudgetError(fmt::format(
+            "pattern '{}' has no fast paths (it implements only allows), so building its layout "
+            "scans all {:.3g} pairs at {}; the scan limit is {} pairs (BuildOptions::"
+            "max_scan_pairs). Implement key_ranges/classify/fill_tile or use a smaller size",
+            p_.scanned_part(), pairs, g_.describe(), opt_.max_scan_pairs));
+    }
+    if (!bounded_) {
+      const double tiles = static_cast<double>(g_.q_blocks()) * static_cast<double>(g_.k_blocks());
+      if (tiles > static_cast<double>(opt_.max_scan_pairs))
+        throw BudgetError(fmt::format(
+            "pattern '{}' does not bound its key ranges, so building its layout classifies all "
+            "{:.3g} tiles at {}; the limit is {} (BuildOptions::max_scan_pairs)",
+            p_.scanned_part(), tiles, g_.describe(), opt_.max_scan_pairs));
+    }
+  }
+
+  // Refuses up front a layout whose estimated size exceeds the budget: 16 evenly spaced rows
+  // are built and their kept tiles extrapolated to all rows.
+  void estimate_memory(std::int64_t q_blocks) {
+    constexpr std::int64_t kSamples = 16;
+    if (q_blocks <= 4 * kSamples) return;  // small: the running check suffices
+    Chunk sample;
+    sample.pool.init(L_.mask_words());
+    Scratch scratch(L_.mask_words());
+    for (std::int64_t k = 0; k < kSamples; ++k)
+      build_row(k * (q_blocks - 1) / (kSamples - 1), sample, scratch);
+    const double per_row = static_cast<double>(sample.cols.size()) / kSamples;
+    const double estimate = per_row * static_cast<double>(q_blocks) * 8.0;
+    if (estimate > static_cast<double>(opt_.max_layout_bytes))
+      throw BudgetError(fmt::format(
+          "the layout of '{}' at {} would take about {:.3g} GiB ({:.3g} kept tiles per row of "
+          "tiles, estimated from {} rows); the layout memory budget is {:.3g} GiB "
+          "(BuildOptions::max_layout_bytes). Use a larger block size or a smaller n",
+          p_.spec().substr(0, 80), g_.describe(), estimate / (1 << 30), per_row, kSamples,
+          static_cast<double>(opt_.max_layout_bytes) / (1 << 30)));
+  }
+
+  // Running check: the kept tiles built so far must fit the budget.
+  void charge(const Chunk& ch) {
+    const std::int64_t total = used_.fetch_add(ch.bytes()) + ch.bytes();
+    if (total > opt_.max_layout_bytes)
+      throw BudgetError(fmt::format(
+          "the layout of '{}' at {} exceeded the layout memory budget of {:.3g} GiB after "
+          "{:.3g} GiB (BuildOptions::max_layout_bytes). Use a larger block size or a smaller n",
+          p_.spec().substr(0, 80), g_.describe(),
+          static_cast<double>(opt_.max_layout_bytes) / (1 << 30),
+          static_cast<double>(total) / (1 << 30)));
+  }
+
+  // Appends query-block row r's kept tiles to `ch`.
+  void build_row(std::int64_t r, Chunk& ch, Scratch& s) const {
+    const std::int64_t q0 = r * g_.block_q, q1 = std::min(g_.nq, q0 + g_.block_q);
+    s.ranges.clear();
+    if (bounded_ && p_.key_ranges(g_, head_, q0, q1, s.ranges))
+      normalize_ranges(s.ranges, g_.nk);
+    else
+      s.ranges.assign(1, KeyRange{0, g_.nk});
+    std::int64_t row_len = 0, next_block = 0;
+    for (const KeyRange& kr : s.ranges) {
+      const std::int64_t b1 = (kr.end - 1) / g_.block_k;
+      for (std::int64_t c = std::max(next_block, kr.begin / g_.block_k); c <= b1; ++c) {
+        const Tile t = L_.tile(r, c);
+        TileClass cls = p_.classify(g_, head_, t);
+        if (cls == TileClass::Empty) continue;
+        if (cls == TileClass::Partial) {
+          s.mask.reset(t.rows(), t.cols(), L_.mask_row_words_);
+          p_.fill_tile(g_, head_, t, s.mask);
+          const std::int64_t pc = s.mask.popcount();
+          if (pc == 0) continue;
+          if (pc == t.area()) {
+            cls = TileClass::Full;
+          } else {
+            const std::uint64_t* bits = s.mask.words().data();
+            if (t.rows() < g_.block_q) {  // ragged last row of tiles: pad to block_q rows
+              std::fill(s.packed.begin(), s.packed.end(), 0);
+              std::copy(s.mask.words().begin(), s.mask.words().end(), s.packed.begin());
+              bits = s.packed.data();
+            }
+            ch.masks_local.push_back(ch.pool.intern(bits));
+            ++ch.counts.partial_tiles;
+            ch.counts.allowed_pairs += pc;
+          }
+        }
+        if (cls == TileClass::Full) {
+          ch.masks_local.push_back(-1);
+          ++ch.counts.full_tiles;
+          ch.counts.allowed_pairs += t.area();
+        }
+        ch.cols.push_back(static_cast<std::int32_t>(c));
+        ch.counts.computed_pairs += t.area();
+        ++row_len;
+      }
+      next_block = std::max(next_block, b1 + 1);
+    }
+    ch.row_len.push_back(row_len);
+  }
+
+  // Concatenates chunks in order; masks equal across chunks are stored once.
+  void concatenate(std::vector<Chunk>& chunks, std::int64_t q_blocks) {
     std::int64_t total_tiles = 0;
     for (const Chunk& ch : chunks) {
       total_tiles += static_cast<std::int64_t>(ch.cols.size());
-      L.counts_ += ch.counts;
+      L_.counts_ += ch.counts;
     }
-    L.row_ptr_.assign(1, 0);
-    L.row_ptr_.reserve(static_cast<std::size_t>(q_blocks + 1));
-    L.col_index_.reserve(static_cast<std::size_t>(total_tiles));
-    L.mask_index_.reserve(static_cast<std::size_t>(total_tiles));
+    L_.row_ptr_.assign(1, 0);
+    L_.row_ptr_.reserve(static_cast<std::size_t>(q_blocks + 1));
+    L_.col_index_.reserve(static_cast<std::size_t>(total_tiles));
+    L_.mask_index_.reserve(static_cast<std::size_t>(total_tiles));
     MaskPool global;
-    global.init(mask_words);
+    global.init(L_.mask_words());
     std::vector<std::int32_t> remap;
     for (Chunk& ch : chunks) {
-      for (std::int64_t len : ch.row_len) L.row_ptr_.push_back(L.row_ptr_.back() + len);
-      L.col_index_.insert(L.col_index_.end(), ch.cols.begin(), ch.cols.end());
+      for (std::int64_t len : ch.row_len) L_.row_ptr_.push_back(L_.row_ptr_.back() + len);
+      L_.col_index_.insert(L_.col_index_.end(), ch.cols.begin(), ch.cols.end());
       remap.resize(static_cast<std::size_t>(ch.pool.size()));
       for (std::int32_t m = 0; m < ch.pool.size(); ++m) remap[m] = global.intern(ch.pool.mask(m));
-      for (std::int32_t m : ch.masks_local) L.mask_index_.push_back(m < 0 ? -1 : remap[m]);
+      for (std::int32_t m : ch.masks_local) L_.mask_index_.push_back(m < 0 ? -1 : remap[m]);
       ch = Chunk{};
     }
-    L.masks_ = global.release();
-    L.counts_.kept_tiles = total_tiles;
-    L.counts_.bytes = static_cast<std::int64_t>(
-        L.row_ptr_.size() * sizeof(std::int64_t) + L.col_index_.size() * sizeof(std::int32_t) +
-        L.mask_index_.size() * sizeof(std::int32_t) + L.masks_.size() * sizeof(std::uint64_t));
-    return L;
+    L_.masks_ = global.release();
+    L_.counts_.kept_tiles = total_tiles;
+    L_.counts_.bytes = static_cast<std::int64_t>(
+        L_.row_ptr_.size() * sizeof(std::int64_t) + L_.col_index_.size() * sizeof(std::int32_t) +
+        L_.mask_index_.size() * sizeof(std::int32_t) + L_.masks_.size() * sizeof(std::uint64_t));
   }
+
+  const Pattern& p_;
+  const Geometry& g_;
+  const int head_;
+  const BuildOptions& opt_;
+  const bool bounded_;
+  BlockLayout L_;
+  std::atomic<std::int64_t> used_{0};
 };
 
 BlockLayout build_block_layout(const Pattern& pattern, const Geometry& g, int head,
@@ -225,7 +286,13 @@ BlockLayout build_block_layout(const Pattern& pattern, const Geometry& g, int he
   if (head < 0 || head >= g.heads)
     throw UsageError(fmt::format("head {} is out of range: allowed 0..{}", head, g.heads - 1));
   pattern.check(g);
-  return BlockLayoutBuilder::build(pattern, g, head, opt);
+  return BlockLayoutBuilder(pattern, g, head, opt).build();
+}
+
+std::int64_t BuildOptions::default_layout_budget() {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return std::int64_t{8} << 30;
+  return static_cast<std::int64_t>(pages) * page / 4 * 3;
 }
 
 LayoutCounts Layout::counts() const {
@@ -257,7 +324,7 @@ Layout build_layout(const Pattern& pattern, const Geometry& g, const BuildOption
   }
   for (int h : first_head)
     out.distinct.push_back(
-        std::make_shared<const BlockLayout>(BlockLayoutBuilder::build(pattern, g, h, opt)));
+        std::make_shared<const BlockLayout>(BlockLayoutBuilder(pattern, g, h, opt).build()));
   out.build_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;
