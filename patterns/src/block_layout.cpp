@@ -136,7 +136,7 @@ class BlockLayoutBuilder {
   };
   struct Scratch {
     explicit Scratch(std::int64_t mask_words) : packed(static_cast<std::size_t>(mask_words)) {}
-    std::vector<KeyRange> ranges;
+    std::vector<KeyRange> ranges, full;
     TileMask mask;
     std::vector<std::uint64_t> packed;
   };
@@ -202,12 +202,18 @@ class BlockLayoutBuilder {
       normalize_ranges(s.ranges, g_.nk);
     else
       s.ranges.assign(1, KeyRange{0, g_.nk});
+    p_.full_key_ranges(g_, head_, q0, q1, s.full);
+    normalize_ranges(s.full, g_.nk);
+    std::size_t f = 0;  // first full range that may contain the current tile
     std::int64_t row_len = 0, next_block = 0;
     for (const KeyRange& kr : s.ranges) {
       const std::int64_t b1 = (kr.end - 1) / g_.block_k;
       for (std::int64_t c = std::max(next_block, kr.begin / g_.block_k); c <= b1; ++c) {
         const Tile t = L_.tile(r, c);
-        TileClass cls = p_.classify(g_, head_, t);
+        while (f < s.full.size() && s.full[f].end < t.k_end) ++f;
+        TileClass cls = f < s.full.size() && s.full[f].begin <= t.k_begin
+                            ? TileClass::Full
+                            : p_.classify(g_, head_, t);
         if (cls == TileClass::Empty) continue;
         if (cls == TileClass::Partial) {
           s.mask.reset(t.rows(), t.cols(), L_.mask_row_words_);

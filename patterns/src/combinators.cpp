@@ -101,6 +101,16 @@ class UnionPattern final : public NaryPattern {
     normalize_ranges(out, g.nk);
     return true;
   }
+  void full_key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
+                       std::vector<KeyRange>& out) const override {
+    out.clear();
+    std::vector<KeyRange> part;
+    for (const auto& c : children_) {
+      c->full_key_ranges(g, h, q0, q1, part);
+      out.insert(out.end(), part.begin(), part.end());
+    }
+    normalize_ranges(out, g.nk);
+  }
   TileClass classify(const Geometry& g, int h, const Tile& t) const override {
     TileClass result = TileClass::Empty;
     for (const auto& c : children_) {
@@ -155,6 +165,21 @@ class IntersectionPattern final : public NaryPattern {
       }
     }
     return have;
+  }
+  void full_key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
+                       std::vector<KeyRange>& out) const override {
+    std::vector<KeyRange> part, tmp;
+    for (std::size_t k = 0; k < children_.size(); ++k) {
+      children_[k]->full_key_ranges(g, h, q0, q1, k == 0 ? out : part);
+      if (k == 0) {
+        normalize_ranges(out, g.nk);
+      } else {
+        normalize_ranges(part, g.nk);
+        intersect_ranges(out, part, tmp);
+        out.swap(tmp);
+      }
+      if (out.empty()) return;
+    }
   }
   TileClass classify(const Geometry& g, int h, const Tile& t) const override {
     TileClass result = TileClass::Full;
@@ -215,6 +240,19 @@ class DifferencePattern final : public Pattern {
   bool key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
     return a_->key_ranges(g, h, q0, q1, out);
+  }
+  // a's full ranges minus every key b might allow.
+  void full_key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
+                       std::vector<KeyRange>& out) const override {
+    std::vector<KeyRange> b_keys;
+    if (!b_->key_ranges(g, h, q0, q1, b_keys)) {
+      out.clear();
+      return;
+    }
+    a_->full_key_ranges(g, h, q0, q1, out);
+    normalize_ranges(out, g.nk);
+    normalize_ranges(b_keys, g.nk);
+    subtract_ranges(out, b_keys);
   }
   TileClass classify(const Geometry& g, int h, const Tile& t) const override {
     const TileClass ka = a_->classify(g, h, t);
@@ -330,6 +368,10 @@ class PerHeadPattern final : public Pattern {
   bool key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
     return at(h).key_ranges(g, h, q0, q1, out);
+  }
+  void full_key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
+                       std::vector<KeyRange>& out) const override {
+    at(h).full_key_ranges(g, h, q0, q1, out);
   }
   TileClass classify(const Geometry& g, int h, const Tile& t) const override {
     return at(h).classify(g, h, t);

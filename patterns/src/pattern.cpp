@@ -11,6 +11,11 @@ bool Pattern::key_ranges(const Geometry&, int, std::int64_t, std::int64_t,
   return false;
 }
 
+void Pattern::full_key_ranges(const Geometry&, int, std::int64_t, std::int64_t,
+                              std::vector<KeyRange>& out) const {
+  out.clear();
+}
+
 TileClass Pattern::classify(const Geometry& g, int head, const Tile& t) const {
   return detail::scan_classify(*this, g, head, t);
 }

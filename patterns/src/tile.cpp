@@ -42,6 +42,20 @@ void intersect_ranges(const std::vector<KeyRange>& a, const std::vector<KeyRange
   }
 }
 
+void subtract_ranges(std::vector<KeyRange>& a, const std::vector<KeyRange>& b) {
+  std::vector<KeyRange> out;
+  std::size_t j = 0;
+  for (KeyRange r : a) {
+    while (j < b.size() && b[j].end <= r.begin) ++j;
+    for (std::size_t k = j; k < b.size() && b[k].begin < r.end; ++k) {
+      if (b[k].begin > r.begin) out.push_back({r.begin, b[k].begin});
+      r.begin = std::max(r.begin, b[k].end);
+    }
+    if (r.begin < r.end) out.push_back(r);
+  }
+  a.swap(out);
+}
+
 void TileMask::reset(std::int64_t rows, std::int64_t cols, int row_words) {
   rows_ = rows;
   cols_ = cols;

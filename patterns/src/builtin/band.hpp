@@ -21,6 +21,13 @@ class Band : public Leaf {
     out.assign(1, KeyRange{lo(s.first), hi(s.last) + 1});
     return true;
   }
+  // Keys every query of the range sees: [lo(last), hi(first)].
+  void full_key_ranges(const Geometry& g, int, std::int64_t q0, std::int64_t q1,
+                       std::vector<KeyRange>& out) const override {
+    const PosSpan s = positions(g, q0, q1);
+    out.clear();
+    if (lo(s.last) <= hi(s.first)) out.push_back({lo(s.last), hi(s.first) + 1});
+  }
   TileClass classify(const Geometry& g, int, const Tile& t) const override {
     return detail::classify_monotone_band(
         g, t, [this](std::int64_t p) { return lo(p); }, [this](std::int64_t p) { return hi(p); });

@@ -13,6 +13,10 @@ class Dense final : public Leaf {
     out.assign(1, KeyRange{0, g.nk});
     return true;
   }
+  void full_key_ranges(const Geometry& g, int, std::int64_t, std::int64_t,
+                       std::vector<KeyRange>& out) const override {
+    out.assign(1, KeyRange{0, g.nk});
+  }
   TileClass classify(const Geometry&, int, const Tile&) const override { return TileClass::Full; }
   void fill_tile(const Geometry&, int, const Tile&, TileMask& m) const override { m.fill(); }
 };

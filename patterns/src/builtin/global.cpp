@@ -50,6 +50,15 @@ class Global final : public Leaf {
       out = runs_;
     return true;
   }
+  // Global key columns are seen by every query; a range of only global queries sees everything.
+  void full_key_ranges(const Geometry& g, int, std::int64_t q0, std::int64_t q1,
+                       std::vector<KeyRange>& out) const override {
+    const PosSpan s = positions(g, q0, q1);
+    if (count(s.first, s.last) == s.last - s.first + 1)
+      out.assign(1, KeyRange{0, g.nk});
+    else
+      out = runs_;
+  }
   TileClass classify(const Geometry& g, int, const Tile& t) const override {
     const std::int64_t gq = count(g.position(t.q_begin), g.position(t.q_end - 1));
     const std::int64_t gk = count(t.k_begin, t.k_end - 1);

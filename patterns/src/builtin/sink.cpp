@@ -17,6 +17,10 @@ class LeadingKeys final : public Leaf {
     out.assign(1, KeyRange{0, n_});
     return true;
   }
+  void full_key_ranges(const Geometry&, int, std::int64_t, std::int64_t,
+                       std::vector<KeyRange>& out) const override {
+    out.assign(1, KeyRange{0, n_});
+  }
   TileClass classify(const Geometry&, int, const Tile& t) const override {
     if (t.k_end <= n_) return TileClass::Full;
     if (t.k_begin >= n_) return TileClass::Empty;

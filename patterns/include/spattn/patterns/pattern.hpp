@@ -36,6 +36,12 @@ class Pattern {
   virtual bool key_ranges(const Geometry& g, int head, std::int64_t q_begin, std::int64_t q_end,
                           std::vector<KeyRange>& out) const;
 
+  // Fast path: replaces `out` with key ranges in which every query of [q_begin, q_end) may attend
+  // to every key (a subset is fine; empty means "none known"). The builder marks tiles inside
+  // them Full without calling classify. Default: none.
+  virtual void full_key_ranges(const Geometry& g, int head, std::int64_t q_begin,
+                               std::int64_t q_end, std::vector<KeyRange>& out) const;
+
   // Fast path: Empty/Full must be exact; Partial means "scan it". Default: scans with `allows`.
   virtual TileClass classify(const Geometry& g, int head, const Tile& t) const;
 

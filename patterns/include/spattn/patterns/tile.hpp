@@ -26,6 +26,8 @@ struct KeyRange {
 
 // Sorts, clips to [0, nk) and merges overlapping or touching ranges in place.
 void normalize_ranges(std::vector<KeyRange>& ranges, std::int64_t nk);
+// a = a \ b, both normalized.
+void subtract_ranges(std::vector<KeyRange>& a, const std::vector<KeyRange>& b);
 // out = a ∩ b, both normalized.
 void intersect_ranges(const std::vector<KeyRange>& a, const std::vector<KeyRange>& b,
                       std::vector<KeyRange>& out);
