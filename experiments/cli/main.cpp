@@ -1,1 +1,47 @@
-int main() { return 0; }
+// spattn: the command-line tool. Exit codes: 0 ok, 2 usage errors (bad command line, spec or
+// parameters), 1 runtime errors (refused work, I/O).
+#include <CLI/CLI.hpp>
+#include <exception>
+#include <iostream>
+#include <vector>
+
+#include "cli_common.hpp"
+#include "spattn/patterns/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "spattn: sparse attention patterns toolkit. Build block-sparse layouts from pattern spec "
+      "strings, inspect and export them.",
+      "spattn"};
+  app.set_version_flag("--version", "spattn " SPATTN_VERSION);
+  app.require_subcommand(0, 1);
+  app.footer("Run 'spattn COMMAND --help' for the options of a command.");
+
+  const std::vector<spattn::cli::Command> commands = {spattn::cli::add_patterns_command(app),
+                                                      spattn::cli::add_mask_command(app),
+                                                      spattn::cli::add_stats_command(app)};
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "spattn: error: " << e.what() << "\nRun 'spattn --help' for usage.\n";
+    return 2;
+  }
+
+  for (const spattn::cli::Command& cmd : commands) {
+    if (!cmd.app->parsed()) continue;
+    try {
+      cmd.run();
+      return 0;
+    } catch (const spattn::UsageError& e) {
+      std::cerr << "spattn: error: " << e.what() << "\n";
+      return 2;
+    } catch (const std::exception& e) {
+      std::cerr << "spattn: error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << app.help();
+  return 2;
+}

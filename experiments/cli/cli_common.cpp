@@ -1,0 +1,47 @@
+#include "cli_common.hpp"
+
+#include <fmt/format.h>
+
+#include <utility>
+
+#include "spattn/patterns/error.hpp"
+
+namespace spattn::cli {
+
+void GeometryOptions::add_to(CLI::App& app) {
+  app.add_option("-n,--n", n, "number of queries (and of keys unless --nk is given)")->required();
+  app.add_option("--nk", nk, "number of keys (default: --n); queries align bottom-right");
+  app.add_option("--heads", heads, "number of heads")->capture_default_str();
+  auto* b = app.add_option("--block", block, "tile size for queries and keys: 16, 32, 64 or 128")
+                ->capture_default_str();
+  auto* bq = app.add_option("--block-q", block_q, "query tile size (default: --block)");
+  auto* bk = app.add_option("--block-k", block_k, "key tile size (default: --block)");
+  b->excludes(bq)->excludes(bk);
+  app.add_option("--threads", threads, "layout build threads (0: all cores)")
+      ->capture_default_str();
+}
+
+Geometry GeometryOptions::geometry() const {
+  if (threads < 0) throw UsageError(fmt::format("--threads {} is negative", threads));
+  for (auto [name, value] : {std::pair<const char*, int>{"--block", block},
+                             {"--block-q", block_q},
+                             {"--block-k", block_k}})
+    if (value != 0 && !is_valid_block_size(value))
+      throw UsageError(fmt::format("{} {} is not allowed: use 16, 32, 64 or 128", name, value));
+  Geometry g;
+  g.nq = n;
+  g.nk = nk == 0 ? n : nk;
+  g.heads = heads;
+  g.block_q = block_q != 0 ? block_q : block;
+  g.block_k = block_k != 0 ? block_k : block;
+  g.validate();
+  return g;
+}
+
+BuildOptions GeometryOptions::build_options() const {
+  BuildOptions opt;
+  opt.threads = threads;
+  return opt;
+}
+
+}  // namespace spattn::cli

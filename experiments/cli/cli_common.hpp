@@ -1,0 +1,41 @@
+#pragma once
+// Shared pieces of the spattn subcommands: geometry options and the subcommand registry.
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "spattn/patterns/geometry.hpp"
+#include "spattn/patterns/layout.hpp"
+
+namespace spattn::cli {
+
+// A subcommand's work, run after the command line parsed. Throws spattn::UsageError (exit 2) or
+// any other exception (exit 1).
+using Action = std::function<void()>;
+
+// --n, --nk, --heads, --block, --block-q, --block-k, --threads.
+struct GeometryOptions {
+  std::int64_t n = 0;   // queries (and keys, unless --nk)
+  std::int64_t nk = 0;  // keys; 0: equal to n
+  int heads = 1;
+  int block = 64;
+  int block_q = 0;  // 0: --block
+  int block_k = 0;  // 0: --block
+  int threads = 0;  // layout build threads; 0: all cores
+
+  void add_to(CLI::App& app);
+  Geometry geometry() const;  // validated: throws UsageError naming the bad option
+  BuildOptions build_options() const;
+};
+
+// A subcommand and the action to run when it was selected.
+struct Command {
+  CLI::App* app;
+  Action run;
+};
+Command add_patterns_command(CLI::App& app);
+Command add_mask_command(CLI::App& app);
+Command add_stats_command(CLI::App& app);
+
+}  // namespace spattn::cli

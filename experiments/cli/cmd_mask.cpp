@@ -1,0 +1,114 @@
+// spattn mask SPEC --n N ... --level element|block --format ascii|npy|png [--out FILE]: exports a
+// layout's mask as ASCII art, a .npy array or a PNG picture.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "cli_common.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/mask_export.hpp"
+#include "spattn/patterns/spec.hpp"
+
+namespace spattn::cli {
+namespace {
+
+struct MaskOptions {
+  std::string spec;
+  GeometryOptions geo;
+  int head = -1;
+  std::string level = "element";
+  std::string format = "ascii";
+  bool format_given = false;  // else inferred from the --out extension (.npy, .png)
+  std::string out;
+  std::int64_t max_elements = 0;  // 0: the level's default limit
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void run_mask(MaskOptions o) {
+  if (!o.format_given && ends_with(o.out, ".npy")) o.format = "npy";
+  if (!o.format_given && ends_with(o.out, ".png")) o.format = "png";
+  const Geometry g = o.geo.geometry();
+  const MaskLevel level = o.level == "block" ? MaskLevel::Block : MaskLevel::Element;
+  if (o.head < -1 || o.head >= g.heads)
+    throw UsageError(fmt::format("--head {} is out of range: allowed -1 (all heads) or 0..{}",
+                                 o.head, g.heads - 1));
+  if (o.max_elements < 0)
+    throw UsageError(fmt::format("--max-elements {} is negative", o.max_elements));
+  const PatternPtr pattern = parse_spec(o.spec);
+  const Layout layout = build_layout(*pattern, g, o.geo.build_options());
+
+  if (o.format == "ascii") {
+    const std::string art = mask_ascii(layout, level, o.head);
+    if (o.out.empty()) {
+      std::cout << art;
+      return;
+    }
+    std::ofstream file(o.out, std::ios::binary);
+    if (!file) throw Error(fmt::format("{}: cannot create file: {}", o.out, std::strerror(errno)));
+    file << art;
+    if (!file.flush()) throw Error(fmt::format("{}: write failed", o.out));
+    std::cout << fmt::format("wrote {}: {}-level ASCII art of {}\n", o.out, o.level, layout.spec);
+    return;
+  }
+
+  const std::string path = o.out.empty() ? fmt::format("mask-{}.{}", o.level, o.format) : o.out;
+  if (o.format == "npy") {
+    const std::vector<std::int64_t> shape =
+        level == MaskLevel::Element
+            ? write_element_mask_npy(path, layout, o.head,
+                                     o.max_elements > 0 ? o.max_elements : kMaxElementMaskElements)
+            : write_block_mask_npy(path, layout, o.head,
+                                   o.max_elements > 0 ? o.max_elements : kMaxBlockMaskCells);
+    std::cout << fmt::format("wrote {}: uint8 [{}] {} of {} ({})\n", path, fmt::join(shape, ", "),
+                             level == MaskLevel::Element ? "element mask [heads, nq, nk]"
+                                                         : "block mask [heads, q_blocks, k_blocks]",
+                             layout.spec,
+                             level == MaskLevel::Element ? "1 = allowed" : "1 = tile kept");
+    return;
+  }
+  const ImageSize size = write_mask_png(path, layout, level, o.head);
+  std::cout << fmt::format("wrote {}: {} x {} pixel {}-level PNG of {}\n", path, size.width,
+                           size.height, o.level, layout.spec);
+}
+
+}  // namespace
+
+Command add_mask_command(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "mask", "Export a pattern's mask at one geometry: ASCII art, .npy array or PNG picture");
+  auto o = std::make_shared<MaskOptions>();
+  sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'")
+      ->required();
+  o->geo.add_to(*sub);
+  sub->add_option("--head", o->head, "export only this head (-1: all heads)")
+      ->capture_default_str();
+  sub->add_option("--level", o->level,
+                  "element: one value per (query, key) pair, [heads, nq, nk]; block: one value "
+                  "per tile, [heads, q_blocks, k_blocks]")
+      ->check(CLI::IsMember({"element", "block"}))
+      ->capture_default_str();
+  auto* format = sub->add_option("--format", o->format,
+                                 "ascii (to stdout or --out), npy or png (default: from the --out "
+                                 "extension .npy/.png, else ascii)")
+                     ->check(CLI::IsMember({"ascii", "npy", "png"}));
+  sub->add_option("--out", o->out,
+                  "output file (npy/png default: mask-LEVEL.FORMAT in the current directory)");
+  sub->add_option("--max-elements", o->max_elements,
+                  "largest .npy array to write, in elements (default: 2^28 at element level, "
+                  "2^30 at block level)");
+  return {sub, [o, format] {
+            o->format_given = format->count() > 0;
+            run_mask(*o);
+          }};
+}
+
+}  // namespace spattn::cli

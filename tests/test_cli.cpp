@@ -1,0 +1,227 @@
+// End-to-end tests of the spattn CLI binary: exit codes, error messages, stats --json against a
+// brute-force count, the pattern catalogue, and a mask file read back against allows().
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+
+#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/registry.hpp"
+#include "spattn/patterns/spec.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    path_ = fs::temp_directory_path() /
+            ("spattn_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs `spattn ARGS` (ARGS already shell-quoted) and captures exit code, stdout and stderr.
+Result run(const std::string& args) {
+  TempDir dir;
+  const std::string err_path = dir.file("stderr");
+  const std::string cmd =
+      std::string("'") + SPATTN_CLI_PATH + "' " + args + " 2>'" + err_path + "'";
+  Result r;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  REQUIRE(WIFEXITED(status));
+  r.code = WEXITSTATUS(status);
+  std::ifstream err(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  return r;
+}
+
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+}  // namespace
+
+TEST_CASE("cli: exit codes and error messages", "[cli]") {
+  SECTION("--version") {
+    const Result r = run("--version");
+    CHECK(r.code == 0);
+    CHECK(r.out.find("spattn") != std::string::npos);
+  }
+  SECTION("no subcommand prints help and exits 2") {
+    const Result r = run("");
+    CHECK(r.code == 2);
+    CHECK(r.err.find("patterns") != std::string::npos);
+    CHECK(r.err.find("mask") != std::string::npos);
+    CHECK(r.err.find("stats") != std::string::npos);
+  }
+  SECTION("a good command exits 0") {
+    const Result r = run("stats causal --n 10");
+    CHECK(r.code == 0);
+    CHECK(r.err.empty());
+  }
+  SECTION("a bad spec exits 2 and names the column") {
+    // "sliding(4" ends after 9 characters: the missing ')' is at column 10.
+    Result r = run("stats " + quote("sliding(4") + " --n 10");
+    CHECK(r.code == 2);
+    CHECK(r.err.rfind("spattn: error: ", 0) == 0);
+    CHECK(r.err.find("column 10") != std::string::npos);
+    // "causal | " is 9 characters: the unknown name starts at column 10.
+    r = run("stats " + quote("causal | slidin(3)") + " --n 10");
+    CHECK(r.code == 2);
+    CHECK(r.err.find("column 10") != std::string::npos);
+    CHECK(r.err.find("sliding") != std::string::npos);  // the suggestion
+  }
+  SECTION("an unknown option exits 2") {
+    const Result r = run("stats causal --n 10 --bogus");
+    CHECK(r.code == 2);
+    CHECK(r.err.rfind("spattn: error: ", 0) == 0);
+    CHECK(r.err.find("--bogus") != std::string::npos);
+  }
+  SECTION("bad option values exit 2") {
+    CHECK(run("stats causal").code == 2);                           // --n missing
+    CHECK(run("stats causal --n 0").code == 2);                     // out of range
+    CHECK(run("stats causal --n 10 --block 24").code == 2);         // not a tile size
+    CHECK(run("mask causal --n 10 --level pixels").code == 2);      // not a level
+    CHECK(run("mask causal --n 10 --heads 2 --head 2").code == 2);  // no such head
+  }
+  SECTION("refused work exits 1 and suggests the block level") {
+    TempDir dir;
+    const Result r = run("mask causal --n 100000 --format npy --out " + quote(dir.file("big.npy")));
+    CHECK(r.code == 1);
+    CHECK(r.err.find("--level block") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir.file("big.npy")));
+  }
+}
+
+TEST_CASE("cli: stats --json counts match a brute-force count", "[cli]") {
+  const std::string spec = "heads(0: sliding(7) | sink(2); 1: window(3, 0) - strided(4))";
+  const spattn::Geometry g{100, 130, 2, 16, 32};
+  const Result r =
+      run("stats " + quote(spec) + " --n 100 --nk 130 --heads 2 --block-q 16 --block-k 32 --json");
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+
+  const auto pattern = spattn::parse_spec(spec);
+  std::int64_t allowed = 0;
+  for (int h = 0; h < g.heads; ++h)
+    for (std::int64_t i = 0; i < g.nq; ++i)
+      for (std::int64_t k = 0; k < g.nk; ++k) allowed += pattern->allows(g, h, i, k) ? 1 : 0;
+
+  CHECK(j.at("allowed_pairs").get<std::int64_t>() == allowed);
+  CHECK(j.at("density").get<double>() == Approx(static_cast<double>(allowed) / (2.0 * 100 * 130)));
+  CHECK(j.at("nq") == 100);
+  CHECK(j.at("nk") == 130);
+  CHECK(j.at("heads") == 2);
+  CHECK(j.at("distinct_head_layouts") == 2);
+  CHECK(j.at("build") == "analytic");
+  const auto computed = j.at("computed_pairs").get<std::int64_t>();
+  CHECK(computed >= allowed);
+  CHECK(j.at("efficiency").get<double>() ==
+        Approx(static_cast<double>(allowed) / static_cast<double>(computed)));
+  CHECK(j.at("kept_tiles").get<std::int64_t>() ==
+        j.at("full_tiles").get<std::int64_t>() + j.at("partial_tiles").get<std::int64_t>());
+
+  // The table names the same count.
+  const Result t = run("stats " + quote(spec) +
+                       " --n 100 --nk 130 --heads 2 --block-q 16 "
+                       "--block-k 32");
+  REQUIRE(t.code == 0);
+  CHECK(t.out.find(std::to_string(allowed)) != std::string::npos);
+  CHECK(t.out.find("analytic") != std::string::npos);
+}
+
+TEST_CASE("cli: patterns lists every registered pattern", "[cli]") {
+  const Result text = run("patterns");
+  REQUIRE(text.code == 0);
+  const Result js = run("patterns --json");
+  REQUIRE(js.code == 0);
+  const auto j = nlohmann::json::parse(js.out);
+  std::set<std::string> listed;
+  for (const auto& p : j.at("patterns")) listed.insert(p.at("name").get<std::string>());
+
+  std::set<std::string> registered;
+  for (const spattn::PatternInfo* info : spattn::Registry::global().all()) {
+    registered.insert(info->name);
+    INFO(info->name);
+    CHECK(text.out.find("\n" + info->name) != std::string::npos);
+    CHECK(text.out.find(info->rule) != std::string::npos);
+  }
+  CHECK(listed == registered);
+  // The combinator syntax and the precedence note.
+  for (const char* s : {"a | b", "a & b", "a - b", "heads(0..3: A; 4..7: B)", "binds tightest"})
+    CHECK(text.out.find(s) != std::string::npos);
+  CHECK(j.at("combinators").size() >= 4);
+}
+
+TEST_CASE("cli: mask writes files that match allows()", "[cli]") {
+  TempDir dir;
+  const std::string spec = "heads(0: causal; 1: sliding(5) | sink(2))";
+  const spattn::Geometry g{20, 27, 2, 16, 16};
+  const auto pattern = spattn::parse_spec(spec);
+  const std::string path = dir.file("m.npy");
+  const Result r = run("mask " + quote(spec) +
+                       " --n 20 --nk 27 --heads 2 --block 16 --format npy --out " + quote(path));
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find(path) != std::string::npos);
+  const spattn::NpyArray a = spattn::read_npy(path);
+  REQUIRE(a.shape == std::vector<std::int64_t>{2, 20, 27});
+  for (int h = 0; h < 2; ++h)
+    for (std::int64_t i = 0; i < g.nq; ++i)
+      for (std::int64_t k = 0; k < g.nk; ++k)
+        REQUIRE(a.data[static_cast<std::size_t>((h * g.nq + i) * g.nk + k)] ==
+                (pattern->allows(g, h, i, k) ? 1 : 0));
+
+  // ASCII to stdout, one selected head.
+  const Result art = run("mask " + quote(spec) + " --n 20 --nk 27 --heads 2 --head 1");
+  REQUIRE(art.code == 0);
+  std::string expected_row;  // the last query's row on head 1, from the oracle
+  for (std::int64_t k = 0; k < g.nk; ++k) expected_row += pattern->allows(g, 1, 19, k) ? '#' : '.';
+  CHECK(art.out.find("head 1:\n") != std::string::npos);
+  CHECK(art.out.find("head 0:") == std::string::npos);
+  CHECK(art.out.find(expected_row + "\n") != std::string::npos);
+
+  // PNG of the block level.
+  const std::string png = dir.file("m.png");
+  const Result p = run("mask " + quote(spec) +
+                       " --n 20 --nk 27 --heads 2 --block 16 --level "
+                       "block --format png --out " +
+                       quote(png));
+  REQUIRE(p.code == 0);
+  CHECK(fs::file_size(png) > 0);
+
+  // Without --format, the --out extension chooses it.
+  const std::string inferred = dir.file("inferred.png");
+  REQUIRE(run("mask causal --n 8 --out " + quote(inferred)).code == 0);
+  std::ifstream in(inferred, std::ios::binary);
+  std::string magic(8, '\0');
+  in.read(magic.data(), 8);
+  CHECK(magic == "\x89PNG\r\n\x1a\n");
+}
