@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <map>
 #include <unistd.h>
 #include <unordered_map>
@@ -122,6 +123,9 @@ class BlockLayoutBuilder {
 
  private:
   static constexpr std::int64_t kRowsPerChunk = 32;
+  // Peak memory per kept tile: column index and mask index (8 bytes) held once in the chunk being
+  // built and once in the final arrays while the chunks are concatenated.
+  static constexpr std::size_t kPeakBytesPerTile = 16;
 
   struct Chunk {
     std::vector<std::int64_t> row_len;
@@ -130,7 +134,8 @@ class BlockLayoutBuilder {
     MaskPool pool;
     LayoutCounts counts;
     std::int64_t bytes() const {
-      return static_cast<std::int64_t>(cols.size() * 8 + row_len.size() * 8) +
+      // While building, a kept tile takes 8 bytes in its chunk and 8 more in the final arrays.
+      return static_cast<std::int64_t>(cols.size() * kPeakBytesPerTile + row_len.size() * 8) +
              pool.size() * static_cast<std::int64_t>(pool.words()) * 8;
     }
   };
@@ -172,11 +177,11 @@ class BlockLayoutBuilder {
     for (std::int64_t k = 0; k < kSamples; ++k)
       build_row(k * (q_blocks - 1) / (kSamples - 1), sample, scratch);
     const double per_row = static_cast<double>(sample.cols.size()) / kSamples;
-    const double estimate = per_row * static_cast<double>(q_blocks) * 8.0;
+    const double estimate = per_row * static_cast<double>(q_blocks) * kPeakBytesPerTile;
     if (estimate > static_cast<double>(opt_.max_layout_bytes))
       throw BudgetError(fmt::format(
-          "the layout of '{}' at {} would take about {:.3g} GiB ({:.3g} kept tiles per row of "
-          "tiles, estimated from {} rows); the layout memory budget is {:.3g} GiB "
+          "building the layout of '{}' at {} would take about {:.3g} GiB ({:.3g} kept tiles per "
+          "row of tiles, estimated from {} rows); the layout memory budget is {:.3g} GiB "
           "(BuildOptions::max_layout_bytes). Use a larger block size or a smaller n",
           p_.spec().substr(0, 80), g_.describe(), estimate / (1 << 30), per_row, kSamples,
           static_cast<double>(opt_.max_layout_bytes) / (1 << 30)));
@@ -296,6 +301,13 @@ BlockLayout build_block_layout(const Pattern& pattern, const Geometry& g, int he
 }
 
 std::int64_t BuildOptions::default_layout_budget() {
+  // 3/4 of the memory available now (MemAvailable), else of physical memory.
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::int64_t kib = 0;
+  std::string unit;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:" && kib > 0) return kib * 1024 / 4 * 3;
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return std::int64_t{8} << 30;
   return static_cast<std::int64_t>(pages) * page / 4 * 3;
@@ -328,9 +340,13 @@ Layout build_layout(const Pattern& pattern, const Geometry& g, const BuildOption
     if (inserted) first_head.push_back(h);
     out.head_to_distinct.push_back(it->second);
   }
-  for (int h : first_head)
+  // The budget covers all distinct layouts together: each one gets what the earlier ones left.
+  BuildOptions head_opt = opt;
+  for (int h : first_head) {
     out.distinct.push_back(
-        std::make_shared<const BlockLayout>(BlockLayoutBuilder(pattern, g, h, opt).build()));
+        std::make_shared<const BlockLayout>(BlockLayoutBuilder(pattern, g, h, head_opt).build()));
+    head_opt.max_layout_bytes -= out.distinct.back()->counts().bytes;
+  }
   out.build_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return out;

@@ -15,9 +15,9 @@ struct BuildOptions {
   // A pattern without fast paths is built by scanning pairs; refuse scans of more pairs than
   // this (per distinct head layout) with an error instead of running for hours.
   std::int64_t max_scan_pairs = std::int64_t{1} << 32;
-  // Layout memory budget per distinct head layout, in bytes: a layout estimated (from sampled
-  // rows) or found (while building) to exceed it is refused with BudgetError.
-  // Default: 3/4 of physical memory.
+  // Layout memory budget in bytes, for all distinct head layouts together: a layout estimated
+  // (from sampled rows) or found (while building) to exceed it is refused with BudgetError.
+  // Default: 3/4 of the memory available when the options are made (MemAvailable).
   std::int64_t max_layout_bytes = default_layout_budget();
   // Worker threads for the build (0: oneTBB's default, all cores).
   int threads = 0;
