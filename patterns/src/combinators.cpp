@@ -335,7 +335,10 @@ class PerHeadPattern final : public Pattern {
     s += ')';
     return s;
   }
-  std::string head_spec(int h) const override { return at(h).head_spec(h); }
+  // Parenthesized because parents place parentheses by this node's precedence (an atom): else
+  // (a - b) - c on one head and a - (b - c) on another would both read "a - b - c" and share a
+  // layout.
+  std::string head_spec(int h) const override { return fmt::format("({})", at(h).head_spec(h)); }
   bool depends_on_head() const override { return true; }
   void check(const Geometry& g) const override {
     std::vector<int> missing;

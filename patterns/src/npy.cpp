@@ -1,6 +1,7 @@
 #include "spattn/patterns/npy.hpp"
 
 #include <cstring>
+#include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
 #include <iterator>
@@ -153,8 +154,10 @@ std::vector<float> NpyArray::as_float32() const {
 
 NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
                    std::int64_t max_bytes) {
-  if (size < 10 || std::memcmp(bytes, kMagic, 6) != 0)
+  if (size < 6 || std::memcmp(bytes, kMagic, 6) != 0)
     throw UsageError(fmt::format("{}: not a .npy file (missing the \\x93NUMPY magic)", name));
+  if (size < 10)
+    throw UsageError(fmt::format("{}: truncated .npy header ({} bytes in all)", name, size));
   const int major = bytes[6];
   std::size_t header_len, offset;
   if (major == 1) {
@@ -196,10 +199,12 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
       throw UsageError(fmt::format("{}: shape is absurdly large", name));
     count *= d;
   }
+  // Compare counts, not bytes: count * item_size can overflow (2^61 int64 items wrap to 0).
+  if (count > max_bytes / a.item_size())
+    throw BudgetError(
+        fmt::format("{}: the array needs {:.0f} bytes, more than the budget of {} bytes", name,
+                    static_cast<double>(count) * a.item_size(), max_bytes));
   const std::int64_t need = count * a.item_size();
-  if (need > max_bytes)
-    throw BudgetError(fmt::format("{}: the array needs {} bytes, more than the budget of {} bytes",
-                                  name, need, max_bytes));
   const std::size_t have = size - offset - header_len;
   if (static_cast<std::size_t>(need) > have)
     throw UsageError(fmt::format("{}: truncated data: the shape needs {} bytes, the file has {}",
@@ -213,6 +218,10 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
 }
 
 NpyArray read_npy(const std::string& path, std::int64_t max_bytes) {
+  // A directory opens and seeks like a file of 2^63 - 1 bytes: say what it is instead.
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UsageError(fmt::format("{}: is a directory, not a .npy file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError(fmt::format("{}: cannot open file: {}", path, std::strerror(errno)));
   in.seekg(0, std::ios::end);

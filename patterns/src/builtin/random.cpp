@@ -45,10 +45,11 @@ class Random final : public Leaf {
   }
 
   // chosen() through a small per-thread cache: the builder asks for the same few query blocks
-  // for every tile of a row.
+  // for every tile of a row. Keyed by everything the draw depends on, not by `this`: a pattern
+  // destroyed and another created at its address must not see its draws.
   const std::vector<std::int64_t>& chosen_cached(const Geometry& g, int h, std::int64_t qb) const {
     struct Entry {
-      const Random* owner = nullptr;
+      std::int64_t r = -1, b = -1, seed = -1;
       std::int64_t nk = -1, qb = 0;
       int h = -1;
       std::vector<std::int64_t> blocks;
@@ -56,10 +57,13 @@ class Random final : public Leaf {
     thread_local Entry cache[4];
     thread_local unsigned next = 0;
     for (Entry& e : cache)
-      if (e.owner == this && e.nk == g.nk && e.h == h && e.qb == qb) return e.blocks;
+      if (e.r == r_ && e.b == b_ && e.seed == seed_ && e.nk == g.nk && e.h == h && e.qb == qb)
+        return e.blocks;
     Entry& e = cache[next++ % 4];
     chosen(g, h, qb, e.blocks);
-    e.owner = this;
+    e.r = r_;
+    e.b = b_;
+    e.seed = seed_;
     e.nk = g.nk;
     e.h = h;
     e.qb = qb;
