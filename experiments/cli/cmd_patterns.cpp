@@ -83,8 +83,8 @@ nlohmann::ordered_json value_json(const ParamValue& v) {
 }
 
 void print_text(const Registry& registry) {
-  std::string out = fmt::format("Positions: {}.\nArguments: {}.\n\nPatterns:\n\n", kPositions,
-                                kArguments);
+  std::string out =
+      fmt::format("Positions: {}.\nArguments: {}.\n\nPatterns:\n\n", kPositions, kArguments);
   for (const PatternInfo* info : registry.all()) {
     out += fmt::format("{}\n  {}\n", signature(*info), info->summary);
     out += fmt::format("  rule:        {}\n", info->rule);

@@ -31,8 +31,8 @@ void build(benchmark::State& state, const std::function<std::string(std::int64_t
   state.counters["kept_tiles"] = static_cast<double>(c.kept_tiles);
   state.counters["partial_tiles"] = static_cast<double>(c.partial_tiles);
   state.counters["layout_MiB"] = static_cast<double>(c.bytes) / (1 << 20);
-  state.counters["tiles_per_s"] = benchmark::Counter(
-      static_cast<double>(c.kept_tiles), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tiles_per_s"] = benchmark::Counter(static_cast<double>(c.kept_tiles),
+                                                     benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(spec_of(n));
 }
 
@@ -47,10 +47,9 @@ int main(int argc, char** argv) {
        [](std::int64_t) { return std::string("window(256) | global(2) | random(3)"); }},
   };
   for (const auto& [name, spec_of] : cases) {
-    auto* b = benchmark::RegisterBenchmark(fmt::format("build_layout/{}", name).c_str(),
-                                           [spec_of = spec_of](benchmark::State& s) {
-                                             build(s, spec_of);
-                                           });
+    auto* b = benchmark::RegisterBenchmark(
+        fmt::format("build_layout/{}", name).c_str(),
+        [spec_of = spec_of](benchmark::State& s) { build(s, spec_of); });
     b->Arg(65536)->Arg(1 << 20)->Arg(1 << 22)->Unit(benchmark::kMillisecond)->UseRealTime();
   }
   benchmark::Initialize(&argc, argv);

@@ -48,8 +48,7 @@ class Kth : public spattn::Pattern {
     for (std::int64_t j = 0; j < g.nk; j += k_) out.push_back({j, j + 1});
     return true;
   }
-  spattn::TileClass classify(const spattn::Geometry&, int,
-                             const spattn::Tile& t) const override {
+  spattn::TileClass classify(const spattn::Geometry&, int, const spattn::Tile& t) const override {
     const std::int64_t first = (t.k_begin + k_ - 1) / k_ * k_;  // first multiple of k in tile
     if (first >= t.k_end) return spattn::TileClass::Empty;
     return k_ == 1 ? spattn::TileClass::Full : spattn::TileClass::Partial;
@@ -77,10 +76,19 @@ spattn::ParamSpec k_param() {
 
 int main() {
   auto& reg = spattn::Registry::global();
-  reg.add({"kth_proto", {k_param()}, "every k-th key (prototype)", "j mod k == 0", "example",
+  reg.add({"kth_proto",
+           {k_param()},
+           "every k-th key (prototype)",
+           "j mod k == 0",
+           "example",
            "kth_proto(16)",
            [](const spattn::Args& a) { return std::make_shared<KthPrototype>(a.get_int("k")); }});
-  reg.add({"kth", {k_param()}, "every k-th key", "j mod k == 0", "example", "kth(16) & causal",
+  reg.add({"kth",
+           {k_param()},
+           "every k-th key",
+           "j mod k == 0",
+           "example",
+           "kth(16) & causal",
            [](const spattn::Args& a) { return std::make_shared<Kth>(a.get_int("k")); }});
 
   int failures = 0;

@@ -1,17 +1,17 @@
 #include "spattn/patterns/block_layout.hpp"
 
+#include <fmt/format.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
-#include <unistd.h>
 #include <unordered_map>
-
-#include <fmt/format.h>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
-#include <tbb/task_arena.h>
 
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"

@@ -1,7 +1,8 @@
 #include "spattn/patterns/combinators.hpp"
 
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "spattn/patterns/error.hpp"
 
@@ -56,7 +57,9 @@ class NaryPattern : public Pattern {
     return std::any_of(children_.begin(), children_.end(),
                        [](const PatternPtr& c) { return c->depends_on_head(); });
   }
-  std::string spec() const override { return join([](const Pattern& c) { return c.spec(); }); }
+  std::string spec() const override {
+    return join([](const Pattern& c) { return c.spec(); });
+  }
   std::string head_spec(int head) const override {
     return join([head](const Pattern& c) { return c.head_spec(head); });
   }
@@ -350,9 +353,9 @@ class PerHeadPattern final : public Pattern {
           "0..{} needs exactly one group)",
           missing.front(), g.heads, g.heads - 1));
     if (static_cast<int>(owner_.size()) > g.heads)
-      throw UsageError(fmt::format(
-          "heads(...) assigns a pattern to head {}, but the geometry has only {} heads",
-          static_cast<int>(owner_.size()) - 1, g.heads));
+      throw UsageError(
+          fmt::format("heads(...) assigns a pattern to head {}, but the geometry has only {} heads",
+                      static_cast<int>(owner_.size()) - 1, g.heads));
     for (const auto& grp : groups_) grp.pattern->check(g);
   }
   bool bounds_keys() const override {
@@ -424,8 +427,8 @@ PatternPtr make_per_head(std::vector<HeadGroup> groups) {
     if (g.ranges.empty()) throw UsageError("heads(...): a group lists no heads");
     for (auto [lo, hi] : g.ranges)
       if (lo < 0 || hi < lo || hi >= kMaxHeads)
-        throw UsageError(fmt::format("heads(...): head range {}..{} is invalid: allowed 0..{}",
-                                     lo, hi, kMaxHeads - 1));
+        throw UsageError(fmt::format("heads(...): head range {}..{} is invalid: allowed 0..{}", lo,
+                                     hi, kMaxHeads - 1));
   }
   return std::make_shared<PerHeadPattern>(std::move(groups));
 }

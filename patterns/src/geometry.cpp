@@ -6,7 +6,9 @@
 
 namespace spattn {
 
-bool is_valid_block_size(int b) { return b == 16 || b == 32 || b == 64 || b == 128; }
+bool is_valid_block_size(int b) {
+  return b == 16 || b == 32 || b == 64 || b == 128;
+}
 
 void Geometry::validate() const {
   if (nq < 1 || nq > kMaxTokens)
@@ -22,8 +24,7 @@ void Geometry::validate() const {
 }
 
 std::string Geometry::describe() const {
-  return fmt::format("nq={} nk={} heads={} block_q={} block_k={}", nq, nk, heads, block_q,
-                     block_k);
+  return fmt::format("nq={} nk={} heads={} block_q={} block_k={}", nq, nk, heads, block_q, block_k);
 }
 
 }  // namespace spattn

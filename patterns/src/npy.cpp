@@ -1,8 +1,9 @@
 #include "spattn/patterns/npy.hpp"
 
+#include <fmt/format.h>
+
 #include <cstring>
 #include <filesystem>
-#include <fmt/format.h>
 #include <fstream>
 #include <iterator>
 
@@ -125,7 +126,9 @@ std::int64_t NpyArray::size() const {
   for (std::int64_t d : shape) n *= d;
   return n;
 }
-int NpyArray::item_size() const { return item_size_of(descr); }
+int NpyArray::item_size() const {
+  return item_size_of(descr);
+}
 
 double NpyArray::at(std::int64_t k) const {
   const unsigned char* p = data.data() + k * item_size();
@@ -135,12 +138,18 @@ double NpyArray::at(std::int64_t k) const {
   };
   const char kind = descr[1];
   switch (item_size()) {
-    case 1: return kind == 'i' ? load(std::int8_t{}) : load(std::uint8_t{});
-    case 2: return kind == 'i' ? load(std::int16_t{}) : load(std::uint16_t{});
+    case 1:
+      return kind == 'i' ? load(std::int8_t{}) : load(std::uint8_t{});
+    case 2:
+      return kind == 'i' ? load(std::int16_t{}) : load(std::uint16_t{});
     case 4:
-      return kind == 'f' ? load(float{}) : kind == 'i' ? load(std::int32_t{}) : load(std::uint32_t{});
+      return kind == 'f'   ? load(float{})
+             : kind == 'i' ? load(std::int32_t{})
+                           : load(std::uint32_t{});
     default:
-      return kind == 'f' ? load(double{}) : kind == 'i' ? load(std::int64_t{}) : load(std::uint64_t{});
+      return kind == 'f'   ? load(double{})
+             : kind == 'i' ? load(std::int64_t{})
+                           : load(std::uint64_t{});
   }
 }
 
@@ -170,12 +179,13 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
     offset = 12;
   } else {
     throw UsageError(
-        fmt::format("{}: unsupported .npy format version {}.{} (supported: 1.0, 2.0, 3.0)",
-                    name, major, bytes[7]));
+        fmt::format("{}: unsupported .npy format version {}.{} (supported: 1.0, 2.0, 3.0)", name,
+                    major, bytes[7]));
   }
   if (header_len > size - offset)
-    throw UsageError(fmt::format("{}: truncated .npy header ({} header bytes announced, {} present)",
-                                 name, header_len, size - offset));
+    throw UsageError(
+        fmt::format("{}: truncated .npy header ({} header bytes announced, {} present)", name,
+                    header_len, size - offset));
   NpyArray a;
   bool fortran = false;
   HeaderParser(std::string_view(reinterpret_cast<const char*>(bytes) + offset, header_len), name)
@@ -188,10 +198,10 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
         "float32, float64",
         name, a.descr));
   if (fortran)
-    throw UsageError(fmt::format(
-        "{}: Fortran-order arrays are not supported: save a C-order array "
-        "(numpy.ascontiguousarray)",
-        name));
+    throw UsageError(
+        fmt::format("{}: Fortran-order arrays are not supported: save a C-order array "
+                    "(numpy.ascontiguousarray)",
+                    name));
   // Element count and byte size without overflow.
   std::int64_t count = 1;
   for (std::int64_t d : a.shape) {
@@ -239,7 +249,8 @@ NpyArray read_npy(const std::string& path, std::int64_t max_bytes) {
 
 void write_npy(const std::string& path, const std::string& descr,
                const std::vector<std::int64_t>& shape, const void* data, std::size_t bytes) {
-  if (item_size_of(descr) == 0) throw UsageError(fmt::format("write_npy: unsupported dtype '{}'", descr));
+  if (item_size_of(descr) == 0)
+    throw UsageError(fmt::format("write_npy: unsupported dtype '{}'", descr));
   std::string dims;
   for (std::int64_t d : shape) dims += fmt::format("{}, ", d);
   if (shape.size() > 1) dims.resize(dims.size() - 2);

@@ -1,7 +1,8 @@
 #include "spattn/patterns/registry.hpp"
 
-#include <algorithm>
 #include <fmt/format.h>
+
+#include <algorithm>
 
 #include "spattn/patterns/error.hpp"
 
@@ -21,9 +22,12 @@ std::string to_string(const ParamValue& v) {
 
 const char* type_name(ParamType t) {
   switch (t) {
-    case ParamType::Int: return "integer";
-    case ParamType::IntList: return "integer list";
-    case ParamType::String: return "string";
+    case ParamType::Int:
+      return "integer";
+    case ParamType::IntList:
+      return "integer list";
+    case ParamType::String:
+      return "string";
   }
   return "?";
 }
@@ -54,13 +58,13 @@ Registry& Registry::global() {
 
 void Registry::add(PatternInfo info) {
   const bool ident =
-      !info.name.empty() && (std::isalpha(static_cast<unsigned char>(info.name[0])) ||
-                             info.name[0] == '_') &&
+      !info.name.empty() &&
+      (std::isalpha(static_cast<unsigned char>(info.name[0])) || info.name[0] == '_') &&
       std::all_of(info.name.begin(), info.name.end(),
                   [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
   if (!ident)
-    throw UsageError(fmt::format("pattern name '{}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
-                                 info.name));
+    throw UsageError(
+        fmt::format("pattern name '{}' is not an identifier ([A-Za-z_][A-Za-z0-9_]*)", info.name));
   if (info.name == "heads")
     throw UsageError("pattern name 'heads' is reserved for per-head assignment");
   if (patterns_.count(info.name))

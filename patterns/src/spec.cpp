@@ -1,8 +1,9 @@
 // Spec string parser: a hand-written lexer and recursive-descent parser (grammar in spec.hpp).
 #include "spattn/patterns/spec.hpp"
 
-#include <cctype>
 #include <fmt/format.h>
+
+#include <cctype>
 
 #include "spattn/patterns/combinators.hpp"
 #include "spattn/patterns/error.hpp"
@@ -14,18 +15,23 @@ enum class Tok { Ident, Int, String, Punct, End };
 
 struct Token {
   Tok kind;
-  std::string text;     // identifier, punctuation ("(", "..", ...), or decoded string
-  std::int64_t value;   // for Int
-  std::size_t column;   // 1-based
+  std::string text;    // identifier, punctuation ("(", "..", ...), or decoded string
+  std::int64_t value;  // for Int
+  std::size_t column;  // 1-based
 };
 
 std::string describe(const Token& t) {
   switch (t.kind) {
-    case Tok::Ident: return fmt::format("name '{}'", t.text);
-    case Tok::Int: return fmt::format("number {}", t.value);
-    case Tok::String: return fmt::format("string \"{}\"", t.text);
-    case Tok::Punct: return fmt::format("'{}'", t.text);
-    case Tok::End: return "end of spec";
+    case Tok::Ident:
+      return fmt::format("name '{}'", t.text);
+    case Tok::Int:
+      return fmt::format("number {}", t.value);
+    case Tok::String:
+      return fmt::format("string \"{}\"", t.text);
+    case Tok::Punct:
+      return fmt::format("'{}'", t.text);
+    case Tok::End:
+      return "end of spec";
   }
   return "?";
 }
@@ -34,9 +40,9 @@ class Parser {
  public:
   Parser(std::string_view src, const Registry& reg) : src_(src), reg_(reg) {
     if (src.size() > kMaxSpecLength)
-      throw SpecError(fmt::format("spec is {} characters long; the limit is {}", src.size(),
-                                  kMaxSpecLength),
-                      kMaxSpecLength + 1);
+      throw SpecError(
+          fmt::format("spec is {} characters long; the limit is {}", src.size(), kMaxSpecLength),
+          kMaxSpecLength + 1);
     lex();
   }
 
@@ -44,8 +50,8 @@ class Parser {
     if (peek().kind == Tok::End) fail(peek(), "empty spec: expected a pattern such as 'causal'");
     PatternPtr p = expr();
     if (peek().kind != Tok::End)
-      fail(peek(), fmt::format("expected '|', '&', '-' or end of spec, found {}",
-                               describe(peek())));
+      fail(peek(),
+           fmt::format("expected '|', '&', '-' or end of spec, found {}", describe(peek())));
     return p;
   }
 
@@ -87,9 +93,11 @@ class Parser {
           v = v * 10 + d;
           ++j;
         }
-        if (j < src_.size() && (std::isalpha(static_cast<unsigned char>(src_[j])) || src_[j] == '_'))
+        if (j < src_.size() &&
+            (std::isalpha(static_cast<unsigned char>(src_[j])) || src_[j] == '_'))
           fail(j + 1, fmt::format("unexpected '{}' after number {}: separate names and numbers "
-                                  "with ',' or an operator", src_[j], v));
+                                  "with ',' or an operator",
+                                  src_[j], v));
         toks_.push_back({Tok::Int, {}, v, col});
         i = j;
       } else if (c == '"') {
@@ -128,12 +136,10 @@ class Parser {
 
   const Token& peek() const { return toks_[pos_]; }
   const Token& next() { return toks_[pos_ == toks_.size() - 1 ? pos_ : pos_++]; }
-  bool is(const char* punct) const {
-    return peek().kind == Tok::Punct && peek().text == punct;
-  }
+  bool is(const char* punct) const { return peek().kind == Tok::Punct && peek().text == punct; }
   const Token& expect(const char* punct, const std::string& context) {
-    if (!is(punct)) fail(peek(), fmt::format("expected '{}' {}, found {}", punct, context,
-                                             describe(peek())));
+    if (!is(punct))
+      fail(peek(), fmt::format("expected '{}' {}, found {}", punct, context, describe(peek())));
     return next();
   }
 
@@ -209,8 +215,7 @@ class Parser {
             named_seen = true;
           } else {
             if (named_seen)
-              fail(at, fmt::format("positional argument after a named one in {}(...)",
-                                   info->name));
+              fail(at, fmt::format("positional argument after a named one in {}(...)", info->name));
             if (positional >= info->params.size())
               fail(at, fmt::format("{}() takes at most {} argument{}: {}", info->name,
                                    info->params.size(), info->params.size() == 1 ? "" : "s",
@@ -289,8 +294,8 @@ class Parser {
       neg = true;
     }
     if (peek().kind != Tok::Int)
-      fail(start, fmt::format("{}: argument '{}' expects an integer, found {}", info.name,
-                              ps.name, describe(peek())));
+      fail(start, fmt::format("{}: argument '{}' expects an integer, found {}", info.name, ps.name,
+                              describe(peek())));
     const std::int64_t v = neg ? -next().value : next().value;
     if (v < ps.min || v > ps.max)
       fail(start, fmt::format("{}: {} = {} is out of range: allowed {}", info.name, ps.name, v,
@@ -318,7 +323,8 @@ class Parser {
       case ParamType::IntList: {
         if (!is("["))
           fail(at, fmt::format("{}: argument '{}' expects an integer list such as [0, 17, 512], "
-                               "found {}", info.name, ps.name, describe(at)));
+                               "found {}",
+                               info.name, ps.name, describe(at)));
         next();
         std::vector<std::int64_t> list;
         if (!is("]")) {
@@ -342,15 +348,16 @@ class Parser {
       case ParamType::String:
         if (at.kind != Tok::String)
           fail(at, fmt::format("{}: argument '{}' expects a quoted string such as "
-                               "{}=\"layout.npy\", found {}", info.name, ps.name, ps.name,
-                               describe(at)));
+                               "{}=\"layout.npy\", found {}",
+                               info.name, ps.name, ps.name, describe(at)));
         return next().text;
     }
     fail(at, "internal: unknown parameter type");
   }
 
   PatternPtr heads(const Token& kw) {
-    const Token& open = expect("(", "after 'heads' (usage: heads(0..3: sliding(1024); 4..7: dense))");
+    const Token& open =
+        expect("(", "after 'heads' (usage: heads(0..3: sliding(1024); 4..7: dense))");
     std::vector<HeadGroup> groups;
     while (true) {
       HeadGroup grp;
@@ -358,7 +365,8 @@ class Parser {
         const Token& a = peek();
         if (a.kind != Tok::Int)
           fail(a, fmt::format("expected a head number or range such as 0..3 in heads(...), "
-                              "found {}", describe(a)));
+                              "found {}",
+                              describe(a)));
         next();
         std::int64_t lo = a.value, hi = a.value;
         if (is("..")) {
@@ -376,8 +384,8 @@ class Parser {
         for (const auto& g : groups)
           for (auto [glo, ghi] : g.pattern ? g.ranges : std::vector<std::pair<int, int>>{})
             if (lo <= ghi && glo <= hi)
-              fail(a, fmt::format("heads {}..{} overlap an earlier group ({}..{})", lo, hi, glo,
-                                  ghi));
+              fail(a,
+                   fmt::format("heads {}..{} overlap an earlier group ({}..{})", lo, hi, glo, ghi));
         for (auto [glo, ghi] : grp.ranges)
           if (lo <= ghi && glo <= hi)
             fail(a, fmt::format("heads {}..{} are listed twice in one group", lo, hi));

@@ -13,15 +13,15 @@ class Blocks final : public Leaf {
   Blocks(std::string file, std::int64_t b) : file_(std::move(file)), b_(b) {
     const NpyArray a = read_npy(file_);
     if (a.shape.size() != 3)
-      throw UsageError(fmt::format(
-          "blocks: {} has shape of rank {}; expected [heads or 1, q_blocks, k_blocks]", file_,
-          a.shape.size()));
+      throw UsageError(
+          fmt::format("blocks: {} has shape of rank {}; expected [heads or 1, q_blocks, k_blocks]",
+                      file_, a.shape.size()));
     heads_ = a.shape[0];
     qb_ = a.shape[1];
     kb_ = a.shape[2];
     if (heads_ < 1 || qb_ < 1 || kb_ < 1)
-      throw UsageError(fmt::format("blocks: {} has an empty dimension in shape [{}, {}, {}]",
-                                   file_, heads_, qb_, kb_));
+      throw UsageError(fmt::format("blocks: {} has an empty dimension in shape [{}, {}, {}]", file_,
+                                   heads_, qb_, kb_));
     // CSR of kept key blocks per (head, query block row).
     row_ptr_.reserve(static_cast<std::size_t>(heads_ * qb_ + 1));
     row_ptr_.push_back(0);
@@ -102,7 +102,8 @@ void register_blocks(Registry& r) {
          "cell [h, floor(i/b), floor(j/b)] != 0 (rows by query index i)",
          "DeepSpeed/Triton block-sparse layouts ([heads, q_blocks, k_blocks]); the block .npy "
          "that 'spattn mask --level block' writes",
-         "blocks(file=\"layout.npy\", block=64)", [](const Args& a) {
+         "blocks(file=\"layout.npy\", block=64)",
+         [](const Args& a) {
            return std::make_shared<Blocks>(a.get_string("file"), a.get_int("block"));
          }});
 }

@@ -14,11 +14,14 @@ class Causal final : public Band {
 }  // namespace
 
 void register_causal(Registry& r) {
-  r.add({"causal", {}, "each query attends to its own position and every earlier key",
+  r.add({"causal",
+         {},
+         "each query attends to its own position and every earlier key",
          "j <= p(i)",
          "causal LM mask; with nq < nk aligned bottom-right as FlashAttention >= 2.1 "
          "(causal=True) and xFormers LowerTriangularFromBottomRightMask",
-         "causal", [](const Args&) { return std::make_shared<Causal>(); }});
+         "causal",
+         [](const Args&) { return std::make_shared<Causal>(); }});
 }
 
 }  // namespace spattn::builtin

@@ -18,7 +18,8 @@ class Chunked final : public Band {
 }  // namespace
 
 void register_chunked(Registry& r) {
-  r.add({"chunked", {int_param("c", 1, "chunk length in tokens")},
+  r.add({"chunked",
+         {int_param("c", 1, "chunk length in tokens")},
          "block-diagonal chunks of c positions (bidirectional inside a chunk)",
          "floor(j / c) == floor(p(i) / c)",
          "Llama 4 chunked attention (attention_chunk_size) when combined as chunked(c) & causal; "

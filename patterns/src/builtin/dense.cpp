@@ -24,8 +24,13 @@ class Dense final : public Leaf {
 }  // namespace
 
 void register_dense(Registry& r) {
-  r.add({"dense", {}, "every query attends to every key", "all (i, j)",
-         "full attention", "dense", [](const Args&) { return std::make_shared<Dense>(); }});
+  r.add({"dense",
+         {},
+         "every query attends to every key",
+         "all (i, j)",
+         "full attention",
+         "dense",
+         [](const Args&) { return std::make_shared<Dense>(); }});
 }
 
 }  // namespace spattn::builtin

@@ -59,9 +59,8 @@ void register_dilated(Registry& r) {
          "|p(i) - j| <= w*d and (p(i) - j) mod d == 0",
          "Longformer dilated sliding window (Beltagy et al. 2020, Sec. 3.1), two-sided; "
          "dilated(w, 1) is window(w, w)",
-         "dilated(128, 2)", [](const Args& a) {
-           return std::make_shared<Dilated>(a.get_int("w"), a.get_int("d"));
-         }});
+         "dilated(128, 2)",
+         [](const Args& a) { return std::make_shared<Dilated>(a.get_int("w"), a.get_int("d")); }});
 }
 
 }  // namespace spattn::builtin

@@ -54,19 +54,21 @@ void register_documents(Registry& r) {
   lengths.min = 1;
   lengths.max = kMaxTokens;
   lengths.doc = "token count of each packed document, in order; they must add up to nk";
-  r.add({"documents", {lengths},
+  r.add({"documents",
+         {lengths},
          "packed documents: attention only within a document (block-diagonal, varlen)",
          "doc(p(i)) == doc(j), documents laid end to end from position 0",
          "FlashAttention varlen (cu_seqlens) / xFormers BlockDiagonalMask; compose with causal",
-         "documents(lengths=[100, 412, 512]) & causal", [](const Args& a) {
+         "documents(lengths=[100, 412, 512]) & causal",
+         [](const Args& a) {
            const auto& l = a.get_list("lengths");
            if (l.empty()) throw UsageError("documents: lengths must list at least one document");
            std::int64_t total = 0;
            for (std::int64_t x : l) {
              total += x;
              if (total > kMaxTokens)
-               throw UsageError(fmt::format("documents: lengths add up to more than {} tokens",
-                                            kMaxTokens));
+               throw UsageError(
+                   fmt::format("documents: lengths add up to more than {} tokens", kMaxTokens));
            }
            return std::make_shared<Documents>(l);
          }});

@@ -24,9 +24,7 @@ class Global final : public Leaf {
     for (const KeyRange& r : runs_) prefix_.push_back(prefix_.back() + (r.end - r.begin));
   }
   // Number of global positions in [a, b] (inclusive).
-  std::int64_t count(std::int64_t a, std::int64_t b) const {
-    return below(b + 1) - below(a);
-  }
+  std::int64_t count(std::int64_t a, std::int64_t b) const { return below(b + 1) - below(a); }
   bool allows(const Geometry& g, int, std::int64_t i, std::int64_t j) const override {
     return count(g.position(i), g.position(i)) > 0 || count(j, j) > 0;
   }
@@ -37,9 +35,9 @@ class Global final : public Leaf {
   void check(const Geometry& g) const override {
     const std::int64_t last = runs_.back().end - 1;
     if (last >= g.nk)
-      throw UsageError(fmt::format(
-          "{}: global position {} is out of range: positions run 0..{} (nk = {})",
-          spec().substr(0, 60), last, g.nk - 1, g.nk));
+      throw UsageError(
+          fmt::format("{}: global position {} is out of range: positions run 0..{} (nk = {})",
+                      spec().substr(0, 60), last, g.nk - 1, g.nk));
   }
   bool key_ranges(const Geometry& g, int, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
@@ -91,7 +89,7 @@ class Global final : public Leaf {
   }
   std::int64_t n_;
   std::vector<std::int64_t> tokens_;
-  std::vector<KeyRange> runs_;       // maximal runs of consecutive global positions
+  std::vector<KeyRange> runs_;        // maximal runs of consecutive global positions
   std::vector<std::int64_t> prefix_;  // prefix_[k]: global positions in runs_[0..k)
 };
 
@@ -110,11 +108,13 @@ void register_global(Registry& r) {
          "global tokens attend to everything and are attended by everything",
          "p(i) in G or j in G (G = {0..n-1}, or the tokens list)",
          "Longformer/BigBird/ETC global attention (symmetric: global rows and columns)",
-         "window(256) | global(tokens=[0, 17, 512])", [](const Args& a) {
+         "window(256) | global(tokens=[0, 17, 512])",
+         [](const Args& a) {
            if (a.has("n") == a.has("tokens"))
              throw UsageError(
                  "global: give exactly one of n (the first n positions) or tokens=[...]");
-           if (a.has("n")) return std::make_shared<Global>(a.get_int("n"), std::vector<std::int64_t>{});
+           if (a.has("n"))
+             return std::make_shared<Global>(a.get_int("n"), std::vector<std::int64_t>{});
            std::vector<std::int64_t> t = a.get_list("tokens");
            if (t.empty()) throw UsageError("global: tokens must list at least one position");
            std::vector<std::int64_t> sorted = t;

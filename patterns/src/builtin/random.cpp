@@ -37,7 +37,8 @@ class Random final : public Leaf {
       const std::uint64_t x = mix(base ^ static_cast<std::uint64_t>(j));
       const auto t = static_cast<std::int64_t>(
           (static_cast<unsigned __int128>(x) * static_cast<std::uint64_t>(j + 1)) >> 64);
-      const bool dup = use_set ? seen.count(t) != 0 : std::find(out.begin(), out.end(), t) != out.end();
+      const bool dup =
+          use_set ? seen.count(t) != 0 : std::find(out.begin(), out.end(), t) != out.end();
       out.push_back(dup ? j : t);
       if (use_set) seen.insert(out.back());
     }
@@ -138,9 +139,9 @@ void register_random(Registry& r) {
          "without replacement",
          "BigBird's random attention component (Zaheer et al. 2020), without its exclusions "
          "(see bigbird for the full ITC rules)",
-         "random(3, block=64, seed=7)", [](const Args& a) {
-           return std::make_shared<Random>(a.get_int("r"), a.get_int("block"),
-                                           a.get_int("seed"));
+         "random(3, block=64, seed=7)",
+         [](const Args& a) {
+           return std::make_shared<Random>(a.get_int("r"), a.get_int("block"), a.get_int("seed"));
          }});
 }
 

@@ -20,7 +20,8 @@ class Sliding final : public Band {
 void register_sliding(Registry& r) {
   r.add({"sliding",
          {int_param("w", 1, "number of keys each query sees, its own position included")},
-         "causal sliding window of w keys", "p(i) - w < j <= p(i)",
+         "causal sliding window of w keys",
+         "p(i) - w < j <= p(i)",
          "Hugging Face masking_utils sliding_window, llama.cpp n_swa, Mistral/Gemma "
          "sliding_window configs (w keys including self); equals window(w - 1, 0)",
          "sliding(4096)",

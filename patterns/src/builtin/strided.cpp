@@ -48,7 +48,8 @@ class Strided final : public Leaf {
 }  // namespace
 
 void register_strided(Registry& r) {
-  r.add({"strided", {int_param("l", 1, "stride in tokens")},
+  r.add({"strided",
+         {int_param("l", 1, "stride in tokens")},
          "every l-th position, in both directions (compose with causal)",
          "(p(i) - j) mod l == 0",
          "the strided component of the Sparse Transformer (Child et al. 2019); "

@@ -26,7 +26,8 @@ void register_window(Registry& r) {
          "p(i) - left <= j <= p(i) + right",
          "FlashAttention window_size=(left, right), both inclusive; window(w, 0) is causal "
          "with w keys before the query, w + 1 keys in all",
-         "window(128, 0)", [](const Args& a) {
+         "window(128, 0)",
+         [](const Args& a) {
            const std::int64_t left = a.get_int("left");
            return std::make_shared<Window>(left, a.has("right") ? a.get_int("right") : left);
          }});

@@ -22,7 +22,7 @@ struct LayoutCounts {
   std::int64_t kept_tiles = 0;
   std::int64_t full_tiles = 0;
   std::int64_t partial_tiles = 0;
-  std::int64_t bytes = 0;           // memory held by the layout
+  std::int64_t bytes = 0;  // memory held by the layout
   LayoutCounts& operator+=(const LayoutCounts& o);
 };
 

@@ -7,11 +7,11 @@
 namespace spattn {
 
 struct Geometry {
-  std::int64_t nq = 0;     // number of queries (>= 1)
-  std::int64_t nk = 0;     // number of keys (>= 1)
-  int heads = 1;           // number of (query) heads (>= 1)
-  int block_q = 64;        // query tile size, one of 16, 32, 64, 128
-  int block_k = 64;        // key tile size, one of 16, 32, 64, 128
+  std::int64_t nq = 0;  // number of queries (>= 1)
+  std::int64_t nk = 0;  // number of keys (>= 1)
+  int heads = 1;        // number of (query) heads (>= 1)
+  int block_q = 64;     // query tile size, one of 16, 32, 64, 128
+  int block_k = 64;     // key tile size, one of 16, 32, 64, 128
 
   // Absolute position of query i (bottom-right alignment): p(i) = i + (nk - nq).
   std::int64_t position(std::int64_t i) const { return i + (nk - nq); }
@@ -35,6 +35,8 @@ inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
-inline std::int64_t floor_mod(std::int64_t a, std::int64_t b) { return a - floor_div(a, b) * b; }
+inline std::int64_t floor_mod(std::int64_t a, std::int64_t b) {
+  return a - floor_div(a, b) * b;
+}
 
 }  // namespace spattn

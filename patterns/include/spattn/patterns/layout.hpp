@@ -27,9 +27,9 @@ struct BuildOptions {
 
 struct Layout {
   Geometry geometry;
-  std::string spec;                                         // canonical spec of the pattern
+  std::string spec;                                          // canonical spec of the pattern
   std::vector<std::shared_ptr<const BlockLayout>> distinct;  // distinct head layouts
-  std::vector<int> head_to_distinct;                        // head h -> index into distinct
+  std::vector<int> head_to_distinct;                         // head h -> index into distinct
   bool scanned = false;      // some part was built by scanning pairs with allows()
   std::string scanned_part;  // which pattern lacked fast paths (when scanned)
   double build_seconds = 0;  // wall time of build_layout

@@ -9,10 +9,10 @@
 namespace spattn {
 
 struct NpyArray {
-  std::string descr;                 // e.g. "<f4", "|u1"
-  std::vector<std::int64_t> shape;   // C order
-  std::vector<unsigned char> data;   // raw little-endian elements, prod(shape) * item_size bytes
-  std::int64_t size() const;         // number of elements
+  std::string descr;                // e.g. "<f4", "|u1"
+  std::vector<std::int64_t> shape;  // C order
+  std::vector<unsigned char> data;  // raw little-endian elements, prod(shape) * item_size bytes
+  std::int64_t size() const;        // number of elements
   int item_size() const;
   // Element k converted to double (any supported dtype).
   double at(std::int64_t k) const;

@@ -69,7 +69,9 @@ class Pattern {
 using PatternPtr = std::shared_ptr<const Pattern>;
 
 // Equality of patterns is equality of canonical spec strings.
-inline bool operator==(const Pattern& a, const Pattern& b) { return a.spec() == b.spec(); }
+inline bool operator==(const Pattern& a, const Pattern& b) {
+  return a.spec() == b.spec();
+}
 
 // Shared helpers for implementations.
 namespace detail {
@@ -83,7 +85,8 @@ template <class Lo, class Hi>
 TileClass classify_monotone_band(const Geometry& g, const Tile& t, Lo lo, Hi hi) {
   const std::int64_t p0 = g.position(t.q_begin), p1 = g.position(t.q_end - 1);
   const std::int64_t k0 = t.k_begin, k1 = t.k_end - 1;
-  // Full iff every query's interval covers [k0, k1]: the largest lo <= k0 and the smallest hi >= k1.
+  // Full iff every query's interval covers [k0, k1]: the largest lo <= k0 and the smallest hi >=
+  // k1.
   if (lo(p1) <= k0 && hi(p0) >= k1) return TileClass::Full;
   // Empty iff no query's interval meets [k0, k1].
   // Intervals move right with p; the tile is empty iff the last interval ends before k0 or the

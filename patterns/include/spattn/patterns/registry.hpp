@@ -51,11 +51,11 @@ class Args {
 
 struct PatternInfo {
   std::string name;
-  std::vector<ParamSpec> params;  // positional arguments bind in this order
-  std::string summary;            // one line
-  std::string rule;               // the exact rule, in terms of p(i) and j
-  std::string convention;         // which system's convention it matches (source)
-  std::string example;            // an example spec
+  std::vector<ParamSpec> params;                // positional arguments bind in this order
+  std::string summary;                          // one line
+  std::string rule;                             // the exact rule, in terms of p(i) and j
+  std::string convention;                       // which system's convention it matches (source)
+  std::string example;                          // an example spec
   std::function<PatternPtr(const Args&)> make;  // may throw UsageError for cross-field checks
 };
 

@@ -12,9 +12,10 @@
 //   hset    := hrange ( ',' hrange )*                  hrange := INT [ '..' INT ]  (inclusive)
 //
 // Example: heads(0..3: sliding(1024) | sink(4); 4..7: causal)
-// The printer (Pattern::spec) gives a canonical form: positional required arguments, named
-// optional ones that differ from their default, minimal parentheses, flattened unions and
-// intersections, per-head groups sorted by first head.
+// The printer (Pattern::spec) gives a canonical form: required integer arguments positional,
+// list and string arguments and optional ones named (optional ones only when they differ from
+// their default; blocks always prints its block), minimal parentheses, flattened unions and
+// intersections, per-head groups sorted by first head with merged head ranges.
 #include <cstddef>
 #include <string_view>
 

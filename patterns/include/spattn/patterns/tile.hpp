@@ -34,7 +34,9 @@ void intersect_ranges(const std::vector<KeyRange>& a, const std::vector<KeyRange
 
 // Bit mask of one tile: row r (query q_begin + r) holds the allowed keys k_begin + c as bit c,
 // in words_per_row(cols) 64-bit words. Bits at c >= cols are always zero.
-inline int words_per_row(std::int64_t cols) { return static_cast<int>((cols + 63) / 64); }
+inline int words_per_row(std::int64_t cols) {
+  return static_cast<int>((cols + 63) / 64);
+}
 
 class TileMask {
  public:
