@@ -16,27 +16,15 @@
 #include "spattn/patterns/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("spattn_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+// A fresh temporary directory per test, removed at scope exit.
+struct TempDir : spattn::test::TempDir {
+  TempDir() : spattn::test::TempDir("spattn_cli") {}
 };
 
 struct Result {

@@ -30,6 +30,7 @@
 #include "spattn/patterns/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -188,20 +189,8 @@ std::string list_text(const std::vector<i64>& v) {
 
 // A temporary directory removed at exit.
 const std::filesystem::path& temp_dir() {
-  struct Dir {
-    std::filesystem::path path;
-    Dir() {
-      path = std::filesystem::temp_directory_path() /
-             fmt::format("spattn_bruteforce_{}", static_cast<long>(::getpid()));
-      std::filesystem::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  };
-  static Dir d;
-  return d.path;
+  static const spattn::test::TempDir d("spattn_bruteforce");
+  return d.path();
 }
 
 // Writes a random 0/1 block layout of shape [H, ceil(nq/b), ceil(nk/b)] as int64 and returns the

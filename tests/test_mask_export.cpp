@@ -16,6 +16,7 @@
 #include "spattn/patterns/mask_export.hpp"
 #include "spattn/patterns/npy.hpp"
 #include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using spattn::Geometry;
@@ -23,23 +24,9 @@ using spattn::MaskLevel;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with its contents at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("spattn_mask_export_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
+// A fresh temporary directory per test, removed at scope exit.
+struct TempDir : spattn::test::TempDir {
+  TempDir() : spattn::test::TempDir("spattn_mask_export") {}
 };
 
 // A pattern with only the required method: the builder must scan it pair by pair.

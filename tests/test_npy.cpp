@@ -21,6 +21,7 @@
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/npy.hpp"
 #include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -28,21 +29,10 @@ using i64 = std::int64_t;
 using Catch::Matchers::Contains;
 using Bytes = std::vector<unsigned char>;
 
+// A temporary directory removed at exit.
 const std::filesystem::path& temp_dir() {
-  struct Dir {
-    std::filesystem::path path;
-    Dir() {
-      path = std::filesystem::temp_directory_path() /
-             fmt::format("spattn_npy_{}", static_cast<long>(::getpid()));
-      std::filesystem::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  };
-  static Dir d;
-  return d.path;
+  static const spattn::test::TempDir d("spattn_npy");
+  return d.path();
 }
 std::string temp_file(const std::string& name) {
   return (temp_dir() / name).string();

@@ -15,6 +15,7 @@
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/npy.hpp"
 #include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -24,21 +25,10 @@ using spattn::Geometry;
 using spattn::parse_spec;
 using spattn::PatternPtr;
 
+// A temporary directory removed at exit.
 const std::filesystem::path& temp_dir() {
-  struct Dir {
-    std::filesystem::path path;
-    Dir() {
-      path = std::filesystem::temp_directory_path() /
-             fmt::format("spattn_spec_{}", static_cast<long>(::getpid()));
-      std::filesystem::create_directories(path);
-    }
-    ~Dir() {
-      std::error_code ec;
-      std::filesystem::remove_all(path, ec);
-    }
-  };
-  static Dir d;
-  return d.path;
+  static const spattn::test::TempDir d("spattn_spec");
+  return d.path();
 }
 
 // Writes a [heads, qb, kb] int8 block layout with a fixed pattern of cells; returns its path.
