@@ -14,8 +14,8 @@ echo
 echo "== spattn stats '$spec' --n 8192"
 "$spattn" stats "$spec" --n 8192 | tee "$out/stats.txt"
 echo
-echo "== spattn mask '$spec' --n 8192 --level block --format ascii"
-"$spattn" mask "$spec" --n 8192 --level block --format ascii | tee "$out/mask.txt"
+echo "== spattn mask '$spec' --n 8192 --block 128 --level block --format ascii"
+"$spattn" mask "$spec" --n 8192 --block 128 --level block --format ascii | tee "$out/mask.txt"
 "$spattn" mask "$spec" --n 8192 --level block --format png --out "$out/mask_block.png"
 "$spattn" mask "$spec" --n 1024 --level element --format png --out "$out/mask_element_1k.png"
 "$spattn" stats "$spec" --n 1048576 --json > "$out/stats_1m.json"

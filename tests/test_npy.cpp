@@ -81,7 +81,7 @@ std::string dict_of(const std::string& descr, const std::string& shape,
 template <class T>
 Bytes bytes_of(const std::vector<T>& v) {
   Bytes b(v.size() * sizeof(T));
-  std::memcpy(b.data(), v.data(), b.size());
+  if (!b.empty()) std::memcpy(b.data(), v.data(), b.size());
   return b;
 }
 
@@ -133,7 +133,8 @@ void round_trip(const std::string& descr, const std::vector<T>& pool) {
     CHECK(a.size() == n);
     CHECK(a.item_size() == static_cast<int>(sizeof(T)));
     REQUIRE(a.data.size() == values.size() * sizeof(T));
-    CHECK(std::memcmp(a.data.data(), values.data(), a.data.size()) == 0);
+    CHECK(std::equal(a.data.begin(), a.data.end(),
+                     reinterpret_cast<const unsigned char*>(values.data())));
     for (i64 k = 0; k < n; ++k) CHECK(a.at(k) == static_cast<double>(values[k]));
   }
 }

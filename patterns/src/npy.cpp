@@ -157,7 +157,7 @@ std::vector<float> NpyArray::as_float32() const {
   if (descr != "<f4")
     throw UsageError(fmt::format("expected float32 data ('<f4'), got dtype '{}'", descr));
   std::vector<float> out(static_cast<std::size_t>(size()));
-  std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
+  if (!out.empty()) std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
   return out;
 }
 
