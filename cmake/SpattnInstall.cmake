@@ -1,0 +1,66 @@
+# Install rules and the CMake package `spattn` (included by the top-level CMakeLists.txt after
+# every target is defined). `cmake --install <build> --prefix <p>` gives
+#   <p>/include/spattn/...                    public headers
+#   <p>/lib/libspattn_patterns.a              spattn::patterns
+#   <p>/bin/spattn                            the CLI
+#   <p>/lib/cmake/spattn/spattnConfig.cmake   (+ ConfigVersion, Targets) for find_package(spattn)
+# GNUInstallDirs is included by the top-level CMakeLists.txt (patterns/ uses its variables).
+include(CMakePackageConfigHelpers)
+
+set(SPATTN_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/spattn)
+
+# Every library that consumers may link, exported as spattn::<EXPORT_NAME>. When the executors
+# arrive, add spattn_attention here (with EXPORT_NAME attention, as patterns/ does) and its public
+# dependencies to cmake/spattnConfig.cmake.in; consumers then write
+# find_package(spattn COMPONENTS attention) and link spattn::attention.
+set(SPATTN_EXPORTED_LIBRARIES spattn_patterns)
+set(SPATTN_COMPONENTS patterns)
+
+install(TARGETS ${SPATTN_EXPORTED_LIBRARIES}
+  EXPORT spattnTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/patterns/include/spattn
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+  FILES_MATCHING PATTERN "*.hpp")
+
+install(TARGETS spattn RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+if(BUILD_SHARED_LIBS)
+  set_target_properties(spattn PROPERTIES INSTALL_RPATH "$ORIGIN/../${CMAKE_INSTALL_LIBDIR}")
+endif()
+
+# What a consumer's link needs beyond the exported targets. A static spattn_patterns carries
+# its PRIVATE dependencies (libpng) into the consumer's link, so the package must find PNG too.
+# A sanitizer or fuzzing build (SPATTN_SANITIZE, SPATTN_FUZZ) leaves instrumented objects in
+# the library, which only link together with the sanitizer runtime: pass spattn_flags' link
+# options (and only those) on to consumers of the installed library.
+set(SPATTN_NEEDS_PNG OFF)
+foreach(lib IN LISTS SPATTN_EXPORTED_LIBRARIES)
+  get_target_property(lib_type ${lib} TYPE)
+  if(lib_type STREQUAL "STATIC_LIBRARY")
+    set(SPATTN_NEEDS_PNG ON)
+    get_target_property(flags_link_options spattn_flags INTERFACE_LINK_OPTIONS)
+    if(flags_link_options)
+      foreach(option IN LISTS flags_link_options)
+        target_link_options(${lib} INTERFACE $<INSTALL_INTERFACE:${option}>)
+      endforeach()
+    endif()
+  endif()
+endforeach()
+
+install(EXPORT spattnTargets
+  NAMESPACE spattn::
+  FILE spattnTargets.cmake
+  DESTINATION ${SPATTN_INSTALL_CMAKEDIR})
+
+configure_package_config_file(${CMAKE_CURRENT_LIST_DIR}/spattnConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/spattnConfig.cmake
+  INSTALL_DESTINATION ${SPATTN_INSTALL_CMAKEDIR})
+# 0.x: a new minor version may break the API, so only the same major.minor is compatible.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/spattnConfigVersion.cmake
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/spattnConfig.cmake
+              ${PROJECT_BINARY_DIR}/spattnConfigVersion.cmake
+  DESTINATION ${SPATTN_INSTALL_CMAKEDIR})
