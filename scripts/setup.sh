@@ -9,6 +9,7 @@ PACKAGES=(
   catch2 libbenchmark-dev                        # tests and micro-benchmarks
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libpng-dev   # CLI, TOML, JSON, pictures
   python3 python3-matplotlib python3-numpy       # charts
+  clang-14 libclang-rt-14-dev                    # libFuzzer targets (scripts/fuzz.sh)
 )
 
 missing=()
