@@ -387,9 +387,15 @@ TEST_CASE("spec length and nesting limits throw SpecError instead of crashing", 
   for (int k = 0; k < 5000; ++k) diffs += "dense - (";
   diffs += "causal" + std::string(5000, ')');
   CHECK_THROWS_AS(parse_spec(diffs), spattn::SpecError);
-  // Long but flat specs are fine: a left-nested chain of differences builds and prints.
+  // A chain of differences nests one level per '-': up to the depth limit it builds and prints,
+  // beyond it (6000 links, far inside the length limit) it is refused, not a stack overflow.
+  std::string long_chain = "dense";
+  for (int k = 0; k < 6000; ++k) long_chain += " - dense";
+  REQUIRE(long_chain.size() < spattn::kMaxSpecLength);
+  check_spec_error(long_chain, 5 + 8 * (spattn::kMaxSpecDepth - 1) + 2,
+                   "each '-' in a chain counts");
   std::string chain = "dense";
-  for (int k = 0; k < 2000; ++k) chain += " - sink(1)";
+  for (int k = 0; k < spattn::kMaxSpecDepth - 1; ++k) chain += " - sink(1)";
   const PatternPtr p = parse_spec(chain);
   CHECK(p->spec() == chain);
   const spattn::Layout L = spattn::build_layout(*p, Geometry{40, 40, 1, 16, 16});

@@ -168,12 +168,20 @@ class Parser {
     }
     return make_intersection(std::move(parts));
   }
+  // Each '-' nests the tree one level deeper (a - b - c is (a - b) - c), so a chain counts
+  // toward the depth limit like parentheses do.
   PatternPtr diff() {
     PatternPtr p = atom();
+    const int depth_before = depth_;
     while (is("-")) {
+      if (++depth_ >= kMaxSpecDepth)  // the operand after this '-' would exceed the limit
+        fail(peek(), fmt::format("spec is nested more than {} levels deep (each '-' in a chain "
+                                 "counts: write a - (b | c | ...) instead of a - b - c - ...)",
+                                 kMaxSpecDepth));
       next();
       p = make_difference(p, atom());
     }
+    depth_ = depth_before;
     return p;
   }
 
