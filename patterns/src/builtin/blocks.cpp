@@ -90,14 +90,12 @@ class Blocks final : public Leaf {
 }  // namespace
 
 void register_blocks(Registry& r) {
-  ParamSpec file;
-  file.name = "file";
-  file.type = ParamType::String;
-  file.required = true;
-  file.doc = ".npy path, any integer/bool/float dtype, shape [heads or 1, q_blocks, k_blocks]";
   r.add({"blocks",
-         {file, int_param("block", 1, "block size b in tokens the file's cells stand for", 64,
-                          false, 1 << 20)},
+         {string_param("file",
+                       ".npy path, any integer/bool/float dtype, shape [heads or 1, q_blocks, "
+                       "k_blocks]"),
+          int_param("block", 1, "block size b in tokens the file's cells stand for", 64, false,
+                    1 << 20)},
          "an explicit block layout loaded from a .npy file",
          "cell [h, floor(i/b), floor(j/b)] != 0 (rows by query index i)",
          "DeepSpeed/Triton block-sparse layouts ([heads, q_blocks, k_blocks]); the block .npy "

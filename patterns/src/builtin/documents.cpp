@@ -47,31 +47,26 @@ class Documents final : public Band {
 }  // namespace
 
 void register_documents(Registry& r) {
-  ParamSpec lengths;
-  lengths.name = "lengths";
-  lengths.type = ParamType::IntList;
-  lengths.required = true;
-  lengths.min = 1;
-  lengths.max = kMaxTokens;
-  lengths.doc = "token count of each packed document, in order; they must add up to nk";
-  r.add({"documents",
-         {lengths},
-         "packed documents: attention only within a document (block-diagonal, varlen)",
-         "doc(p(i)) == doc(j), documents laid end to end from position 0",
-         "FlashAttention varlen (cu_seqlens) / xFormers BlockDiagonalMask; compose with causal",
-         "documents(lengths=[100, 412, 512]) & causal",
-         [](const Args& a) {
-           const auto& l = a.get_list("lengths");
-           if (l.empty()) throw UsageError("documents: lengths must list at least one document");
-           std::int64_t total = 0;
-           for (std::int64_t x : l) {
-             total += x;
-             if (total > kMaxTokens)
-               throw UsageError(
-                   fmt::format("documents: lengths add up to more than {} tokens", kMaxTokens));
-           }
-           return std::make_shared<Documents>(l);
-         }});
+  r.add(
+      {"documents",
+       {list_param("lengths", 1, kMaxTokens,
+                   "token count of each packed document, in order; they must add up to nk", true)},
+       "packed documents: attention only within a document (block-diagonal, varlen)",
+       "doc(p(i)) == doc(j), documents laid end to end from position 0",
+       "FlashAttention varlen (cu_seqlens) / xFormers BlockDiagonalMask; compose with causal",
+       "documents(lengths=[100, 412, 512]) & causal",
+       [](const Args& a) {
+         const auto& l = a.get_list("lengths");
+         if (l.empty()) throw UsageError("documents: lengths must list at least one document");
+         std::int64_t total = 0;
+         for (std::int64_t x : l) {
+           total += x;
+           if (total > kMaxTokens)
+             throw UsageError(
+                 fmt::format("documents: lengths add up to more than {} tokens", kMaxTokens));
+         }
+         return std::make_shared<Documents>(l);
+       }});
 }
 
 }  // namespace spattn::builtin

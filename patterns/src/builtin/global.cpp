@@ -96,15 +96,10 @@ class Global final : public Leaf {
 }  // namespace
 
 void register_global(Registry& r) {
-  ParamSpec tokens;
-  tokens.name = "tokens";
-  tokens.type = ParamType::IntList;
-  tokens.min = 0;
-  tokens.max = kMaxTokens - 1;
-  tokens.doc = "explicit global positions (distinct), instead of n";
   r.add({"global",
          {int_param("n", 1, "number of global tokens: positions 0..n-1", std::nullopt, false),
-          tokens},
+          list_param("tokens", 0, kMaxTokens - 1,
+                     "explicit global positions (distinct), instead of n", false)},
          "global tokens attend to everything and are attended by everything",
          "p(i) in G or j in G (G = {0..n-1}, or the tokens list)",
          "Longformer/BigBird/ETC global attention (symmetric: global rows and columns)",

@@ -44,6 +44,29 @@ inline ParamSpec int_param(std::string name, std::int64_t min, std::string doc,
   return p;
 }
 
+// An integer-list parameter whose elements lie in [min, max].
+inline ParamSpec list_param(std::string name, std::int64_t min, std::int64_t max, std::string doc,
+                            bool required) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::IntList;
+  p.required = required;
+  p.min = min;
+  p.max = max;
+  p.doc = std::move(doc);
+  return p;
+}
+
+// A required string parameter.
+inline ParamSpec string_param(std::string name, std::string doc) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::String;
+  p.required = true;
+  p.doc = std::move(doc);
+  return p;
+}
+
 // Registration of each built-in (one per file).
 void register_dense(Registry&);
 void register_causal(Registry&);
