@@ -32,10 +32,13 @@ class ScratchMask {
   TileMask mask_;
 };
 
-std::string wrap(const Pattern& child, int parent_precedence, bool right_operand = false) {
+// `text` (child's spec or head_spec), parenthesized when the child binds looser than its parent,
+// or as tightly when it is the right operand of a left-associative operator.
+std::string wrap(const Pattern& child, const std::string& text, int parent_precedence,
+                 bool right_operand = false) {
   const bool need = child.precedence() < parent_precedence ||
                     (right_operand && child.precedence() == parent_precedence);
-  return need ? fmt::format("({})", child.spec()) : child.spec();
+  return need ? fmt::format("({})", text) : text;
 }
 
 class NaryPattern : public Pattern {
@@ -73,7 +76,7 @@ class NaryPattern : public Pattern {
     for (std::size_t k = 0; k < children_.size(); ++k) {
       if (k) s += op();
       const Pattern& c = *children_[k];
-      s += c.precedence() < precedence() ? fmt::format("({})", f(c)) : f(c);
+      s += wrap(c, f(c), precedence());
     }
     return s;
   }
@@ -219,14 +222,11 @@ class DifferencePattern final : public Pattern {
     return a_->allows(g, h, i, j) && !b_->allows(g, h, i, j);
   }
   std::string spec() const override {
-    return fmt::format("{} - {}", wrap(*a_, 3), wrap(*b_, 3, true));
+    return fmt::format("{} - {}", wrap(*a_, a_->spec(), 3), wrap(*b_, b_->spec(), 3, true));
   }
   std::string head_spec(int h) const override {
-    auto w = [h](const Pattern& c, bool right) {
-      const bool need = c.precedence() < 3 || (right && c.precedence() == 3);
-      return need ? fmt::format("({})", c.head_spec(h)) : c.head_spec(h);
-    };
-    return fmt::format("{} - {}", w(*a_, false), w(*b_, true));
+    return fmt::format("{} - {}", wrap(*a_, a_->head_spec(h), 3),
+                       wrap(*b_, b_->head_spec(h), 3, true));
   }
   void check(const Geometry& g) const override {
     a_->check(g);
