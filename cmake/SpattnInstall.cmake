@@ -2,6 +2,7 @@
 # every target is defined). `cmake --install <build> --prefix <p>` gives
 #   <p>/include/spattn/...                    public headers
 #   <p>/lib/libspattn_patterns.a              spattn::patterns
+#   <p>/lib/libspattn_attention.a             spattn::attention
 #   <p>/bin/spattn                            the CLI
 #   <p>/lib/cmake/spattn/spattnConfig.cmake   (+ ConfigVersion, Targets) for find_package(spattn)
 # GNUInstallDirs is included by the top-level CMakeLists.txt (patterns/ uses its variables).
@@ -9,21 +10,21 @@ include(CMakePackageConfigHelpers)
 
 set(SPATTN_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/spattn)
 
-# Every library that consumers may link, exported as spattn::<EXPORT_NAME>. When the executors
-# arrive, add spattn_attention here (with EXPORT_NAME attention, as patterns/ does) and its public
-# dependencies to cmake/spattnConfig.cmake.in; consumers then write
-# find_package(spattn COMPONENTS attention) and link spattn::attention.
-set(SPATTN_EXPORTED_LIBRARIES spattn_patterns)
-set(SPATTN_COMPONENTS patterns)
+# Every library that consumers may link, exported as spattn::<EXPORT_NAME> (their public
+# dependencies are found again by cmake/spattnConfig.cmake.in).
+set(SPATTN_EXPORTED_LIBRARIES spattn_patterns spattn_attention)
+set(SPATTN_COMPONENTS patterns attention)
 
 install(TARGETS ${SPATTN_EXPORTED_LIBRARIES}
   EXPORT spattnTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/patterns/include/spattn
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-  FILES_MATCHING PATTERN "*.hpp")
+foreach(dir patterns attention)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/include/spattn
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.hpp")
+endforeach()
 
 install(TARGETS spattn RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 if(BUILD_SHARED_LIBS)

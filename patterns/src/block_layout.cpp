@@ -4,17 +4,16 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <unordered_map>
 
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
+#include "spattn/patterns/memory.hpp"
 
 namespace spattn {
 
@@ -300,18 +299,7 @@ BlockLayout build_block_layout(const Pattern& pattern, const Geometry& g, int he
   return BlockLayoutBuilder(pattern, g, head, opt).build();
 }
 
-std::int64_t BuildOptions::default_layout_budget() {
-  // 3/4 of the memory available now (MemAvailable), else of physical memory.
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  std::int64_t kib = 0;
-  std::string unit;
-  while (meminfo >> key >> kib >> unit)
-    if (key == "MemAvailable:" && kib > 0) return kib * 1024 / 4 * 3;
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  if (pages <= 0 || page <= 0) return std::int64_t{8} << 30;
-  return static_cast<std::int64_t>(pages) * page / 4 * 3;
-}
+std::int64_t BuildOptions::default_layout_budget() { return default_memory_budget(); }
 
 LayoutCounts Layout::counts() const {
   LayoutCounts total;

@@ -1,0 +1,53 @@
+#pragma once
+// The block-sparse flash attention executor (the fast path).
+//
+// For each query tile of the layout it walks the tile's kept key tiles: S = scale * Q K^T, the
+// Partial tiles' bitsets applied (Full tiles pay no masking), online softmax with a running max
+// and sum, O += P V; then O /= l and LSE = max + log(l). oneTBB runs (batch, K/V head group,
+// query tile) tasks; rows with far more kept tiles than average are split over key tiles and
+// merged through their LSE in a fixed order, so the output is bitwise identical for every
+// thread count. Workspace is O(threads x tile), never O(nq x nk).
+#include <cstdint>
+#include <optional>
+
+#include "spattn/attention/shapes.hpp"
+#include "spattn/attention/tensor.hpp"
+#include "spattn/patterns/layout.hpp"
+
+namespace spattn {
+
+struct AttentionOptions {
+  // Softmax scale; default 1 / sqrt(d).
+  std::optional<float> scale;
+  // Worker threads (0: oneTBB's default, all cores). The result does not depend on it.
+  int threads = 0;
+};
+
+// What one call did, for benchmarks and sweeps.
+struct AttentionStats {
+  std::int64_t workspace_bytes = 0;  // peak bytes the executor itself allocated (all threads)
+  std::int64_t tasks = 0;            // parallel tasks (after splitting heavy rows)
+  std::int64_t split_rows = 0;       // query tiles split over key tiles
+};
+
+struct AttentionResult {
+  Tensor o;    // [B, Hq, nq, d]; a fully masked row is all zeros
+  Tensor lse;  // [B, Hq, nq, 1]; natural-log sum of exp(scaled logits); -inf for a masked row
+  AttentionStats stats;
+};
+
+// q [B, Hq, nq, d], k and v [B, Hkv, nk, d] (any strides), layout for (nq, nk, Hq or 1 heads).
+// Query i sits at position i + nk - nq (the layout's convention). Throws UsageError on any shape,
+// stride or layout mismatch before work starts. Finite inputs give finite outputs (logits of
+// magnitude 1e4 included); NaN or Inf inputs propagate into the rows that read them.
+AttentionResult attention(const ConstTensorView& q, const ConstTensorView& k,
+                          const ConstTensorView& v, const Layout& layout,
+                          const AttentionOptions& options = {});
+
+// The same into caller-owned outputs: o [B, Hq, nq, d] and lse [B, Hq, nq, 1] (any strides that
+// do not alias). Returns the stats.
+AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
+                         const ConstTensorView& v, const Layout& layout, const TensorView& o,
+                         const TensorView& lse, const AttentionOptions& options = {});
+
+}  // namespace spattn
