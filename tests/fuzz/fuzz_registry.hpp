@@ -1,11 +1,11 @@
 #pragma once
 // The registry the fuzz targets parse with: every built-in of Registry::global(), except that
-// blocks(file=...) does not read the file. A fuzzer must stay hermetic: it would otherwise open
-// whatever path the input names (a FIFO blocks forever, a big file eats the memory limit), and
-// results would depend on the machine. The stand-in validates the same parameters (it reuses the
-// real ParamSpecs, so argument parsing is fuzzed as is) and prints exactly as the real blocks()
-// does (patterns/src/builtin/blocks.cpp), so the canonical form of string arguments still
-// round-trips through the lexer; it allows no pair.
+// blocks(file=...) and deepspeed(file=...) do not read their files. A fuzzer must stay
+// hermetic: it would otherwise open whatever path the input names (a FIFO blocks forever, a big
+// file eats the memory limit), and results would depend on the machine. The stand-in validates the
+// same parameters (it reuses the real ParamSpecs, so argument parsing is fuzzed as is) and prints
+// exactly as the real blocks() does (patterns/src/builtin/blocks.cpp), so the canonical form of
+// string arguments still round-trips through the lexer; it allows no pair.
 #include <fmt/format.h>
 
 #include <cstdint>
@@ -30,6 +30,20 @@ class BlocksStandIn final : public Pattern {
   std::int64_t b_;
 };
 
+// The same for deepspeed(file=...) (patterns/src/builtin/deepspeed_file.cpp), which reads a
+// DeepSpeed config JSON: prints as the real one, allows no pair.
+class DeepSpeedStandIn final : public Pattern {
+ public:
+  explicit DeepSpeedStandIn(std::string file) : file_(std::move(file)) {}
+  bool allows(const Geometry&, int, std::int64_t, std::int64_t) const override { return false; }
+  std::string spec() const override {
+    return fmt::format("deepspeed(file={})", to_string(ParamValue{file_}));
+  }
+
+ private:
+  std::string file_;
+};
+
 inline const Registry& fuzz_registry() {
   static const Registry* r = [] {
     auto* reg = new Registry;
@@ -38,6 +52,10 @@ inline const Registry& fuzz_registry() {
       if (copy.name == "blocks")
         copy.make = [](const Args& a) -> PatternPtr {
           return std::make_shared<BlocksStandIn>(a.get_string("file"), a.get_int("block"));
+        };
+      if (copy.name == "deepspeed")
+        copy.make = [](const Args& a) -> PatternPtr {
+          return std::make_shared<DeepSpeedStandIn>(a.get_string("file"));
         };
       reg->add(std::move(copy));
     }

@@ -80,5 +80,21 @@ void register_documents(Registry&);
 void register_strided(Registry&);
 void register_random(Registry&);
 void register_blocks(Registry&);
+void register_bigbird(Registry&);
+void register_st_strided(Registry&);
+void register_st_fixed(Registry&);
+void register_longformer(Registry&);
+void register_longformer_dilated(Registry&);
+void register_streaming(Registry&);
+void register_mistral_swa(Registry&);
+void register_llama4_chunked(Registry&);
+void register_phi3_blocksparse(Registry&);
+void register_ds_dense(Registry&);
+void register_ds_fixed(Registry&);
+void register_ds_variable(Registry&);
+void register_ds_bigbird(Registry&);
+void register_ds_bslongformer(Registry&);
+void register_ds_local(Registry&);
+void register_deepspeed(Registry&);
 
 }  // namespace spattn::builtin
