@@ -4,6 +4,7 @@
 
 #include <utility>
 
+#include "spattn/patterns/deepspeed_config.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::cli {
@@ -36,6 +37,18 @@ Geometry GeometryOptions::geometry() const {
   g.block_k = block_k != 0 ? block_k : block;
   g.validate();
   return g;
+}
+
+std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config) {
+  if (!spec.empty() && !deepspeed_config.empty())
+    throw UsageError(fmt::format(
+        "give either a pattern spec or --from-deepspeed FILE, not both (got '{}' and {})", spec,
+        deepspeed_config));
+  if (spec.empty() && deepspeed_config.empty())
+    throw UsageError(
+        "a pattern spec (e.g. 'sliding(1024) | sink(4)') or --from-deepspeed FILE "
+        "is required");
+  return spec.empty() ? deepspeed_config_spec_from_file(deepspeed_config) : spec;
 }
 
 BuildOptions GeometryOptions::build_options() const {

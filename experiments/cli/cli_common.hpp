@@ -29,6 +29,11 @@ struct GeometryOptions {
   BuildOptions build_options() const;
 };
 
+// The pattern spec of mask/stats: the SPEC argument, or the ds_* spec that the DeepSpeed config
+// file `deepspeed_config` (--from-deepspeed) maps to. Exactly one of the two must be non-empty;
+// throws UsageError otherwise or when the file is bad.
+std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config);
+
 // A subcommand and the action to run when it was selected.
 struct Command {
   CLI::App* app;
@@ -37,5 +42,6 @@ struct Command {
 Command add_patterns_command(CLI::App& app);
 Command add_mask_command(CLI::App& app);
 Command add_stats_command(CLI::App& app);
+Command add_run_command(CLI::App& app);
 
 }  // namespace spattn::cli

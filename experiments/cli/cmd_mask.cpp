@@ -19,6 +19,7 @@ namespace {
 
 struct MaskOptions {
   std::string spec;
+  std::string from_deepspeed;  // DeepSpeed config file, instead of `spec`
   GeometryOptions geo;
   int head = -1;
   std::string level = "element";
@@ -43,7 +44,10 @@ void run_mask(MaskOptions o) {
                                  o.head, g.heads - 1));
   if (o.max_elements < 0)
     throw UsageError(fmt::format("--max-elements {} is negative", o.max_elements));
-  const PatternPtr pattern = parse_spec(o.spec);
+  const std::string spec = pattern_spec(o.spec, o.from_deepspeed);
+  if (!o.from_deepspeed.empty())
+    std::cerr << fmt::format("{}: DeepSpeed sparse_attention maps to {}\n", o.from_deepspeed, spec);
+  const PatternPtr pattern = parse_spec(spec);
   const Layout layout = build_layout(*pattern, g, o.geo.build_options());
 
   if (o.format == "ascii") {
@@ -86,8 +90,10 @@ Command add_mask_command(CLI::App& app) {
   auto* sub = app.add_subcommand(
       "mask", "Export a pattern's mask at one geometry: ASCII art, .npy array or PNG picture");
   auto o = std::make_shared<MaskOptions>();
-  sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'")
-      ->required();
+  sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'");
+  sub->add_option("--from-deepspeed", o->from_deepspeed,
+                  "DeepSpeed config JSON (whole config or its sparse_attention section) to use "
+                  "instead of a spec: its ds_* equivalent, printed on stderr");
   o->geo.add_to(*sub);
   sub->add_option("--head", o->head, "export only this head (-1: all heads)")
       ->capture_default_str();

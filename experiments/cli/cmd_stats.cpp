@@ -14,13 +14,14 @@ namespace {
 
 struct StatsOptions {
   std::string spec;
+  std::string from_deepspeed;  // DeepSpeed config file, instead of `spec`
   GeometryOptions geo;
   bool json = false;
 };
 
 void run_stats(const StatsOptions& o) {
   const Geometry g = o.geo.geometry();
-  const PatternPtr pattern = parse_spec(o.spec);
+  const PatternPtr pattern = parse_spec(pattern_spec(o.spec, o.from_deepspeed));
   const Layout layout = build_layout(*pattern, g, o.geo.build_options());
   const LayoutCounts c = layout.counts();
   // heads * nq * nk can exceed int64 at the largest sizes: the density is computed in double.
@@ -90,8 +91,10 @@ Command add_stats_command(CLI::App& app) {
       "stats",
       "Build a pattern's layout and report pairs, density, tiles, efficiency, bytes, time");
   auto o = std::make_shared<StatsOptions>();
-  sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'")
-      ->required();
+  sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'");
+  sub->add_option("--from-deepspeed", o->from_deepspeed,
+                  "DeepSpeed config JSON (whole config or its sparse_attention section) to use "
+                  "instead of a spec: its ds_* equivalent (shown as the spec)");
   o->geo.add_to(*sub);
   sub->add_flag("--json", o->json, "print JSON instead of a table");
   return {sub, [o] { run_stats(*o); }};

@@ -17,9 +17,9 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   app.footer("Run 'spattn COMMAND --help' for the options of a command.");
 
-  const std::vector<spattn::cli::Command> commands = {spattn::cli::add_patterns_command(app),
-                                                      spattn::cli::add_mask_command(app),
-                                                      spattn::cli::add_stats_command(app)};
+  const std::vector<spattn::cli::Command> commands = {
+      spattn::cli::add_patterns_command(app), spattn::cli::add_mask_command(app),
+      spattn::cli::add_stats_command(app), spattn::cli::add_run_command(app)};
 
   try {
     app.parse(argc, argv);

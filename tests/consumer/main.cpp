@@ -1,11 +1,64 @@
 // Consumer of an installed spattn: parses a spec, builds its layout and checks the layout's
-// allowed-pair count (and every pair) against brute force over Pattern::allows.
+// allowed-pair count (and every pair) against brute force over Pattern::allows; then runs
+// attention() on a tiny causal case and checks it against a few lines of dense math.
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <vector>
 
+#include "spattn/attention/attention.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
+
+namespace {
+
+// Causal attention over 5 tokens, 1 head, d = 3: attention() against softmax(q k^T / sqrt(3)) v
+// written out in double. Returns the number of mismatches.
+int check_attention() {
+  const int n = 5, d = 3;
+  spattn::Tensor q(1, 1, n, d), k(1, 1, n, d), v(1, 1, n, d);
+  for (int t = 0; t < n * d; ++t) {
+    q.values[t] = std::sin(0.7f * t);
+    k.values[t] = std::cos(1.3f * t);
+    v.values[t] = 0.25f * static_cast<float>(t % 7) - 0.5f;
+  }
+  spattn::Geometry g;
+  g.nq = n;
+  g.nk = n;
+  g.block_q = 16;
+  g.block_k = 16;
+  const spattn::Layout layout = spattn::build_layout(*spattn::parse_spec("causal"), g);
+  const spattn::AttentionResult r = spattn::attention(q.view(), k.view(), v.view(), layout);
+  int failures = 0;
+  double worst = 0;
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> w(i + 1);
+    double m = -HUGE_VAL, l = 0;
+    for (int j = 0; j <= i; ++j) {
+      double s = 0;
+      for (int x = 0; x < d; ++x) s += double{q.values[i * d + x]} * k.values[j * d + x];
+      w[j] = s / std::sqrt(3.0);
+      m = std::max(m, w[j]);
+    }
+    for (int j = 0; j <= i; ++j) l += (w[j] = std::exp(w[j] - m));
+    for (int x = 0; x < d; ++x) {
+      double o = 0;
+      for (int j = 0; j <= i; ++j) o += w[j] / l * v.values[j * d + x];
+      worst = std::max(worst, std::abs(o - r.o.values[i * d + x]));
+    }
+    worst = std::max(worst, std::abs(m + std::log(l) - r.lse.values[i]));
+  }
+  std::printf("attention causal n=%d d=%d: max abs error %.3g\n", n, d, worst);
+  if (!(worst <= 1e-5)) {
+    std::fprintf(stderr, "attention: max abs error %g > 1e-5\n", worst);
+    ++failures;
+  }
+  return failures;
+}
+
+}  // namespace
 
 int main() {
   std::setvbuf(stdout, nullptr, _IONBF, 0);  // keep stdout and stderr lines in order
@@ -46,6 +99,7 @@ int main() {
         ++failures;
       }
     }
+    failures += check_attention();
     if (failures != 0) {
       std::fprintf(stderr, "consumer: %d mismatches\n", failures);
       return 1;

@@ -21,13 +21,19 @@ struct AttentionOptions {
   std::optional<float> scale;
   // Worker threads (0: oneTBB's default, all cores). The result does not depend on it.
   int threads = 0;
+  // Heavy-row splitting: key tiles per part; a query tile with more than twice this many kept
+  // tiles is split into parts merged through their LSE. 0: automatic, max(64, 4 x the layout's
+  // average kept tiles per query tile), which splits global-token rows but never dense or causal
+  // ones. Depends on the layout only, so results do not depend on the thread count.
+  std::int64_t split_tiles = 0;
 };
 
 // What one call did, for benchmarks and sweeps.
 struct AttentionStats {
   std::int64_t workspace_bytes = 0;  // peak bytes the executor itself allocated (all threads)
   std::int64_t tasks = 0;            // parallel tasks (after splitting heavy rows)
-  std::int64_t split_rows = 0;       // query tiles split over key tiles
+  std::int64_t split_rows = 0;       // query tiles split over key tiles (x batch x head groups)
+  std::int64_t split_parts = 0;      // parts those rows were split into
 };
 
 struct AttentionResult {
@@ -39,7 +45,9 @@ struct AttentionResult {
 // q [B, Hq, nq, d], k and v [B, Hkv, nk, d] (any strides), layout for (nq, nk, Hq or 1 heads).
 // Query i sits at position i + nk - nq (the layout's convention). Throws UsageError on any shape,
 // stride or layout mismatch before work starts. Finite inputs give finite outputs (logits of
-// magnitude 1e4 included); NaN or Inf inputs propagate into the rows that read them.
+// magnitude 1e4 included); NaN or Inf inputs propagate into the rows that read them (and a NaN
+// or Inf in V also into the other rows of the query tiles whose kept key tiles hold it, as 0 x
+// NaN = NaN).
 AttentionResult attention(const ConstTensorView& q, const ConstTensorView& k,
                           const ConstTensorView& v, const Layout& layout,
                           const AttentionOptions& options = {});

@@ -1,0 +1,488 @@
+// The block-sparse flash executor: scheduling, packing, heavy-row splitting and the LSE merge.
+//
+// Work items. A "head group" is the query heads of one K/V head that share one head layout
+// (at most kMaxLanes / block_q of them): they are processed as one block of lanes, so every K/V
+// tile loaded serves all of them. One item is (batch, head group, query tile), or, for a heavy
+// row, one part of its kept key tiles. Items are enumerated arithmetically (no per-row task
+// array), and which rows are split depends on the layout alone, never on the thread count; each
+// item's arithmetic is fixed, and split rows are merged in part order after all items ran, so
+// the output is bitwise the same for every thread count.
+//
+// Memory. Each worker thread owns one workspace (Q^T, S^T/P^T, O^T, K/V packing buffers, lane
+// masks), sized by (lanes, d, block_k) and allocated once per call: O(threads x tile). Split
+// rows keep (O^T, m, l) per part until the merge: O(split rows x parts x tile). Nothing else
+// grows with N. The buffers are not zeroed: every lane that is read was written first. First
+// touches are what cost here: on this (virtualized) machine a first-touch page fault took
+// 1.7-2 us per 4 KiB page when idle and 13-14 us under load (256 MiB buffer, one write per
+// page), against 0.03 us to write a resident page again: 10^5 to 10^6 FMAs per fault. A
+// workspace of ~100 KiB (d = 64, 64 lanes) is 25 pages, 0.05-0.35 ms per thread if fresh; below
+// glibc's mmap threshold it comes from the heap, and its pages stay resident between calls.
+#include "spattn/attention/attention.hpp"
+
+#include <fmt/format.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <vector>
+
+#include "../kernels/flash_tile.hpp"
+#include "spattn/patterns/error.hpp"
+
+namespace spattn {
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// Lanes of one work item: at most this many (query heads of a group) x block_q. 256 lanes keep
+// Q^T and O^T of d = 64 at 64 KiB each, within L2 next to the K/V tiles.
+constexpr std::int64_t kMaxLanes = 256;
+
+// Heavy-row splitting (automatic mode): a part holds max(kMinPartTiles, 4 x the layout's
+// average kept tiles per row) key tiles, and a row is split when it has more than two parts'
+// worth. Dense and causal rows (at most 2x the average) are never split; a global-token row
+// (all N / block_k tiles against an average of a few) is.
+constexpr std::int64_t kMinPartTiles = 64;
+
+struct FreeDeleter {
+  void operator()(void* p) const { std::free(p); }
+};
+
+// 64-byte aligned, uninitialized, counted.
+template <class T>
+struct Buffer {
+  std::unique_ptr<T[], FreeDeleter> ptr;
+  std::int64_t bytes = 0;
+  T* get() const { return ptr.get(); }
+  void allocate(std::int64_t n) {
+    bytes = (static_cast<std::int64_t>(n * sizeof(T)) + 63) / 64 * 64;
+    if (bytes == 0) bytes = 64;
+    ptr.reset(static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes))));
+    if (!ptr) throw std::bad_alloc();
+  }
+};
+
+struct HeadGroup {
+  std::int64_t kv_head = 0;
+  int distinct = 0;        // index into Layout::distinct
+  std::vector<int> heads;  // query heads, in increasing order
+};
+
+struct SplitRow {
+  std::int64_t row = 0;  // query block
+  int parts = 0;
+};
+
+// Splitting decision of one distinct head layout.
+struct SplitPlan {
+  std::int64_t part_tiles = 0;  // key tiles per part; rows with > 2 x this are split
+  std::vector<SplitRow> rows;   // split rows, increasing
+  bool is_split(std::int64_t tiles) const { return tiles > 2 * part_tiles; }
+};
+
+struct PartRef {
+  int group = 0;        // head group
+  int split = 0;        // index into the group's SplitPlan::rows
+  int part = 0;         // part number within the row
+  std::int64_t t0, t1;  // kept-tile range [t0, t1) of the part
+};
+
+struct Workspace {
+  Buffer<float> qt, s, ot, m, l, scratch, kpack, vpack;
+  Buffer<std::uint16_t> keep[2];
+  // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
+  const BlockLayout* keep_layout[2] = {nullptr, nullptr};
+  std::int32_t keep_mask[2] = {-1, -1};
+  int keep_keys[2] = {0, 0};
+  std::int64_t keep_lanes[2] = {0, 0};
+  int keep_next = 0;
+  std::int64_t bytes = 0;
+
+  void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k,
+                bool pack_v) {
+    qt.allocate(d * lanes);
+    s.allocate(block_k * lanes);
+    ot.allocate(d * lanes);
+    m.allocate(lanes);
+    l.allocate(lanes);
+    scratch.allocate(2 * lanes);
+    if (pack_k) kpack.allocate(block_k * d);
+    if (pack_v) vpack.allocate(block_k * d);
+    for (auto& k : keep) k.allocate(block_k * (lanes / 16));
+    bytes = qt.bytes + s.bytes + ot.bytes + m.bytes + l.bytes + scratch.bytes +
+            (pack_k ? kpack.bytes : 0) + (pack_v ? vpack.bytes : 0) + keep[0].bytes + keep[1].bytes;
+  }
+};
+
+class Executor {
+ public:
+  Executor(const ConstTensorView& q, const ConstTensorView& k, const ConstTensorView& v,
+           const Layout& layout, const TensorView& o, const TensorView& lse,
+           const AttentionOptions& opt, const AttentionShape& shape)
+      : q_(q), k_(k), v_(v), layout_(layout), o_(o), lse_(lse), shape_(shape) {
+    d_ = static_cast<int>(shape.dim);
+    scale_ = opt.scale ? *opt.scale : 1.0f / std::sqrt(static_cast<float>(shape.dim));
+    bq_ = layout.geometry.block_q;
+    bk_ = layout.geometry.block_k;
+    q_blocks_ = layout.geometry.q_blocks();
+    make_groups();
+    make_splits(opt.split_tiles);
+  }
+
+  AttentionStats run(int threads) {
+    lanes_ = 0;
+    for (const HeadGroup& g : groups_)
+      lanes_ = std::max<std::int64_t>(lanes_, static_cast<std::int64_t>(g.heads.size()) * bq_);
+    const bool pack_k = !k_.rows_contiguous(), pack_v = !v_.rows_contiguous();
+    tbb::enumerable_thread_specific<Workspace> workspaces;
+    auto local = [&]() -> Workspace& {
+      bool existed = false;
+      Workspace& ws = workspaces.local(existed);
+      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v);
+      return ws;
+    };
+
+    const std::int64_t slot = d_ * lanes_ + 2 * lanes_;  // floats of one part: O^T, m, l
+    const std::int64_t parts = static_cast<std::int64_t>(parts_.size());
+    Buffer<float> partials;
+    if (parts > 0) partials.allocate(shape_.batch * parts * slot);
+    partial_ = partials.get();
+    slot_ = slot;
+
+    const std::int64_t row_items =
+        shape_.batch * static_cast<std::int64_t>(groups_.size()) * q_blocks_;
+    const std::int64_t part_items = shape_.batch * parts;
+    const std::int64_t items = part_items + row_items;
+    auto body = [&] {
+      tbb::parallel_for(
+          tbb::blocked_range<std::int64_t>(0, items, 1),
+          [&](const tbb::blocked_range<std::int64_t>& range) {
+            Workspace& ws = local();
+            // Parts first: they come from the heaviest rows, and starting them early keeps
+            // them from ending up alone at the tail of the loop.
+            for (std::int64_t it = range.begin(); it != range.end(); ++it) {
+              if (it < part_items)
+                part_item(ws, it / parts, it % parts);
+              else
+                row_item(ws, it - part_items);
+            }
+          },
+          tbb::simple_partitioner());
+      if (parts > 0) {
+        std::int64_t merges_per_batch = 0;
+        for (const HeadGroup& g : groups_)
+          merges_per_batch += static_cast<std::int64_t>(plans_[g.distinct].rows.size());
+        std::vector<std::pair<int, int>> merges;  // (group, split row)
+        for (std::size_t gi = 0; gi < groups_.size(); ++gi)
+          for (std::size_t si = 0; si < plans_[groups_[gi].distinct].rows.size(); ++si)
+            merges.emplace_back(static_cast<int>(gi), static_cast<int>(si));
+        tbb::parallel_for(std::int64_t{0}, shape_.batch * merges_per_batch, [&](std::int64_t e) {
+          const auto [gi, si] = merges[e % merges_per_batch];
+          merge(e / merges_per_batch, gi, si);
+        });
+      }
+    };
+    if (threads > 0) {
+      tbb::task_arena arena(threads);
+      arena.execute(body);
+    } else {
+      body();
+    }
+
+    AttentionStats st;
+    for (const Workspace& ws : workspaces) st.workspace_bytes += ws.bytes;
+    st.workspace_bytes += partials.bytes * (parts > 0);
+    std::int64_t split_rows = 0;
+    for (const HeadGroup& g : groups_)
+      split_rows += static_cast<std::int64_t>(plans_[g.distinct].rows.size());
+    st.split_rows = split_rows * shape_.batch;
+    st.tasks = items - st.split_rows;  // a split row's own item only returns
+    st.split_parts = parts * shape_.batch;
+    return st;
+  }
+
+ private:
+  const BlockLayout& block_layout(const HeadGroup& g) const {
+    return *layout_.distinct[g.distinct];
+  }
+
+  void make_groups() {
+    const std::int64_t per_group = std::max<std::int64_t>(1, kMaxLanes / bq_);
+    for (std::int64_t kvh = 0; kvh < shape_.kv_heads; ++kvh) {
+      std::vector<HeadGroup> by_layout;
+      for (std::int64_t h = kvh * shape_.group(); h < (kvh + 1) * shape_.group(); ++h) {
+        const int dist =
+            layout_.geometry.heads == 1 ? layout_.head_to_distinct[0] : layout_.head_to_distinct[h];
+        auto it = std::find_if(by_layout.begin(), by_layout.end(),
+                               [&](const HeadGroup& g) { return g.distinct == dist; });
+        if (it == by_layout.end()) {
+          by_layout.push_back({kvh, dist, {}});
+          it = by_layout.end() - 1;
+        }
+        it->heads.push_back(static_cast<int>(h));
+      }
+      for (const HeadGroup& g : by_layout)
+        for (std::size_t i = 0; i < g.heads.size(); i += per_group) {
+          HeadGroup part{g.kv_head, g.distinct, {}};
+          const std::size_t end = std::min(g.heads.size(), i + per_group);
+          part.heads.assign(g.heads.begin() + i, g.heads.begin() + end);
+          groups_.push_back(std::move(part));
+        }
+    }
+  }
+
+  void make_splits(std::int64_t split_tiles) {
+    plans_.resize(layout_.distinct.size());
+    for (std::size_t di = 0; di < layout_.distinct.size(); ++di) {
+      const BlockLayout& bl = *layout_.distinct[di];
+      const auto rp = bl.row_ptr();
+      SplitPlan& plan = plans_[di];
+      if (split_tiles > 0) {
+        plan.part_tiles = split_tiles;
+      } else {
+        const std::int64_t avg =
+            (rp.back() + bl.q_blocks() - 1) / std::max<std::int64_t>(1, bl.q_blocks());
+        plan.part_tiles = std::max(kMinPartTiles, 4 * avg);
+      }
+      for (std::int64_t r = 0; r < bl.q_blocks(); ++r) {
+        const std::int64_t tiles = rp[r + 1] - rp[r];
+        if (plan.is_split(tiles))
+          plan.rows.push_back(
+              {r, static_cast<int>((tiles + plan.part_tiles - 1) / plan.part_tiles)});
+      }
+    }
+    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+      const SplitPlan& plan = plans_[groups_[gi].distinct];
+      const auto rp = layout_.distinct[groups_[gi].distinct]->row_ptr();
+      for (std::size_t si = 0; si < plan.rows.size(); ++si) {
+        const SplitRow& sr = plan.rows[si];
+        for (int p = 0; p < sr.parts; ++p) {
+          const std::int64_t t0 = rp[sr.row] + p * plan.part_tiles;
+          const std::int64_t t1 = std::min<std::int64_t>(rp[sr.row + 1], t0 + plan.part_tiles);
+          parts_.push_back({static_cast<int>(gi), static_cast<int>(si), p, t0, t1});
+        }
+      }
+    }
+    // Index of each (group, split row)'s first part.
+    first_part_.resize(groups_.size());
+    std::int64_t e = 0;
+    for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+      const SplitPlan& plan = plans_[groups_[gi].distinct];
+      for (const SplitRow& sr : plan.rows) {
+        first_part_[gi].push_back(e);
+        e += sr.parts;
+      }
+    }
+  }
+
+  void row_item(Workspace& ws, std::int64_t it) {
+    const std::int64_t r = it % q_blocks_;
+    const std::int64_t gi = (it / q_blocks_) % static_cast<std::int64_t>(groups_.size());
+    const std::int64_t b = it / q_blocks_ / static_cast<std::int64_t>(groups_.size());
+    const HeadGroup& g = groups_[gi];
+    const BlockLayout& bl = block_layout(g);
+    const auto rp = bl.row_ptr();
+    if (plans_[g.distinct].is_split(rp[r + 1] - rp[r])) return;  // done by part items
+    const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
+    compute(ws, b, g, r, rp[r], rp[r + 1], lanes);
+    kernels::normalize(ws.ot.get(), ws.l.get(), lanes, d_);
+    finish(ws.ot.get(), ws.m.get(), ws.l.get(), lanes, b, g, r);
+  }
+
+  void part_item(Workspace& ws, std::int64_t b, std::int64_t e) {
+    const PartRef& pr = parts_[e];
+    const HeadGroup& g = groups_[pr.group];
+    const std::int64_t r = plans_[g.distinct].rows[pr.split].row;
+    const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
+    compute(ws, b, g, r, pr.t0, pr.t1, lanes);
+    float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
+    std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
+    std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
+    std::copy(ws.l.get(), ws.l.get() + lanes, out + d_ * lanes + lanes);
+  }
+
+  // Runs kept tiles [t0, t1) of query block r for head group g into ws (O^T, m, l).
+  void compute(Workspace& ws, std::int64_t b, const HeadGroup& g, std::int64_t r, std::int64_t t0,
+               std::int64_t t1, std::int64_t lanes) {
+    const BlockLayout& bl = block_layout(g);
+    const std::int64_t q0 = r * bq_;
+    const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
+    float* qt = ws.qt.get();
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi) {
+      const std::int64_t lane0 = static_cast<std::int64_t>(hi) * bq_;
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const float* src = q_.row(b, g.heads[hi], q0 + i);
+        for (int p = 0; p < d_; ++p) qt[p * lanes + lane0 + i] = src[p * q_.stride[3]] * scale_;
+      }
+      for (std::int64_t i = rows; i < bq_; ++i)
+        for (int p = 0; p < d_; ++p) qt[p * lanes + lane0 + i] = 0.0f;
+    }
+    std::fill(ws.ot.get(), ws.ot.get() + d_ * lanes, 0.0f);
+    std::fill(ws.m.get(), ws.m.get() + lanes, kNegInf);
+    std::fill(ws.l.get(), ws.l.get() + lanes, 0.0f);
+
+    kernels::TileStep st;
+    st.qt = qt;
+    st.lanes = lanes;
+    st.d = d_;
+    st.s = ws.s.get();
+    st.ot = ws.ot.get();
+    st.m = ws.m.get();
+    st.l = ws.l.get();
+    st.scratch = ws.scratch.get();
+    const auto cols = bl.col_index();
+    const auto masks = bl.mask_index();
+    for (std::int64_t t = t0; t < t1; ++t) {
+      const std::int64_t k0 = static_cast<std::int64_t>(cols[t]) * bk_;
+      const int keys = static_cast<int>(std::min<std::int64_t>(bk_, shape_.nk - k0));
+      st.keys = keys;
+      st.k = tile_rows(k_, b, g.kv_head, k0, keys, ws.kpack.get(), st.k_stride);
+      st.v = tile_rows(v_, b, g.kv_head, k0, keys, ws.vpack.get(), st.v_stride);
+      st.keep = masks[t] < 0 ? nullptr : lane_mask(ws, bl, masks[t], keys, lanes);
+      kernels::flash_step(st);
+    }
+  }
+
+  // Pointer to key rows k0..k0+keys-1 of (b, h) with contiguous elements: in place when the
+  // view's rows are contiguous, else copied into `pack`.
+  const float* tile_rows(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t k0,
+                         int keys, float* pack, std::int64_t& stride) const {
+    if (t.rows_contiguous()) {
+      stride = t.stride[2];
+      return t.row(b, h, k0);
+    }
+    for (int j = 0; j < keys; ++j) {
+      const float* src = t.row(b, h, k0 + j);
+      for (int p = 0; p < d_; ++p) pack[j * d_ + p] = src[p * t.stride[3]];
+    }
+    stride = d_;
+    return pack;
+  }
+
+  const std::uint16_t* lane_mask(Workspace& ws, const BlockLayout& bl, std::int32_t mask, int keys,
+                                 std::int64_t lanes) const {
+    for (int c = 0; c < 2; ++c)
+      if (ws.keep_layout[c] == &bl && ws.keep_mask[c] == mask && ws.keep_keys[c] == keys &&
+          ws.keep_lanes[c] == lanes)
+        return ws.keep[c].get();
+    const int c = ws.keep_next;
+    ws.keep_next ^= 1;
+    kernels::transpose_mask(bl.mask(mask), bl.mask_row_words(), bq_, keys, lanes, ws.keep[c].get());
+    ws.keep_layout[c] = &bl;
+    ws.keep_mask[c] = mask;
+    ws.keep_keys[c] = keys;
+    ws.keep_lanes[c] = lanes;
+    return ws.keep[c].get();
+  }
+
+  // Writes O = O^T (already divided by l) and LSE = m + log(l) for the valid lanes; a lane with
+  // m = -inf (no allowed key) gives zeros and -inf.
+  void finish(const float* ot, const float* m, const float* l, std::int64_t lanes, std::int64_t b,
+              const HeadGroup& g, std::int64_t r) const {
+    const std::int64_t q0 = r * bq_;
+    const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const std::int64_t lane = static_cast<std::int64_t>(hi) * bq_ + i;
+        float* dst = o_.row(b, g.heads[hi], q0 + i);
+        float& lse = lse_.at(b, g.heads[hi], q0 + i, 0);
+        if (m[lane] == kNegInf) {
+          for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = 0.0f;
+          lse = kNegInf;
+          continue;
+        }
+        for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = ot[x * lanes + lane];
+        lse = m[lane] + std::log(l[lane]);
+      }
+  }
+
+  // Merges the parts of split row si of group gi in part order: M = max m_p, weights
+  // e^(m_p - M), O = sum w_p O_p / sum w_p l_p, LSE = M + log(sum w_p l_p).
+  void merge(std::int64_t b, int gi, int si) const {
+    const HeadGroup& g = groups_[gi];
+    const SplitRow& sr = plans_[g.distinct].rows[si];
+    const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
+    const float* first =
+        partial_ + (b * static_cast<std::int64_t>(parts_.size()) + first_part_[gi][si]) * slot_;
+    const std::int64_t q0 = sr.row * bq_;
+    const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const std::int64_t lane = static_cast<std::int64_t>(hi) * bq_ + i;
+        float mmax = kNegInf;
+        for (int p = 0; p < sr.parts; ++p)
+          mmax = std::max(mmax, first[p * slot_ + d_ * lanes + lane]);
+        float* dst = o_.row(b, g.heads[hi], q0 + i);
+        float& lse = lse_.at(b, g.heads[hi], q0 + i, 0);
+        if (mmax == kNegInf) {
+          for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = 0.0f;
+          lse = kNegInf;
+          continue;
+        }
+        float lsum = 0.0f;
+        for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = 0.0f;
+        for (int p = 0; p < sr.parts; ++p) {
+          const float* part = first + p * slot_;
+          const float mp = part[d_ * lanes + lane];
+          if (mp == kNegInf) continue;
+          const float w = std::exp(mp - mmax);
+          lsum += w * part[d_ * lanes + lanes + lane];
+          for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] += w * part[x * lanes + lane];
+        }
+        for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] /= lsum;
+        lse = mmax + std::log(lsum);
+      }
+  }
+
+  ConstTensorView q_, k_, v_;
+  const Layout& layout_;
+  TensorView o_, lse_;
+  AttentionShape shape_;
+  int d_ = 0;
+  float scale_ = 1.0f;
+  std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, lanes_ = 0;
+  std::vector<HeadGroup> groups_;
+  std::vector<SplitPlan> plans_;                       // per distinct layout
+  std::vector<PartRef> parts_;                         // parts of one batch, all groups
+  std::vector<std::vector<std::int64_t>> first_part_;  // [group][split row] -> index in parts_
+  float* partial_ = nullptr;
+  std::int64_t slot_ = 0;
+};
+
+}  // namespace
+
+AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
+                         const ConstTensorView& v, const Layout& layout, const TensorView& o,
+                         const TensorView& lse, const AttentionOptions& options) {
+  const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  check_output(o, {s.batch, s.q_heads, s.nq, s.dim}, "o");
+  check_output(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
+  if (options.threads < 0)
+    throw UsageError(
+        fmt::format("threads = {}: use 0 (all cores) or a positive count", options.threads));
+  if (options.split_tiles < 0)
+    throw UsageError(fmt::format("split_tiles = {}: use 0 (automatic) or a positive tile count",
+                                 options.split_tiles));
+  if (options.scale && !std::isfinite(*options.scale))
+    throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
+  Executor ex(q, k, v, layout, o, lse, options, s);
+  return ex.run(options.threads);
+}
+
+AttentionResult attention(const ConstTensorView& q, const ConstTensorView& k,
+                          const ConstTensorView& v, const Layout& layout,
+                          const AttentionOptions& options) {
+  const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  AttentionResult res;
+  res.o = Tensor(s.batch, s.q_heads, s.nq, s.dim);
+  res.lse = Tensor(s.batch, s.q_heads, s.nq, 1);
+  res.stats = attention(q, k, v, layout, res.o.view(), res.lse.view(), options);
+  return res;
+}
+
+}  // namespace spattn

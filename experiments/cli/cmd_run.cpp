@@ -1,0 +1,435 @@
+// spattn run SPEC --n N ...: build a layout, run the flash executor on random or loaded inputs,
+// (or the textbook baseline), time it and report the cost model's figures beside the measurement;
+// --check compares with the reference executor.
+#include <fmt/format.h>
+#include <oneapi/tbb/info.h>
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli_common.hpp"
+#include "spattn/attention/attention.hpp"
+#include "spattn/attention/cost.hpp"
+#include "spattn/attention/random.hpp"
+#include "spattn/attention/reference.hpp"
+#include "spattn/attention/textbook.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/spec.hpp"
+
+namespace spattn::cli {
+namespace {
+
+struct RunOptions {
+  std::string spec;
+  std::string from_deepspeed;  // DeepSpeed config file, instead of `spec`
+  GeometryOptions geo;
+  std::int64_t dim = 64;
+  int kv_heads = 0;  // 0: --heads
+  std::int64_t batch = 1;
+  int repeats = 5;
+  std::uint64_t seed = 0;
+  std::string executor = "flash";
+  bool check = false;
+  bool json = false;
+  std::string inputs, save;
+  std::string memory_budget;
+  // Which options the user gave (the rest may come from --inputs files).
+  CLI::Option *dim_opt = nullptr, *heads_opt = nullptr, *kv_heads_opt = nullptr,
+              *batch_opt = nullptr, *nk_opt = nullptr;
+};
+
+// "4G", "512M", "1.5GiB", "1000000" -> bytes (K, M, G, T are powers of 1024).
+std::int64_t parse_bytes(const std::string& text) {
+  std::size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
+  double mult = 0;
+  if (unit.empty())
+    mult = 1;
+  else if (unit.size() == 1)
+    switch (unit[0]) {
+      case 'k':
+      case 'K':
+        mult = 1024.0;
+        break;
+      case 'm':
+      case 'M':
+        mult = 1024.0 * 1024;
+        break;
+      case 'g':
+      case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        break;
+      case 't':
+      case 'T':
+        mult = 1024.0 * 1024 * 1024 * 1024;
+        break;
+      default:
+        break;
+    }
+  const double bytes = value * mult;
+  if (used == 0 || mult == 0 || !std::isfinite(bytes) || bytes < 1 || bytes > 9.2e18)
+    throw UsageError(
+        fmt::format("--memory-budget '{}' is not a byte count: use e.g. 1000000, "
+                    "512M, 4G or 1.5GiB (K, M, G, T = powers of 1024)",
+                    text));
+  return static_cast<std::int64_t>(bytes);
+}
+
+// Throws UsageError naming `what` and the first NaN or Inf element of t.
+void check_finite(const ConstTensorView& t, const std::string& what) {
+  for (std::int64_t b = 0; b < t.shape[0]; ++b)
+    for (std::int64_t h = 0; h < t.shape[1]; ++h)
+      for (std::int64_t n = 0; n < t.shape[2]; ++n)
+        for (std::int64_t x = 0; x < t.shape[3]; ++x) {
+          const float value = t.at(b, h, n, x);
+          if (!std::isfinite(value))
+            throw UsageError(fmt::format(
+                "{}: element [{}, {}, {}, {}] (flat index {}) is {}: inputs must be finite", what,
+                b, h, n, x, ((b * t.shape[1] + h) * t.shape[2] + n) * t.shape[3] + x, value));
+        }
+}
+
+// Reads a float32 [B, H, N, d] .npy file into a Tensor.
+Tensor read_input(const std::string& path, std::int64_t max_bytes) {
+  const NpyArray a = read_npy(path, max_bytes);
+  if (a.descr != "<f4")
+    throw UsageError(fmt::format("{}: dtype '{}' is not allowed: inputs must be float32 ('<f4')",
+                                 path, a.descr));
+  if (a.shape.size() != 4)
+    throw UsageError(
+        fmt::format("{}: shape ({}) has {} dimensions: inputs must be 4-D "
+                    "[batch, heads, tokens, head dim]",
+                    path, fmt::join(a.shape, ", "), a.shape.size()));
+  for (std::int64_t s : a.shape)
+    if (s < 1)
+      throw UsageError(
+          fmt::format("{}: shape ({}) has an empty axis", path, fmt::join(a.shape, ", ")));
+  Tensor t;
+  t.shape = {a.shape[0], a.shape[1], a.shape[2], a.shape[3]};
+  t.values = a.as_float32();
+  return t;
+}
+
+// A flag the user gave must equal the file's size; `flag` and `axis` name both in the message.
+void match(const CLI::Option* given, std::int64_t flag_value, const std::string& flag,
+           std::int64_t file_value, const std::string& file, const std::string& axis) {
+  if (given != nullptr && given->count() > 0 && flag_value != file_value)
+    throw UsageError(fmt::format("{} has {} {} but {} {} was given: they must agree", file,
+                                 file_value, axis, flag, flag_value));
+}
+
+struct Inputs {
+  Tensor q, k, v;
+};
+
+Inputs load_inputs(RunOptions& o, std::int64_t max_bytes) {
+  namespace fs = std::filesystem;
+  const std::string qp = (fs::path(o.inputs) / "q.npy").string();
+  const std::string kp = (fs::path(o.inputs) / "k.npy").string();
+  const std::string vp = (fs::path(o.inputs) / "v.npy").string();
+  Inputs in{read_input(qp, max_bytes), read_input(kp, max_bytes), read_input(vp, max_bytes)};
+  const auto& qs = in.q.shape;
+  const auto& ks = in.k.shape;
+  const auto& vs = in.v.shape;
+  if (ks != vs)
+    throw UsageError(
+        fmt::format("{} has shape ({}) but {} has ({}): k and v must have the same "
+                    "shape",
+                    kp, fmt::join(ks, ", "), vp, fmt::join(vs, ", ")));
+  if (ks[0] != qs[0])
+    throw UsageError(
+        fmt::format("{} has batch {} but {} has {}: they must be equal", qp, qs[0], kp, ks[0]));
+  if (ks[3] != qs[3])
+    throw UsageError(
+        fmt::format("{} has head dim {} but {} has {}: they must be equal", qp, qs[3], kp, ks[3]));
+  if (qs[1] % ks[1] != 0)
+    throw UsageError(
+        fmt::format("{} has {} heads and {} has {}: the query heads must be a "
+                    "multiple of the K/V heads",
+                    qp, qs[1], kp, ks[1]));
+  match(o.batch_opt, o.batch, "--batch", qs[0], qp, "batch entries (axis 0)");
+  match(o.heads_opt, o.geo.heads, "--heads", qs[1], qp, "heads (axis 1)");
+  match(o.kv_heads_opt, o.kv_heads, "--kv-heads", ks[1], kp, "heads (axis 1)");
+  match(o.dim_opt, o.dim, "--d", qs[3], qp, "head dim (axis 3)");
+  if (qs[2] != o.geo.n)
+    throw UsageError(fmt::format("{} has {} tokens (axis 2) but --n {} was given: they must agree",
+                                 qp, qs[2], o.geo.n));
+  match(o.nk_opt, o.geo.nk, "--nk", ks[2], kp, "tokens (axis 2)");
+  if ((o.nk_opt == nullptr || o.nk_opt->count() == 0) && ks[2] != qs[2])
+    o.geo.nk = ks[2];  // keys from the file; queries align bottom-right
+  o.batch = qs[0];
+  o.geo.heads = static_cast<int>(qs[1]);
+  o.kv_heads = static_cast<int>(ks[1]);
+  o.dim = qs[3];
+  return in;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+void run_run(RunOptions o) {
+  using Clock = std::chrono::steady_clock;
+  const std::int64_t budget =
+      o.memory_budget.empty() ? default_memory_budget() : parse_bytes(o.memory_budget);
+  if (o.repeats < 1) throw UsageError(fmt::format("--repeats {} must be >= 1", o.repeats));
+  if (o.executor != "flash" && o.executor != "textbook")
+    throw UsageError(
+        fmt::format("--executor '{}' is not allowed: use flash or textbook", o.executor));
+
+  Inputs in;
+  if (!o.inputs.empty()) in = load_inputs(o, budget);
+  if (o.kv_heads == 0) o.kv_heads = o.geo.heads;
+  if (o.batch < 1) throw UsageError(fmt::format("--batch {} must be >= 1", o.batch));
+  if (o.kv_heads < 1 || o.geo.heads % o.kv_heads != 0)
+    throw UsageError(fmt::format("--kv-heads {} must divide --heads {} (GQA/MQA groups)",
+                                 o.kv_heads, o.geo.heads));
+  if (o.dim < 1 || o.dim > kMaxHeadDim)
+    throw UsageError(fmt::format("--d {} is not allowed: use 1..{}", o.dim, kMaxHeadDim));
+  const Geometry g = o.geo.geometry();
+
+  AttentionShape s;
+  s.batch = o.batch;
+  s.q_heads = g.heads;
+  s.kv_heads = o.kv_heads;
+  s.nq = g.nq;
+  s.nk = g.nk;
+  s.dim = o.dim;
+  // Refuse up front what cannot fit: inputs and outputs, and the reference for --check.
+  // q, o and lse per query row, k and v per key row, float32; in double: it can exceed int64.
+  const double io = 4.0 * (static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
+                               static_cast<double>(s.nq) * static_cast<double>(2 * s.dim + 1) +
+                           2.0 * static_cast<double>(s.batch) * static_cast<double>(s.kv_heads) *
+                               static_cast<double>(s.nk) * static_cast<double>(s.dim));
+  const std::int64_t io_bytes =
+      io >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(io);
+  check_memory_budget("the inputs and outputs", io_bytes, budget, "--memory-budget");
+  if (o.check)
+    check_memory_budget("--check (the dense reference executor)", reference_memory_bytes(s), budget,
+                        "--memory-budget, or drop --check");
+
+  const PatternPtr pattern = parse_spec(pattern_spec(o.spec, o.from_deepspeed));
+  BuildOptions bo = o.geo.build_options();
+  bo.max_layout_bytes = std::min(bo.max_layout_bytes, budget);
+  const Layout layout = build_layout(*pattern, g, bo);
+
+  if (o.inputs.empty()) {
+    in.q = Tensor(s.batch, s.q_heads, s.nq, s.dim);
+    in.k = Tensor(s.batch, s.kv_heads, s.nk, s.dim);
+    in.v = Tensor(s.batch, s.kv_heads, s.nk, s.dim);
+    fill_normal(in.q.view(), o.seed, 0);
+    fill_normal(in.k.view(), o.seed, 1);
+    fill_normal(in.v.view(), o.seed, 2);
+  }
+  const std::string src = o.inputs.empty() ? fmt::format("random (seed {})", o.seed) : o.inputs;
+  check_finite(in.q.view(), o.inputs.empty() ? "q (generated)" : o.inputs + "/q.npy");
+  check_finite(in.k.view(), o.inputs.empty() ? "k (generated)" : o.inputs + "/k.npy");
+  check_finite(in.v.view(), o.inputs.empty() ? "v (generated)" : o.inputs + "/v.npy");
+
+  Tensor out(s.batch, s.q_heads, s.nq, s.dim), lse(s.batch, s.q_heads, s.nq, 1);
+  AttentionOptions ao;
+  ao.threads = o.geo.threads;
+  TextbookOptions to;
+  to.threads = o.geo.threads;
+  to.max_bytes = budget;
+  auto run_once = [&] {
+    if (o.executor == "flash")
+      return attention(in.q.view(), in.k.view(), in.v.view(), layout, out.view(), lse.view(), ao);
+    AttentionResult r = textbook_attention(in.q.view(), in.k.view(), in.v.view(), layout, to);
+    out = std::move(r.o);
+    lse = std::move(r.lse);
+    return r.stats;
+  };
+  AttentionStats stats = run_once();  // warm-up
+  std::vector<double> seconds;
+  for (int r = 0; r < o.repeats; ++r) {
+    const auto t0 = Clock::now();
+    stats = run_once();
+    seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  const double t_med = median(seconds);
+  const double t_min = *std::min_element(seconds.begin(), seconds.end());
+  const double t_max = *std::max_element(seconds.begin(), seconds.end());
+  const AttentionCost cost = attention_cost(layout, s, o.geo.threads);
+  const std::int64_t peak = peak_rss_bytes();
+
+  std::optional<ReferenceError> err;
+  std::optional<double> ref_seconds;
+  if (o.check) {
+    ReferenceOptions ro;
+    ro.max_bytes = budget;
+    const auto t0 = Clock::now();
+    const ReferenceResult ref =
+        reference_attention(in.q.view(), in.k.view(), in.v.view(), *pattern, g, ro);
+    ref_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    err = compare_to_reference(out.view(), lse.view(), ref);
+  }
+  if (!o.save.empty()) {
+    std::filesystem::create_directories(o.save);
+    const auto dir = std::filesystem::path(o.save);
+    write_npy((dir / "o.npy").string(), "<f4", {s.batch, s.q_heads, s.nq, s.dim}, out.values.data(),
+              out.values.size() * sizeof(float));
+    write_npy((dir / "lse.npy").string(), "<f4", {s.batch, s.q_heads, s.nq}, lse.values.data(),
+              lse.values.size() * sizeof(float));
+  }
+
+  const int threads_used = o.geo.threads > 0 ? o.geo.threads : tbb::info::default_concurrency();
+  const double useful = useful_gflops(cost, t_med), computed = computed_gflops(cost, t_med);
+  if (o.json) {
+    nlohmann::ordered_json j = {
+        {"spec", layout.spec},
+        {"executor", o.executor},
+        {"nq", s.nq},
+        {"nk", s.nk},
+        {"heads", s.q_heads},
+        {"kv_heads", s.kv_heads},
+        {"batch", s.batch},
+        {"dim", s.dim},
+        {"block_q", g.block_q},
+        {"block_k", g.block_k},
+        {"threads", o.geo.threads},
+        {"threads_used", threads_used},
+        {"inputs", o.inputs.empty() ? "random" : o.inputs},
+        {"seed", o.seed},
+        {"repeats", o.repeats},
+        {"build_ms", layout.build_seconds * 1e3},
+        {"time_ms", {{"median", t_med * 1e3}, {"min", t_min * 1e3}, {"max", t_max * 1e3}}},
+        {"allowed_pairs", cost.allowed_pairs},
+        {"computed_pairs", cost.computed_pairs},
+        {"kept_tiles", cost.kept_tiles},
+        {"full_tiles", cost.full_tiles},
+        {"partial_tiles", cost.partial_tiles},
+        {"efficiency", cost.efficiency},
+        {"useful_flops", cost.useful_flops},
+        {"computed_flops", cost.computed_flops},
+        {"useful_gflops", useful},
+        {"computed_gflops", computed},
+        {"bytes_read", cost.bytes_read},
+        {"bytes_written", cost.bytes_written},
+        {"workspace_bytes", stats.workspace_bytes},
+        {"workspace_estimate_bytes", cost.flash_workspace_bytes},
+        {"layout_bytes", cost.layout_bytes},
+        {"input_bytes", cost.input_bytes},
+        {"output_bytes", cost.output_bytes},
+        {"peak_rss_bytes", peak},
+        {"tasks", stats.tasks},
+        {"split_rows", stats.split_rows},
+        {"check", nullptr},
+        {"saved",
+         o.save.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.save)}};
+    if (err)
+      j["check"] = {{"max_abs_error", err->max_abs},
+                    {"max_rel_error", err->max_rel},
+                    {"lse_max_error", err->lse_max},
+                    {"finite", err->finite},
+                    {"reference_ms", *ref_seconds * 1e3}};
+    std::cout << j.dump(2) << "\n";
+    return;
+  }
+  std::string t;
+  auto line = [&t](const char* name, const std::string& value) {
+    t += fmt::format("{:<20} {}\n", name, value);
+  };
+  line("spec", layout.spec);
+  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}", s.batch,
+                            s.q_heads, s.kv_heads, s.nq, s.nk, s.dim));
+  line("tiles", fmt::format("{} x {}; {} kept ({} full, {} partial)", g.block_q, g.block_k,
+                            cost.kept_tiles, cost.full_tiles, cost.partial_tiles));
+  line("executor", o.executor);
+  line("inputs", src);
+  line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
+                                     : fmt::format("{}", o.geo.threads));
+  line("mask build", fmt::format("{:.3f} ms", layout.build_seconds * 1e3));
+  line("attention", fmt::format("median {:.3f} ms, min {:.3f}, max {:.3f} ({} repeats after 1 "
+                                "warm-up)",
+                                t_med * 1e3, t_min * 1e3, t_max * 1e3, o.repeats));
+  line("allowed pairs", fmt::format("{}", cost.allowed_pairs));
+  line("computed pairs", fmt::format("{}  (area of kept tiles)", cost.computed_pairs));
+  line("efficiency", fmt::format("{:.4f}  (allowed / computed)", cost.efficiency));
+  line("useful GFLOP/s", fmt::format("{:.3f}  (4 d x allowed pairs / median time)", useful));
+  line("computed GFLOP/s", fmt::format("{:.3f}  (4 d x computed pairs / median time)", computed));
+  line("workspace", o.executor == "flash"
+                        ? fmt::format("{}  (estimate {})", format_bytes(stats.workspace_bytes),
+                                      format_bytes(cost.flash_workspace_bytes))
+                        : fmt::format("{}  (the materialized nq x nk matrices)",
+                                      format_bytes(stats.workspace_bytes)));
+  line("peak memory", fmt::format("{}  (max resident set)", format_bytes(peak)));
+  if (err) {
+    line("check",
+         fmt::format("max abs error {:.3e}, max rel error {:.3e}, LSE error {:.3e}{}", err->max_abs,
+                     err->max_rel, err->lse_max, err->finite ? "" : ", NON-FINITE OUTPUT"));
+    line("reference time", fmt::format("{:.3f} ms", *ref_seconds * 1e3));
+  }
+  if (!o.save.empty()) line("saved", fmt::format("{}/o.npy, {}/lse.npy", o.save, o.save));
+  std::cout << t;
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& app) {
+  auto* sub = app.add_subcommand(
+      "run",
+      "Run the block-sparse flash executor on a pattern: time, GFLOP/s, memory; --check "
+      "compares with the dense reference");
+  auto o = std::make_shared<RunOptions>();
+  sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'");
+  sub->add_option("--from-deepspeed", o->from_deepspeed,
+                  "DeepSpeed config JSON to use instead of a spec: its ds_* equivalent");
+  o->geo.add_to(*sub);
+  sub->get_option("--threads")
+      ->description(
+          "threads for the layout build and the executor (0: all cores); results do not depend on "
+          "it");
+  o->heads_opt = sub->get_option("--heads");
+  o->nk_opt = sub->get_option("--nk");
+  o->dim_opt = sub->add_option("--d", o->dim, "head dim, 1..256")->capture_default_str();
+  o->kv_heads_opt =
+      sub->add_option("--kv-heads", o->kv_heads, "K/V heads, dividing --heads (default: --heads)");
+  o->batch_opt = sub->add_option("--batch", o->batch, "batch size")->capture_default_str();
+  sub->add_option("--executor", o->executor,
+                  "flash (the block-sparse executor) or textbook (the dense materialized "
+                  "baseline)")
+      ->capture_default_str();
+  sub->add_option("--repeats", o->repeats, "timed runs after one warm-up")->capture_default_str();
+  sub->add_option("--seed", o->seed, "seed of the random N(0, 1) inputs")->capture_default_str();
+  sub->add_flag("--check", o->check,
+                "compare with the dense reference executor (max abs and relative error)");
+  sub->add_flag("--json", o->json, "print JSON instead of a table");
+  sub->add_option("--inputs", o->inputs,
+                  "read q.npy, k.npy, v.npy (float32 [B, H, N, d]) from this directory");
+  sub->add_option("--save", o->save, "write o.npy [B, H, nq, d] and lse.npy [B, H, nq] here");
+  sub->add_option("--memory-budget", o->memory_budget,
+                  "refuse work estimated above this many bytes, e.g. 4G (default: 3/4 of "
+                  "available memory)");
+  return {sub, [o] { run_run(*o); }};
+}
+
+}  // namespace spattn::cli

@@ -1,0 +1,230 @@
+// End-to-end tests of `spattn run`: output fields against brute-force counts, --check, --save
+// against the library, --inputs with good and bad files, and the memory budget.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "attention_testing.hpp"
+#include "spattn/attention/attention.hpp"
+#include "spattn/attention/reference.hpp"
+#include "spattn/patterns/layout.hpp"
+#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+// Runs `spattn ARGS` (ARGS already shell-quoted) and captures exit code, stdout and stderr.
+Result run(const std::string& args) {
+  const spattn::test::TempDir dir("spattn_cli_run");
+  const std::string err_path = dir.file("stderr");
+  const std::string cmd =
+      std::string("'") + SPATTN_CLI_PATH + "' " + args + " 2>'" + err_path + "'";
+  Result r;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(pipe);
+  REQUIRE(WIFEXITED(status));
+  r.code = WEXITSTATUS(status);
+  std::ifstream err(err_path);
+  r.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
+  return r;
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+void write_tensor(const std::string& path, const spattn::Tensor& t) {
+  spattn::write_npy(path, "<f4", {t.shape[0], t.shape[1], t.shape[2], t.shape[3]}, t.values.data(),
+                    t.values.size() * sizeof(float));
+}
+
+}  // namespace
+
+TEST_CASE("cli run: human and JSON output agree with brute force", "[cli-run]") {
+  // sliding(7) | sink(2) at nq = 90, nk = 120, 2 heads, batch 2.
+  spattn::Geometry g;
+  g.nq = 90, g.nk = 120, g.heads = 2, g.block_q = 32, g.block_k = 16;
+  const i64 per_batch =
+      spattn::test::brute_force_pairs(*spattn::parse_spec("sliding(7) | sink(2)"), g);
+  const std::string args =
+      "run 'sliding(7) | sink(2)' --n 90 --nk 120 --heads 2 --kv-heads 1 --batch 2 --d 16 "
+      "--block-q 32 --block-k 16 --repeats 3 --seed 4";
+  SECTION("human") {
+    const Result r = run(args);
+    REQUIRE(r.code == 0);
+    CHECK(r.err.empty());
+    for (const char* field :
+         {"spec", "shape", "mask build", "attention", "allowed pairs", "computed pairs",
+          "efficiency", "useful GFLOP/s", "computed GFLOP/s", "workspace", "peak memory"})
+      CHECK(contains(r.out, field));
+    CHECK(contains(r.out, "allowed pairs        " + std::to_string(2 * per_batch) + "\n"));
+  }
+  SECTION("json") {
+    const Result r = run(args + " --json");
+    REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["allowed_pairs"] == 2 * per_batch);
+    CHECK(j["nq"] == 90);
+    CHECK(j["nk"] == 120);
+    CHECK(j["heads"] == 2);
+    CHECK(j["kv_heads"] == 1);
+    CHECK(j["batch"] == 2);
+    CHECK(j["dim"] == 16);
+    CHECK(j["seed"] == 4);
+    const double allowed = j["allowed_pairs"], computed = j["computed_pairs"];
+    CHECK(computed >= allowed);
+    CHECK(j["efficiency"].get<double>() == Approx(allowed / computed));
+    CHECK(j["useful_flops"].get<double>() == 4.0 * 16 * allowed);
+    const double med = j["time_ms"]["median"];
+    CHECK(j["time_ms"]["min"].get<double>() <= med);
+    CHECK(med <= j["time_ms"]["max"].get<double>());
+    CHECK(j["useful_gflops"].get<double>() ==
+          Approx(4.0 * 16 * allowed / (med * 1e-3) * 1e-9).epsilon(1e-9));
+    CHECK(j["peak_rss_bytes"].get<i64>() > 0);
+    CHECK(j["check"].is_null());
+  }
+}
+
+TEST_CASE("cli run: --check reports errors under 1e-5", "[cli-run]") {
+  const Result r =
+      run("run 'causal - sliding(3)' --n 150 --nk 170 --heads 4 --kv-heads 2 --d 80 --check --json "
+          "--repeats 1");
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["check"].is_object());
+  CHECK(j["check"]["max_rel_error"].get<double>() <= 1e-5);
+  CHECK(j["check"]["lse_max_error"].get<double>() <= 1e-5);
+  CHECK(j["check"]["finite"] == true);
+  const Result h = run("run causal --n 64 --check --repeats 1");
+  REQUIRE(h.code == 0);
+  CHECK(contains(h.out, "max rel error"));
+  // The textbook baseline through the same harness.
+  const Result t =
+      run("run 'sliding(9) | sink(1)' --n 70 --nk 90 --heads 2 --d 7 --executor textbook --check "
+          "--json --repeats 1");
+  REQUIRE(t.code == 0);
+  const auto tj = nlohmann::json::parse(t.out);
+  CHECK(tj["executor"] == "textbook");
+  CHECK(tj["check"]["max_rel_error"].get<double>() <= 1e-5);
+  CHECK(run("run causal --n 10 --executor fast").code == 2);
+}
+
+TEST_CASE("cli run: --inputs and --save round trip against the library", "[cli-run]") {
+  const spattn::test::TempDir dir("spattn_cli_run_io");
+  const i64 B = 2, H = 4, Hkv = 2, nq = 50, nk = 75, d = 24;
+  const spattn::Tensor q = spattn::test::random_tensor(B, H, nq, d, 11, 0);
+  const spattn::Tensor k = spattn::test::random_tensor(B, Hkv, nk, d, 11, 1);
+  const spattn::Tensor v = spattn::test::random_tensor(B, Hkv, nk, d, 11, 2);
+  write_tensor(dir.file("q.npy"), q);
+  write_tensor(dir.file("k.npy"), k);
+  write_tensor(dir.file("v.npy"), v);
+  const std::string spec = "window(5, 9) | sink(1)";
+  const std::string base =
+      "run '" + spec + "' --n 50 --block 16 --repeats 1 --inputs '" + dir.path().string() + "'";
+
+  SECTION("--save writes what attention() computes on the same inputs") {
+    // --nk, --heads, --kv-heads, --d and --batch come from the files.
+    const Result r = run(base + " --save '" + dir.file("out") + "'");
+    REQUIRE(r.code == 0);
+    spattn::Geometry g;
+    g.nq = nq, g.nk = nk, g.heads = static_cast<int>(H), g.block_q = 16, g.block_k = 16;
+    const auto layout = spattn::build_layout(*spattn::parse_spec(spec), g);
+    const auto want = spattn::attention(q.view(), k.view(), v.view(), layout);
+    const spattn::NpyArray o = spattn::read_npy(dir.file("out/o.npy"));
+    const spattn::NpyArray lse = spattn::read_npy(dir.file("out/lse.npy"));
+    CHECK(o.shape == std::vector<i64>{B, H, nq, d});
+    CHECK(lse.shape == std::vector<i64>{B, H, nq});
+    // The executor is deterministic (bitwise, any thread count): the saved output is equal.
+    CHECK(o.as_float32() == want.o.values);
+    CHECK(lse.as_float32() == want.lse.values);
+  }
+  SECTION("flags that disagree with the files are refused") {
+    const Result r = run(base + " --d 32");
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "q.npy has 24 head dim"));
+    CHECK(contains(r.err, "--d 32"));
+    const Result n = run(base + " --nk 70");
+    CHECK(n.code == 2);
+    CHECK(contains(n.err, "k.npy has 75 tokens"));
+  }
+  SECTION("wrong dtype") {
+    std::vector<double> values(q.values.begin(), q.values.end());
+    spattn::write_npy(dir.file("q.npy"), "<f8", {B, H, nq, d}, values.data(),
+                      values.size() * sizeof(double));
+    const Result r = run(base);
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "q.npy: dtype '<f8'"));
+    CHECK(contains(r.err, "float32"));
+  }
+  SECTION("mismatched dims between files") {
+    write_tensor(dir.file("v.npy"), spattn::test::random_tensor(B, Hkv, nk, d + 1, 1, 1));
+    const Result r = run(base);
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "k.npy"));
+    CHECK(contains(r.err, "v.npy"));
+    CHECK(contains(r.err, "same shape"));
+  }
+  SECTION("a NaN is reported with its file and index") {
+    spattn::Tensor bad = v;
+    bad.view().at(1, 0, 3, 5) = std::numeric_limits<float>::quiet_NaN();
+    write_tensor(dir.file("v.npy"), bad);
+    const Result r = run(base);
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "v.npy: element [1, 0, 3, 5]"));
+    CHECK(contains(r.err, "nan"));
+  }
+  SECTION("a missing file") {
+    std::remove(dir.file("k.npy").c_str());
+    const Result r = run(base);
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "k.npy"));
+  }
+}
+
+TEST_CASE("cli run: the memory budget", "[cli-run]") {
+  SECTION("--check is refused when the reference does not fit, with its estimate") {
+    // Reference estimate at nq = nk = 1000, 2 heads, d = 64, batch 1: the 1000 x 1000 double
+    // score matrix plus 2 x 1000 x 65 doubles of output.
+    spattn::AttentionShape s;
+    s.batch = 1, s.q_heads = 2, s.kv_heads = 2, s.nq = 1000, s.nk = 1000, s.dim = 64;
+    const i64 estimate = spattn::reference_memory_bytes(s);
+    CHECK(estimate == 8 * (1000 * 1000 + 2 * 1000 * 65));
+    const Result r = run("run causal --n 1000 --heads 2 --check --memory-budget 6M");
+    CHECK(r.code == 1);
+    CHECK(contains(r.err, "--check"));
+    CHECK(contains(r.err, spattn::format_bytes(estimate)));
+    CHECK(contains(r.err, spattn::format_bytes(6 << 20)));
+    // Without --check the same budget is enough.
+    CHECK(run("run causal --n 1000 --heads 2 --memory-budget 6M --repeats 1").code == 0);
+  }
+  SECTION("a bad budget is a usage error") {
+    const Result r = run("run causal --n 10 --memory-budget 12Q");
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "--memory-budget '12Q'"));
+  }
+  SECTION("bad shape flags") {
+    CHECK(run("run causal --n 10 --heads 4 --kv-heads 3").code == 2);
+    CHECK(run("run causal --n 10 --d 300").code == 2);
+    CHECK(run("run causal --n 10 --repeats 0").code == 2);
+  }
+}
