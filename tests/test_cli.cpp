@@ -13,6 +13,7 @@
 #include <set>
 #include <string>
 
+#include "cli_runner.hpp"
 #include "spattn/patterns/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -27,28 +28,10 @@ struct TempDir : spattn::test::TempDir {
   TempDir() : spattn::test::TempDir("spattn_cli") {}
 };
 
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
+using Result = spattn::test::CliResult;
 
-// Runs `spattn ARGS` (ARGS already shell-quoted) and captures exit code, stdout and stderr.
 Result run(const std::string& args) {
-  TempDir dir;
-  const std::string err_path = dir.file("stderr");
-  const std::string cmd =
-      std::string("'") + SPATTN_CLI_PATH + "' " + args + " 2>'" + err_path + "'";
-  Result r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  REQUIRE(WIFEXITED(status));
-  r.code = WEXITSTATUS(status);
-  std::ifstream err(err_path);
-  r.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  return r;
+  return spattn::test::run_cli(args);
 }
 
 std::string quote(const std::string& s) {

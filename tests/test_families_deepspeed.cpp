@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_runner.hpp"
 #include "spattn/patterns/deepspeed_config.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
@@ -828,28 +829,8 @@ std::string config_error(const std::string& text) {
   return "";
 }
 
-struct CliResult {
-  int code = -1;
-  std::string out, err;
-};
-
-CliResult run_cli(const std::string& args) {
-  TempDir dir;
-  const std::string err_path = dir.file("stderr");
-  const std::string cmd =
-      std::string("'") + SPATTN_CLI_PATH + "' " + args + " 2>'" + err_path + "'";
-  CliResult r;
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buf[4096];
-  for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.out.append(buf, n);
-  const int status = ::pclose(pipe);
-  REQUIRE(WIFEXITED(status));
-  r.code = WEXITSTATUS(status);
-  std::ifstream err(err_path);
-  r.err.assign(std::istreambuf_iterator<char>(err), std::istreambuf_iterator<char>());
-  return r;
-}
+using spattn::test::CliResult;
+using spattn::test::run_cli;
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "../saturating.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/attention/textbook.hpp"
 #include "spattn/patterns/error.hpp"
@@ -21,14 +22,8 @@ std::int64_t checked_mul(std::int64_t a, std::int64_t b, const char* what) {
     throw UsageError(fmt::format("the {} ({} x {}) overflow a 64-bit count", what, a, b));
   return r;
 }
-std::int64_t saturating_mul(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
-}
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
-}
+using detail::saturating_add;
+using detail::saturating_mul;
 
 // Bytes one query head reads from K, V and masks over one BlockLayout (see the model).
 double kv_bytes_read(const BlockLayout& bl, std::int64_t dim) {

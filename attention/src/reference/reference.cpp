@@ -7,21 +7,12 @@
 #include <cmath>
 #include <limits>
 
+#include "../saturating.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn {
-namespace {
-
-std::int64_t saturating_mul(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
-}
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
-}
-
-}  // namespace
+using detail::saturating_add;
+using detail::saturating_mul;
 
 std::int64_t reference_memory_bytes(const AttentionShape& s) {
   const std::int64_t scores = saturating_mul(s.nq, s.nk);

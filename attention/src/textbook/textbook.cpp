@@ -18,6 +18,7 @@
 #include <cstring>
 #include <limits>
 
+#include "../saturating.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/patterns/error.hpp"
 
@@ -26,14 +27,8 @@ namespace {
 
 using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-std::int64_t saturating_mul(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
-}
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
-  std::int64_t r = 0;
-  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<std::int64_t>::max() : r;
-}
+using detail::saturating_add;
+using detail::saturating_mul;
 
 // One task's buffers, reused by every task its thread runs (allocated once per thread).
 struct Workspace {

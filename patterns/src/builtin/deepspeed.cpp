@@ -3,17 +3,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <unordered_set>
+
+#include "counter_hash.hpp"
 
 namespace spattn::builtin::ds {
 namespace {
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 // Sorts and merges ranges (touching ones too) and drops empty ones.
 void normalize(std::vector<KeyRange>& v) {
@@ -109,22 +103,11 @@ void random_blocks(std::uint64_t seed, std::int64_t head_class, std::int64_t row
                    std::int64_t population, std::int64_t count, std::vector<KeyRange>& out) {
   count = std::min(count, population);
   if (count <= 0) return;
-  const std::uint64_t base = mix(mix(mix(seed ^ 0x6473u) ^ static_cast<std::uint64_t>(head_class)) ^
-                                 static_cast<std::uint64_t>(row));
-  // Floyd's sampling: `count` distinct values of [0, population) with `count` draws.
+  // 0x6473 ("ds") keeps these draws apart from random()'s for the same seed.
+  const std::uint64_t key = hash_key(
+      {seed ^ 0x6473u, static_cast<std::uint64_t>(head_class), static_cast<std::uint64_t>(row)});
   std::vector<std::int64_t> chosen;
-  chosen.reserve(static_cast<std::size_t>(count));
-  std::unordered_set<std::int64_t> seen;
-  const bool use_set = count > 32;
-  for (std::int64_t j = population - count; j < population; ++j) {
-    const std::uint64_t x = mix(base ^ static_cast<std::uint64_t>(j));
-    const auto t = static_cast<std::int64_t>(
-        (static_cast<unsigned __int128>(x) * static_cast<std::uint64_t>(j + 1)) >> 64);
-    const bool dup =
-        use_set ? seen.count(t) != 0 : std::find(chosen.begin(), chosen.end(), t) != chosen.end();
-    chosen.push_back(dup ? j : t);
-    if (use_set) seen.insert(chosen.back());
-  }
+  sample_distinct(key, population, count, chosen);
   for (std::int64_t c : chosen) out.push_back({c, c + 1});
 }
 

@@ -3,19 +3,12 @@
 // (seed, head, block): a counter-based hash (splitmix64), so layouts build in parallel and are
 // identical on every run and thread count.
 #include <algorithm>
-#include <unordered_set>
 
+#include "counter_hash.hpp"
 #include "leaf.hpp"
 
 namespace spattn::builtin {
 namespace {
-
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 
 class Random final : public Leaf {
  public:
@@ -27,22 +20,9 @@ class Random final : public Leaf {
     if (qb < 0) return;
     const std::int64_t kb = (g.nk + b_ - 1) / b_;
     const std::int64_t r = std::min(r_, kb);
-    const std::uint64_t base =
-        mix(mix(mix(static_cast<std::uint64_t>(seed_)) ^ static_cast<std::uint64_t>(h)) ^
-            static_cast<std::uint64_t>(qb));
-    // Floyd's sampling: r distinct values from [0, kb) with r draws.
-    std::unordered_set<std::int64_t> seen;
-    const bool use_set = r > 32;
-    for (std::int64_t j = kb - r; j < kb; ++j) {
-      const std::uint64_t x = mix(base ^ static_cast<std::uint64_t>(j));
-      const auto t = static_cast<std::int64_t>(
-          (static_cast<unsigned __int128>(x) * static_cast<std::uint64_t>(j + 1)) >> 64);
-      const bool dup =
-          use_set ? seen.count(t) != 0 : std::find(out.begin(), out.end(), t) != out.end();
-      out.push_back(dup ? j : t);
-      if (use_set) seen.insert(out.back());
-    }
-    std::sort(out.begin(), out.end());
+    sample_distinct(hash_key({static_cast<std::uint64_t>(seed_), static_cast<std::uint64_t>(h),
+                              static_cast<std::uint64_t>(qb)}),
+                    kb, r, out);
   }
 
   // chosen() through a small per-thread cache: the builder asks for the same few query blocks
