@@ -55,6 +55,24 @@ bool parse_unidirectional(const std::string& family, const std::string& attentio
       family, attention));
 }
 
+GlobalBlocks parse_global_blocks(const std::string& family, const Args& a) {
+  GlobalBlocks g;
+  g.starts = a.get_list("global_block_indices");
+  if (!a.has("global_block_end_indices")) return g;
+  g.ends = a.get_list("global_block_end_indices");
+  if (g.ends->size() != g.starts.size())
+    throw UsageError(fmt::format(
+        "{}: global_block_indices has {} entries but global_block_end_indices has {}; they must "
+        "have the same length",
+        family, g.starts.size(), g.ends->size()));
+  for (std::size_t k = 0; k < g.starts.size(); ++k)
+    if (g.starts[k] >= (*g.ends)[k])
+      throw UsageError(fmt::format(
+          "{}: global block start index {} must be smaller than its end index {} (entry {})",
+          family, g.starts[k], (*g.ends)[k], k));
+  return g;
+}
+
 ParamSpec block_param() {
   return int_param("block", 1,
                    "DeepSpeed block size in tokens: cells of block x block pairs are kept or "

@@ -34,6 +34,14 @@ Common common_from(const Args& a);
 // family and the value.
 bool parse_unidirectional(const std::string& family, const std::string& attention);
 
+// global_block_indices and the optional global_block_end_indices of `family`, checked as
+// DeepSpeed checks them (equal lengths, each start below its end).
+struct GlobalBlocks {
+  std::vector<std::int64_t> starts;
+  std::optional<std::vector<std::int64_t>> ends;
+};
+GlobalBlocks parse_global_blocks(const std::string& family, const Args& a);
+
 // ParamSpecs shared by the families (DeepSpeed's names and defaults).
 ParamSpec block_param();
 ParamSpec num_heads_param();

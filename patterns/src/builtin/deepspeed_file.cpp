@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "delegate.hpp"
 #include "leaf.hpp"
 #include "spattn/patterns/deepspeed_config.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -217,40 +218,11 @@ namespace builtin {
 namespace {
 
 // Behaves exactly as the ds_* pattern the file maps to; prints as the file form.
-class DeepSpeedFile final : public Pattern {
+class DeepSpeedFile final : public Delegate {
  public:
-  explicit DeepSpeedFile(std::string file)
-      : file_(std::move(file)), inner_(parse_spec(deepspeed_config_spec_from_file(file_))) {}
-  bool allows(const Geometry& g, int h, std::int64_t i, std::int64_t j) const override {
-    return inner_->allows(g, h, i, j);
-  }
-  std::string spec() const override {
-    return fmt::format("deepspeed(file={})", to_string(ParamValue{file_}));
-  }
-  void check(const Geometry& g) const override { inner_->check(g); }
-  bool key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
-                  std::vector<KeyRange>& out) const override {
-    return inner_->key_ranges(g, h, q0, q1, out);
-  }
-  void full_key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
-                       std::vector<KeyRange>& out) const override {
-    inner_->full_key_ranges(g, h, q0, q1, out);
-  }
-  TileClass classify(const Geometry& g, int h, const Tile& t) const override {
-    return inner_->classify(g, h, t);
-  }
-  void fill_tile(const Geometry& g, int h, const Tile& t, TileMask& m) const override {
-    inner_->fill_tile(g, h, t, m);
-  }
-  bool bounds_keys() const override { return inner_->bounds_keys(); }
-  bool analytic_tiles() const override { return inner_->analytic_tiles(); }
-  std::string scanned_part() const override { return inner_->scanned_part(); }
-  std::string head_spec(int h) const override { return inner_->head_spec(h); }
-  bool depends_on_head() const override { return inner_->depends_on_head(); }
-
- private:
-  std::string file_;
-  PatternPtr inner_;
+  explicit DeepSpeedFile(const std::string& file)
+      : Delegate(fmt::format("deepspeed(file={})", to_string(ParamValue{file})),
+                 parse_spec(deepspeed_config_spec_from_file(file))) {}
 };
 
 }  // namespace

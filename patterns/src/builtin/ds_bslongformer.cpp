@@ -63,22 +63,9 @@ class DsBSLongformer final : public ds::DsPattern {
 };
 
 PatternPtr make_bslongformer(const Args& a) {
-  const std::vector<std::int64_t>& starts = a.get_list("global_block_indices");
-  std::optional<std::vector<std::int64_t>> ends;
-  if (a.has("global_block_end_indices")) {
-    ends = a.get_list("global_block_end_indices");
-    if (ends->size() != starts.size())
-      throw UsageError(fmt::format(
-          "ds_bslongformer: global_block_indices has {} entries but global_block_end_indices has "
-          "{}; they must have the same length",
-          starts.size(), ends->size()));
-    for (std::size_t k = 0; k < starts.size(); ++k)
-      if (starts[k] >= (*ends)[k])
-        throw UsageError(fmt::format(
-            "ds_bslongformer: global block start index {} must be smaller than its end index {} "
-            "(entry {})",
-            starts[k], (*ends)[k], k));
-  }
+  const ds::GlobalBlocks global = ds::parse_global_blocks("ds_bslongformer", a);
+  const std::vector<std::int64_t>& starts = global.starts;
+  const std::optional<std::vector<std::int64_t>>& ends = global.ends;
   const bool uni = ds::parse_unidirectional("ds_bslongformer", a.get_string("attention"));
   return std::make_shared<DsBSLongformer>(
       ds::common_from(a), a.get_int("num_sliding_window_blocks"), starts, ends, uni);

@@ -112,22 +112,9 @@ PatternPtr make_variable(const Args& a) {
         "ds_variable: the last entry of local_window_blocks = {} is 0; it repeats until the end "
         "of the sequence and must be >= 1",
         to_string(ParamValue{windows})));
-  const std::vector<std::int64_t>& starts = a.get_list("global_block_indices");
-  std::optional<std::vector<std::int64_t>> ends;
-  if (a.has("global_block_end_indices")) {
-    ends = a.get_list("global_block_end_indices");
-    if (ends->size() != starts.size())
-      throw UsageError(fmt::format(
-          "ds_variable: global_block_indices has {} entries but global_block_end_indices has {}; "
-          "they must have the same length",
-          starts.size(), ends->size()));
-    for (std::size_t k = 0; k < starts.size(); ++k)
-      if (starts[k] >= (*ends)[k])
-        throw UsageError(fmt::format(
-            "ds_variable: global block start index {} must be smaller than its end index {} "
-            "(entry {})",
-            starts[k], (*ends)[k], k));
-  }
+  const ds::GlobalBlocks global = ds::parse_global_blocks("ds_variable", a);
+  const std::vector<std::int64_t>& starts = global.starts;
+  const std::optional<std::vector<std::int64_t>>& ends = global.ends;
   const bool uni = ds::parse_unidirectional("ds_variable", a.get_string("attention"));
   const bool horizontal = a.get_int("horizontal_global_attention") != 0;
   if (uni && horizontal)
