@@ -6,7 +6,8 @@
 //           block_k = {16, 32, 64, 128}[(b / 12) % 4]
 //   byte 3: odd: the rest of the input is a spec string (parsed as is);
 //           even: the rest drives a generator that writes a small spec from the built-ins
-//           (every one except blocks(file=...)) with small parameters (sometimes huge ones) and
+//           (every one except blocks(file=...) and deepspeed(file=...)) with small parameters
+//           (sometimes huge ones) and
 //           the combinators |, &, -, heads(...).
 // Missing bytes read as 0. The layout built with build_layout (one thread) must allow exactly
 // the pairs Pattern::allows allows, on every head; its counts must match a brute-force count, and
@@ -55,7 +56,7 @@ class Generator {
   Generator(Bytes& in, const spattn::Geometry& g) : in_(in), g_(g) {}
 
   std::string expr(int depth) {
-    constexpr unsigned kLeaves = 14, kCombinators = 4;
+    constexpr unsigned kLeaves = 26, kCombinators = 4;
     const unsigned c = in_.next() % (depth >= 4 ? kLeaves : kLeaves + kCombinators);
     switch (c) {
       case 0:
@@ -87,11 +88,62 @@ class Generator {
       case 13:
         return "random(" + std::to_string(1 + in_.next() % 8) + ", block=" + num(1, i64{1} << 20) +
                ", seed=" + std::to_string(in_.next()) + ")";
+      // The published families (small parameters; the ds_* ones need nq = nk, a multiple of
+      // their block, so small blocks make valid geometries common).
       case 14:
-        return "(" + expr(depth + 1) + " | " + expr(depth + 1) + ")";
+        return "st_strided(" + num(1, kTok) + ")";
       case 15:
-        return "(" + expr(depth + 1) + " & " + expr(depth + 1) + ")";
+        return "st_fixed(" + num(1, 64) + ", " + num(1, 64) +
+               ", num_verts=" + std::to_string(1 + in_.next() % 3) + ")";
       case 16:
+        return "longformer(" + std::to_string(2 * (1 + in_.next() % 64)) + ", global=" + tokens() +
+               ")";
+      case 17:
+        return "longformer_dilated(" + num(1, kTok) + ", d=" + num(1, 64) + ")";
+      case 18:
+        return "streaming(sink=" + num(0, kTok) + ", recent=" + num(1, kTok) + ")";
+      case 19:
+        return "phi3_blocksparse(" + num(1, 16) + ", " + num(1, 16) + ", block_size=" + num(1, 64) +
+               ", homo_head=" + std::to_string(in_.next() % 2) + ")";
+      case 20:
+        return "bigbird(block=" + num(1, 64) +
+               ", window=" + std::to_string(1 + 2 * (in_.next() % 3)) +
+               ", global=" + std::to_string(in_.next() % 4) +
+               ", random=" + std::to_string(in_.next() % 4) +
+               ", seed=" + std::to_string(in_.next()) +
+               ", plan=" + (in_.next() % 2 ? "\"full\"" : "\"hf\"") + ")";
+      case 21:
+        return "ds_fixed(block=" + ds_block() + ", different_layout_per_head=1, num_local_blocks=" +
+               std::to_string(2 * (1 + in_.next() % 3)) +
+               ", num_global_blocks=" + std::to_string(1 + in_.next() % 2) +
+               ", num_different_global_patterns=" + std::to_string(1 + in_.next() % 2) +
+               ", attention=" + direction() + ")";
+      case 22:
+        return "ds_variable(block=" + ds_block() +
+               ", num_random_blocks=" + std::to_string(in_.next() % 3) + ", local_window_blocks=[" +
+               std::to_string(1 + in_.next() % 3) + ", " + std::to_string(1 + in_.next() % 3) +
+               "], global_block_indices=[0, " + std::to_string(2 + in_.next() % 8) +
+               "], attention=" + direction() + ")";
+      case 23:
+        return "ds_bigbird(block=" + ds_block() +
+               ", num_random_blocks=" + std::to_string(in_.next() % 2) +
+               ", num_sliding_window_blocks=" + std::to_string(1 + in_.next() % 5) +
+               ", num_global_blocks=" + std::to_string(1 + in_.next() % 2) +
+               ", attention=" + direction() + ")";
+      case 24:
+        return "ds_bslongformer(block=" + ds_block() +
+               ", num_sliding_window_blocks=" + std::to_string(1 + in_.next() % 5) +
+               ", global_block_indices=[" + std::to_string(in_.next() % 6) +
+               "], attention=" + direction() + ")";
+      case 25:
+        return "ds_local(block=" + ds_block() +
+               ", num_sliding_window_blocks=" + std::to_string(1 + in_.next() % 5) +
+               ", attention=" + direction() + ")";
+      case 26:
+        return "(" + expr(depth + 1) + " | " + expr(depth + 1) + ")";
+      case 27:
+        return "(" + expr(depth + 1) + " & " + expr(depth + 1) + ")";
+      case 28:
         return "(" + expr(depth + 1) + " - " + expr(depth + 1) + ")";
       default:
         return heads(depth);
@@ -113,6 +165,12 @@ class Generator {
                        201};
     return std::to_string(std::max(lo, std::min(hi, big[b - 240])));
   }
+  // A DeepSpeed block size: one that divides nk when one of 1..8 does, else 1..8.
+  std::string ds_block() {
+    const i64 b = 1 + in_.next() % 8;
+    return std::to_string(g_.nk % b == 0 ? b : 1);
+  }
+  std::string direction() { return in_.next() % 2 ? "\"unidirectional\"" : "\"bidirectional\""; }
   // Up to 4 distinct global positions, mostly inside [0, nk).
   std::string tokens() {
     std::set<i64> t;
