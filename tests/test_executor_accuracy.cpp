@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "attention_testing.hpp"
+#include "small_specs.hpp"
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/cost.hpp"
 #include "spattn/attention/reference.hpp"
@@ -122,44 +123,7 @@ class ShapePicker {
   std::size_t count_ = 0;
 };
 
-// A spec for each registered pattern that fits any small geometry (lengths, heads); {blocks},
-// {deepspeed} and {documents} are filled in per case.
-const std::map<std::string, std::string>& spec_table() {
-  static const std::map<std::string, std::string> table = {
-      {"bigbird", "bigbird(block=8, window=3, global=2, random=2, seed=1)"},
-      {"blocks", "{blocks}"},
-      {"causal", "causal"},
-      {"chunked", "chunked(37) & causal"},
-      {"deepspeed", "{deepspeed}"},
-      {"dense", "dense"},
-      {"dilated", "dilated(5, 3)"},
-      {"documents", "{documents}"},
-      {"ds_bigbird", "ds_bigbird(block=16, num_random_blocks=1, num_sliding_window_blocks=3)"},
-      {"ds_bslongformer",
-       "ds_bslongformer(block=16, num_sliding_window_blocks=3, global_block_indices=[0])"},
-      {"ds_dense", "ds_dense(block=16)"},
-      {"ds_fixed", "ds_fixed(block=16, num_local_blocks=4, num_global_blocks=1)"},
-      {"ds_local", "ds_local(block=16, num_sliding_window_blocks=3)"},
-      {"ds_variable",
-       "ds_variable(block=16, local_window_blocks=[2, 4], global_block_indices=[0])"},
-      {"global", "window(4) | global(tokens=[0, 13])"},
-      {"llama4_chunked", "llama4_chunked(50)"},
-      {"longformer", "longformer(16, global=[0, 5])"},
-      {"longformer_dilated", "longformer_dilated(8, d=2)"},
-      {"mistral_swa", "mistral_swa(20)"},
-      {"phi3_blocksparse", "phi3_blocksparse(2, 3, block_size=16)"},
-      {"prefix", "prefix(30) | causal"},
-      {"random", "random(2, block=16, seed=7)"},
-      {"sink", "sliding(12) | sink(3)"},
-      {"sliding", "sliding(12)"},
-      {"st_fixed", "st_fixed(32, 8)"},
-      {"st_strided", "st_strided(16)"},
-      {"streaming", "streaming(sink=4, recent=24)"},
-      {"strided", "strided(9) & causal"},
-      {"window", "window(6, 2)"},
-  };
-  return table;
-}
+using spattn::test::small_spec_table;
 
 // Fills the per-case placeholders of a table spec.
 std::string instantiate(std::string spec, const Shape& s, const spattn::test::TempDir& dir,
@@ -199,11 +163,11 @@ TEST_CASE("accuracy: every registered pattern against the reference", "[accuracy
   std::set<i64> batch_seen;
   std::uint64_t seed = 1;
   for (const spattn::PatternInfo* info : spattn::Registry::global().all()) {
-    const auto it = spec_table().find(info->name);
+    const auto it = small_spec_table().find(info->name);
     // Two shapes per pattern.
     for (int rep = 0; rep < 2; ++rep, ++seed) {
       Shape s = picker.next();
-      if (it != spec_table().end()) {
+      if (it != small_spec_table().end()) {
         if (info->name == "deepspeed" || info->name.rfind("ds_", 0) == 0) {
           // DeepSpeed's SparsityConfig layouts are square, seq_len a multiple of the block.
           s.nk = std::max<i64>(96, s.nk / 16 * 16);
@@ -213,7 +177,7 @@ TEST_CASE("accuracy: every registered pattern against the reference", "[accuracy
       } else {
         // A pattern this file does not know yet: its own example, if it fits the geometry.
         INFO("pattern '" << info->name << "' example '" << info->example
-                         << "' (add a small-geometry spec for it to spec_table)");
+                         << "' (add a small-geometry spec for it to tests/small_specs.hpp)");
         bool ran = false;
         for (int attempt = 0; attempt < 4 && !ran; ++attempt) {
           try {

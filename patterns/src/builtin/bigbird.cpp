@@ -283,11 +283,9 @@ class BigBird final : public Leaf {
     for (std::int64_t r = 0; r < t.rows(); ++r) {
       const std::int64_t p = g.position(t.q_begin + r);
       if (p < 0) continue;
-      // Rows of one query block are alike: copy the previous row's bits.
-      if (r > 0 && p % b_ != 0) {
-        std::copy(m.row(r - 1), m.row(r - 1) + m.row_words(), m.row(r));
-        continue;
-      }
+      // Rows of one query block are alike, but their bits are ORed into a mask that may already
+      // hold another pattern's (a union's other side), so each row is set, never copied from the
+      // row above. row_cached() makes the repeated lookups cheap.
       for (const KeyRange& iv : row_cached(g, h, p / b_)) {
         if (iv.end <= kb0) continue;
         if (iv.begin > kb1) break;
