@@ -43,5 +43,9 @@ Command add_patterns_command(CLI::App& app);
 Command add_mask_command(CLI::App& app);
 Command add_stats_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
+Command add_sweep_command(CLI::App& app);
+Command add_report_command(CLI::App& app);
+// Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
+Command add_point_command(CLI::App& app);
 
 }  // namespace spattn::cli

@@ -10,8 +10,8 @@
 
 int main(int argc, char** argv) {
   CLI::App app{
-      "spattn: sparse attention patterns toolkit. Build block-sparse layouts from pattern spec "
-      "strings, inspect and export them.",
+      "spattn: sparse attention toolkit. Build block-sparse layouts from pattern spec strings, "
+      "inspect and export them, run attention over them and sweep experiments.",
       "spattn"};
   app.set_version_flag("--version", "spattn " SPATTN_VERSION);
   app.require_subcommand(0, 1);
@@ -19,7 +19,9 @@ int main(int argc, char** argv) {
 
   const std::vector<spattn::cli::Command> commands = {
       spattn::cli::add_patterns_command(app), spattn::cli::add_mask_command(app),
-      spattn::cli::add_stats_command(app), spattn::cli::add_run_command(app)};
+      spattn::cli::add_stats_command(app),    spattn::cli::add_run_command(app),
+      spattn::cli::add_sweep_command(app),    spattn::cli::add_report_command(app),
+      spattn::cli::add_point_command(app)};
 
   try {
     app.parse(argc, argv);

@@ -1,0 +1,98 @@
+#pragma once
+// An experiment file (TOML, schema in experiments/README.md) and the sweep points it expands to.
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace spattn::experiments {
+
+// One entry of `patterns`: a spec string with a display name and its own limits.
+struct PatternEntry {
+  std::string name;        // display name (default: the spec as written)
+  std::string spec;        // pattern spec string
+  std::int64_t max_n = 0;  // largest seq_len this pattern runs at (0: no limit)
+  int block = 0;           // block size override for this pattern (0: the `block` axis)
+  int line = 0;            // TOML line of the entry, for messages
+};
+
+// Where Q, K and V come from.
+struct InputSpec {
+  std::string kind = "random";  // "random" | "synthetic" | "npy"
+  std::string npy_dir;          // for "npy": a directory with q.npy, k.npy, v.npy
+};
+
+// Settings that apply to every point (TOML top-level keys, overridable by [quick]).
+struct Settings {
+  int repeats = 5;                      // timed attention calls per point
+  int warmup = 1;                       // untimed calls before them
+  double timeout_seconds = 600;         // per point, wall clock of the child process
+  std::int64_t memory_bytes = 0;        // per-point address-space limit; 0: default_memory_budget()
+  std::uint64_t seed = 0;               // input and pattern seed
+  bool check = false;                   // compare against the dense reference where it fits
+  std::int64_t check_max_n = 2048;      // largest N checked against the reference
+  bool fidelity = false;                // record rel. L2 error and mass recall vs dense
+  std::int64_t fidelity_max_n = 16384;  // largest N whose dense attention is computed
+  InputSpec inputs;
+  double predict_gflops = 100;  // assumed rate for predicting a point's time (skip/ETA)
+};
+
+// What `spattn report` lays out (TOML table [report]).
+struct ReportSettings {
+  // "scaling" (default: per-N tables and slopes), "lra_table2", "flash_scaling", "density",
+  // "longformer_fig1", "audit".
+  std::string layout = "scaling";
+  std::string baseline = "dense";  // pattern name that speedups are measured against
+  std::int64_t budget_bytes = 0;   // "audit": the budget for the largest-N column (0: none)
+};
+
+struct Experiment {
+  std::string name;         // [a-zA-Z0-9_.-]+, names the results directory
+  std::string description;  // free text
+  std::filesystem::path source_path;
+  std::string source_text;  // the TOML file itself (copied into meta.json)
+
+  // Axes: every combination is one point (patterns whose max_n is exceeded are left out).
+  std::vector<std::int64_t> seq_len;  // list, or {from, to, factor} expanded geometrically
+  std::vector<PatternEntry> patterns;
+  std::vector<int> head_dim{64};
+  std::vector<int> heads{8};
+  std::vector<int> kv_heads{0};  // 0: equal to heads
+  std::vector<int> batch{1};
+  std::vector<int> threads{0};  // 0: all cores
+  std::vector<int> block{64};
+  std::vector<std::string> tile_mode{"auto"};  // "auto" | "partial" (every kept tile masked)
+
+  Settings settings;
+  Settings quick_settings;                  // settings with [quick] applied
+  std::vector<std::int64_t> quick_seq_len;  // seq_len with [quick] applied
+  ReportSettings report;
+};
+
+// One point of a sweep: all axes fixed, plus the settings it runs with.
+struct SweepPoint {
+  int index = 0;    // position in the expanded list
+  std::string key;  // stable identity of the axes (used by --resume)
+  PatternEntry pattern;
+  std::int64_t n = 0;  // nq = nk
+  int head_dim = 64, heads = 8, kv_heads = 8, batch = 1, threads = 0, block = 64;
+  std::string tile_mode = "auto";
+  Settings settings;
+};
+
+// Parses an experiment file; throws spattn::UsageError naming the file, the TOML line, the bad
+// key or value and what is allowed (unknown keys, wrong types and impossible values included).
+Experiment load_experiment(const std::filesystem::path& path);
+// The same from text; `source_name` stands for the file name in messages.
+Experiment parse_experiment(const std::string& text, const std::string& source_name);
+
+// All points in a fixed order (patterns, then seq_len, then the other axes); `quick` uses the
+// [quick] overrides.
+std::vector<SweepPoint> expand_points(const Experiment& e, bool quick);
+
+// A point as JSON (what the child process receives) and back; from_json validates.
+nlohmann::json point_to_json(const SweepPoint& p);
+SweepPoint point_from_json(const nlohmann::json& j);
+
+}  // namespace spattn::experiments

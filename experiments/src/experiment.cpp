@@ -1,0 +1,2 @@
+// Placeholder: replaced by the TOML loader.
+#include "spattn/experiments/experiment.hpp"

@@ -1,0 +1,2 @@
+// Placeholder: replaced by the point measurement.
+#include "spattn/experiments/measure.hpp"
