@@ -95,6 +95,7 @@ struct PartRef {
 struct Workspace {
   Buffer<float> qt, s, ot, m, l, scratch, kpack, vpack;
   Buffer<std::uint16_t> keep[2];
+  Buffer<std::uint16_t> all_ones;  // [block_k][lanes / 16] set bits, for mask_full_tiles
   // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
   const BlockLayout* keep_layout[2] = {nullptr, nullptr};
   std::int32_t keep_mask[2] = {-1, -1};
@@ -103,8 +104,8 @@ struct Workspace {
   int keep_next = 0;
   std::int64_t bytes = 0;
 
-  void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k,
-                bool pack_v) {
+  void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
+                bool ones) {
     qt.allocate(d * lanes);
     s.allocate(block_k * lanes);
     ot.allocate(d * lanes);
@@ -114,8 +115,13 @@ struct Workspace {
     if (pack_k) kpack.allocate(block_k * d);
     if (pack_v) vpack.allocate(block_k * d);
     for (auto& k : keep) k.allocate(block_k * (lanes / 16));
+    if (ones) {
+      all_ones.allocate(block_k * (lanes / 16));
+      std::fill(all_ones.get(), all_ones.get() + block_k * (lanes / 16), std::uint16_t{0xFFFF});
+    }
     bytes = qt.bytes + s.bytes + ot.bytes + m.bytes + l.bytes + scratch.bytes +
-            (pack_k ? kpack.bytes : 0) + (pack_v ? vpack.bytes : 0) + keep[0].bytes + keep[1].bytes;
+            (pack_k ? kpack.bytes : 0) + (pack_v ? vpack.bytes : 0) + keep[0].bytes +
+            keep[1].bytes + (ones ? all_ones.bytes : 0);
   }
 };
 
@@ -127,6 +133,7 @@ class Executor {
       : q_(q), k_(k), v_(v), layout_(layout), o_(o), lse_(lse), shape_(shape) {
     d_ = static_cast<int>(shape.dim);
     scale_ = opt.scale ? *opt.scale : 1.0f / std::sqrt(static_cast<float>(shape.dim));
+    mask_full_ = opt.mask_full_tiles;
     bq_ = layout.geometry.block_q;
     bk_ = layout.geometry.block_k;
     q_blocks_ = layout.geometry.q_blocks();
@@ -143,7 +150,7 @@ class Executor {
     auto local = [&]() -> Workspace& {
       bool existed = false;
       Workspace& ws = workspaces.local(existed);
-      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v);
+      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v, mask_full_);
       return ws;
     };
 
@@ -343,7 +350,12 @@ class Executor {
       st.keys = keys;
       st.k = tile_rows(k_, b, g.kv_head, k0, keys, ws.kpack.get(), st.k_stride);
       st.v = tile_rows(v_, b, g.kv_head, k0, keys, ws.vpack.get(), st.v_stride);
-      st.keep = masks[t] < 0 ? nullptr : lane_mask(ws, bl, masks[t], keys, lanes);
+      // An all-ones mask keeps every lane, so the masked kernel's blends return their inputs
+      // unchanged: the same arithmetic as the Full path, plus the masking work.
+      if (masks[t] >= 0)
+        st.keep = lane_mask(ws, bl, masks[t], keys, lanes);
+      else
+        st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
       kernels::flash_step(st);
     }
   }
@@ -445,6 +457,7 @@ class Executor {
   AttentionShape shape_;
   int d_ = 0;
   float scale_ = 1.0f;
+  bool mask_full_ = false;
   std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, lanes_ = 0;
   std::vector<HeadGroup> groups_;
   std::vector<SplitPlan> plans_;                       // per distinct layout

@@ -2,11 +2,11 @@
 // The block-sparse flash attention executor (the fast path).
 //
 // For each query tile of the layout it walks the tile's kept key tiles: S = scale * Q K^T, the
-// Partial tiles' bitsets applied (Full tiles pay no masking), online softmax with a running max
-// and sum, O += P V; then O /= l and LSE = max + log(l). oneTBB runs (batch, K/V head group,
-// query tile) tasks; rows with far more kept tiles than average are split over key tiles and
-// merged through their LSE in a fixed order, so the output is bitwise identical for every
-// thread count. Workspace is O(threads x tile), never O(nq x nk).
+// Partial tiles' bitsets applied (Full tiles pay no masking unless options.mask_full_tiles),
+// online softmax with a running max and sum, O += P V; then O /= l and LSE = max + log(l).
+// oneTBB runs (batch, K/V head group, query tile) tasks; rows with far more kept tiles than
+// average are split over key tiles and merged through their LSE in a fixed order, so the output
+// is bitwise identical for every thread count. Workspace is O(threads x tile), never O(nq x nk).
 #include <cstdint>
 #include <optional>
 
@@ -26,6 +26,10 @@ struct AttentionOptions {
   // average kept tiles per query tile), which splits global-token rows but never dense or causal
   // ones. Depends on the layout only, so results do not depend on the thread count.
   std::int64_t split_tiles = 0;
+  // Treat every kept Full tile as Partial: run it through the masked kernel with an all-ones
+  // mask (mask loads and blends included), so that the price of masking can be measured on any
+  // layout. The output is bitwise the same as without it; only the time changes.
+  bool mask_full_tiles = false;
 };
 
 // What one call did, for benchmarks and sweeps.
