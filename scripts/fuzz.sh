@@ -18,7 +18,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   exit 2
 fi
 
-TARGETS=(fuzz_spec fuzz_npy fuzz_layout_diff)
+TARGETS=(fuzz_spec fuzz_npy fuzz_layout_diff fuzz_toml)
 root="$PWD"
 build="$root/build/fuzz"
 corpora="$root/tests/fuzz/corpus"
@@ -42,6 +42,7 @@ bin() { echo "$build/tests/fuzz/$1"; }
 dict() {  # the libFuzzer dictionary of a target
   case "$1" in
     fuzz_npy) echo "$root/tests/fuzz/npy.dict" ;;
+    fuzz_toml) echo "$root/tests/fuzz/toml.dict" ;;
     *) echo "$root/tests/fuzz/spec.dict" ;;
   esac
 }

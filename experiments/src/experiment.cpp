@@ -1,2 +1,1227 @@
-// Placeholder: replaced by the TOML loader.
+// Experiment files (TOML) and their sweep points. The schema is documented in
+// experiments/README.md ("Experiment files"); every limit below appears there too.
 #include "spattn/experiments/experiment.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string_view>
+#include <system_error>
+
+#include "spattn/attention/shapes.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/geometry.hpp"
+#include "spattn/patterns/spec.hpp"
+
+namespace spattn::experiments {
+namespace {
+
+// Limits that keep a generated or mistyped file from expanding into hours of work or memory.
+constexpr std::size_t kMaxTextBytes = std::size_t{16} << 20;  // experiment file size
+constexpr std::size_t kMaxAxisValues = 64;                    // per axis, lists and ranges
+constexpr std::size_t kMaxPatterns = 1024;
+constexpr std::int64_t kMaxPoints = 100000;
+constexpr std::size_t kMaxNameLength = 100;         // `name` (a directory name)
+constexpr std::size_t kMaxDisplayNameLength = 200;  // pattern display names
+constexpr std::int64_t kMaxBatch = 65536;
+constexpr std::int64_t kMaxThreads = 1024;
+constexpr std::int64_t kMaxRepeats = 100000;
+constexpr double kMaxTimeoutSeconds = 1e6;
+constexpr double kMaxPredictGflops = 1e9;
+constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
+
+const std::vector<std::string> kTopKeys = {
+    "name",     "description",    "patterns", "seq_len",        "head_dim",  "heads",
+    "kv_heads", "batch",          "threads",  "block",          "tile_mode", "repeats",
+    "warmup",   "timeout",        "memory",   "seed",           "check",     "check_max_n",
+    "fidelity", "fidelity_max_n", "inputs",   "predict_gflops", "quick",     "report",
+    "fidelity_baseline"};
+const std::vector<std::string> kQuickKeys = {
+    "seq_len",     "head_dim", "heads",          "kv_heads", "batch",         "threads", "block",
+    "tile_mode",   "repeats",  "warmup",         "timeout",  "memory",        "seed",    "check",
+    "check_max_n", "fidelity", "fidelity_max_n", "inputs",   "predict_gflops",
+    "fidelity_baseline"};
+const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
+                                               "min_n", "block", "fidelity_baseline"};
+const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
+const std::vector<std::string> kInputsKeys = {"kind", "dir"};
+const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget"};
+const std::vector<std::string> kLayouts = {"scaling", "lra_table2",      "flash_scaling",
+                                           "density", "longformer_fig1", "audit"};
+const std::vector<std::string> kTileModes = {"auto", "partial"};
+
+std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
+  std::string out;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i) out += sep;
+    out += v[i];
+  }
+  return out;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Shortens user text quoted in a message and makes control characters visible.
+std::string show(std::string_view s, std::size_t max_chars = 60) {
+  std::string out = "\"";
+  for (std::size_t i = 0; i < s.size() && i < max_chars; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
+  }
+  if (s.size() > max_chars) out += "...";
+  return out + "\"";
+}
+
+// "string \"abc\"", "integer 5", "float 2.5", "array", ... for "got ..." in messages.
+std::string describe(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string:
+      return "string " + show(n.as_string()->get());
+    case toml::node_type::integer:
+      return fmt::format("integer {}", n.as_integer()->get());
+    case toml::node_type::floating_point:
+      return fmt::format("float {}", n.as_floating_point()->get());
+    case toml::node_type::boolean:
+      return fmt::format("boolean {}", n.as_boolean()->get());
+    case toml::node_type::array:
+      return fmt::format("array of {} values", n.as_array()->size());
+    case toml::node_type::table:
+      return "table";
+    case toml::node_type::date:
+      return "date";
+    case toml::node_type::time:
+      return "time";
+    case toml::node_type::date_time:
+      return "date-time";
+    default:
+      return "nothing";
+  }
+}
+
+int line_of(const toml::node& n) {
+  return static_cast<int>(n.source().begin.line);
+}
+
+// toml++ 3.3 (Debian) reaches __builtin_unreachable (undefined behaviour) when it asks whether a
+// code point in U+00A1..U+0499 is whitespace (marzer/tomlplusplus#190, #295; fixed upstream after
+// 3.3). It asks outside strings and comments, and after a line-ending backslash in a multi-line
+// basic string. Non-ASCII text outside strings and comments is invalid TOML anyway, so this scan
+// rejects it first, and rejects any non-ASCII character as the first one after a line-ending
+// backslash (valid TOML, but it cannot be parsed safely). Strings and comments are tracked as
+// toml++ lexes them; where the two could disagree, toml++ has already met a syntax error.
+void reject_unsafe_unicode(const std::string& t, const std::string& source) {
+  enum class State { kOut, kComment, kBasic, kLiteral, kMultiBasic, kMultiLiteral };
+  State state = State::kOut;
+  std::size_t line = 1, line_start = 0;
+  const std::size_t n = t.size();
+  auto fail_at = [&](std::size_t i, std::string_view what) {
+    throw UsageError(fmt::format("{}:{}:{}: {}", source, line, i - line_start + 1, what));
+  };
+  auto run_of = [&](std::size_t i, char c) {
+    std::size_t k = 0;
+    while (i + k < n && t[i + k] == c) ++k;
+    return k;
+  };
+  auto newline = [&](std::size_t i) {
+    ++line;
+    line_start = i + 1;
+  };
+  std::vector<char> nest;  // open '[' (array value), '{' (inline table), 'h' (table header)
+  bool value = false;      // the next bare text is a value, not a key
+  auto terminator = [](char c) {
+    return c == ' ' || (c >= '\t' && c <= '\r') || c == ']' || c == '}' || c == ',' || c == '#';
+  };
+  constexpr std::string_view kOutside =
+      "non-ASCII character outside a string or comment (TOML allows them only in strings and "
+      "comments)";
+  std::size_t i = t.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0;  // UTF-8 byte order mark
+  while (i < n) {
+    const char c = t[i];
+    const bool ascii = static_cast<unsigned char>(c) < 0x80;
+    switch (state) {
+      case State::kOut:
+        if (!ascii) fail_at(i, kOutside);
+        if (c == '#') {
+          state = State::kComment;
+        } else if (c == '"' || c == '\'') {
+          const bool multi = run_of(i, c) >= 3;
+          state = c == '"' ? (multi ? State::kMultiBasic : State::kBasic)
+                           : (multi ? State::kMultiLiteral : State::kLiteral);
+          i += multi ? 3 : 1;
+          continue;
+        } else if (c == '=') {
+          value = true;
+        } else if (c == '[') {
+          nest.push_back(value ? '[' : 'h');  // an array value, or a table header
+        } else if (c == '{') {
+          nest.push_back('{');
+          value = false;
+        } else if (c == ']' || c == '}' || c == ',') {
+          if (c != ',' && !nest.empty()) nest.pop_back();
+          value = !nest.empty() && nest.back() == '[';
+        } else if (c == '\n') {
+          if (nest.empty()) value = false;
+        } else if (value && !terminator(c)) {
+          // A bare value (number, boolean, date, inf, nan): toml++ reads it up to a value
+          // terminator, through quotes and '=', asking of each character whether it is one.
+          while (i < n && !terminator(t[i])) {
+            if (static_cast<unsigned char>(t[i]) >= 0x80) fail_at(i, kOutside);
+            ++i;
+          }
+          continue;
+        }
+        break;
+      case State::kComment:
+        if (c == '\n') {
+          state = State::kOut;
+          if (nest.empty()) value = false;
+        }
+        break;
+      case State::kBasic:
+        if (c == '\\') {
+          if (i + 1 < n && t[i + 1] == '\n') newline(i + 1);
+          i += 2;  // the escaped character cannot end the string
+          continue;
+        }
+        if (c == '"' || c == '\n') state = State::kOut;
+        break;
+      case State::kLiteral:
+        if (c == '\'' || c == '\n') state = State::kOut;
+        break;
+      case State::kMultiBasic:
+        if (c == '\\') {
+          std::size_t j = i + 1;
+          while (j < n && (t[j] == ' ' || t[j] == '\t' || t[j] == '\r' || t[j] == '\n')) {
+            if (t[j] == '\n') newline(j);
+            ++j;
+          }
+          if (j < n && static_cast<unsigned char>(t[j]) >= 0x80)
+            fail_at(j,
+                    "non-ASCII character right after a backslash in a multi-line string: "
+                    "the TOML parser cannot handle it safely; write it as \\uXXXX or move it "
+                    "to the line before the backslash");
+          i = j == i + 1 ? j + 1 : j;  // an escape, or the first character after the break
+          continue;
+        }
+        if (c == '"' && run_of(i, '"') >= 3) {
+          i += run_of(i, '"');  // up to two quotes before the closing three belong to the string
+          state = State::kOut;
+          continue;
+        }
+        break;
+      case State::kMultiLiteral:
+        if (c == '\'' && run_of(i, '\'') >= 3) {
+          i += run_of(i, '\'');
+          state = State::kOut;
+          continue;
+        }
+        break;
+    }
+    if (c == '\n') newline(i);
+    ++i;
+  }
+}
+
+// One axis as parsed, with the line it came from (0: not given, the default).
+template <class T>
+struct Axis {
+  std::vector<T> values;
+  int line = 0;
+};
+
+struct Axes {
+  Axis<std::int64_t> seq_len;
+  Axis<int> head_dim{{64}}, heads{{8}}, kv_heads{{0}}, batch{{1}}, threads{{0}}, block{{64}};
+  Axis<std::string> tile_mode{{"auto"}};
+};
+
+// Reads one experiment text; every failure is a UsageError "SOURCE:LINE: message".
+class Reader {
+ public:
+  Reader(const std::string& source, const Registry& registry)
+      : source_(source), registry_(registry) {}
+
+  Experiment read(const std::string& text);
+
+ private:
+  [[noreturn]] void fail(int line, const std::string& message) const {
+    if (line > 0) throw UsageError(fmt::format("{}:{}: {}", source_, line, message));
+    throw UsageError(fmt::format("{}: {}", source_, message));
+  }
+
+  [[noreturn]] void unknown_key(const toml::key& key, const std::string& where,
+                                const std::vector<std::string>& allowed) const {
+    std::string hint;
+    std::size_t best = 3;
+    for (const std::string& a : allowed) {
+      const std::size_t d = edit_distance(key.str(), a);
+      if (d < best) {
+        best = d;
+        hint = fmt::format(" (did you mean '{}'?)", a);
+      }
+    }
+    fail(static_cast<int>(key.source().begin.line),
+         fmt::format("unknown key {} in {}{}; allowed keys: {}", show(key.str()), where, hint,
+                     join(allowed)));
+  }
+
+  std::int64_t get_int(const toml::node& n, const std::string& path, std::int64_t lo,
+                       std::int64_t hi, std::string_view meaning = {}) const {
+    const std::string range = hi == std::numeric_limits<std::int64_t>::max()
+                                  ? fmt::format(">= {}", lo)
+                                  : fmt::format("{}..{}", lo, hi);
+    const std::string extra = meaning.empty() ? "" : fmt::format(" ({})", meaning);
+    if (!n.is_integer())
+      fail(line_of(n),
+           fmt::format("{} must be an integer {}{}, got {}", path, range, extra, describe(n)));
+    const std::int64_t v = n.as_integer()->get();
+    if (v < lo || v > hi)
+      fail(line_of(n), fmt::format("{} = {} is out of range: allowed {}{}", path, v, range, extra));
+    return v;
+  }
+
+  double get_number(const toml::node& n, const std::string& path, double lo_exclusive,
+                    double hi) const {
+    double v = 0;
+    if (n.is_integer())
+      v = static_cast<double>(n.as_integer()->get());
+    else if (n.is_floating_point())
+      v = n.as_floating_point()->get();
+    else
+      fail(line_of(n), fmt::format("{} must be a number > {} and <= {}, got {}", path, lo_exclusive,
+                                   hi, describe(n)));
+    if (!(v > lo_exclusive && v <= hi))  // also rejects nan
+      fail(line_of(n), fmt::format("{} = {} is out of range: allowed > {} and <= {}", path, v,
+                                   lo_exclusive, hi));
+    return v;
+  }
+
+  bool get_bool(const toml::node& n, const std::string& path) const {
+    if (!n.is_boolean())
+      fail(line_of(n), fmt::format("{} must be true or false, got {}", path, describe(n)));
+    return n.as_boolean()->get();
+  }
+
+  std::string get_string(const toml::node& n, const std::string& path) const {
+    if (!n.is_string())
+      fail(line_of(n), fmt::format("{} must be a string, got {}", path, describe(n)));
+    return n.as_string()->get();
+  }
+
+  std::string get_choice(const toml::node& n, const std::string& path,
+                         const std::vector<std::string>& allowed) const {
+    if (!n.is_string())
+      fail(line_of(n), fmt::format("{} must be one of the strings {}, got {}", path, join(allowed),
+                                   describe(n)));
+    const std::string v = n.as_string()->get();
+    if (std::find(allowed.begin(), allowed.end(), v) == allowed.end())
+      fail(line_of(n),
+           fmt::format("{} = {} is not allowed: use one of {}", path, show(v), join(allowed)));
+    return v;
+  }
+
+  // A byte count: a positive integer, or a string "<number> [unit]" with units B, K/KB/KiB,
+  // M/MB/MiB, G/GB/GiB, T/TB/TiB (case-insensitive, all powers of 1024).
+  std::int64_t get_bytes(const toml::node& n, const std::string& path) const {
+    const std::string allowed =
+        "a positive integer (bytes) or a string like \"512MiB\", \"2GiB\", \"1.5G\" (units B, K, "
+        "M, G, T with optional B or iB; powers of 1024)";
+    if (n.is_integer()) {
+      const std::int64_t v = n.as_integer()->get();
+      if (v < 1 || v > kMaxBytes)
+        fail(line_of(n),
+             fmt::format("{} = {} is out of range: allowed 1..{} bytes", path, v, kMaxBytes));
+      return v;
+    }
+    if (!n.is_string())
+      fail(line_of(n), fmt::format("{} must be {}, got {}", path, allowed, describe(n)));
+    const std::string s = n.as_string()->get();
+    auto bad = [&](std::string_view why) {
+      fail(line_of(n), fmt::format("{} = {} {}: use {}", path, show(s), why, allowed));
+    };
+    std::size_t i = 0;
+    while (i < s.size() && s[i] == ' ') ++i;
+    const std::size_t num_begin = i;
+    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+    const std::string number = s.substr(num_begin, i - num_begin);
+    if (number.empty() || number.front() == '.' || number.back() == '.' ||
+        std::count(number.begin(), number.end(), '.') > 1 || number.size() > 30)
+      bad("does not start with a number");
+    double value = 0;
+    const auto res = std::from_chars(number.data(), number.data() + number.size(), value,
+                                     std::chars_format::fixed);
+    if (res.ec != std::errc() || res.ptr != number.data() + number.size())
+      bad("does not start with a number");
+    while (i < s.size() && s[i] == ' ') ++i;
+    std::string unit;
+    for (; i < s.size(); ++i) {
+      const unsigned char c = static_cast<unsigned char>(s[i]);
+      if (c == ' ') break;
+      unit += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    while (i < s.size() && s[i] == ' ') ++i;
+    if (i != s.size()) bad("has text after the unit");
+    static const std::map<std::string, double> kUnits = {{"", 1.0},
+                                                         {"b", 1.0},
+                                                         {"k", 1024.0},
+                                                         {"kb", 1024.0},
+                                                         {"kib", 1024.0},
+                                                         {"m", 1048576.0},
+                                                         {"mb", 1048576.0},
+                                                         {"mib", 1048576.0},
+                                                         {"g", 1073741824.0},
+                                                         {"gb", 1073741824.0},
+                                                         {"gib", 1073741824.0},
+                                                         {"t", 1099511627776.0},
+                                                         {"tb", 1099511627776.0},
+                                                         {"tib", 1099511627776.0}};
+    const auto u = kUnits.find(unit);
+    if (u == kUnits.end()) bad(fmt::format("has an unknown unit {}", show(unit)));
+    const double bytes = std::floor(value * u->second);
+    if (!(bytes >= 1) || bytes > static_cast<double>(kMaxBytes))
+      fail(line_of(n), fmt::format("{} = {} is out of range: allowed 1 byte..{} bytes", path,
+                                   show(s), kMaxBytes));
+    return static_cast<std::int64_t>(bytes);
+  }
+
+  // An axis value or an array of them; `one` reads one element.
+  template <class T, class F>
+  Axis<T> read_axis(const toml::node& n, const std::string& path, F one) const {
+    Axis<T> axis;
+    axis.line = line_of(n);
+    if (const toml::array* a = n.as_array()) {
+      if (a->empty())
+        fail(line_of(n), fmt::format("{} is an empty array: give at least one value", path));
+      if (a->size() > kMaxAxisValues)
+        fail(line_of(n), fmt::format("{} has {} values, more than the limit of {} per axis", path,
+                                     a->size(), kMaxAxisValues));
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        const toml::node& e = *a->get(i);
+        axis.values.push_back(one(e, fmt::format("{}[{}]", path, i)));
+        for (std::size_t j = 0; j < i; ++j)
+          if (axis.values[j] == axis.values[i])
+            fail(line_of(e), fmt::format("{}[{}] repeats the value of {}[{}]; the values of an "
+                                         "axis must be distinct",
+                                         path, i, path, j));
+      }
+    } else {
+      axis.values.push_back(one(n, path));
+    }
+    return axis;
+  }
+
+  Axis<int> int_axis(const toml::node& n, const std::string& path, std::int64_t lo, std::int64_t hi,
+                     std::string_view meaning = {}) const {
+    return read_axis<int>(n, path, [&](const toml::node& e, const std::string& p) {
+      return static_cast<int>(get_int(e, p, lo, hi, meaning));
+    });
+  }
+
+  Axis<int> block_axis(const toml::node& n, const std::string& path) const {
+    return read_axis<int>(
+        n, path, [&](const toml::node& e, const std::string& p) { return get_block(e, p); });
+  }
+
+  int get_block(const toml::node& e, const std::string& p) const {
+    if (!e.is_integer())
+      fail(line_of(e),
+           fmt::format("{} must be one of the integers 16, 32, 64, 128, got {}", p, describe(e)));
+    const std::int64_t v = e.as_integer()->get();
+    if (v < 16 || v > 128 || !is_valid_block_size(static_cast<int>(v)))
+      fail(line_of(e), fmt::format("{} = {} is not a block size: use 16, 32, 64 or 128", p, v));
+    return static_cast<int>(v);
+  }
+
+  Axis<std::int64_t> seq_len_axis(const toml::node& n, const std::string& path) const;
+  std::vector<std::int64_t> geometric_range(const toml::table& t, const std::string& path) const;
+  InputSpec read_inputs(const toml::node& n, const std::string& path) const;
+  // Applies an axis or setting key; false when `key` is neither.
+  bool apply(const std::string& key, const toml::node& n, const std::string& path, Axes& axes,
+             Settings& s) const;
+  std::vector<PatternEntry> read_patterns(const toml::node& n) const;
+  PatternEntry read_pattern(const toml::node& n, const std::string& path) const;
+  void check_spec(const std::string& spec, int line, const std::string& path) const;
+  void read_report(const toml::table& t, Experiment& e, int line) const;
+  void check_axes(const Axes& a, const std::vector<PatternEntry>& patterns, std::string_view what,
+                  int line) const;
+
+  const std::string& source_;
+  const Registry& registry_;
+};
+
+std::vector<std::int64_t> Reader::geometric_range(const toml::table& t,
+                                                  const std::string& path) const {
+  const int line = line_of(t);
+  for (auto&& [k, v] : t)
+    if (std::find(kRangeKeys.begin(), kRangeKeys.end(), k.str()) == kRangeKeys.end())
+      unknown_key(k, path + " (a range {from, to, factor})", kRangeKeys);
+  const toml::node* from_node = t.get("from");
+  const toml::node* to_node = t.get("to");
+  if (!from_node || !to_node)
+    fail(line, fmt::format("{}: a range needs both 'from' and 'to' (and optionally 'factor', "
+                           "default 2), e.g. {{from = 1024, to = 65536, factor = 2}}",
+                           path));
+  const std::int64_t from = get_int(*from_node, path + ".from", 1, kMaxTokens);
+  const std::int64_t to = get_int(*to_node, path + ".to", 1, kMaxTokens);
+  if (to < from)
+    fail(line_of(*to_node),
+         fmt::format("{} is an empty range: to = {} is less than from = {}", path, to, from));
+  std::vector<std::int64_t> values;
+  const toml::node* factor_node = t.get("factor");
+  if (!factor_node || factor_node->is_integer()) {
+    const std::int64_t f = factor_node ? get_int(*factor_node, path + ".factor", 2, 1 << 20) : 2;
+    for (std::int64_t v = from;; v *= f) {
+      values.push_back(v);
+      if (values.size() > kMaxAxisValues)
+        fail(line, fmt::format("{} from {} to {} by factor {} has more than {} values (the limit "
+                               "per axis): use a larger factor or a shorter range",
+                               path, from, to, f, kMaxAxisValues));
+      if (v > to / f) break;
+    }
+    return values;
+  }
+  if (!factor_node->is_floating_point())
+    fail(line_of(*factor_node),
+         fmt::format("{}.factor must be a number > 1, got {}", path, describe(*factor_node)));
+  const double f = factor_node->as_floating_point()->get();
+  if (!(f > 1.0 && f <= 1048576.0))
+    fail(line_of(*factor_node),
+         fmt::format("{}.factor = {} is out of range: allowed > 1 and <= 1048576", path, f));
+  // Count the steps first so that a factor barely above 1 cannot loop for long.
+  const double steps = std::floor(
+      std::log(static_cast<double>(to) / static_cast<double>(from)) / std::log(f) + 1e-9);
+  if (steps + 1 > static_cast<double>(kMaxAxisValues))
+    fail(line, fmt::format("{} from {} to {} by factor {} has more than {} values (the limit per "
+                           "axis): use a larger factor or a shorter range",
+                           path, from, to, f, kMaxAxisValues));
+  for (int k = 0; k <= static_cast<int>(steps); ++k) {
+    const double exact = static_cast<double>(from) * std::pow(f, k);
+    const std::int64_t v = std::llround(exact);
+    if (v > to) break;  // rounding of the last step
+    if (!values.empty() && v <= values.back())
+      fail(line_of(*factor_node),
+           fmt::format("{}: factor {} from {} gives the value {} twice after rounding to integers "
+                       "(steps {} and {}): use a larger factor or a larger 'from'",
+                       path, f, from, v, k - 1, k));
+    values.push_back(v);
+  }
+  return values;
+}
+
+Axis<std::int64_t> Reader::seq_len_axis(const toml::node& n, const std::string& path) const {
+  if (const toml::table* t = n.as_table()) {
+    Axis<std::int64_t> axis;
+    axis.line = line_of(n);
+    axis.values = geometric_range(*t, path);
+    return axis;
+  }
+  if (!n.is_integer() && !n.is_array())
+    fail(line_of(n), fmt::format("{} must be an integer, an array of integers or a range "
+                                 "{{from, to, factor}}, got {}",
+                                 path, describe(n)));
+  return read_axis<std::int64_t>(n, path, [&](const toml::node& e, const std::string& p) {
+    return get_int(e, p, 1, kMaxTokens, "tokens");
+  });
+}
+
+InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) const {
+  const std::string allowed =
+      "\"random\", \"synthetic\", \"npy:DIR\" or a table {kind = \"npy\", dir = \"DIR\"}";
+  InputSpec in;
+  if (const toml::table* t = n.as_table()) {
+    for (auto&& [k, v] : *t)
+      if (std::find(kInputsKeys.begin(), kInputsKeys.end(), k.str()) == kInputsKeys.end())
+        unknown_key(k, path, kInputsKeys);
+    const toml::node* kind = t->get("kind");
+    if (!kind) fail(line_of(n), fmt::format("{} needs 'kind' (random, synthetic or npy)", path));
+    in.kind = get_choice(*kind, path + ".kind", {"random", "synthetic", "npy"});
+    const toml::node* dir = t->get("dir");
+    if (in.kind == "npy") {
+      if (!dir)
+        fail(line_of(n), fmt::format("{}: kind \"npy\" needs 'dir', the directory with "
+                                     "q.npy, k.npy and v.npy",
+                                     path));
+      in.npy_dir = get_string(*dir, path + ".dir");
+      if (in.npy_dir.empty())
+        fail(line_of(*dir), fmt::format("{}.dir is empty: give the directory with q.npy, k.npy "
+                                        "and v.npy",
+                                        path));
+    } else if (dir) {
+      fail(line_of(*dir), fmt::format("{}.dir is only allowed with kind = \"npy\" (kind is {})",
+                                      path, show(in.kind)));
+    }
+    return in;
+  }
+  if (!n.is_string())
+    fail(line_of(n), fmt::format("{} must be {}, got {}", path, allowed, describe(n)));
+  const std::string s = n.as_string()->get();
+  if (s == "random" || s == "synthetic") {
+    in.kind = s;
+  } else if (s.rfind("npy:", 0) == 0 && s.size() > 4) {
+    in.kind = "npy";
+    in.npy_dir = s.substr(4);
+  } else {
+    fail(line_of(n), fmt::format("{} = {} is not allowed: use {}", path, show(s), allowed));
+  }
+  return in;
+}
+
+bool Reader::apply(const std::string& key, const toml::node& n, const std::string& path, Axes& axes,
+                   Settings& s) const {
+  if (key == "seq_len") {
+    axes.seq_len = seq_len_axis(n, path);
+  } else if (key == "head_dim") {
+    axes.head_dim = int_axis(n, path, 1, kMaxHeadDim);
+  } else if (key == "heads") {
+    axes.heads = int_axis(n, path, 1, kMaxHeads);
+  } else if (key == "kv_heads") {
+    axes.kv_heads = int_axis(n, path, 0, kMaxHeads, "0: equal to heads");
+  } else if (key == "batch") {
+    axes.batch = int_axis(n, path, 1, kMaxBatch);
+  } else if (key == "threads") {
+    axes.threads = int_axis(n, path, 0, kMaxThreads, "0: all cores");
+  } else if (key == "block") {
+    axes.block = block_axis(n, path);
+  } else if (key == "tile_mode") {
+    axes.tile_mode = read_axis<std::string>(
+        n, path,
+        [&](const toml::node& e, const std::string& p) { return get_choice(e, p, kTileModes); });
+  } else if (key == "repeats") {
+    s.repeats = static_cast<int>(get_int(n, path, 1, kMaxRepeats));
+  } else if (key == "warmup") {
+    s.warmup = static_cast<int>(get_int(n, path, 0, kMaxRepeats));
+  } else if (key == "timeout") {
+    s.timeout_seconds = get_number(n, path, 0, kMaxTimeoutSeconds);
+  } else if (key == "memory") {
+    s.memory_bytes = get_bytes(n, path);
+  } else if (key == "seed") {
+    s.seed =
+        static_cast<std::uint64_t>(get_int(n, path, 0, std::numeric_limits<std::int64_t>::max()));
+  } else if (key == "check") {
+    s.check = get_bool(n, path);
+  } else if (key == "check_max_n") {
+    s.check_max_n = get_int(n, path, 1, kMaxTokens);
+  } else if (key == "fidelity") {
+    s.fidelity = get_bool(n, path);
+  } else if (key == "fidelity_max_n") {
+    s.fidelity_max_n = get_int(n, path, 1, kMaxTokens);
+  } else if (key == "fidelity_baseline") {
+    s.fidelity_baseline = get_string(n, path);
+    check_spec(s.fidelity_baseline, line_of(n), path);
+  } else if (key == "inputs") {
+    s.inputs = read_inputs(n, path);
+  } else if (key == "predict_gflops") {
+    s.predict_gflops = get_number(n, path, 0, kMaxPredictGflops);
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// A spec (placeholders filled in for a 1024-token example) must parse.
+void Reader::check_spec(const std::string& spec, int line, const std::string& path) const {
+  try {
+    (void)parse_spec(spec_at(spec, 1024), registry_);
+  } catch (const SpecError& e) {
+    fail(line, fmt::format("{} spec {} does not parse: {}", path, show(spec, 80), e.what()));
+  } catch (const Error& e) {
+    fail(line, fmt::format("{} spec {} is invalid: {}", path, show(spec, 80), e.what()));
+  }
+}
+
+PatternEntry Reader::read_pattern(const toml::node& n, const std::string& path) const {
+  PatternEntry p;
+  p.line = line_of(n);
+  bool named = false;
+  if (n.is_string()) {
+    p.spec = n.as_string()->get();
+  } else if (const toml::table* t = n.as_table()) {
+    for (auto&& [k, v] : *t)
+      if (std::find(kPatternKeys.begin(), kPatternKeys.end(), k.str()) == kPatternKeys.end())
+        unknown_key(k, path, kPatternKeys);
+    const toml::node* spec = t->get("spec");
+    if (!spec)
+      fail(p.line, fmt::format("{} has no 'spec': give the pattern's spec string, e.g. {{name = "
+                               "\"local\", spec = \"sliding(512)\"}}",
+                               path));
+    p.spec = get_string(*spec, path + ".spec");
+    if (const toml::node* name = t->get("name")) {
+      p.name = get_string(*name, path + ".name");
+      named = true;
+      std::size_t i = 0;
+      while (i < p.name.size() && p.name[i] == ' ') ++i;
+      if (i == p.name.size()) fail(line_of(*name), fmt::format("{}.name is empty", path));
+      for (const char c : p.name)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+          fail(line_of(*name), fmt::format("{}.name {} contains a control character (tab, newline, "
+                                           "...): names appear in tables and file names",
+                                           path, show(p.name)));
+      if (p.name.size() > kMaxDisplayNameLength)
+        fail(line_of(*name), fmt::format("{}.name is {} characters long, more than the limit of {}",
+                                         path, p.name.size(), kMaxDisplayNameLength));
+    }
+    if (const toml::node* m = t->get("max_n"))
+      p.max_n = get_int(*m, path + ".max_n", 1, kMaxTokens, "omit it for no limit");
+    if (const toml::node* m = t->get("min_n"))
+      p.min_n = get_int(*m, path + ".min_n", 1, kMaxTokens, "omit it for no limit");
+    if (p.min_n != 0 && p.max_n != 0 && p.min_n > p.max_n)
+      fail(p.line, fmt::format("{}: min_n = {} is larger than max_n = {}: the pattern would run "
+                               "at no seq_len",
+                               path, p.min_n, p.max_n));
+    if (const toml::node* b = t->get("block")) p.block = get_block(*b, path + ".block");
+    if (const toml::node* f = t->get("fidelity_baseline")) {
+      p.fidelity_baseline = get_string(*f, path + ".fidelity_baseline");
+      check_spec(p.fidelity_baseline, line_of(*f), path + ".fidelity_baseline");
+    }
+  } else {
+    fail(p.line, fmt::format("{} must be a spec string or a table {{name, spec, max_n, block}}, "
+                             "got {}",
+                             path, describe(n)));
+  }
+  check_spec(p.spec, p.line, path);
+  if (!named) {
+    // Default display name: the spec with each run of whitespace made one space.
+    for (const char c : p.spec) {
+      const bool space = c == ' ' || c == '\t' || c == '\n' || c == '\r';
+      if (space) {
+        if (!p.name.empty() && p.name.back() != ' ') p.name += ' ';
+      } else {
+        p.name += c;
+      }
+    }
+    if (!p.name.empty() && p.name.back() == ' ') p.name.pop_back();
+    if (p.name.size() > kMaxDisplayNameLength)
+      fail(p.line, fmt::format("{}: the spec is {} characters long, too long to be the display "
+                               "name (limit {}): give the entry a 'name'",
+                               path, p.name.size(), kMaxDisplayNameLength));
+  }
+  return p;
+}
+
+std::vector<PatternEntry> Reader::read_patterns(const toml::node& n) const {
+  std::vector<PatternEntry> out;
+  if (const toml::array* a = n.as_array()) {
+    if (a->empty()) fail(line_of(n), "patterns is an empty array: give at least one pattern");
+    if (a->size() > kMaxPatterns)
+      fail(line_of(n), fmt::format("patterns has {} entries, more than the limit of {}", a->size(),
+                                   kMaxPatterns));
+    for (std::size_t i = 0; i < a->size(); ++i)
+      out.push_back(read_pattern(*a->get(i), fmt::format("patterns[{}]", i)));
+  } else {
+    out.push_back(read_pattern(n, "patterns"));
+  }
+  for (std::size_t i = 0; i < out.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (out[i].name == out[j].name)
+        fail(out[i].line, fmt::format("patterns[{}] has the same name {} as patterns[{}] (line "
+                                      "{}): give each entry a distinct 'name'",
+                                      i, show(out[i].name), j, out[j].line));
+  return out;
+}
+
+void Reader::read_report(const toml::table& t, Experiment& e, int line) const {
+  for (auto&& [k, v] : t) {
+    const std::string key(k.str());
+    const std::string path = "report." + key;
+    if (key == "layout") {
+      e.report.layout = get_choice(v, path, kLayouts);
+    } else if (key == "baseline") {
+      e.report.baseline = get_string(v, path);
+      bool found = false;
+      std::vector<std::string> names;
+      for (const PatternEntry& p : e.patterns) {
+        found = found || p.name == e.report.baseline;
+        names.push_back(show(p.name));
+      }
+      if (!found)
+        fail(line_of(v), fmt::format("report.baseline = {} names no pattern; the pattern names "
+                                     "are {}",
+                                     show(e.report.baseline), join(names)));
+    } else if (key == "budget") {
+      e.report.budget_bytes = get_bytes(v, path);
+    } else {
+      unknown_key(k, fmt::format("[report] (line {})", line), kReportKeys);
+    }
+  }
+}
+
+// Multiplies with saturation at kMaxPoints + 1 (counts only need to be compared with the limit).
+std::int64_t sat_mul(std::int64_t a, std::int64_t b) {
+  if (a == 0 || b == 0) return 0;
+  if (a > (kMaxPoints + 1) / b) return kMaxPoints + 1;
+  return std::min(a * b, kMaxPoints + 1);
+}
+
+std::int64_t count_points(const Axes& a, const std::vector<PatternEntry>& patterns) {
+  const std::int64_t others =
+      sat_mul(sat_mul(sat_mul(static_cast<std::int64_t>(a.head_dim.values.size()),
+                              static_cast<std::int64_t>(a.heads.values.size())),
+                      sat_mul(static_cast<std::int64_t>(a.kv_heads.values.size()),
+                              static_cast<std::int64_t>(a.batch.values.size()))),
+              sat_mul(static_cast<std::int64_t>(a.threads.values.size()),
+                      static_cast<std::int64_t>(a.tile_mode.values.size())));
+  std::int64_t total = 0;
+  for (const PatternEntry& p : patterns) {
+    std::int64_t ns = 0;
+    for (const std::int64_t n : a.seq_len.values)
+      ns += (p.max_n == 0 || n <= p.max_n) && n >= p.min_n ? 1 : 0;
+    const std::int64_t blocks = p.block ? 1 : static_cast<std::int64_t>(a.block.values.size());
+    total = std::min(total + sat_mul(sat_mul(ns, blocks), others), kMaxPoints + 1);
+  }
+  return total;
+}
+
+void Reader::check_axes(const Axes& a, const std::vector<PatternEntry>& patterns,
+                        std::string_view what, int line) const {
+  for (const int h : a.heads.values) {
+    std::map<int, int> resolved;  // kv heads -> the kv_heads value that gave it
+    for (const int kv : a.kv_heads.values) {
+      const int hkv = kv == 0 ? h : kv;
+      if (h % hkv != 0)
+        fail(a.kv_heads.line,
+             fmt::format("{}heads = {} is not a multiple of kv_heads = {}: every heads value must "
+                         "be a multiple of every nonzero kv_heads value (grouped-query attention)",
+                         what, h, kv));
+      const auto [it, fresh] = resolved.emplace(hkv, kv);
+      if (!fresh)
+        fail(a.kv_heads.line,
+             fmt::format("{}kv_heads values {} and {} both mean {} K/V heads at heads = {} (0 "
+                         "means equal to heads): the points would repeat",
+                         what, it->second, kv, hkv, h));
+    }
+  }
+  const std::int64_t total = count_points(a, patterns);
+  const std::string sizes = fmt::format(
+      "{} patterns x {} seq_len x {} head_dim x {} heads x {} kv_heads x {} batch x {} threads x "
+      "{} block x {} tile_mode",
+      patterns.size(), a.seq_len.values.size(), a.head_dim.values.size(), a.heads.values.size(),
+      a.kv_heads.values.size(), a.batch.values.size(), a.threads.values.size(),
+      a.block.values.size(), a.tile_mode.values.size());
+  if (total > kMaxPoints)
+    fail(line, fmt::format("{}the experiment expands to more than {} points ({}, less patterns' "
+                           "max_n and block overrides): split it into several files",
+                           what, kMaxPoints, sizes));
+  if (total == 0)
+    fail(line, fmt::format("{}the experiment expands to no point: every seq_len value exceeds "
+                           "the max_n of every pattern",
+                           what));
+}
+
+Experiment Reader::read(const std::string& text) {
+  if (text.size() > kMaxTextBytes)
+    fail(0, fmt::format("the experiment file is {} bytes long, more than the limit of {} bytes",
+                        text.size(), kMaxTextBytes));
+  reject_unsafe_unicode(text, source_);
+  toml::table root;
+  try {
+    root = toml::parse(text, source_);
+  } catch (const toml::parse_error& err) {
+    throw UsageError(fmt::format("{}:{}:{}: TOML syntax error: {}", source_,
+                                 err.source().begin.line, err.source().begin.column,
+                                 err.description()));
+  }
+
+  Experiment e;
+  e.source_path = source_;
+  e.source_text = text;
+  Axes axes;
+  const toml::table* quick = nullptr;
+  const toml::table* report = nullptr;
+  int report_line = 0;
+  int patterns_line = 0;
+  bool have_name = false, have_patterns = false;
+  for (auto&& [k, v] : root) {
+    const std::string key(k.str());
+    if (key == "name") {
+      e.name = get_string(v, "name");
+      const bool chars_ok = std::all_of(e.name.begin(), e.name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '.' || c == '-';
+      });
+      if (e.name.empty() || e.name.size() > kMaxNameLength || !chars_ok || e.name[0] == '.' ||
+          e.name[0] == '-')
+        fail(line_of(v), fmt::format("name = {} is not allowed: it names the results directory, "
+                                     "so use 1..{} characters of A-Z a-z 0-9 _ . - not starting "
+                                     "with . or -",
+                                     show(e.name), kMaxNameLength));
+      have_name = true;
+    } else if (key == "description") {
+      e.description = get_string(v, "description");
+    } else if (key == "patterns") {
+      e.patterns = read_patterns(v);
+      patterns_line = line_of(v);
+      have_patterns = true;
+    } else if (key == "quick") {
+      quick = v.as_table();
+      if (!quick)
+        fail(line_of(v), fmt::format("quick must be a table ([quick]), got {}", describe(v)));
+    } else if (key == "report") {
+      report = v.as_table();
+      if (!report)
+        fail(line_of(v), fmt::format("report must be a table ([report]), got {}", describe(v)));
+      report_line = line_of(v);
+    } else if (!apply(key, v, key, axes, e.settings)) {
+      unknown_key(k, "the top level", kTopKeys);
+    }
+  }
+  if (!have_name)
+    fail(0,
+         "missing required key 'name' at the top level (e.g. name = \"scaling\"; it names the "
+         "results directory)");
+  if (!have_patterns)
+    fail(0,
+         "missing required key 'patterns' at the top level (e.g. patterns = [\"dense\", "
+         "\"sliding(512)\"])");
+  if (axes.seq_len.values.empty())
+    fail(0,
+         "missing required key 'seq_len' at the top level (e.g. seq_len = [1024, 2048] or "
+         "seq_len = {from = 1024, to = 65536, factor = 2})");
+  check_axes(axes, e.patterns, "", axes.seq_len.line ? axes.seq_len.line : patterns_line);
+
+  Axes quick_axes = axes;
+  e.quick_settings = e.settings;
+  if (quick) {
+    const int line = line_of(*quick);
+    for (auto&& [k, v] : *quick)
+      if (!apply(std::string(k.str()), v, fmt::format("quick.{}", k.str()), quick_axes,
+                 e.quick_settings))
+        unknown_key(k,
+                    fmt::format("[quick] (line {}), which overrides axes other than patterns "
+                                "and settings",
+                                line),
+                    kQuickKeys);
+    check_axes(quick_axes, e.patterns, fmt::format("with [quick] (line {}) applied: ", line), line);
+  }
+  if (report) read_report(*report, e, report_line);
+
+  e.seq_len = axes.seq_len.values;
+  e.head_dim = axes.head_dim.values;
+  e.heads = axes.heads.values;
+  e.kv_heads = axes.kv_heads.values;
+  e.batch = axes.batch.values;
+  e.threads = axes.threads.values;
+  e.block = axes.block.values;
+  e.tile_mode = axes.tile_mode.values;
+  e.quick_seq_len = quick_axes.seq_len.values;
+  e.quick_head_dim = quick_axes.head_dim.values;
+  e.quick_heads = quick_axes.heads.values;
+  e.quick_kv_heads = quick_axes.kv_heads.values;
+  e.quick_batch = quick_axes.batch.values;
+  e.quick_threads = quick_axes.threads.values;
+  e.quick_block = quick_axes.block.values;
+  e.quick_tile_mode = quick_axes.tile_mode.values;
+  return e;
+}
+
+// ---- point JSON ---------------------------------------------------------------------------------
+
+[[noreturn]] void json_fail(const std::string& field, const std::string& what,
+                            const nlohmann::json& got) {
+  std::string shown = got.dump();
+  if (shown.size() > 60) shown = shown.substr(0, 60) + "...";
+  throw UsageError(fmt::format("point JSON: field '{}' {}, got {}", field, what, shown));
+}
+
+const nlohmann::json& json_field(const nlohmann::json& j, const std::string& parent,
+                                 const char* name) {
+  const std::string field = parent.empty() ? name : parent + "." + name;
+  if (!j.is_object()) json_fail(parent.empty() ? "(top)" : parent, "must be an object", j);
+  const auto it = j.find(name);
+  if (it == j.end()) throw UsageError(fmt::format("point JSON: field '{}' is missing", field));
+  return *it;
+}
+
+std::int64_t json_int(const nlohmann::json& j, const std::string& parent, const char* name,
+                      std::int64_t lo, std::int64_t hi) {
+  const nlohmann::json& v = json_field(j, parent, name);
+  const std::string field = parent.empty() ? name : parent + "." + name;
+  const std::string what = fmt::format("must be an integer {}..{}", lo, hi);
+  if (v.is_number_unsigned()) {
+    const std::uint64_t u = v.get<std::uint64_t>();
+    if (u > static_cast<std::uint64_t>(hi)) json_fail(field, what, v);
+    return static_cast<std::int64_t>(u);
+  }
+  if (!v.is_number_integer()) json_fail(field, what, v);
+  const std::int64_t x = v.get<std::int64_t>();
+  if (x < lo || x > hi) json_fail(field, what, v);
+  return x;
+}
+
+double json_number(const nlohmann::json& j, const std::string& parent, const char* name,
+                   double lo_exclusive, double hi) {
+  const nlohmann::json& v = json_field(j, parent, name);
+  const std::string field = parent + "." + name;
+  const std::string what = fmt::format("must be a number > {} and <= {}", lo_exclusive, hi);
+  if (!v.is_number()) json_fail(field, what, v);
+  const double x = v.get<double>();
+  if (!(x > lo_exclusive && x <= hi)) json_fail(field, what, v);
+  return x;
+}
+
+std::string json_string(const nlohmann::json& j, const std::string& parent, const char* name) {
+  const nlohmann::json& v = json_field(j, parent, name);
+  if (!v.is_string()) json_fail(parent.empty() ? name : parent + "." + name, "must be a string", v);
+  return v.get<std::string>();
+}
+
+bool json_bool(const nlohmann::json& j, const std::string& parent, const char* name) {
+  const nlohmann::json& v = json_field(j, parent, name);
+  if (!v.is_boolean()) json_fail(parent + "." + name, "must be true or false", v);
+  return v.get<bool>();
+}
+
+}  // namespace
+
+Experiment parse_experiment(const std::string& text, const std::string& source_name,
+                            const Registry& registry) {
+  return Reader(source_name, registry).read(text);
+}
+
+Experiment parse_experiment(const std::string& text, const std::string& source_name) {
+  return parse_experiment(text, source_name, Registry::global());
+}
+
+Experiment load_experiment(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw UsageError(
+        fmt::format("experiment file {} does not exist or is not a regular file", path.string()));
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec)
+    throw UsageError(
+        fmt::format("cannot read experiment file {}: {}", path.string(), ec.message()));
+  if (size > kMaxTextBytes)
+    throw UsageError(
+        fmt::format("experiment file {} is {} bytes long, more than the limit of {} "
+                    "bytes",
+                    path.string(), size, kMaxTextBytes));
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (!in && !in.eof())
+    throw UsageError(fmt::format("cannot read experiment file {}", path.string()));
+  Experiment e = parse_experiment(text.str(), path.string());
+  e.source_path = path;
+  // A relative npy directory means: next to the experiment file, wherever the sweep runs from.
+  for (Settings* s : {&e.settings, &e.quick_settings})
+    if (s->inputs.kind == "npy" && std::filesystem::path(s->inputs.npy_dir).is_relative()) {
+      const std::filesystem::path joined = path.parent_path() / s->inputs.npy_dir;
+      const std::filesystem::path abs = std::filesystem::absolute(joined, ec);
+      s->inputs.npy_dir = (ec ? joined : abs).lexically_normal().string();
+    }
+  return e;
+}
+
+std::string point_key(const SweepPoint& p) {
+  const std::string inputs =
+      p.settings.inputs.kind == "npy" ? "npy:" + p.settings.inputs.npy_dir : p.settings.inputs.kind;
+  return fmt::format("pattern={};n={};d={};h={};hkv={};b={};t={};block={};tile={};inputs={}",
+                     p.pattern.name, p.n, p.head_dim, p.heads, p.kv_heads, p.batch, p.threads,
+                     p.block, p.tile_mode, inputs);
+}
+
+std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
+  const auto& seq_len = quick ? e.quick_seq_len : e.seq_len;
+  const auto& head_dim = quick ? e.quick_head_dim : e.head_dim;
+  const auto& heads = quick ? e.quick_heads : e.heads;
+  const auto& kv_heads = quick ? e.quick_kv_heads : e.kv_heads;
+  const auto& batch = quick ? e.quick_batch : e.batch;
+  const auto& threads = quick ? e.quick_threads : e.threads;
+  const auto& block = quick ? e.quick_block : e.block;
+  const auto& tile_mode = quick ? e.quick_tile_mode : e.tile_mode;
+  const Settings& settings = quick ? e.quick_settings : e.settings;
+
+  std::vector<SweepPoint> points;
+  std::set<std::string> keys;
+  for (const PatternEntry& pattern : e.patterns) {
+    const std::vector<int> blocks = pattern.block ? std::vector<int>{pattern.block} : block;
+    for (const std::int64_t n : seq_len) {
+      if ((pattern.max_n != 0 && n > pattern.max_n) || n < pattern.min_n) continue;
+      PatternEntry at_n = pattern;
+      at_n.spec = spec_at(pattern.spec, n);
+      at_n.fidelity_baseline = spec_at(pattern.fidelity_baseline, n);
+      Settings settings_at_n = settings;
+      settings_at_n.fidelity_baseline = spec_at(settings.fidelity_baseline, n);
+      for (const int d : head_dim)
+        for (const int h : heads)
+          for (const int kv : kv_heads)
+            for (const int b : batch)
+              for (const int t : threads)
+                for (const int blk : blocks)
+                  for (const std::string& tile : tile_mode) {
+                    if (points.size() >= static_cast<std::size_t>(kMaxPoints))
+                      throw UsageError(fmt::format(
+                          "experiment {} expands to more than {} points: split it into several "
+                          "files",
+                          e.name, kMaxPoints));
+                    SweepPoint p;
+                    p.index = static_cast<int>(points.size());
+                    p.pattern = at_n;
+                    p.n = n;
+                    p.head_dim = d;
+                    p.heads = h;
+                    p.kv_heads = kv == 0 ? h : kv;
+                    p.batch = b;
+                    p.threads = t;
+                    p.block = blk;
+                    p.tile_mode = tile;
+                    p.settings = settings_at_n;
+                    p.key = point_key(p);
+                    // Only hand-built Experiments get here (the loader rejects repeats).
+                    if (!keys.insert(p.key).second)
+                      throw UsageError(fmt::format(
+                          "experiment {}: two points have the same key {}: axis values and "
+                          "pattern names must be distinct",
+                          e.name, p.key));
+                    points.push_back(std::move(p));
+                  }
+    }
+  }
+  return points;
+}
+
+std::string spec_at(const std::string& spec, std::int64_t n) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < spec.size()) {
+    const std::size_t open = spec.find('{', i);
+    if (open == std::string::npos) {
+      out.append(spec, i, std::string::npos);
+      break;
+    }
+    out.append(spec, i, open - i);
+    const std::size_t close = spec.find('}', open);
+    const std::string name =
+        spec.substr(open + 1, close == std::string::npos ? std::string::npos : close - open - 1);
+    if (close == std::string::npos || (name != "n" && name != "sqrt_n"))
+      throw UsageError(fmt::format(
+          "spec {}: column {}: unknown placeholder '{{{}': allowed are {{n}} (the seq_len) and "
+          "{{sqrt_n}} (its square root, rounded)",
+          show(spec, 80), open + 1, close == std::string::npos ? name : name + "}"));
+    const auto v =
+        name == "n" ? n : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+    out += std::to_string(v);
+    i = close + 1;
+  }
+  return out;
+}
+
+nlohmann::json point_to_json(const SweepPoint& p) {
+  const Settings& s = p.settings;
+  return nlohmann::json{{"index", p.index},
+                        {"key", p.key},
+                        {"pattern",
+                         {{"name", p.pattern.name},
+                          {"spec", p.pattern.spec},
+                          {"max_n", p.pattern.max_n},
+                          {"min_n", p.pattern.min_n},
+                          {"block", p.pattern.block},
+                          {"fidelity_baseline", p.pattern.fidelity_baseline},
+                          {"line", p.pattern.line}}},
+                        {"n", p.n},
+                        {"head_dim", p.head_dim},
+                        {"heads", p.heads},
+                        {"kv_heads", p.kv_heads},
+                        {"batch", p.batch},
+                        {"threads", p.threads},
+                        {"block", p.block},
+                        {"tile_mode", p.tile_mode},
+                        {"settings",
+                         {{"repeats", s.repeats},
+                          {"warmup", s.warmup},
+                          {"timeout_seconds", s.timeout_seconds},
+                          {"memory_bytes", s.memory_bytes},
+                          {"seed", s.seed},
+                          {"check", s.check},
+                          {"check_max_n", s.check_max_n},
+                          {"fidelity", s.fidelity},
+                          {"fidelity_max_n", s.fidelity_max_n},
+                          {"fidelity_baseline", s.fidelity_baseline},
+                          {"inputs", {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}}},
+                          {"predict_gflops", s.predict_gflops}}}};
+}
+
+SweepPoint point_from_json(const nlohmann::json& j) {
+  SweepPoint p;
+  constexpr std::int64_t kIntMax = std::numeric_limits<int>::max();
+  p.index = static_cast<int>(json_int(j, "", "index", 0, kIntMax));
+  p.key = json_string(j, "", "key");
+  const nlohmann::json& pat = json_field(j, "", "pattern");
+  p.pattern.name = json_string(pat, "pattern", "name");
+  p.pattern.spec = json_string(pat, "pattern", "spec");
+  if (p.pattern.spec.empty()) json_fail("pattern.spec", "must be a non-empty spec", pat["spec"]);
+  p.pattern.max_n = json_int(pat, "pattern", "max_n", 0, kMaxTokens);
+  p.pattern.min_n = json_int(pat, "pattern", "min_n", 0, kMaxTokens);
+  p.pattern.fidelity_baseline = json_string(pat, "pattern", "fidelity_baseline");
+  p.pattern.block = static_cast<int>(json_int(pat, "pattern", "block", 0, 128));
+  if (p.pattern.block != 0 && !is_valid_block_size(p.pattern.block))
+    json_fail("pattern.block", "must be 0, 16, 32, 64 or 128", pat["block"]);
+  p.pattern.line = static_cast<int>(json_int(pat, "pattern", "line", 0, kIntMax));
+  p.n = json_int(j, "", "n", 1, kMaxTokens);
+  p.head_dim = static_cast<int>(json_int(j, "", "head_dim", 1, kMaxHeadDim));
+  p.heads = static_cast<int>(json_int(j, "", "heads", 1, kMaxHeads));
+  p.kv_heads = static_cast<int>(json_int(j, "", "kv_heads", 1, kMaxHeads));
+  if (p.heads % p.kv_heads != 0)
+    throw UsageError(fmt::format("point JSON: heads = {} is not a multiple of kv_heads = {}",
+                                 p.heads, p.kv_heads));
+  p.batch = static_cast<int>(json_int(j, "", "batch", 1, kMaxBatch));
+  p.threads = static_cast<int>(json_int(j, "", "threads", 0, kMaxThreads));
+  p.block = static_cast<int>(json_int(j, "", "block", 16, 128));
+  if (!is_valid_block_size(p.block)) json_fail("block", "must be 16, 32, 64 or 128", j["block"]);
+  p.tile_mode = json_string(j, "", "tile_mode");
+  if (std::find(kTileModes.begin(), kTileModes.end(), p.tile_mode) == kTileModes.end())
+    json_fail("tile_mode", "must be \"auto\" or \"partial\"", j["tile_mode"]);
+  const nlohmann::json& s = json_field(j, "", "settings");
+  Settings& t = p.settings;
+  t.repeats = static_cast<int>(json_int(s, "settings", "repeats", 1, kMaxRepeats));
+  t.warmup = static_cast<int>(json_int(s, "settings", "warmup", 0, kMaxRepeats));
+  t.timeout_seconds = json_number(s, "settings", "timeout_seconds", 0, kMaxTimeoutSeconds);
+  t.memory_bytes = json_int(s, "settings", "memory_bytes", 0, kMaxBytes);
+  const nlohmann::json& seed = json_field(s, "settings", "seed");
+  if (!seed.is_number_unsigned() && !(seed.is_number_integer() && seed.get<std::int64_t>() >= 0))
+    json_fail("settings.seed", "must be an integer >= 0", seed);
+  t.seed = seed.get<std::uint64_t>();
+  t.check = json_bool(s, "settings", "check");
+  t.check_max_n = json_int(s, "settings", "check_max_n", 1, kMaxTokens);
+  t.fidelity = json_bool(s, "settings", "fidelity");
+  t.fidelity_max_n = json_int(s, "settings", "fidelity_max_n", 1, kMaxTokens);
+  t.fidelity_baseline = json_string(s, "settings", "fidelity_baseline");
+  if (t.fidelity_baseline.empty())
+    json_fail("settings.fidelity_baseline", "must be a non-empty spec", s["fidelity_baseline"]);
+  const nlohmann::json& in = json_field(s, "settings", "inputs");
+  t.inputs.kind = json_string(in, "settings.inputs", "kind");
+  t.inputs.npy_dir = json_string(in, "settings.inputs", "npy_dir");
+  if (t.inputs.kind != "random" && t.inputs.kind != "synthetic" && t.inputs.kind != "npy")
+    json_fail("settings.inputs.kind", "must be \"random\", \"synthetic\" or \"npy\"", in["kind"]);
+  if ((t.inputs.kind == "npy") == t.inputs.npy_dir.empty())
+    json_fail("settings.inputs.npy_dir", "must be set exactly when kind is \"npy\"", in["npy_dir"]);
+  t.predict_gflops = json_number(s, "settings", "predict_gflops", 0, kMaxPredictGflops);
+  return p;
+}
+
+}  // namespace spattn::experiments

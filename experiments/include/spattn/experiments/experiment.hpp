@@ -6,13 +6,20 @@
 #include <string>
 #include <vector>
 
+#include "spattn/patterns/registry.hpp"
+
 namespace spattn::experiments {
 
 // One entry of `patterns`: a spec string with a display name and its own limits.
 struct PatternEntry {
   std::string name;        // display name (default: the spec as written)
-  std::string spec;        // pattern spec string
+  // Pattern spec string; may hold the placeholders {n} (the point's seq_len) and {sqrt_n}
+  // (round(sqrt(seq_len))), replaced per point by spec_at (e.g. "st_strided({sqrt_n})").
+  std::string spec;
   std::int64_t max_n = 0;  // largest seq_len this pattern runs at (0: no limit)
+  std::int64_t min_n = 0;  // smallest seq_len this pattern runs at (0: no limit)
+  // Spec of the pattern whose attention fidelity compares against (empty: the settings').
+  std::string fidelity_baseline;
   int block = 0;           // block size override for this pattern (0: the `block` axis)
   int line = 0;            // TOML line of the entry, for messages
 };
@@ -34,6 +41,9 @@ struct Settings {
   std::int64_t check_max_n = 2048;      // largest N checked against the reference
   bool fidelity = false;                // record rel. L2 error and mass recall vs dense
   std::int64_t fidelity_max_n = 16384;  // largest N whose dense attention is computed
+  // Spec of the full attention fidelity compares against: "dense" (every key), or "causal" for
+  // patterns that only look back (their recall is then not charged for future keys).
+  std::string fidelity_baseline = "dense";
   InputSpec inputs;
   double predict_gflops = 100;  // assumed rate for predicting a point's time (skip/ETA)
 };
@@ -67,6 +77,10 @@ struct Experiment {
   Settings settings;
   Settings quick_settings;                  // settings with [quick] applied
   std::vector<std::int64_t> quick_seq_len;  // seq_len with [quick] applied
+  // The other axes with [quick] applied (equal to the full axes where [quick] is silent).
+  std::vector<int> quick_head_dim{64}, quick_heads{8}, quick_kv_heads{0}, quick_batch{1},
+      quick_threads{0}, quick_block{64};
+  std::vector<std::string> quick_tile_mode{"auto"};
   ReportSettings report;
 };
 
@@ -86,10 +100,22 @@ struct SweepPoint {
 Experiment load_experiment(const std::filesystem::path& path);
 // The same from text; `source_name` stands for the file name in messages.
 Experiment parse_experiment(const std::string& text, const std::string& source_name);
+// The same, checking pattern specs against `registry` (the fuzz target's registry does not open
+// the files that blocks(file=...) names).
+Experiment parse_experiment(const std::string& text, const std::string& source_name,
+                            const Registry& registry);
 
 // All points in a fixed order (patterns, then seq_len, then the other axes); `quick` uses the
 // [quick] overrides.
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick);
+
+// The point's key: every axis as `name=value` joined by ';', e.g.
+// "pattern=dense;n=1024;d=64;h=8;hkv=8;b=1;t=0;block=64;tile=auto;inputs=random".
+std::string point_key(const SweepPoint& p);
+
+// `spec` with its placeholders replaced for seq_len n: {n} -> n, {sqrt_n} -> round(sqrt(n)).
+// Throws UsageError naming any other {...} placeholder.
+std::string spec_at(const std::string& spec, std::int64_t n);
 
 // A point as JSON (what the child process receives) and back; from_json validates.
 nlohmann::json point_to_json(const SweepPoint& p);
