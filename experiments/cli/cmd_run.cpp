@@ -20,9 +20,10 @@
 #include "cli_common.hpp"
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/cost.hpp"
-#include "spattn/attention/random.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/attention/textbook.hpp"
+#include "spattn/experiments/inputs.hpp"
+#include "spattn/experiments/timing.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/memory.hpp"
 #include "spattn/patterns/npy.hpp"
@@ -43,6 +44,7 @@ struct RunOptions {
   std::string executor = "flash";
   bool check = false;
   bool json = false;
+  bool mask_full_tiles = false;
   std::string inputs, save;
   std::string memory_budget;
   // Which options the user gave (the rest may come from --inputs files).
@@ -95,41 +97,6 @@ std::int64_t parse_bytes(const std::string& text) {
   return static_cast<std::int64_t>(bytes);
 }
 
-// Throws UsageError naming `what` and the first NaN or Inf element of t.
-void check_finite(const ConstTensorView& t, const std::string& what) {
-  for (std::int64_t b = 0; b < t.shape[0]; ++b)
-    for (std::int64_t h = 0; h < t.shape[1]; ++h)
-      for (std::int64_t n = 0; n < t.shape[2]; ++n)
-        for (std::int64_t x = 0; x < t.shape[3]; ++x) {
-          const float value = t.at(b, h, n, x);
-          if (!std::isfinite(value))
-            throw UsageError(fmt::format(
-                "{}: element [{}, {}, {}, {}] (flat index {}) is {}: inputs must be finite", what,
-                b, h, n, x, ((b * t.shape[1] + h) * t.shape[2] + n) * t.shape[3] + x, value));
-        }
-}
-
-// Reads a float32 [B, H, N, d] .npy file into a Tensor.
-Tensor read_input(const std::string& path, std::int64_t max_bytes) {
-  const NpyArray a = read_npy(path, max_bytes);
-  if (a.descr != "<f4")
-    throw UsageError(fmt::format("{}: dtype '{}' is not allowed: inputs must be float32 ('<f4')",
-                                 path, a.descr));
-  if (a.shape.size() != 4)
-    throw UsageError(
-        fmt::format("{}: shape ({}) has {} dimensions: inputs must be 4-D "
-                    "[batch, heads, tokens, head dim]",
-                    path, fmt::join(a.shape, ", "), a.shape.size()));
-  for (std::int64_t s : a.shape)
-    if (s < 1)
-      throw UsageError(
-          fmt::format("{}: shape ({}) has an empty axis", path, fmt::join(a.shape, ", ")));
-  Tensor t;
-  t.shape = {a.shape[0], a.shape[1], a.shape[2], a.shape[3]};
-  t.values = a.as_float32();
-  return t;
-}
-
 // A flag the user gave must equal the file's size; `flag` and `axis` name both in the message.
 void match(const CLI::Option* given, std::int64_t flag_value, const std::string& flag,
            std::int64_t file_value, const std::string& file, const std::string& axis) {
@@ -138,24 +105,16 @@ void match(const CLI::Option* given, std::int64_t flag_value, const std::string&
                                  file_value, axis, flag, flag_value));
 }
 
-struct Inputs {
-  Tensor q, k, v;
-};
+using experiments::Qkv;
 
-Inputs load_inputs(RunOptions& o, std::int64_t max_bytes) {
-  namespace fs = std::filesystem;
-  const std::string qp = (fs::path(o.inputs) / "q.npy").string();
-  const std::string kp = (fs::path(o.inputs) / "k.npy").string();
-  const std::string vp = (fs::path(o.inputs) / "v.npy").string();
-  Inputs in{read_input(qp, max_bytes), read_input(kp, max_bytes), read_input(vp, max_bytes)};
+// Reads --inputs (finite float32 files, k and v of one shape: experiments::read_qkv_npy) and
+// takes the sizes not given as flags from them.
+Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
+  experiments::QkvFiles f = experiments::read_qkv_npy(o.inputs, max_bytes);
+  const std::string qp = f.q.path, kp = f.k.path;
+  Qkv in{std::move(f.q.tensor), std::move(f.k.tensor), std::move(f.v.tensor)};
   const auto& qs = in.q.shape;
   const auto& ks = in.k.shape;
-  const auto& vs = in.v.shape;
-  if (ks != vs)
-    throw UsageError(
-        fmt::format("{} has shape ({}) but {} has ({}): k and v must have the same "
-                    "shape",
-                    kp, fmt::join(ks, ", "), vp, fmt::join(vs, ", ")));
   if (ks[0] != qs[0])
     throw UsageError(
         fmt::format("{} has batch {} but {} has {}: they must be equal", qp, qs[0], kp, ks[0]));
@@ -184,12 +143,6 @@ Inputs load_inputs(RunOptions& o, std::int64_t max_bytes) {
   return in;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const std::size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 std::int64_t peak_rss_bytes() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
@@ -204,8 +157,10 @@ void run_run(RunOptions o) {
   if (o.executor != "flash" && o.executor != "textbook")
     throw UsageError(
         fmt::format("--executor '{}' is not allowed: use flash or textbook", o.executor));
+  if (o.mask_full_tiles && o.executor != "flash")
+    throw UsageError("--mask-full-tiles applies to the flash executor only");
 
-  Inputs in;
+  Qkv in;
   if (!o.inputs.empty()) in = load_inputs(o, budget);
   if (o.kv_heads == 0) o.kv_heads = o.geo.heads;
   if (o.batch < 1) throw UsageError(fmt::format("--batch {} must be >= 1", o.batch));
@@ -241,22 +196,13 @@ void run_run(RunOptions o) {
   bo.max_layout_bytes = std::min(bo.max_layout_bytes, budget);
   const Layout layout = build_layout(*pattern, g, bo);
 
-  if (o.inputs.empty()) {
-    in.q = Tensor(s.batch, s.q_heads, s.nq, s.dim);
-    in.k = Tensor(s.batch, s.kv_heads, s.nk, s.dim);
-    in.v = Tensor(s.batch, s.kv_heads, s.nk, s.dim);
-    fill_normal(in.q.view(), o.seed, 0);
-    fill_normal(in.k.view(), o.seed, 1);
-    fill_normal(in.v.view(), o.seed, 2);
-  }
+  if (o.inputs.empty()) in = experiments::random_inputs(s, o.seed);
   const std::string src = o.inputs.empty() ? fmt::format("random (seed {})", o.seed) : o.inputs;
-  check_finite(in.q.view(), o.inputs.empty() ? "q (generated)" : o.inputs + "/q.npy");
-  check_finite(in.k.view(), o.inputs.empty() ? "k (generated)" : o.inputs + "/k.npy");
-  check_finite(in.v.view(), o.inputs.empty() ? "v (generated)" : o.inputs + "/v.npy");
 
   Tensor out(s.batch, s.q_heads, s.nq, s.dim), lse(s.batch, s.q_heads, s.nq, 1);
   AttentionOptions ao;
   ao.threads = o.geo.threads;
+  ao.mask_full_tiles = o.mask_full_tiles;
   TextbookOptions to;
   to.threads = o.geo.threads;
   to.max_bytes = budget;
@@ -268,16 +214,10 @@ void run_run(RunOptions o) {
     lse = std::move(r.lse);
     return r.stats;
   };
-  AttentionStats stats = run_once();  // warm-up
-  std::vector<double> seconds;
-  for (int r = 0; r < o.repeats; ++r) {
-    const auto t0 = Clock::now();
-    stats = run_once();
-    seconds.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
-  }
-  const double t_med = median(seconds);
-  const double t_min = *std::min_element(seconds.begin(), seconds.end());
-  const double t_max = *std::max_element(seconds.begin(), seconds.end());
+  AttentionStats stats;
+  const experiments::RepeatTimes times =
+      experiments::time_repeats([&] { stats = run_once(); }, 1, o.repeats);
+  const double t_med = times.median, t_min = times.min, t_max = times.max;
   const AttentionCost cost = attention_cost(layout, s, o.geo.threads);
   const std::int64_t peak = peak_rss_bytes();
 
@@ -307,6 +247,7 @@ void run_run(RunOptions o) {
     nlohmann::ordered_json j = {
         {"spec", layout.spec},
         {"executor", o.executor},
+        {"mask_full_tiles", o.mask_full_tiles},
         {"nq", s.nq},
         {"nk", s.nk},
         {"heads", s.q_heads},
@@ -363,7 +304,7 @@ void run_run(RunOptions o) {
                             s.q_heads, s.kv_heads, s.nq, s.nk, s.dim));
   line("tiles", fmt::format("{} x {}; {} kept ({} full, {} partial)", g.block_q, g.block_k,
                             cost.kept_tiles, cost.full_tiles, cost.partial_tiles));
-  line("executor", o.executor);
+  line("executor", o.mask_full_tiles ? o.executor + " (every Full tile masked)" : o.executor);
   line("inputs", src);
   line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
                                      : fmt::format("{}", o.geo.threads));
@@ -423,8 +364,12 @@ Command add_run_command(CLI::App& app) {
   sub->add_flag("--check", o->check,
                 "compare with the dense reference executor (max abs and relative error)");
   sub->add_flag("--json", o->json, "print JSON instead of a table");
+  sub->add_flag("--mask-full-tiles", o->mask_full_tiles,
+                "run every kept Full tile through the masked kernel with an all-ones mask (same "
+                "output; measures the cost of masking)");
   sub->add_option("--inputs", o->inputs,
-                  "read q.npy, k.npy, v.npy (float32 [B, H, N, d]) from this directory");
+                  "read q.npy, k.npy, v.npy (float32 [B, H, N, d], [H, N, d] or [N, d]) from this "
+                  "directory");
   sub->add_option("--save", o->save, "write o.npy [B, H, nq, d] and lse.npy [B, H, nq] here");
   sub->add_option("--memory-budget", o->memory_budget,
                   "refuse work estimated above this many bytes, e.g. 4G (default: 3/4 of "

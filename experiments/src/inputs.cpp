@@ -1,0 +1,210 @@
+// Random, synthetic and .npy inputs (see inputs.hpp for the synthetic construction).
+#include "spattn/experiments/inputs.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <oneapi/tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+
+#include "spattn/attention/random.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/npy.hpp"
+
+namespace spattn::experiments {
+namespace {
+
+// Synthetic generator constants (documented in inputs.hpp).
+constexpr double kLocalLogit = 10;  // A_local
+constexpr double kSinkLogit = 8;    // A_sink
+constexpr double kMatchLogit = 12;  // A_match
+constexpr std::int64_t kSinks = 4;
+constexpr double kMatchRate = 1.0 / 16;
+constexpr double kBaseLambda = 8;
+constexpr double kMatchDistance = 4;  // in units of lambda
+
+double normal_cdf(double z) {
+  return 0.5 * std::erfc(-z / std::numbers::sqrt2);
+}
+
+std::int64_t elements(const std::array<std::int64_t, 4>& shape) {
+  return shape[0] * shape[1] * shape[2] * shape[3];
+}
+
+// t repeated along its size-1 axes to `shape`; UsageError when another axis differs.
+Tensor fit_to(InputFile&& f, const std::array<std::int64_t, 4>& shape, const char* axes) {
+  const auto& have = f.tensor.shape;
+  for (int a = 0; a < 4; ++a)
+    if (have[a] != shape[a] && have[a] != 1)
+      throw UsageError(fmt::format(
+          "{} has shape ({}) but the point needs {} = ({}): each axis must equal the point's "
+          "or be 1 (repeated), and missing leading axes count as 1",
+          f.path, fmt::join(f.file_shape, ", "), axes, fmt::join(shape, ", ")));
+  if (have == shape) return std::move(f.tensor);
+  Tensor out(shape[0], shape[1], shape[2], shape[3]);
+  const ConstTensorView src = f.tensor.view();
+  const TensorView dst = out.view();
+  for (std::int64_t b = 0; b < shape[0]; ++b)
+    for (std::int64_t h = 0; h < shape[1]; ++h)
+      for (std::int64_t n = 0; n < shape[2]; ++n) {
+        const float* s = src.row(have[0] == 1 ? 0 : b, have[1] == 1 ? 0 : h, have[2] == 1 ? 0 : n);
+        float* d = dst.row(b, h, n);
+        for (std::int64_t x = 0; x < shape[3]; ++x) d[x] = s[have[3] == 1 ? 0 : x];
+      }
+  return out;
+}
+
+}  // namespace
+
+void check_finite(const ConstTensorView& t, const std::string& what, int rank) {
+  rank = std::clamp(rank, 1, 4);
+  for (std::int64_t b = 0; b < t.shape[0]; ++b)
+    for (std::int64_t h = 0; h < t.shape[1]; ++h)
+      for (std::int64_t n = 0; n < t.shape[2]; ++n)
+        for (std::int64_t x = 0; x < t.shape[3]; ++x) {
+          const float value = t.at(b, h, n, x);
+          if (std::isfinite(value)) continue;
+          const std::array<std::int64_t, 4> index{b, h, n, x};
+          const std::vector<std::int64_t> shown(index.end() - rank, index.end());
+          throw UsageError(
+              fmt::format("{}: element [{}] (flat index {}) is {}: inputs must be finite", what,
+                          fmt::join(shown, ", "),
+                          ((b * t.shape[1] + h) * t.shape[2] + n) * t.shape[3] + x, value));
+        }
+}
+
+InputFile read_input_npy(const std::string& path, std::int64_t max_bytes) {
+  NpyArray a = read_npy(path, max_bytes);
+  if (a.descr != "<f4")
+    throw UsageError(fmt::format("{}: dtype '{}' is not allowed: inputs must be float32 ('<f4')",
+                                 path, a.descr));
+  if (a.shape.size() < 2 || a.shape.size() > 4)
+    throw UsageError(
+        fmt::format("{}: shape ({}) has {} dimensions: inputs must be [batch, heads, tokens, "
+                    "head dim], [heads, tokens, head dim] or [tokens, head dim]",
+                    path, fmt::join(a.shape, ", "), a.shape.size()));
+  for (std::int64_t s : a.shape)
+    if (s < 1)
+      throw UsageError(
+          fmt::format("{}: shape ({}) has an empty axis", path, fmt::join(a.shape, ", ")));
+  InputFile f;
+  f.path = path;
+  f.file_shape = a.shape;
+  f.tensor.shape = {1, 1, 1, 1};
+  std::copy(a.shape.begin(), a.shape.end(), f.tensor.shape.end() - a.shape.size());
+  f.tensor.values = a.as_float32();
+  a.data = {};
+  check_finite(f.tensor.view(), path, static_cast<int>(a.shape.size()));
+  return f;
+}
+
+QkvFiles read_qkv_npy(const std::filesystem::path& dir, std::int64_t max_bytes) {
+  QkvFiles f{read_input_npy((dir / "q.npy").string(), max_bytes),
+             read_input_npy((dir / "k.npy").string(), max_bytes),
+             read_input_npy((dir / "v.npy").string(), max_bytes)};
+  if (f.k.tensor.shape != f.v.tensor.shape)
+    throw UsageError(
+        fmt::format("{} has shape ({}) but {} has ({}): k and v must have the same shape", f.k.path,
+                    fmt::join(f.k.file_shape, ", "), f.v.path, fmt::join(f.v.file_shape, ", ")));
+  return f;
+}
+
+Qkv random_inputs(const AttentionShape& s, std::uint64_t seed) {
+  Qkv in{Tensor(s.batch, s.q_heads, s.nq, s.dim), Tensor(s.batch, s.kv_heads, s.nk, s.dim),
+         Tensor(s.batch, s.kv_heads, s.nk, s.dim)};
+  fill_normal(in.q.view(), seed, 0);
+  fill_normal(in.k.view(), seed, 1);
+  fill_normal(in.v.view(), seed, 2);
+  return in;
+}
+
+Qkv synthetic_inputs(const AttentionShape& s, std::uint64_t seed) {
+  Qkv in = random_inputs(s, seed);  // content dims and V
+  Tensor uniforms(s.batch, s.q_heads, s.nq, 2);
+  fill_normal(uniforms.view(), seed, 3);
+  const std::int64_t d = s.dim, pairs = d / 4;
+  const bool has_sink = d - 2 * pairs >= 2;
+  const std::int64_t c0 = 2 * pairs + (has_sink ? 1 : 0);  // first content dim
+  const double sqrt_d = std::sqrt(static_cast<double>(d));
+  const double amp = pairs > 0 ? std::sqrt(kLocalLogit * sqrt_d / static_cast<double>(pairs)) : 0;
+  const float sink = static_cast<float>(std::sqrt(kSinkLogit * sqrt_d));
+  const TensorView q = in.q.view(), k = in.k.view();
+  const ConstTensorView u = uniforms.view();
+
+  tbb::parallel_for(std::int64_t{0}, s.batch * s.kv_heads, [&](std::int64_t task) {
+    const std::int64_t b = task / s.kv_heads, g = task % s.kv_heads;
+    const double lambda = kBaseLambda * static_cast<double>(std::int64_t{1} << (g % 4));
+    std::vector<double> w(static_cast<std::size_t>(pairs));
+    for (std::int64_t f = 0; f < pairs; ++f)
+      w[f] = std::tan(std::numbers::pi * (static_cast<double>(f) + 0.5) /
+                      (2.0 * static_cast<double>(pairs))) /
+             lambda;
+    // Position and sink dims (in double: w_f p reaches 1e6 radians at a million tokens).
+    auto place = [&](float* row, std::int64_t pos, bool sink_on) {
+      for (std::int64_t f = 0; f < pairs; ++f) {
+        const double angle = w[f] * static_cast<double>(pos);
+        row[2 * f] = static_cast<float>(amp * std::cos(angle));
+        row[2 * f + 1] = static_cast<float>(amp * std::sin(angle));
+      }
+      if (has_sink) row[2 * pairs] = sink_on ? sink : 0.0f;
+    };
+    for (std::int64_t j = 0; j < s.nk; ++j) place(k.row(b, g, j), j, j < kSinks);
+    const std::int64_t h0 = g * s.group();
+    for (std::int64_t h = h0; h < h0 + s.group(); ++h)
+      for (std::int64_t i = 0; i < s.nq; ++i) place(q.row(b, h, i), i + s.nk - s.nq, true);
+    // Long-range matches, in order of query head, then query.
+    const auto min_back = static_cast<std::int64_t>(kMatchDistance * lambda);
+    for (std::int64_t h = h0; h < h0 + s.group(); ++h)
+      for (std::int64_t i = 0; i < s.nq; ++i) {
+        const std::int64_t pos = i + s.nk - s.nq;
+        if (pos - min_back < kSinks || c0 >= d) continue;
+        if (normal_cdf(u.at(b, h, i, 0)) >= kMatchRate) continue;
+        const std::int64_t span = pos - min_back - kSinks + 1;
+        const std::int64_t j =
+            kSinks + std::min(span - 1, static_cast<std::int64_t>(normal_cdf(u.at(b, h, i, 1)) *
+                                                                  static_cast<double>(span)));
+        const float* qi = q.row(b, h, i);
+        double norm2 = 0;
+        for (std::int64_t x = c0; x < d; ++x) norm2 += static_cast<double>(qi[x]) * qi[x];
+        if (norm2 <= 0) continue;
+        const double c = kMatchLogit * sqrt_d / norm2;
+        float* kj = k.row(b, g, j);
+        for (std::int64_t x = c0; x < d; ++x) kj[x] = static_cast<float>(c * qi[x]);
+      }
+  });
+  return in;
+}
+
+Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t seed,
+                std::int64_t max_bytes) {
+  if (spec.kind == "random") return random_inputs(s, seed);
+  if (spec.kind == "synthetic") return synthetic_inputs(s, seed);
+  if (spec.kind != "npy")
+    throw UsageError(
+        fmt::format("inputs kind '{}' is not allowed: use random, synthetic or npy", spec.kind));
+  if (spec.npy_dir.empty())
+    throw UsageError("inputs kind 'npy' needs a directory holding q.npy, k.npy and v.npy");
+  QkvFiles f = read_qkv_npy(spec.npy_dir, max_bytes);
+  Qkv in;
+  in.q = fit_to(std::move(f.q), {s.batch, s.q_heads, s.nq, s.dim}, "[batch, heads, n, head_dim]");
+  in.k =
+      fit_to(std::move(f.k), {s.batch, s.kv_heads, s.nk, s.dim}, "[batch, kv_heads, n, head_dim]");
+  in.v =
+      fit_to(std::move(f.v), {s.batch, s.kv_heads, s.nk, s.dim}, "[batch, kv_heads, n, head_dim]");
+  return in;
+}
+
+std::int64_t input_scratch_bytes(const InputSpec& spec, const AttentionShape& s) {
+  if (spec.kind == "synthetic")
+    return elements({s.batch, s.q_heads, s.nq, 2}) * static_cast<std::int64_t>(sizeof(float));
+  if (spec.kind == "npy")
+    return 2 *
+           std::max(elements({s.batch, s.q_heads, s.nq, s.dim}),
+                    elements({s.batch, s.kv_heads, s.nk, s.dim})) *
+           static_cast<std::int64_t>(sizeof(float));
+  return 0;
+}
+
+}  // namespace spattn::experiments

@@ -1,0 +1,284 @@
+// measure_point and predict_point on small points: their counts against brute force over
+// Pattern::allows and a hand count of kept tiles, their timing fields against each other, the
+// reference check, and their refusals (bad spec, memory limit). Also the .npy inputs of a point.
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "attention_testing.hpp"
+#include "cli_runner.hpp"
+#include "spattn/attention/cost.hpp"
+#include "spattn/experiments/inputs.hpp"
+#include "spattn/experiments/measure.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+using spattn::experiments::SweepPoint;
+
+SweepPoint small_point(const std::string& spec, i64 n) {
+  SweepPoint p;
+  p.key = "test";
+  p.pattern.name = p.pattern.spec = spec;
+  p.n = n;
+  p.head_dim = 16;
+  p.heads = 2;
+  p.kv_heads = 1;
+  p.batch = 2;
+  p.threads = 2;
+  p.block = 16;
+  p.settings.repeats = 3;
+  p.settings.warmup = 1;
+  p.settings.seed = 7;
+  return p;
+}
+
+void write_tensor(const std::string& path, const spattn::Tensor& t, int rank) {
+  std::vector<i64> shape(t.shape.end() - rank, t.shape.end());
+  spattn::write_npy(path, "<f4", shape, t.values.data(), t.values.size() * sizeof(float));
+}
+
+}  // namespace
+
+TEST_CASE("measure_point: counts against brute force and a hand count", "[measure]") {
+  SECTION("causal at n = 100, block 16: kept tiles counted by hand") {
+    SweepPoint p = small_point("causal", 100);
+    p.settings.check = true;
+    const nlohmann::json m = spattn::experiments::measure_point(p);
+    // Per (batch, query head): allowed pairs 1 + 2 + ... + 100 = 5050. Query blocks r = 0..6
+    // (the last holds rows 96..99) keep key blocks 0..r. Rows r < 6: 16 rows x 16 (r + 1) keys,
+    // 256 x (1 + ... + 6) = 5376; row 6: 4 rows x (6 x 16 + 4) keys = 400. Computed: 5776.
+    // Kept tiles 1 + ... + 7 = 28, of which the 7 diagonal ones are Partial.
+    const i64 copies = 2 * 2;  // batch x query heads
+    CHECK(m["allowed_pairs"] == 5050 * copies);
+    CHECK(m["computed_pairs"] == 5776 * copies);
+    CHECK(m["kept_tiles"] == 28 * copies);
+    CHECK(m["full_tiles"] == 21 * copies);
+    CHECK(m["partial_tiles"] == 7 * copies);
+    CHECK(m["density"].get<double>() == Approx(5050.0 / (100 * 100)));
+    CHECK(m["efficiency"].get<double>() == Approx(5050.0 / 5776));
+    // Timing: 3 repeats, median between min and max, GFLOP/s from the median.
+    const auto& t = m["attention_seconds"];
+    REQUIRE(t["all"].size() == 3);
+    const double med = t["median"];
+    CHECK(t["min"].get<double>() <= med);
+    CHECK(med <= t["max"].get<double>());
+    CHECK(med > 0);
+    CHECK(m["useful_gflops"].get<double>() ==
+          Approx(4.0 * 16 * 5050 * copies / med * 1e-9).epsilon(1e-9));
+    CHECK(m["computed_gflops"].get<double>() ==
+          Approx(4.0 * 16 * 5776 * copies / med * 1e-9).epsilon(1e-9));
+    CHECK(m["build_seconds"].get<double>() >= 0);
+    CHECK(m["workspace_bytes"].get<i64>() > 0);
+    CHECK(m["layout_bytes"].get<i64>() > 0);
+    // q [2, 2, 100, 16], k and v [2, 1, 100, 16], float32.
+    CHECK(m["input_bytes"] == 4 * (2 * 2 * 100 * 16 + 2 * 2 * 1 * 100 * 16));
+    REQUIRE(m["check"].is_object());
+    CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
+    CHECK(m["check"]["rel_l2_error"].get<double>() <= 1e-5);
+    CHECK(m["check"]["max_lse_error"].get<double>() <= 1e-5);
+    CHECK(m["fidelity"].is_null());
+  }
+  SECTION("other patterns: allowed pairs by brute force over allows()") {
+    for (const std::string spec : {"sliding(7) | sink(2)", "window(3, 9) - causal",
+                                   "heads(0: causal; 1: sliding(20))", "dense"}) {
+      INFO(spec);
+      SweepPoint p = small_point(spec, 90);
+      p.settings.check = true;
+      const nlohmann::json m = spattn::experiments::measure_point(p);
+      const i64 per_batch = spattn::test::brute_force_pairs(*spattn::parse_spec(spec),
+                                                            spattn::Geometry{90, 90, 2, 16, 16});
+      CHECK(m["allowed_pairs"] == 2 * per_batch);
+      CHECK(m["computed_pairs"].get<i64>() >= m["allowed_pairs"].get<i64>());
+      CHECK(m["check"]["rel_l2_error"].get<double>() <= 1e-5);
+      CHECK(m["check"]["max_lse_error"].get<double>() <= 1e-5);
+    }
+  }
+  SECTION("check only up to check_max_n; tile_mode partial gives the same counts and errors") {
+    SweepPoint p = small_point("sliding(9)", 64);
+    p.settings.check = true;
+    p.settings.check_max_n = 63;
+    CHECK(spattn::experiments::measure_point(p)["check"].is_null());
+    p.settings.check_max_n = 64;
+    p.tile_mode = "partial";
+    const nlohmann::json m = spattn::experiments::measure_point(p);
+    REQUIRE(m["check"].is_object());
+    CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
+    p.tile_mode = "auto";
+    const nlohmann::json a = spattn::experiments::measure_point(p);
+    for (const char* field : {"allowed_pairs", "computed_pairs", "full_tiles", "partial_tiles"})
+      CHECK(m[field] == a[field]);
+    // The masked kernel computes bitwise the same output, so the reference sees the same error.
+    CHECK(m["check"]["max_abs_error"] == a["check"]["max_abs_error"]);
+  }
+}
+
+TEST_CASE("predict_point: the same counts as measure_point, and the memory and time model",
+          "[measure]") {
+  SweepPoint p = small_point("sliding(20) | sink(1)", 200);
+  p.heads = 4;
+  p.settings.predict_gflops = 50;
+  const auto pred = spattn::experiments::predict_point(p);
+  const nlohmann::json m = spattn::experiments::measure_point(p);
+  CHECK(pred.allowed_pairs == m["allowed_pairs"].get<i64>());
+  CHECK(pred.computed_pairs == m["computed_pairs"].get<i64>());
+  CHECK(pred.useful_flops == 4.0 * 16 * static_cast<double>(pred.allowed_pairs));
+  CHECK(pred.computed_flops == 4.0 * 16 * static_cast<double>(pred.computed_pairs));
+  // Memory: q [2, 4, 200, 16] + k, v [2, 1, 200, 16] + o and lse [2, 4, 200, 17], float32, plus
+  // the layout and the executor's workspace estimate (2 threads, 4 query heads per K/V head).
+  const i64 io = 4 * (2 * 4 * 200 * 16 + 2 * 2 * 1 * 200 * 16 + 2 * 4 * 200 * 17);
+  const i64 ws = spattn::flash_workspace_estimate(spattn::Geometry{200, 200, 4, 16, 16}, 16, 2, 4);
+  CHECK(pred.memory_bytes == io + m["layout_bytes"].get<i64>() + ws);
+  // Time: warm-up + repeats calls of the computed FLOPs at 50 GFLOP/s.
+  CHECK(pred.seconds == Approx(4 * pred.computed_flops / 50e9));
+  SECTION("check adds the reference's matrix and outputs, and its FLOPs at 1/50 the rate") {
+    p.settings.check = true;
+    const auto c = spattn::experiments::predict_point(p);
+    // One double n x n score matrix and the double outputs [2, 4, 200, 17].
+    CHECK(c.memory_bytes == pred.memory_bytes + 8 * (200 * 200 + 2 * 4 * 200 * 17));
+    CHECK(c.seconds == Approx(pred.seconds + 50 * 4.0 * 16 * 2 * 4 * 200 * 200 / 50e9));
+    p.settings.check_max_n = 199;  // not checked at n = 200: nothing added
+    CHECK(spattn::experiments::predict_point(p).memory_bytes == pred.memory_bytes);
+    p.settings.check = false;
+  }
+  SECTION("fidelity adds a dense output and the dense FLOPs") {
+    p.settings.fidelity = true;
+    const auto f = spattn::experiments::predict_point(p);
+    const i64 dense_layout = 8 * (13 + 1) + 8 * 13 * 13;  // 13 x 13 tiles of 16 at n = 200
+    CHECK(f.memory_bytes == pred.memory_bytes + 4 * (2 * 4 * 200 * 17) + dense_layout);
+    CHECK(f.seconds == Approx(pred.seconds + 4.0 * 16 * 2 * 4 * 200 * 200 / 50e9));
+  }
+}
+
+TEST_CASE("measure_point and predict_point refuse bad points", "[measure]") {
+  using spattn::BudgetError;
+  using spattn::UsageError;
+  using spattn::experiments::measure_point;
+  using spattn::experiments::predict_point;
+  SECTION("a bad spec") {
+    const SweepPoint p = small_point("slidng(4)", 64);
+    CHECK_THROWS_AS(measure_point(p), UsageError);
+    CHECK_THROWS_AS(predict_point(p), UsageError);
+    CHECK_THROWS_AS(measure_point(small_point("sliding(", 64)), UsageError);
+  }
+  SECTION("bad axes") {
+    SweepPoint p = small_point("causal", 64);
+    p.tile_mode = "masked";
+    CHECK_THROWS_WITH(measure_point(p), Catch::Contains("tile_mode 'masked'"));
+    p = small_point("causal", 64);
+    p.kv_heads = 3;
+    CHECK_THROWS_AS(predict_point(p), UsageError);
+    p = small_point("causal", 64);
+    p.block = 48;
+    CHECK_THROWS_AS(predict_point(p), UsageError);
+    p = small_point("causal", 64);
+    p.settings.inputs.kind = "gaussian";
+    CHECK_THROWS_WITH(measure_point(p), Catch::Contains("'gaussian'"));
+  }
+  SECTION("a memory limit too small") {
+    // n = 4096, 8 heads, d = 64: the inputs alone are 3 x 8 x 4096 x 64 x 4 bytes = 24 MiB.
+    SweepPoint p = small_point("sliding(64)", 4096);
+    p.heads = p.kv_heads = 8;
+    p.head_dim = 64;
+    p.batch = 1;
+    p.settings.memory_bytes = 8 << 20;
+    const auto pred = predict_point(p);
+    CHECK(pred.memory_bytes > 24 << 20);
+    CHECK_THROWS_AS(measure_point(p), BudgetError);
+    // A limit below the layout itself is refused by the layout build, in both.
+    p.settings.memory_bytes = 1000;
+    CHECK_THROWS_AS(predict_point(p), BudgetError);
+    CHECK_THROWS_AS(measure_point(p), BudgetError);
+  }
+}
+
+TEST_CASE("measure inputs: .npy files fitted to the point", "[measure]") {
+  const spattn::test::TempDir dir("spattn_measure_npy");
+  spattn::AttentionShape s;
+  s.batch = 2, s.q_heads = 4, s.kv_heads = 2, s.nq = s.nk = 40, s.dim = 8;
+  spattn::experiments::InputSpec spec;
+  spec.kind = "npy";
+  spec.npy_dir = dir.path().string();
+  // q as one head [N, d] (repeated to every batch and head), k as [H, N, d], v as [B, H, N, d].
+  const spattn::Tensor q = spattn::test::random_tensor(1, 1, 40, 8, 3, 0);
+  const spattn::Tensor k = spattn::test::random_tensor(1, 2, 40, 8, 3, 1);
+  const spattn::Tensor v = spattn::test::random_tensor(2, 2, 40, 8, 3, 2);
+  write_tensor(dir.file("q.npy"), q, 2);
+  write_tensor(dir.file("k.npy"), k, 3);
+  write_tensor(dir.file("v.npy"), v, 4);
+  SECTION("k and v must have one shape") {
+    CHECK_THROWS_WITH(spattn::experiments::make_inputs(spec, s, 0, 1 << 30),
+                      Catch::Contains("same shape"));
+  }
+  write_tensor(dir.file("v.npy"), k, 3);
+  SECTION("missing or size-1 axes are repeated") {
+    const auto in = spattn::experiments::make_inputs(spec, s, 0, 1 << 30);
+    REQUIRE(in.q.shape == std::array<i64, 4>{2, 4, 40, 8});
+    REQUIRE(in.k.shape == std::array<i64, 4>{2, 2, 40, 8});
+    for (i64 b = 0; b < 2; ++b)
+      for (i64 h = 0; h < 4; ++h)
+        for (i64 n = 0; n < 40; ++n)
+          for (i64 x = 0; x < 8; ++x) {
+            REQUIRE(in.q.view().at(b, h, n, x) == q.view().at(0, 0, n, x));
+            if (h < 2) REQUIRE(in.k.view().at(b, h, n, x) == k.view().at(0, h, n, x));
+          }
+  }
+  SECTION("an axis that differs from the point's is refused with both shapes") {
+    s.nq = s.nk = 41;
+    CHECK_THROWS_WITH(
+        spattn::experiments::make_inputs(spec, s, 0, 1 << 30),
+        Catch::Contains("q.npy has shape (40, 8)") && Catch::Contains("(2, 4, 41, 8)"));
+  }
+  SECTION("NaN and Inf are refused with the file and the first bad index") {
+    spattn::Tensor bad = k;
+    bad.view().at(0, 1, 7, 2) = std::numeric_limits<float>::infinity();
+    bad.view().at(0, 1, 9, 0) = std::numeric_limits<float>::quiet_NaN();
+    write_tensor(dir.file("k.npy"), bad, 3);
+    CHECK_THROWS_WITH(spattn::experiments::make_inputs(spec, s, 0, 1 << 30),
+                      Catch::Contains("k.npy: element [1, 7, 2]") && Catch::Contains("inf"));
+  }
+  SECTION("a point with npy inputs measures them") {
+    SweepPoint p = small_point("causal", 40);
+    p.heads = 4;
+    p.kv_heads = 2;
+    p.head_dim = 8;
+    p.settings.inputs = spec;
+    p.settings.check = true;
+    const nlohmann::json m = spattn::experiments::measure_point(p);
+    CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
+    p.n = 48;
+    CHECK_THROWS_AS(spattn::experiments::measure_point(p), spattn::UsageError);
+  }
+}
+
+TEST_CASE("spattn run: --mask-full-tiles and 2-D inputs", "[measure]") {
+  const spattn::test::TempDir dir("spattn_measure_run");
+  // One head as [N, d] files: read as batch 1, one head.
+  write_tensor(dir.file("q.npy"), spattn::test::random_tensor(1, 1, 70, 12, 4, 0), 2);
+  write_tensor(dir.file("k.npy"), spattn::test::random_tensor(1, 1, 70, 12, 4, 1), 2);
+  write_tensor(dir.file("v.npy"), spattn::test::random_tensor(1, 1, 70, 12, 4, 2), 2);
+  const std::string base = "run causal --n 70 --block 16 --repeats 1 --inputs '" +
+                           dir.path().string() + "' --json --save ";
+  const auto plain = spattn::test::run_cli(base + "'" + dir.file("plain") + "'");
+  const auto masked =
+      spattn::test::run_cli(base + "'" + dir.file("masked") + "' --mask-full-tiles --check");
+  REQUIRE(plain.code == 0);
+  REQUIRE(masked.code == 0);
+  const auto j = nlohmann::json::parse(masked.out);
+  CHECK(j["mask_full_tiles"] == true);
+  CHECK(j["heads"] == 1);
+  CHECK(j["batch"] == 1);
+  CHECK(j["check"]["max_rel_error"].get<double>() <= 1e-5);
+  // Same output, bitwise.
+  CHECK(spattn::read_npy(dir.file("plain/o.npy")).data ==
+        spattn::read_npy(dir.file("masked/o.npy")).data);
+  CHECK(spattn::read_npy(dir.file("plain/lse.npy")).data ==
+        spattn::read_npy(dir.file("masked/lse.npy")).data);
+  CHECK(spattn::test::run_cli("run causal --n 10 --executor textbook --mask-full-tiles").code == 2);
+}
