@@ -1,10 +1,165 @@
-// Placeholder: replaced by the real subcommand.
+// spattn sweep FILE: every point of an experiment in its own child process, recorded in
+// results/<name>/<stamp>/results.jsonl, then the reports. Exit codes: 0 done (whatever the
+// points' statuses), 2 usage error, 1 runtime error, 130 interrupted (resumable).
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "cli_common.hpp"
+#include "spattn/experiments/experiment.hpp"
+#include "spattn/experiments/report.hpp"
+#include "spattn/experiments/sweep.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::cli {
-Command add_sweep_command(CLI::App& app) {
-  CLI::App* sub = app.add_subcommand("sweep", "(not yet available)");
-  return {sub, [] { throw UsageError("spattn sweep: not yet available"); }};
+namespace {
+
+namespace fs = std::filesystem;
+
+struct SweepCliOptions {
+  std::string file;
+  std::string out = "results";
+  std::string resume;
+  CLI::Option* resume_opt = nullptr;
+  bool quick = false;
+  bool dry_run = false;
+  bool no_report = false;
+};
+
+// This process's argv, for meta.json.
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  std::string cur;
+  for (const char c : all) {
+    if (c == '\0') {
+      args.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) args.push_back(cur);
+  return args;
 }
+
+void run(SweepCliOptions o) {
+  const bool resume = o.resume_opt->count() > 0;
+  // `--resume FILE.toml` reads as "resume the latest run of FILE.toml".
+  if (resume && o.file.empty() && fs::is_regular_file(o.resume)) {
+    o.file = o.resume;
+    o.resume.clear();
+  }
+  experiments::SweepOptions so;
+  so.out_base = o.out;
+  so.quick = o.quick;
+  so.dry_run = o.dry_run;
+  so.command_line = own_command_line();
+  so.progress = &std::cerr;
+  so.listing = &std::cout;
+  so.tty = ::isatty(2) != 0;
+
+  experiments::Experiment e;
+  if (!resume) {
+    if (o.file.empty()) throw UsageError("spattn sweep: missing the experiment FILE (a .toml)");
+    e = experiments::load_experiment(o.file);
+  } else {
+    fs::path dir = o.resume;
+    if (dir.empty()) {
+      if (o.file.empty())
+        throw UsageError(
+            "spattn sweep --resume: give the run directory (--resume results/NAME/STAMP) or the "
+            "experiment FILE whose latest run under --out should be resumed");
+      const experiments::Experiment from_file = experiments::load_experiment(o.file);
+      dir = experiments::latest_run_dir(o.out, from_file.name);
+      if (dir.empty())
+        throw UsageError(fmt::format("--resume: no run of '{}' under {} to resume", from_file.name,
+                                     (fs::path(o.out) / from_file.name).string()));
+    }
+    // The run goes on with the experiment recorded in its header, so that its points are the
+    // ones the run started with, even if the file was edited since.
+    const experiments::SweepHeader h = experiments::read_sweep_header(dir);
+    e = experiments::parse_experiment(h.experiment_toml,
+                                      fmt::format("{} (header)", (dir / "results.jsonl").string()));
+    if (!o.file.empty()) {
+      const experiments::Experiment given = experiments::load_experiment(o.file);
+      if (given.name != h.experiment)
+        throw UsageError(fmt::format("--resume: {} holds the experiment '{}', but {} is '{}'",
+                                     dir.string(), h.experiment, o.file, given.name));
+      if (given.source_text != h.experiment_toml)
+        std::cerr << fmt::format(
+            "note: {} changed since the run started; resuming with the experiment recorded in "
+            "{}\n",
+            o.file, (dir / "results.jsonl").string());
+    }
+    if (o.quick && !h.quick)
+      throw UsageError(fmt::format(
+          "--quick: the run in {} was started without --quick; resume it without --quick",
+          dir.string()));
+    so.resume_dir = dir;
+  }
+
+  const experiments::SweepSummary s = experiments::run_sweep(e, so);
+  if (s.interrupted_by != 0 && s.dir.empty()) {
+    std::cerr << "\ninterrupted before any point ran; nothing was written\n";
+    std::exit(130);
+  }
+  if (s.interrupted_by != 0) {
+    std::cerr << fmt::format(
+        "\ninterrupted: {} point(s) recorded in {} in this run (the point that was running was "
+        "not).\nresume with: spattn sweep --resume {}\n",
+        s.recorded, (s.dir / "results.jsonl").string(), s.dir.string());
+    std::cout.flush();
+    std::exit(130);
+  }
+  if (o.dry_run) return;
+  std::string counts;
+  for (const auto& [status, count] : s.by_status)
+    counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", count, status);
+  std::cout << fmt::format(
+      "{} points: {} recorded now{}{}\n", s.total, s.recorded,
+      counts.empty() ? "" : fmt::format(" ({})", counts),
+      s.already_done > 0 ? fmt::format(", {} recorded before", s.already_done) : "");
+  std::cout << "wrote " << (s.dir / "results.jsonl").string() << "\n"
+            << "wrote " << (s.dir / "meta.json").string() << "\n";
+  if (o.no_report) return;
+  experiments::write_reports(s.dir);
+  std::cout << "wrote " << (s.dir / "results.csv").string() << "\n"
+            << "wrote " << (s.dir / "table.md").string() << "\n"
+            << "charts: scripts/plot_sweep.py " << s.dir.string() << "\n";
+}
+
+}  // namespace
+
+Command add_sweep_command(CLI::App& app) {
+  auto o = std::make_shared<SweepCliOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "sweep",
+      "Run every point of an experiment file, each in its own child process with the file's "
+      "timeout and memory limit, recording one JSON line per point in "
+      "OUT/NAME/STAMP/results.jsonl, then write results.csv and table.md. Ctrl-C stops cleanly; "
+      "--resume runs only the missing points.");
+  sub->add_option("FILE", o->file, "experiment file (TOML, see experiments/README.md)");
+  sub->add_option("--out", o->out, "base directory of the results")->capture_default_str();
+  o->resume_opt =
+      sub->add_option("--resume", o->resume,
+                      "complete an earlier run: its directory OUT/NAME/STAMP, or with no value "
+                      "the latest run of FILE under --out")
+          ->expected(0, 1);
+  sub->add_flag("--quick", o->quick, "use the file's [quick] settings");
+  sub->add_flag("--dry-run", o->dry_run,
+                "list the points with predicted pairs, GFLOP, memory and time; run nothing");
+  sub->add_flag("--no-report", o->no_report, "do not write results.csv and table.md at the end");
+  return {sub, [o] { run(*o); }};
+}
+
 }  // namespace spattn::cli

@@ -1,0 +1,41 @@
+#pragma once
+// results.jsonl: one JSON object per line (format in experiments/README.md), appended and made
+// durable one record at a time so that a crash or kill of the sweep loses no finished point.
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace spattn::experiments {
+
+struct JsonLines {
+  std::vector<nlohmann::json> records;  // every complete line, in file order
+  std::int64_t complete_bytes = 0;      // length of the prefix made of complete lines
+  bool partial_tail = false;            // the file ends in a line without its newline
+};
+
+// Reads a results file. A last line without its terminating newline is the trace of a write cut
+// short by a kill: it is ignored (partial_tail). Any complete line that is not a JSON object
+// throws std::runtime_error naming the file and the line number.
+JsonLines read_json_lines(const std::filesystem::path& path);
+
+// Appends records to a results file. Opening truncates a partial last line (see read_json_lines),
+// so the next record starts on a line of its own; the writer holds an exclusive flock on the file
+// while it lives (a second writer throws std::runtime_error).
+class ResultsWriter {
+ public:
+  explicit ResultsWriter(const std::filesystem::path& path);
+  ~ResultsWriter();
+  ResultsWriter(const ResultsWriter&) = delete;
+  ResultsWriter& operator=(const ResultsWriter&) = delete;
+
+  // Writes `record` as one line with a single write(2) on an O_APPEND descriptor and
+  // fdatasync()s it before returning. Throws std::runtime_error on I/O errors.
+  void append(const nlohmann::json& record);
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
+
+}  // namespace spattn::experiments

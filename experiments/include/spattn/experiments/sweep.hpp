@@ -1,0 +1,64 @@
+#pragma once
+// The sweep driver: every point of an experiment in its own child process, one flushed JSON line
+// per finished point in results/<name>/<stamp>/results.jsonl, resumable, interruptible.
+#include <filesystem>
+#include <iosfwd>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "spattn/experiments/experiment.hpp"
+
+namespace spattn::experiments {
+
+struct SweepOptions {
+  std::filesystem::path out_base = "results";  // the run goes to out_base/<name>/<stamp>/
+  std::filesystem::path resume_dir;            // non-empty: complete this run directory instead
+  bool quick = false;                          // the [quick] settings (ignored when resuming:
+                                               // the header's choice holds)
+  bool dry_run = false;  // print the points with their predictions; run and write nothing
+  std::string worker;    // program run as `<worker> point FILE`; empty: this executable
+  std::vector<std::string> command_line;  // recorded in meta.json
+  std::ostream* progress = nullptr;       // progress and notes; nullptr: silent
+  std::ostream* listing = nullptr;        // the dry-run table; nullptr: `progress`
+  bool tty = false;  // progress is a terminal: one line rewritten in place, with an ETA
+};
+
+struct SweepSummary {
+  std::filesystem::path dir;             // the run directory (empty for a dry run)
+  int total = 0;                         // points of the experiment
+  int already_done = 0;                  // points found in the file when resuming
+  int recorded = 0;                      // point records written by this call
+  std::map<std::string, int> by_status;  // of the records written by this call
+  int interrupted_by = 0;                // SIGINT/SIGTERM number if the sweep stopped early, else 0
+};
+
+// Runs (or with dry_run, lists) the sweep. Each point is predicted in this process
+// (predict_point); a point whose prediction fails with UsageError is recorded "error", with
+// BudgetError or an estimate beyond its memory limit or timeout "skipped"; the others run as
+// `<worker> point FILE` under RLIMIT_AS = the memory limit and the timeout, and are recorded
+// "ok", "error", "oom", "crashed" or "timeout" (a timeout of 0 means none) (record format:
+// experiments/README.md). When report.budget_bytes > 0, "budget" records follow the points.
+// SIGINT/SIGTERM kill the running child, which is not recorded, and return with interrupted_by set;
+// a second one exits at once. When resuming, the directory's header must name the same experiment,
+// and only points (and budget records) missing from the file run. Throws UsageError for a bad
+// resume directory and std::runtime_error for I/O errors.
+SweepSummary run_sweep(const Experiment& e, const SweepOptions& options);
+
+// The run directory's header record (the first line of results.jsonl).
+struct SweepHeader {
+  std::string experiment;
+  std::string stamp;
+  bool quick = false;
+  std::string experiment_toml;
+};
+// Reads the header of dir/results.jsonl; throws UsageError naming the directory when there is no
+// results file or its first record is not a header.
+SweepHeader read_sweep_header(const std::filesystem::path& dir);
+
+// The most recent run directory of `experiment` under out_base (by stamp), or "" if none.
+std::filesystem::path latest_run_dir(const std::filesystem::path& out_base,
+                                     const std::string& experiment);
+
+}  // namespace spattn::experiments

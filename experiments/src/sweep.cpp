@@ -1,0 +1,479 @@
+// The sweep driver (see sweep.hpp). The parent predicts each point and records it; the point
+// itself runs in a child so that a crash, a hang or an exhausted address space costs only that
+// point.
+#include "spattn/experiments/sweep.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <ctime>
+#include <fstream>
+#include <new>
+#include <optional>
+#include <ostream>
+#include <set>
+#include <sstream>
+
+#include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/meta.hpp"
+#include "spattn/experiments/process.hpp"
+#include "spattn/experiments/results.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/memory.hpp"
+
+namespace spattn::experiments {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string utc_time(const char* format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  ::gmtime_r(&now, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+// "mm:ss", or "h:mm:ss" from an hour on.
+std::string format_duration(double seconds) {
+  const auto s = static_cast<long long>(std::max(0.0, seconds) + 0.5);
+  if (s >= 3600) return fmt::format("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+  return fmt::format("{:02}:{:02}", s / 60, s % 60);
+}
+
+std::int64_t point_memory_limit(const SweepPoint& p) {
+  return p.settings.memory_bytes > 0 ? p.settings.memory_bytes : default_memory_budget();
+}
+
+nlohmann::json axes_json(const SweepPoint& p) {
+  return {{"pattern", p.pattern.name},
+          {"spec", p.pattern.spec},
+          {"n", p.n},
+          {"head_dim", p.head_dim},
+          {"heads", p.heads},
+          {"kv_heads", p.kv_heads},
+          {"batch", p.batch},
+          {"threads", p.threads},
+          {"block", p.block},
+          {"tile_mode", p.tile_mode},
+          {"inputs", p.settings.inputs.kind}};
+}
+
+nlohmann::json prediction_json(const PointPrediction& q) {
+  return {{"allowed_pairs", q.allowed_pairs}, {"computed_pairs", q.computed_pairs},
+          {"useful_flops", q.useful_flops},   {"computed_flops", q.computed_flops},
+          {"memory_bytes", q.memory_bytes},   {"seconds", q.seconds}};
+}
+
+// The last `max_lines` non-empty lines of a child's stderr, joined with " | ".
+std::string stderr_tail(const std::string& err, int max_lines = 5) {
+  std::vector<std::string> lines;
+  std::istringstream in(err);
+  for (std::string line; std::getline(in, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) lines.push_back(line);
+  std::string out;
+  const std::size_t first = lines.size() > static_cast<std::size_t>(max_lines)
+                                ? lines.size() - static_cast<std::size_t>(max_lines)
+                                : 0;
+  for (std::size_t i = first; i < lines.size(); ++i) {
+    if (!out.empty()) out += " | ";
+    out += lines[i];
+  }
+  if (out.size() > 2000) out = "..." + out.substr(out.size() - 2000);
+  return out;
+}
+
+// The prediction of one point, or why there is none.
+struct Planned {
+  SweepPoint point;
+  std::optional<PointPrediction> prediction;
+  std::string status;   // "" (run it), "error" or "skipped"
+  std::string message;  // for status
+};
+
+Planned plan_point(const SweepPoint& p) {
+  Planned plan{p, std::nullopt, "", ""};
+  try {
+    plan.prediction = predict_point(p);
+  } catch (const BudgetError& e) {
+    plan.status = "skipped";
+    plan.message = e.what();
+    return plan;
+  } catch (const std::bad_alloc&) {
+    plan.status = "skipped";
+    plan.message = "predicting the point ran out of memory (std::bad_alloc)";
+    return plan;
+  } catch (const std::exception& e) {  // UsageError and anything else the prediction refuses
+    plan.status = "error";
+    plan.message = e.what();
+    return plan;
+  }
+  const std::int64_t limit = point_memory_limit(p);
+  if (plan.prediction->memory_bytes > limit) {
+    plan.status = "skipped";
+    plan.message = fmt::format("predicted memory {} exceeds the point's memory limit {}",
+                               format_bytes(plan.prediction->memory_bytes), format_bytes(limit));
+  } else if (p.settings.timeout_seconds > 0 &&
+             plan.prediction->seconds > p.settings.timeout_seconds) {
+    plan.status = "skipped";
+    plan.message = fmt::format("predicted time {:.1f} s exceeds the point's timeout {:.1f} s",
+                               plan.prediction->seconds, p.settings.timeout_seconds);
+  }
+  return plan;
+}
+
+// Runs a planned point in a child and fills `record`. Returns false when the sweep was
+// interrupted while it ran (nothing to record).
+bool run_planned(const Planned& plan, const fs::path& point_file, const std::string& worker,
+                 nlohmann::json& record) {
+  {
+    std::ofstream out(point_file, std::ios::trunc);
+    out << point_to_json(plan.point).dump() << '\n';
+    if (!out.flush()) throw std::runtime_error(fmt::format("cannot write {}", point_file.string()));
+  }
+  ChildOptions child;
+  child.argv = {worker, "point", point_file.string()};
+  child.address_space_bytes = point_memory_limit(plan.point);
+  child.timeout_seconds = plan.point.settings.timeout_seconds;
+  const ChildResult r = run_child(child);
+  if (r.end == ChildResult::End::Interrupted) return false;
+  record["peak_rss_bytes"] = r.peak_rss_bytes;
+  record["wall_seconds"] = r.wall_seconds;
+  const std::string tail = stderr_tail(r.err);
+  switch (r.end) {
+    case ChildResult::End::TimedOut:
+      record["status"] = "timeout";
+      record["message"] = fmt::format("killed after the timeout of {} s", child.timeout_seconds);
+      break;
+    case ChildResult::End::Signaled:
+      record["status"] = "crashed";
+      record["message"] =
+          fmt::format("killed by {}{}{}", signal_description(r.signal),
+                      r.signal == SIGKILL ? " (possibly the kernel's out-of-memory killer)" : "",
+                      tail.empty() ? "" : fmt::format("; stderr: {}", tail));
+      break;
+    default:
+      if (r.exit_code == 0) {
+        // The result is the last non-empty line of stdout.
+        std::string last;
+        std::istringstream in(r.out);
+        for (std::string line; std::getline(in, line);)
+          if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+        nlohmann::json m = nlohmann::json::parse(last, nullptr, false);
+        if (!m.is_discarded() && m.is_object()) {
+          record["status"] = "ok";
+          record["message"] = "";
+          record["measure"] = std::move(m);
+        } else {
+          record["status"] = "error";
+          record["message"] =
+              fmt::format("the worker exited with 0 but printed no JSON object on stdout{}",
+                          tail.empty() ? "" : fmt::format("; stderr: {}", tail));
+        }
+      } else if (r.exit_code == 3) {
+        record["status"] = "oom";
+        record["message"] = tail.empty() ? "out of memory (exit code 3)" : tail;
+      } else {
+        record["status"] = "error";
+        record["message"] =
+            r.exit_code == 1 || r.exit_code == 2
+                ? (tail.empty() ? fmt::format("exit code {}", r.exit_code) : tail)
+                : fmt::format("the worker exited with code {}{}", r.exit_code,
+                              tail.empty() ? "" : fmt::format("; stderr: {}", tail));
+      }
+  }
+  return true;
+}
+
+fs::path create_run_dir(const fs::path& base, const std::string& name, const std::string& stamp) {
+  const fs::path parent = base / name;
+  fs::create_directories(parent);
+  for (int k = 1;; ++k) {
+    const fs::path dir = parent / (k == 1 ? stamp : fmt::format("{}-{}", stamp, k));
+    if (fs::create_directory(dir)) return dir;  // false: it exists (another run this second)
+  }
+}
+
+// Progress: a line per point, or on a terminal one line rewritten in place.
+class Progress {
+ public:
+  Progress(std::ostream* out, bool tty) : out_(out), tty_(tty) {}
+  void status(const std::string& line) {
+    if (out_ == nullptr) return;
+    if (tty_) *out_ << "\r\033[K" << line << std::flush;
+  }
+  void note(const std::string& line) {
+    if (out_ == nullptr) return;
+    if (tty_) *out_ << "\r\033[K";
+    *out_ << line << '\n' << std::flush;
+  }
+  void finish() {
+    if (out_ != nullptr && tty_) *out_ << "\r\033[K" << std::flush;
+  }
+
+ private:
+  std::ostream* out_;
+  bool tty_;
+};
+
+std::string point_label(const SweepPoint& p) {
+  std::string s = fmt::format("{} n={}", p.pattern.name, p.n);
+  if (p.head_dim != 64) s += fmt::format(" d={}", p.head_dim);
+  return s;
+}
+
+void print_dry_run(const std::vector<Planned>& plans, const std::set<std::string>& done,
+                   std::ostream& out) {
+  out << fmt::format(
+      "{:>4}  {:<28} {:>9} {:>4} {:>3} {:>3} {:>3} {:>5} {:>16} {:>10} {:>10} "
+      "{:>9}  {}\n",
+      "#", "pattern", "n", "d", "H", "B", "T", "block", "allowed_pairs", "GFLOP", "memory",
+      "seconds", "action");
+  int run = 0, skipped = 0;
+  for (const Planned& plan : plans) {
+    const SweepPoint& p = plan.point;
+    std::string pairs = "-", gflop = "-", memory = "-", seconds = "-";
+    if (plan.prediction) {
+      pairs = std::to_string(plan.prediction->allowed_pairs);
+      gflop = fmt::format("{:.3f}", plan.prediction->computed_flops / 1e9);
+      memory = format_bytes(plan.prediction->memory_bytes);
+      seconds = fmt::format("{:.3f}", plan.prediction->seconds);
+    }
+    std::string action;
+    if (done.count(p.key) != 0) {
+      action = "done";
+    } else if (plan.status.empty()) {
+      action = "run";
+      ++run;
+    } else {
+      action = fmt::format("{}: {}", plan.status, plan.message);
+      ++skipped;
+    }
+    std::string name = p.pattern.name;
+    if (name.size() > 28) name = name.substr(0, 25) + "...";
+    out << fmt::format(
+        "{:>4}  {:<28} {:>9} {:>4} {:>3} {:>3} {:>3} {:>5} {:>16} {:>10} {:>10} "
+        "{:>9}  {}\n",
+        p.index, name, p.n, p.head_dim, p.heads, p.batch, p.threads, p.block, pairs, gflop, memory,
+        seconds, action);
+  }
+  out << fmt::format("{} points: {} would run, {} would not, {} already recorded\n", plans.size(),
+                     run, skipped, plans.size() - static_cast<std::size_t>(run + skipped));
+}
+
+// The largest power-of-two n (from 1024 up to 2^24) whose predicted memory fits `budget`, for
+// the pattern `entry` (its spec placeholders filled per n, as expand_points does) with the other
+// axes of `templ`; `settings` are the sweep's settings before their per-n filling.
+nlohmann::json budget_record(SweepPoint templ, const PatternEntry& entry, const Settings& settings,
+                             std::int64_t budget) {
+  std::int64_t max_n = 0, memory_at_max = 0;
+  for (std::int64_t n = 1024; n <= (std::int64_t{1} << 24) && interrupt_signal() == 0; n *= 2) {
+    PointPrediction q;
+    try {
+      templ.n = n;
+      templ.pattern = entry;
+      templ.pattern.spec = spec_at(entry.spec, n);
+      templ.pattern.fidelity_baseline = spec_at(entry.fidelity_baseline, n);
+      templ.pattern.min_n = templ.pattern.max_n = 0;
+      templ.settings = settings;
+      templ.settings.fidelity_baseline = spec_at(settings.fidelity_baseline, n);
+      templ.settings.memory_bytes = budget;
+      q = predict_point(templ);
+    } catch (const std::exception&) {  // refused (BudgetError), or not valid at this n
+      break;
+    }
+    if (q.memory_bytes > budget) break;
+    max_n = n;
+    memory_at_max = q.memory_bytes;
+  }
+  return {{"kind", "budget"},   {"pattern", entry.name},
+          {"spec", entry.spec}, {"budget_bytes", budget},
+          {"max_n", max_n},     {"memory_bytes_at_max_n", memory_at_max}};
+}
+
+void note_resume_in_meta(const fs::path& meta_path, const std::vector<std::string>& command_line,
+                         const std::string& start_time) {
+  nlohmann::json meta = nlohmann::json::object();
+  {
+    std::ifstream in(meta_path);
+    if (in) {
+      meta = nlohmann::json::parse(in, nullptr, false);
+      if (meta.is_discarded() || !meta.is_object()) meta = nlohmann::json::object();
+    }
+  }
+  meta["resumed"].push_back({{"start_time", start_time}, {"command_line", command_line}});
+  write_meta(meta_path, meta);
+}
+
+}  // namespace
+
+SweepHeader read_sweep_header(const fs::path& dir) {
+  const fs::path file = dir / "results.jsonl";
+  if (!fs::is_regular_file(file))
+    throw UsageError(
+        fmt::format("{} is not a sweep run directory: it has no results.jsonl", dir.string()));
+  const JsonLines f = read_json_lines(file);
+  if (f.records.empty() || f.records.front().value("kind", "") != "header" ||
+      !f.records.front().contains("experiment"))
+    throw UsageError(fmt::format("{} does not start with a header record", file.string()));
+  const nlohmann::json& h = f.records.front();
+  SweepHeader header;
+  header.experiment = h.value("experiment", "");
+  header.stamp = h.value("stamp", "");
+  header.quick = h.value("quick", false);
+  header.experiment_toml = h.value("experiment_toml", "");
+  return header;
+}
+
+fs::path latest_run_dir(const fs::path& out_base, const std::string& experiment) {
+  const fs::path parent = out_base / experiment;
+  std::error_code ec;
+  fs::path best;
+  for (const fs::directory_entry& d : fs::directory_iterator(parent, ec)) {
+    if (!d.is_directory() || !fs::exists(d.path() / "results.jsonl")) continue;
+    if (best.empty() || d.path().filename().string() > best.filename().string()) best = d.path();
+  }
+  return best;
+}
+
+SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
+  InterruptGuard guard;
+  Progress progress(o.progress, o.tty);
+  SweepSummary summary;
+  const std::string start_time = utc_time("%Y-%m-%dT%H:%M:%SZ");
+
+  bool quick = o.quick;
+  std::set<std::string> done_points, done_budgets;
+  if (!o.resume_dir.empty()) {
+    const SweepHeader header = read_sweep_header(o.resume_dir);
+    if (header.experiment != e.name)
+      throw UsageError(
+          fmt::format("{} holds the experiment '{}', not '{}': resume it with its own experiment",
+                      o.resume_dir.string(), header.experiment, e.name));
+    quick = header.quick;
+    for (const nlohmann::json& r : read_json_lines(o.resume_dir / "results.jsonl").records) {
+      if (r.value("kind", "") == "point") done_points.insert(r.value("key", ""));
+      if (r.value("kind", "") == "budget") done_budgets.insert(r.value("pattern", ""));
+    }
+  }
+
+  const std::vector<SweepPoint> points = expand_points(e, quick);
+  summary.total = static_cast<int>(points.size());
+  std::vector<Planned> plans;
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    if (interrupt_signal() != 0) break;
+    const SweepPoint& p = points[i];
+    if (!seen.insert(p.key).second) continue;  // a repeated key runs (and is recorded) once
+    if (done_points.count(p.key) != 0) {
+      ++summary.already_done;
+      if (!o.dry_run) continue;
+    }
+    progress.status(fmt::format("predicting [{}/{}] {}", i + 1, points.size(), point_label(p)));
+    plans.push_back(plan_point(p));
+  }
+  progress.finish();
+  if (o.dry_run) {
+    std::ostream* listing = o.listing != nullptr ? o.listing : o.progress;
+    if (interrupt_signal() == 0 && listing != nullptr) print_dry_run(plans, done_points, *listing);
+    summary.interrupted_by = interrupt_signal();
+    return summary;
+  }
+  if (interrupt_signal() != 0) {
+    summary.interrupted_by = interrupt_signal();
+    return summary;
+  }
+
+  // The run directory, its header and meta.json.
+  std::optional<ResultsWriter> writer;
+  if (o.resume_dir.empty()) {
+    const std::string stamp = utc_time("%Y%m%d-%H%M%S");
+    summary.dir = create_run_dir(o.out_base, e.name, stamp);
+    writer.emplace(summary.dir / "results.jsonl");
+    writer->append({{"kind", "header"},
+                    {"experiment", e.name},
+                    {"stamp", stamp},
+                    {"quick", quick},
+                    {"report",
+                     {{"layout", e.report.layout},
+                      {"baseline", e.report.baseline},
+                      {"budget_bytes", e.report.budget_bytes}}},
+                    {"experiment_toml", e.source_text}});
+    write_meta(summary.dir / "meta.json", build_meta(e, o.command_line, start_time));
+  } else {
+    summary.dir = o.resume_dir;
+    writer.emplace(summary.dir / "results.jsonl");
+    note_resume_in_meta(summary.dir / "meta.json", o.command_line, start_time);
+  }
+  const fs::path point_file = summary.dir / ".point.json";
+  const std::string worker = o.worker.empty() ? "/proc/self/exe" : o.worker;
+
+  // Predicted seconds still to run, scaled by how measured time compared with predictions.
+  double remaining_predicted = 0, ran_predicted = 0, ran_measured = 0;
+  for (const Planned& plan : plans)
+    if (plan.status.empty()) remaining_predicted += plan.prediction->seconds;
+
+  const int n = static_cast<int>(plans.size());
+  for (int k = 0; k < n && interrupt_signal() == 0; ++k) {
+    const Planned& plan = plans[static_cast<std::size_t>(k)];
+    const SweepPoint& p = plan.point;
+    const double scale = ran_predicted > 0 ? ran_measured / ran_predicted : 1.0;
+    progress.status(
+        fmt::format("[{}/{}] {} ETA {}", k + 1, n, point_label(p),
+                    ran_predicted > 0 ? format_duration(remaining_predicted * scale) : "--:--"));
+    nlohmann::json record{{"kind", "point"},       {"key", p.key},
+                          {"index", p.index},      {"axes", axes_json(p)},
+                          {"status", plan.status}, {"message", plan.message}};
+    if (plan.prediction) record["predicted"] = prediction_json(*plan.prediction);
+    if (plan.status.empty()) {
+      if (!run_planned(plan, point_file, worker, record)) break;
+      remaining_predicted -= plan.prediction->seconds;
+      ran_predicted += plan.prediction->seconds;
+      ran_measured += record["wall_seconds"].get<double>();
+    }
+    writer->append(record);
+    ++summary.recorded;
+    const std::string status = record["status"];
+    ++summary.by_status[status];
+    const std::string line =
+        fmt::format("[{}/{}] {}: {}{}", k + 1, n, point_label(p), status,
+                    record.contains("wall_seconds")
+                        ? fmt::format(" ({:.2f} s)", record["wall_seconds"].get<double>())
+                        : "");
+    if (!o.tty || status != "ok")
+      progress.note(status == "ok"
+                        ? line
+                        : fmt::format("{}: {}", line, record["message"].get<std::string>()));
+  }
+  std::error_code ec;
+  fs::remove(point_file, ec);
+
+  if (e.report.budget_bytes > 0 && !points.empty()) {
+    std::set<std::string> names;
+    for (const PatternEntry& entry : e.patterns) {
+      if (interrupt_signal() != 0) break;
+      if (!names.insert(entry.name).second || done_budgets.count(entry.name) != 0) continue;
+      progress.status(fmt::format("budget: largest n of {} within {}", entry.name,
+                                  format_bytes(e.report.budget_bytes)));
+      SweepPoint templ = points.front();
+      for (const SweepPoint& p : points)
+        if (p.pattern.name == entry.name) {
+          templ = p;
+          break;
+        }
+      const nlohmann::json record =
+          budget_record(templ, entry, quick ? e.quick_settings : e.settings, e.report.budget_bytes);
+      if (interrupt_signal() != 0) break;  // cut short: not a valid answer
+      writer->append(record);
+    }
+  }
+  progress.finish();
+  summary.interrupted_by = interrupt_signal();
+  return summary;
+}
+
+}  // namespace spattn::experiments
