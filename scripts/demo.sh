@@ -1,28 +1,29 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and shows the pattern tools on a default pattern:
-# statistics, an ASCII picture and a PNG of `sliding(512) | sink(4)` at 8192 tokens.
+# Installs what is missing, builds, runs the default experiment (experiments/scaling.toml in its
+# --quick form: a few minutes on 2 cores), writes its tables and charts, and says where they are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/build.sh release
 spattn=build/release/experiments/cli/spattn
-out=out/demo
-mkdir -p "$out"
-spec='sliding(512) | sink(4)'
+base=results
 
 echo
-echo "== spattn stats '$spec' --n 8192"
-"$spattn" stats "$spec" --n 8192 | tee "$out/stats.txt"
+echo "== spattn sweep experiments/scaling.toml --quick --out $base"
+"$spattn" sweep experiments/scaling.toml --quick --out "$base"
+dir=$(ls -td "$base"/scaling/*/ | head -n 1)
+dir=${dir%/}
+
 echo
-echo "== spattn mask '$spec' --n 8192 --block 128 --level block --format ascii"
-"$spattn" mask "$spec" --n 8192 --block 128 --level block --format ascii | tee "$out/mask.txt"
-"$spattn" mask "$spec" --n 8192 --level block --format png --out "$out/mask_block.png"
-"$spattn" mask "$spec" --n 1024 --level element --format png --out "$out/mask_element_1k.png"
-"$spattn" stats "$spec" --n 1048576 --json > "$out/stats_1m.json"
+echo "== spattn report $dir"
+"$spattn" report "$dir" >/dev/null
+echo "== scripts/plot_sweep.py $dir"
+python3 scripts/plot_sweep.py "$dir"
+
 echo
-echo "demo: results are in $out/:"
-echo "  stats.txt            layout statistics at n = 8192"
-echo "  mask.txt             the block layout as ASCII art"
-echo "  mask_block.png       the block layout at n = 8192 (black: full tile, gray: partial)"
-echo "  mask_element_1k.png  the element mask at n = 1024"
-echo "  stats_1m.json        statistics of the same pattern at n = 1,048,576"
+echo "demo: the sweep's results are in $dir/:"
+echo "  table.md        time, speedup vs dense, memory, GFLOP/s, fidelity per N; fitted slopes"
+echo "  results.csv     one row per point"
+echo "  results.jsonl   the raw record (spattn report regenerates the tables from it)"
+echo "  meta.json       git revision, compiler, CPU, library versions, the experiment file"
+echo "  charts/         time, memory and useful GFLOP/s against N (PNG and SVG)"
