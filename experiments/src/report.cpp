@@ -18,6 +18,7 @@
 #include <system_error>
 
 #include "spattn/experiments/fit.hpp"
+#include "spattn/experiments/results.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::experiments {
@@ -859,50 +860,15 @@ void flatten(const json& j, const std::string& prefix, std::map<std::string, con
 // ---------------------------------------------------------------------------------------------
 
 ResultsFile read_results(const std::filesystem::path& jsonl) {
-  std::ifstream in(jsonl, std::ios::binary);
-  if (!in)
-    throw UsageError(fmt::format("cannot read {}: no such file or not readable", jsonl.string()));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-
-  // Lines with their numbers; the last one may lack its newline.
-  std::vector<std::pair<int, std::string>> lines;
-  int number = 0;
-  for (std::size_t pos = 0; pos < text.size();) {
-    const std::size_t end = text.find('\n', pos);
-    ++number;
-    std::string line = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) lines.emplace_back(number, line);
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
-
+  // The sweep's own reader: an incomplete last line (an interrupted write) is left out, every
+  // other line must be a JSON object.
+  JsonLines lines = read_json_lines(jsonl);
   ResultsFile r;
+  r.truncated_line = lines.partial_line;
   std::map<std::string, std::size_t> by_key;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    const auto& [line_no, line] = lines[i];
-    const std::string where = fmt::format("{} line {}", jsonl.string(), line_no);
-    const bool last = i + 1 == lines.size();
-    json rec;
-    try {
-      rec = json::parse(line);
-    } catch (const json::parse_error& e) {
-      // An interrupted write leaves an incomplete last line; every finished point before it
-      // is intact.
-      if (last) {
-        r.truncated_line = line_no;
-        break;
-      }
-      throw UsageError(
-          fmt::format("{}: not valid JSON ({}); each line of results.jsonl must be "
-                      "one JSON object",
-                      where, e.what()));
-    }
-    if (!rec.is_object())
-      throw UsageError(
-          fmt::format("{}: a {} where a JSON object was expected", where, rec.type_name()));
+  for (std::size_t i = 0; i < lines.records.size(); ++i) {
+    json& rec = lines.records[i];
+    const std::string where = fmt::format("{} line {}", jsonl.string(), lines.line_numbers[i]);
     const std::string kind = string_at(rec, "kind");
     if (kind == "header") {
       r.header = std::move(rec);

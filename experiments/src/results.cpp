@@ -13,29 +13,36 @@
 #include <stdexcept>
 #include <string>
 
+#include "spattn/patterns/error.hpp"
+
 namespace spattn::experiments {
 
 JsonLines read_json_lines(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(fmt::format("cannot read {}", path.string()));
+  if (!in)
+    throw UsageError(fmt::format("cannot read {}: no such file or not readable", path.string()));
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   JsonLines f;
   std::size_t begin = 0;
   int line = 0;
   while (begin < text.size()) {
     const std::size_t end = text.find('\n', begin);
+    ++line;
     if (end == std::string::npos) {
       f.partial_tail = true;
+      f.partial_line = line;
       break;
     }
-    ++line;
     const std::string_view body(text.data() + begin, end - begin);
     if (body.find_first_not_of(" \t\r") != std::string_view::npos) {
       nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
       if (j.is_discarded() || !j.is_object())
-        throw std::runtime_error(fmt::format("{}:{}: not a JSON object: {:.80}", path.string(),
-                                             line, std::string(body)));
+        throw UsageError(
+            fmt::format("{} line {}: not a JSON object ({:.80}); each line of a "
+                        "results file is one JSON object",
+                        path.string(), line, std::string(body)));
       f.records.push_back(std::move(j));
+      f.line_numbers.push_back(line);
     }
     begin = end + 1;
     f.complete_bytes = static_cast<std::int64_t>(begin);

@@ -21,8 +21,9 @@ struct ResultsFile {
   int truncated_line = 0;  // 1-based number of an incomplete last line that was ignored (0: none)
 };
 
-// Reads a results.jsonl file. Empty lines are skipped; an incomplete last line (an interrupted
-// write) is ignored and reported in truncated_line. Throws UsageError when the file cannot be
+// Reads a results.jsonl file through read_json_lines (results.hpp), as --resume does. Empty
+// lines are skipped; an incomplete last line (no newline: an interrupted write) is ignored and
+// reported in truncated_line. Throws UsageError when the file cannot be
 // read, or naming the line number of a malformed line (not JSON, not an object, a point record
 // without axes.pattern / axes.n / status) anywhere else.
 ResultsFile read_results(const std::filesystem::path& jsonl);

@@ -9,14 +9,17 @@
 namespace spattn::experiments {
 
 struct JsonLines {
-  std::vector<nlohmann::json> records;  // every complete line, in file order
+  std::vector<nlohmann::json> records;  // every complete non-blank line, in file order
+  std::vector<int> line_numbers;        // 1-based line of each record
   std::int64_t complete_bytes = 0;      // length of the prefix made of complete lines
   bool partial_tail = false;            // the file ends in a line without its newline
+  int partial_line = 0;                 // 1-based line of that partial tail (0: none)
 };
 
-// Reads a results file. A last line without its terminating newline is the trace of a write cut
-// short by a kill: it is ignored (partial_tail). Any complete line that is not a JSON object
-// throws std::runtime_error naming the file and the line number.
+// Reads a results file (the one reader of results.jsonl: resume and reports both use it). A
+// last line without its terminating newline is the trace of a write cut short by a kill: it is
+// ignored (partial_tail). Throws UsageError when the file cannot be read, and naming the file
+// and the line number ("FILE line N: ...") for any complete line that is not a JSON object.
 JsonLines read_json_lines(const std::filesystem::path& path);
 
 // Appends records to a results file. Opening truncates a partial last line (see read_json_lines),
