@@ -8,8 +8,10 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <limits>
 
 #include "spattn/patterns/layout.hpp"
+#include "spattn/patterns/memory.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace {
@@ -108,4 +110,30 @@ TEST_CASE("shared head layouts are stored once; a single decode query is exact",
   // Window [N - 4096, N - 1] covers 32 whole key blocks of 128, plus key block 0 for the sinks.
   CHECK(D.counts().kept_tiles == 32 + 1);
   CHECK(D.counts().partial_tiles == 1);
+}
+
+TEST_CASE("parse_byte_count: units are powers of 1024, bad text is one clear error", "[memory]") {
+  using spattn::parse_byte_count;
+  const std::int64_t max = std::int64_t{1} << 62;
+  CHECK(parse_byte_count("1000000", "x", max) == 1000000);
+  CHECK(parse_byte_count("512MiB", "x", max) == 512 * (std::int64_t{1} << 20));
+  CHECK(parse_byte_count("2 gb", "x", max) == 2 * (std::int64_t{1} << 30));
+  CHECK(parse_byte_count("1.5G", "x", max) == 3 * (std::int64_t{1} << 29));  // 1.5 * 2^30
+  CHECK(parse_byte_count("1.5", "x", max) == 1);                             // rounded down
+  CHECK(parse_byte_count(" 4 T ", "x", max) == 4 * (std::int64_t{1} << 40));
+  const auto fails = [&](const char* text, const char* fragment, std::int64_t limit) {
+    INFO(text);
+    CHECK_THROWS_WITH(parse_byte_count(text, "--budget 'v'", limit),
+                      Catch::StartsWith("--budget 'v' ") && Catch::Contains(fragment));
+  };
+  fails("lots", "does not start with a number", max);
+  fails(".5G", "does not start with a number", max);
+  fails("1e9", "has an unknown unit \"e9\"", max);
+  fails("2 GigaBytes", "has an unknown unit \"gigabytes\"", max);
+  fails("2G x", "has text after the unit", max);
+  fails("0.5B", "is out of range: allowed 1 byte..", max);
+  fails("2K", "is out of range: allowed 1 byte..1000 bytes", 1000);
+  fails("9000000T", "is out of range", max);  // 9.9e18 > 2^62
+  fails("9000000T", "is out of range",
+        std::numeric_limits<std::int64_t>::max());  // beyond int64 whatever the max
 }

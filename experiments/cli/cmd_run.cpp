@@ -52,51 +52,6 @@ struct RunOptions {
               *batch_opt = nullptr, *nk_opt = nullptr;
 };
 
-// "4G", "512M", "1.5GiB", "1000000" -> bytes (K, M, G, T are powers of 1024).
-std::int64_t parse_bytes(const std::string& text) {
-  std::size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  std::string unit = text.substr(used);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
-  double mult = 0;
-  if (unit.empty())
-    mult = 1;
-  else if (unit.size() == 1)
-    switch (unit[0]) {
-      case 'k':
-      case 'K':
-        mult = 1024.0;
-        break;
-      case 'm':
-      case 'M':
-        mult = 1024.0 * 1024;
-        break;
-      case 'g':
-      case 'G':
-        mult = 1024.0 * 1024 * 1024;
-        break;
-      case 't':
-      case 'T':
-        mult = 1024.0 * 1024 * 1024 * 1024;
-        break;
-      default:
-        break;
-    }
-  const double bytes = value * mult;
-  if (used == 0 || mult == 0 || !std::isfinite(bytes) || bytes < 1 || bytes > 9.2e18)
-    throw UsageError(
-        fmt::format("--memory-budget '{}' is not a byte count: use e.g. 1000000, "
-                    "512M, 4G or 1.5GiB (K, M, G, T = powers of 1024)",
-                    text));
-  return static_cast<std::int64_t>(bytes);
-}
-
 // A flag the user gave must equal the file's size; `flag` and `axis` name both in the message.
 void match(const CLI::Option* given, std::int64_t flag_value, const std::string& flag,
            std::int64_t file_value, const std::string& file, const std::string& axis) {
@@ -152,7 +107,10 @@ std::int64_t peak_rss_bytes() {
 void run_run(RunOptions o) {
   using Clock = std::chrono::steady_clock;
   const std::int64_t budget =
-      o.memory_budget.empty() ? default_memory_budget() : parse_bytes(o.memory_budget);
+      o.memory_budget.empty()
+          ? default_memory_budget()
+          : parse_byte_count(o.memory_budget, fmt::format("--memory-budget '{}'", o.memory_budget),
+                             std::int64_t{1} << 62);
   if (o.repeats < 1) throw UsageError(fmt::format("--repeats {} must be >= 1", o.repeats));
   if (o.executor != "flash" && o.executor != "textbook")
     throw UsageError(

@@ -20,6 +20,7 @@
 #include "spattn/attention/shapes.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
+#include "spattn/patterns/memory.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {
@@ -40,16 +41,16 @@ constexpr double kMaxPredictGflops = 1e9;
 constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
 
 const std::vector<std::string> kTopKeys = {
-    "name",     "description",    "patterns", "seq_len",        "head_dim",  "heads",
-    "kv_heads", "batch",          "threads",  "block",          "tile_mode", "repeats",
-    "warmup",   "timeout",        "memory",   "seed",           "check",     "check_max_n",
-    "fidelity", "fidelity_max_n", "inputs",   "predict_gflops", "quick",     "report",
-    "fidelity_baseline"};
+    "name",      "description",    "patterns",    "seq_len",  "head_dim",
+    "heads",     "kv_heads",       "batch",       "threads",  "block",
+    "tile_mode", "repeats",        "warmup",      "timeout",  "memory",
+    "seed",      "check",          "check_max_n", "fidelity", "fidelity_max_n",
+    "inputs",    "predict_gflops", "quick",       "report",   "fidelity_baseline"};
 const std::vector<std::string> kQuickKeys = {
-    "seq_len",     "head_dim", "heads",          "kv_heads", "batch",         "threads", "block",
-    "tile_mode",   "repeats",  "warmup",         "timeout",  "memory",        "seed",    "check",
-    "check_max_n", "fidelity", "fidelity_max_n", "inputs",   "predict_gflops",
-    "fidelity_baseline"};
+    "seq_len",  "head_dim",       "heads",     "kv_heads",       "batch",
+    "threads",  "block",          "tile_mode", "repeats",        "warmup",
+    "timeout",  "memory",         "seed",      "check",          "check_max_n",
+    "fidelity", "fidelity_max_n", "inputs",    "predict_gflops", "fidelity_baseline"};
 const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
                                                "min_n", "block", "fidelity_baseline"};
 const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
@@ -361,52 +362,11 @@ class Reader {
     if (!n.is_string())
       fail(line_of(n), fmt::format("{} must be {}, got {}", path, allowed, describe(n)));
     const std::string s = n.as_string()->get();
-    auto bad = [&](std::string_view why) {
-      fail(line_of(n), fmt::format("{} = {} {}: use {}", path, show(s), why, allowed));
-    };
-    std::size_t i = 0;
-    while (i < s.size() && s[i] == ' ') ++i;
-    const std::size_t num_begin = i;
-    while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
-    const std::string number = s.substr(num_begin, i - num_begin);
-    if (number.empty() || number.front() == '.' || number.back() == '.' ||
-        std::count(number.begin(), number.end(), '.') > 1 || number.size() > 30)
-      bad("does not start with a number");
-    double value = 0;
-    const auto res = std::from_chars(number.data(), number.data() + number.size(), value,
-                                     std::chars_format::fixed);
-    if (res.ec != std::errc() || res.ptr != number.data() + number.size())
-      bad("does not start with a number");
-    while (i < s.size() && s[i] == ' ') ++i;
-    std::string unit;
-    for (; i < s.size(); ++i) {
-      const unsigned char c = static_cast<unsigned char>(s[i]);
-      if (c == ' ') break;
-      unit += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    try {
+      return parse_byte_count(s, fmt::format("{} = {}", path, show(s)), kMaxBytes);
+    } catch (const UsageError& e) {
+      fail(line_of(n), e.what());
     }
-    while (i < s.size() && s[i] == ' ') ++i;
-    if (i != s.size()) bad("has text after the unit");
-    static const std::map<std::string, double> kUnits = {{"", 1.0},
-                                                         {"b", 1.0},
-                                                         {"k", 1024.0},
-                                                         {"kb", 1024.0},
-                                                         {"kib", 1024.0},
-                                                         {"m", 1048576.0},
-                                                         {"mb", 1048576.0},
-                                                         {"mib", 1048576.0},
-                                                         {"g", 1073741824.0},
-                                                         {"gb", 1073741824.0},
-                                                         {"gib", 1073741824.0},
-                                                         {"t", 1099511627776.0},
-                                                         {"tb", 1099511627776.0},
-                                                         {"tib", 1099511627776.0}};
-    const auto u = kUnits.find(unit);
-    if (u == kUnits.end()) bad(fmt::format("has an unknown unit {}", show(unit)));
-    const double bytes = std::floor(value * u->second);
-    if (!(bytes >= 1) || bytes > static_cast<double>(kMaxBytes))
-      fail(line_of(n), fmt::format("{} = {} is out of range: allowed 1 byte..{} bytes", path,
-                                   show(s), kMaxBytes));
-    return static_cast<std::int64_t>(bytes);
   }
 
   // An axis value or an array of them; `one` reads one element.
@@ -1105,6 +1065,10 @@ std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
   return points;
 }
 
+std::int64_t memory_limit(const Settings& s) {
+  return s.memory_bytes > 0 ? s.memory_bytes : default_memory_budget();
+}
+
 std::string spec_at(const std::string& spec, std::int64_t n) {
   std::string out;
   std::size_t i = 0;
@@ -1123,8 +1087,9 @@ std::string spec_at(const std::string& spec, std::int64_t n) {
           "spec {}: column {}: unknown placeholder '{{{}': allowed are {{n}} (the seq_len) and "
           "{{sqrt_n}} (its square root, rounded)",
           show(spec, 80), open + 1, close == std::string::npos ? name : name + "}"));
-    const auto v =
-        name == "n" ? n : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+    const auto v = name == "n"
+                       ? n
+                       : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
     out += std::to_string(v);
     i = close + 1;
   }

@@ -85,7 +85,7 @@ Setup setup(const SweepPoint& p) {
   u.s.kv_heads = kv_heads;
   u.s.nq = u.s.nk = p.n;
   u.s.dim = p.head_dim;
-  u.limit = st.memory_bytes > 0 ? st.memory_bytes : default_memory_budget();
+  u.limit = memory_limit(st);
   u.check = st.check && p.n <= st.check_max_n;
   u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
   u.mask_full = p.tile_mode == "partial";
@@ -174,9 +174,8 @@ nlohmann::json measure_point(const SweepPoint& p) {
   nlohmann::json fidelity = nullptr;
   if (u.fidelity) {
     Tensor dense_o(s.batch, s.q_heads, s.nq, s.dim), dense_lse(s.batch, s.q_heads, s.nq, 1);
-    const std::string& baseline = p.pattern.fidelity_baseline.empty()
-                                      ? p.settings.fidelity_baseline
-                                      : p.pattern.fidelity_baseline;
+    const std::string& baseline = p.pattern.fidelity_baseline.empty() ? p.settings.fidelity_baseline
+                                                                      : p.pattern.fidelity_baseline;
     baseline_attention(in.q.view(), in.k.view(), in.v.view(), baseline, u.g, p.threads, u.limit,
                        dense_o.view(), dense_lse.view());
     const Fidelity f = compare_to_dense(out.view(), lse.view(), dense_o.view(), dense_lse.view());

@@ -45,10 +45,6 @@ std::string format_duration(double seconds) {
   return fmt::format("{:02}:{:02}", s / 60, s % 60);
 }
 
-std::int64_t point_memory_limit(const SweepPoint& p) {
-  return p.settings.memory_bytes > 0 ? p.settings.memory_bytes : default_memory_budget();
-}
-
 nlohmann::json axes_json(const SweepPoint& p) {
   return {{"pattern", p.pattern.name},
           {"spec", p.pattern.spec},
@@ -112,7 +108,7 @@ Planned plan_point(const SweepPoint& p) {
     plan.message = e.what();
     return plan;
   }
-  const std::int64_t limit = point_memory_limit(p);
+  const std::int64_t limit = memory_limit(p.settings);
   if (plan.prediction->memory_bytes > limit) {
     plan.status = "skipped";
     plan.message = fmt::format("predicted memory {} exceeds the point's memory limit {}",
@@ -137,7 +133,7 @@ bool run_planned(const Planned& plan, const fs::path& point_file, const std::str
   }
   ChildOptions child;
   child.argv = {worker, "point", point_file.string()};
-  child.address_space_bytes = point_memory_limit(plan.point);
+  child.address_space_bytes = memory_limit(plan.point.settings);
   child.timeout_seconds = plan.point.settings.timeout_seconds;
   const ChildResult r = run_child(child);
   if (r.end == ChildResult::End::Interrupted) return false;

@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <charconv>
+#include <cmath>
 #include <fstream>
+#include <map>
 #include <string>
 
 #include "spattn/patterns/error.hpp"
@@ -23,6 +27,66 @@ std::int64_t available_memory_bytes() {
 
 std::int64_t default_memory_budget() {
   return available_memory_bytes() / 4 * 3;
+}
+
+std::int64_t parse_byte_count(std::string_view s, std::string_view subject,
+                              std::int64_t max_bytes) {
+  const auto bad = [&](std::string_view why) {
+    throw UsageError(fmt::format(
+        "{} {}: use a byte count like 1000000, \"512MiB\", \"2GiB\" or \"1.5G\" (units B, K, "
+        "M, G, T with optional B or iB; powers of 1024)",
+        subject, why));
+  };
+  std::size_t i = 0;
+  while (i < s.size() && s[i] == ' ') ++i;
+  const std::size_t num_begin = i;
+  while (i < s.size() && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) ++i;
+  const std::string_view number = s.substr(num_begin, i - num_begin);
+  if (number.empty() || number.front() == '.' || number.back() == '.' ||
+      std::count(number.begin(), number.end(), '.') > 1 || number.size() > 30)
+    bad("does not start with a number");
+  double value = 0;
+  const auto res = std::from_chars(number.data(), number.data() + number.size(), value,
+                                   std::chars_format::fixed);
+  if (res.ec != std::errc() || res.ptr != number.data() + number.size())
+    bad("does not start with a number");
+  while (i < s.size() && s[i] == ' ') ++i;
+  std::string unit;
+  for (; i < s.size() && s[i] != ' '; ++i) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    unit += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  while (i < s.size() && s[i] == ' ') ++i;
+  if (i != s.size()) bad("has text after the unit");
+  static const std::map<std::string, double, std::less<>> kUnits = {{"", 1.0},
+                                                                    {"b", 1.0},
+                                                                    {"k", 1024.0},
+                                                                    {"kb", 1024.0},
+                                                                    {"kib", 1024.0},
+                                                                    {"m", 1048576.0},
+                                                                    {"mb", 1048576.0},
+                                                                    {"mib", 1048576.0},
+                                                                    {"g", 1073741824.0},
+                                                                    {"gb", 1073741824.0},
+                                                                    {"gib", 1073741824.0},
+                                                                    {"t", 1099511627776.0},
+                                                                    {"tb", 1099511627776.0},
+                                                                    {"tib", 1099511627776.0}};
+  const auto u = kUnits.find(unit);
+  if (u == kUnits.end()) {
+    std::string shown;  // control characters escaped: the message may reach a terminal
+    for (const char c : unit)
+      shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f
+                   ? fmt::format("\\x{:02x}", static_cast<unsigned char>(c))
+                   : std::string(1, c);
+    bad(fmt::format("has an unknown unit \"{}\"", shown));
+  }
+  const double bytes = std::floor(value * u->second);
+  // 9.2e18 < 2^63: the cast below stays defined whatever max_bytes is.
+  if (!(bytes >= 1) || bytes > static_cast<double>(max_bytes) || bytes >= 9.2e18)
+    throw UsageError(
+        fmt::format("{} is out of range: allowed 1 byte..{} bytes", subject, max_bytes));
+  return static_cast<std::int64_t>(bytes);
 }
 
 std::string format_bytes(std::int64_t bytes) {

@@ -12,7 +12,7 @@ namespace spattn::experiments {
 
 // One entry of `patterns`: a spec string with a display name and its own limits.
 struct PatternEntry {
-  std::string name;        // display name (default: the spec as written)
+  std::string name;  // display name (default: the spec as written)
   // Pattern spec string; may hold the placeholders {n} (the point's seq_len) and {sqrt_n}
   // (round(sqrt(seq_len))), replaced per point by spec_at (e.g. "st_strided({sqrt_n})").
   std::string spec;
@@ -20,8 +20,8 @@ struct PatternEntry {
   std::int64_t min_n = 0;  // smallest seq_len this pattern runs at (0: no limit)
   // Spec of the pattern whose attention fidelity compares against (empty: the settings').
   std::string fidelity_baseline;
-  int block = 0;           // block size override for this pattern (0: the `block` axis)
-  int line = 0;            // TOML line of the entry, for messages
+  int block = 0;  // block size override for this pattern (0: the `block` axis)
+  int line = 0;   // TOML line of the entry, for messages
 };
 
 // Where Q, K and V come from.
@@ -47,6 +47,10 @@ struct Settings {
   InputSpec inputs;
   double predict_gflops = 100;  // assumed rate for predicting a point's time (skip/ETA)
 };
+
+// A point's memory limit (address space of its child, budget of its layout and executors):
+// s.memory_bytes, or default_memory_budget() when that is 0.
+std::int64_t memory_limit(const Settings& s);
 
 // What `spattn report` lays out (TOML table [report]).
 struct ReportSettings {

@@ -20,6 +20,15 @@ std::int64_t default_memory_budget();
 void check_memory_budget(std::string_view what, std::int64_t estimate_bytes,
                          std::int64_t budget_bytes, std::string_view how_to_raise);
 
+// Parses a byte count written "<number> [unit]" ("1000000", "512MiB", "2 GiB", "1.5G"): a
+// decimal number with an optional fraction, then an optional unit B, K/KB/KiB, M/MB/MiB,
+// G/GB/GiB, T/TB/TiB (case-insensitive, all powers of 1024), spaces around the unit allowed;
+// rounded down to whole bytes, which must be 1..max_bytes. Throws UsageError
+// "<subject> <what is wrong>: use <what is allowed>"; `subject` names the value and where it
+// came from (e.g. "--memory-budget '4X'").
+std::int64_t parse_byte_count(std::string_view text, std::string_view subject,
+                              std::int64_t max_bytes);
+
 // Human-readable byte count: "812 B", "3.2 MiB", "17.0 GiB".
 std::string format_bytes(std::int64_t bytes);
 
