@@ -35,6 +35,9 @@ constexpr CombinatorDoc kCombinators[] = {
 constexpr const char* kPrecedence =
     "'-' binds tightest (left-associative), then '&', then '|' (the precedence of Python's set "
     "operators): a | b - c & d is a | ((b - c) & d)";
+constexpr const char* kLengths =
+    "a window, stride, chunk, block, sink or prefix longer than the sequence (more than nk "
+    "tokens) is refused when the layout is built, not clipped";
 constexpr const char* kArguments =
     "arguments bind by position in the order listed, or by name (name=value); values are "
     "integers, lists [1, 2, 3] or strings \"...\"";
@@ -83,8 +86,8 @@ nlohmann::ordered_json value_json(const ParamValue& v) {
 }
 
 void print_text(const Registry& registry) {
-  std::string out =
-      fmt::format("Positions: {}.\nArguments: {}.\n\nPatterns:\n\n", kPositions, kArguments);
+  std::string out = fmt::format("Positions: {}.\nLengths: {}.\nArguments: {}.\n\nPatterns:\n\n",
+                                kPositions, kLengths, kArguments);
   for (const PatternInfo* info : registry.all()) {
     out += fmt::format("{}\n  {}\n", signature(*info), info->summary);
     out += fmt::format("  rule:        {}\n", info->rule);
@@ -138,6 +141,7 @@ void print_json(const Registry& registry) {
   for (const CombinatorDoc& c : kCombinators)
     combinators.push_back({{"syntax", c.syntax}, {"meaning", c.meaning}});
   const nlohmann::ordered_json out = {{"positions", kPositions},
+                                      {"lengths", kLengths},
                                       {"arguments", kArguments},
                                       {"patterns", std::move(patterns)},
                                       {"combinators", std::move(combinators)},

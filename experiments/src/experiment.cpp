@@ -429,6 +429,8 @@ class Reader {
   void read_report(const toml::table& t, Experiment& e, int line) const;
   void check_axes(const Axes& a, const std::vector<PatternEntry>& patterns, std::string_view what,
                   int line) const;
+  void check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& patterns,
+                          const Settings& s, std::string_view what) const;
 
   const std::string& source_;
   const Registry& registry_;
@@ -792,6 +794,58 @@ void Reader::check_axes(const Axes& a, const std::vector<PatternEntry>& patterns
                            what));
 }
 
+// Every pattern (and fidelity baseline) must accept every point it runs at: the geometry checks
+// of build_layout (a window, chunk, stride or block longer than N; a per-head assignment for
+// another head count; global tokens beyond N) fail here, at load, instead of as error points.
+void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& patterns,
+                                const Settings& s, std::string_view what) const {
+  for (std::size_t i = 0; i < patterns.size(); ++i) {
+    const PatternEntry& entry = patterns[i];
+    auto runs_at = [&](std::int64_t n) {
+      return (entry.max_n == 0 || n <= entry.max_n) && n >= entry.min_n;
+    };
+    std::map<std::string, PatternPtr> parsed;  // by filled-in spec: blocks() reads a file
+    // The first error at n (empty: fits every heads value).
+    auto error_at = [&](std::int64_t n) -> std::string {
+      std::vector<std::pair<std::string, std::string>> specs = {{"spec", entry.spec}};
+      const std::string& baseline =
+          entry.fidelity_baseline.empty() ? s.fidelity_baseline : entry.fidelity_baseline;
+      if (s.fidelity && n <= s.fidelity_max_n && !baseline.empty())
+        specs.emplace_back("fidelity baseline", baseline);
+      for (const auto& [role, spec] : specs) {
+        const int* head = nullptr;
+        try {
+          const std::string filled = spec_at(spec, n);
+          PatternPtr& p = parsed[filled];
+          if (!p) p = parse_spec(filled, registry_);
+          for (const int& h : a.heads.values) {
+            head = &h;
+            p->check(Geometry{n, n, h, 64, 64});
+          }
+        } catch (const Error& err) {
+          return fmt::format("{} {} at seq_len = {}{}: {}", role, show(spec, 80), n,
+                             head ? fmt::format(", heads = {}", *head) : std::string(), err.what());
+        }
+      }
+      return "";
+    };
+    for (const std::int64_t n : a.seq_len.values) {
+      if (!runs_at(n)) continue;
+      const std::string err = error_at(n);
+      if (err.empty()) continue;
+      std::string hint;
+      if (err.find("is larger than the sequence") != std::string::npos) {
+        std::int64_t fits = 0;  // the smallest seq_len above n where it fits
+        for (const std::int64_t m : a.seq_len.values)
+          if (m > n && runs_at(m) && (fits == 0 || m < fits) && error_at(m).empty()) fits = m;
+        hint = fits > 0 ? fmt::format("; set min_n = {} on this pattern to start it there", fits)
+                        : "; no seq_len of this experiment is long enough for it";
+      }
+      fail(entry.line, fmt::format("{}patterns[{}]: {}{}", what, i, err, hint));
+    }
+  }
+}
+
 Experiment Reader::read(const std::string& text) {
   if (text.size() > kMaxTextBytes)
     fail(0, fmt::format("the experiment file is {} bytes long, more than the limit of {} bytes",
@@ -862,6 +916,7 @@ Experiment Reader::read(const std::string& text) {
          "missing required key 'seq_len' at the top level (e.g. seq_len = [1024, 2048] or "
          "seq_len = {from = 1024, to = 65536, factor = 2})");
   check_axes(axes, e.patterns, "", axes.seq_len.line ? axes.seq_len.line : patterns_line);
+  check_patterns_fit(axes, e.patterns, e.settings, "");
 
   Axes quick_axes = axes;
   e.quick_settings = e.settings;
@@ -876,6 +931,8 @@ Experiment Reader::read(const std::string& text) {
                                 line),
                     kQuickKeys);
     check_axes(quick_axes, e.patterns, fmt::format("with [quick] (line {}) applied: ", line), line);
+    check_patterns_fit(quick_axes, e.patterns, e.quick_settings,
+                       fmt::format("with [quick] (line {}) applied: ", line));
   }
   if (report) read_report(*report, e, report_line);
 

@@ -153,11 +153,13 @@ class Generator {
  private:
   static constexpr i64 kTok = i64{1} << 40;  // kMaxTokens, the bound of most parameters
 
-  // A parameter in [lo, hi]: mostly lo + byte (the geometry is at most 200), sometimes a special
-  // value (the top of the range, around 2^31 and 2^32, around the geometry's limits), to exercise
-  // overflow handling in the fast paths.
+  // A parameter in [lo, hi]: mostly lo + at most nk (lengths longer than the sequence are
+  // refused, so most draws should fit), sometimes lo + byte (the geometry is at most 200), and
+  // sometimes a special value (the top of the range, around 2^31 and 2^32, around the geometry's
+  // limits), to exercise the refusals and overflow handling.
   std::string num(i64 lo, i64 hi) {
     const unsigned b = in_.next();
+    if (b < 208) return std::to_string(std::min(lo + static_cast<i64>(b) % (g_.nk + 1), hi));
     if (b < 240) return std::to_string(std::min(lo + b, hi));
     const i64 big[] = {hi,           hi - 1,  hi / 2, i64{1} << 31, (i64{1} << 31) - 1,
                        i64{1} << 32, 1000003, 65536,  4096,         255,

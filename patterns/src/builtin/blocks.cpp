@@ -40,6 +40,7 @@ class Blocks final : public Leaf {
   }
   bool depends_on_head() const override { return heads_ > 1; }
   void check(const Geometry& g) const override {
+    check_length(g, spec(), "block", b_);
     const std::int64_t want_q = (g.nq + b_ - 1) / b_, want_k = (g.nk + b_ - 1) / b_;
     if (qb_ != want_q || kb_ != want_k || (heads_ != 1 && heads_ != g.heads))
       throw UsageError(fmt::format(

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <limits>
+#include <string>
+#include <string_view>
 
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/pattern.hpp"
@@ -65,6 +67,19 @@ inline ParamSpec string_param(std::string name, std::string doc) {
   p.required = true;
   p.doc = std::move(doc);
   return p;
+}
+
+// A length in tokens (window, stride, chunk, block size, sink or prefix) may not exceed the
+// sequence: one longer than the nk keys would be clipped to them silently, which is almost always
+// a sweep reaching below the length it was written for. Throws UsageError naming the pattern,
+// the parameter, its value and the largest allowed value.
+inline void check_length(const Geometry& g, const std::string& spec, std::string_view name,
+                         std::int64_t value) {
+  if (value <= g.nk) return;
+  throw UsageError(fmt::format(
+      "{}: {} = {} is larger than the sequence (nk = {} keys): allowed {} <= {}; windows, "
+      "strides, chunks and blocks longer than the sequence are refused, not clipped",
+      spec.substr(0, 80), name, value, g.nk, name, g.nk));
 }
 
 // Registration of each built-in (one per file).

@@ -11,8 +11,9 @@ constexpr std::int64_t kMaxReachFactor = std::int64_t{1} << 31;
 
 class LongformerDilated final : public Delegate {
  public:
-  LongformerDilated(std::string spec, PatternPtr inner, std::size_t heads)
-      : Delegate(std::move(spec), std::move(inner)), heads_(heads) {}
+  // `reach`: how far the widest head's window reaches each side (w * d), a length in tokens.
+  LongformerDilated(std::string spec, PatternPtr inner, std::size_t heads, LengthParam reach)
+      : Delegate(std::move(spec), std::move(inner), {std::move(reach)}), heads_(heads) {}
   void check(const Geometry& g) const override {
     if (heads_ > 0 && heads_ != static_cast<std::size_t>(g.heads))
       throw UsageError(
@@ -63,7 +64,8 @@ void register_longformer_dilated(Registry& r) {
              const std::string spec =
                  d == 1 ? fmt::format("longformer_dilated({}{}", w, tail)
                         : fmt::format("longformer_dilated({}, d={}{}", w, d, tail);
-             return std::make_shared<LongformerDilated>(spec, compose(window_tree(w, d, ar)), 0);
+             return std::make_shared<LongformerDilated>(spec, compose(window_tree(w, d, ar)), 0,
+                                                        LengthParam{"w * d", w * d});
            }
            const std::vector<std::int64_t>& dl = a.get_list("dilation");
            if (dl.empty())
@@ -83,8 +85,10 @@ void register_longformer_dilated(Registry& r) {
            std::vector<HeadGroup> groups;
            for (auto& [d, ranges] : heads)
              groups.push_back({std::move(ranges), compose(window_tree(w, d, ar))});
+           const std::int64_t widest = heads.rbegin()->first;
            return std::make_shared<LongformerDilated>(spec, make_per_head(std::move(groups)),
-                                                      dl.size());
+                                                      dl.size(),
+                                                      LengthParam{"w * max(dilation)", w * widest});
          }});
 }
 

@@ -29,6 +29,12 @@ class Phi3BlockSparse final : public CausalLocalColumns {
     if (step_ >= 0) s += fmt::format(", head_sliding_step={}", step_);
     return s + ")";
   }
+  // The local window and the vertical stride are lengths: local_blocks and vert_stride blocks of
+  // block_size tokens (either is at least one block, so block_size is covered too).
+  void check(const Geometry& g) const override {
+    check_length(g, spec(), "local_blocks * block_size", local_ * b_);
+    check_length(g, spec(), "vert_stride * block_size", stride_ * b_);
+  }
   bool depends_on_head() const override { return !homo_; }
   // With an explicit step, heads whose offsets agree modulo vert_stride share one layout; a
   // derived step depends on the head count, which head_spec does not see.

@@ -18,6 +18,10 @@ class Streaming final : public CausalLocalColumns {
     if (args.empty()) return "streaming";
     return fmt::format("streaming({})", fmt::join(args, ", "));
   }
+  void check(const Geometry& g) const override {
+    check_length(g, spec(), "sink", sink_);
+    check_length(g, spec(), "recent", recent_);
+  }
 
  private:
   std::int64_t sink_, recent_;
