@@ -1,5 +1,7 @@
 // End-to-end tests of the spattn CLI binary: exit codes, error messages, stats --json against a
 // brute-force count, the pattern catalogue, and a mask file read back against allows().
+#include <fmt/format.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,4 +197,49 @@ TEST_CASE("cli: mask writes files that match allows()", "[cli]") {
   std::string magic(8, '\0');
   in.read(magic.data(), 8);
   CHECK(magic == "\x89PNG\r\n\x1a\n");
+}
+
+TEST_CASE("cli: integer options are decimal and in range; empty values and FIFOs are refused",
+          "[cli]") {
+  // Leading zeros are decimal (CLI11 alone reads "010" as octal 8); anything else is refused.
+  const Result z = run("stats causal --n 0100 --heads 010 --json");
+  REQUIRE(z.code == 0);
+  const auto j = nlohmann::json::parse(z.out);
+  CHECK(j["nq"] == 100);
+  CHECK(j["heads"] == 10);
+  struct Bad {
+    std::string args, says;
+  };
+  const Bad bad[] = {
+      {"stats causal --n 0x100", "--n: '0x100' is not a decimal integer 1..1099511627776"},
+      {"stats causal --n 64 --nk 0", "--nk: 0 is out of range: allowed a decimal integer 1.."},
+      {"stats causal --n 64 --threads 65537", "--threads: 65537 is out of range"},
+      {"stats causal --n 64 --heads 1e3", "--heads: '1e3' is not a decimal integer 1..4096"},
+      {"run causal --n 16 --seed -1", "--seed: -1 is out of range"},
+      {"run causal --n 16 --seed 18446744073709551616", "--seed: 18446744073709551616 is out"},
+      {"run causal --n 16 --repeats 1000000000", "--repeats: 1000000000 is out of range"},
+      {"run causal --n 16 --d 257", "--d: 257 is out of range: allowed a decimal integer 1..256"},
+      {"mask causal --n 16 --max-elements 0", "--max-elements: 0 is out of range"},
+      {"mask causal --n 16 --out ''", "--out"},
+      {"run causal --n 16 --save ''", "--save"},
+      {"run causal --n 16 --memory-budget ''", "--memory-budget"},
+  };
+  for (const Bad& b : bad) {
+    INFO(b.args);
+    const Result r = run(b.args);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains(b.says));
+  }
+  // A FIFO would block the open until some writer appears: refused by its kind instead.
+  TempDir dir;
+  const std::string fifo = dir.file("fifo");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  for (const std::string& args : {fmt::format("stats 'blocks(file=\"{}\")' --n 64", fifo),
+                                  fmt::format("stats --from-deepspeed '{}' --n 64", fifo)}) {
+    INFO(args);
+    const Result r = run(args);
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err,
+               Catch::Contains("is a FIFO (named pipe)") && Catch::Contains("give a regular file"));
+  }
 }

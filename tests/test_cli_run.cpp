@@ -2,9 +2,11 @@
 // against the library, --inputs with good and bad files, and the memory budget.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -175,6 +177,29 @@ TEST_CASE("cli run: --inputs and --save round trip against the library", "[cli-r
     CHECK(r.code == 2);
     CHECK(contains(r.err, "v.npy: element [1, 0, 3, 5]"));
     CHECK(contains(r.err, "nan"));
+  }
+  SECTION("finite inputs whose logits overflow float32 are an error, not a NaN result") {
+    // q·k = 24 * 1e20 * 1e20 = 2.4e41 > float's 3.4e38: the scores are inf and the output NaN.
+    spattn::Tensor big_q = q, big_k = k;
+    std::fill(big_q.values.begin(), big_q.values.end(), 1e20f);
+    std::fill(big_k.values.begin(), big_k.values.end(), 1e20f);
+    write_tensor(dir.file("q.npy"), big_q);
+    write_tensor(dir.file("k.npy"), big_k);
+    for (const std::string executor : {"flash", "textbook"}) {
+      const Result r = run(base + " --executor " + executor + " --save '" + dir.file("nan") + "'");
+      CHECK(r.code == 1);
+      INFO(r.err);
+      CHECK(contains(r.err, "o[0, 0, 0, 0] is "));
+      CHECK(contains(r.err, "nan although q, k and v are finite"));
+      CHECK(contains(r.err, "overflowed float32"));
+      CHECK_FALSE(std::filesystem::exists(dir.file("nan/o.npy")));  // nothing saved
+    }
+    // Large but representable logits (|q·k| = 24 * 1e18) stay finite and exact in float: fine.
+    std::fill(big_q.values.begin(), big_q.values.end(), 1e9f);
+    std::fill(big_k.values.begin(), big_k.values.end(), 1e9f);
+    write_tensor(dir.file("q.npy"), big_q);
+    write_tensor(dir.file("k.npy"), big_k);
+    CHECK(run(base).code == 0);
   }
   SECTION("a missing file") {
     std::remove(dir.file("k.npy").c_str());

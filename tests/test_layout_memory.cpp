@@ -9,7 +9,9 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <limits>
+#include <string>
 
+#include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/memory.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -136,4 +138,44 @@ TEST_CASE("parse_byte_count: units are powers of 1024, bad text is one clear err
   fails("9000000T", "is out of range", max);  // 9.9e18 > 2^62
   fails("9000000T", "is out of range",
         std::numeric_limits<std::int64_t>::max());  // beyond int64 whatever the max
+}
+
+TEST_CASE("layouts over the budget are refused before they take the memory", "[memory]") {
+  // Each of these would need hundreds of GiB (or, for the per-row bookkeeping, more than the
+  // budget before any tile is kept); the estimate must refuse them with BudgetError, not run out
+  // of memory while estimating (std::bad_alloc) or build for hours.
+  spattn::BuildOptions opt;
+  opt.max_layout_bytes = i64{64} << 20;
+  const i64 big = i64{1} << 40;
+  struct Case {
+    const char* spec;
+    i64 nq, nk;
+    const char* says;
+  };
+  const Case cases[] = {
+      {"causal", big, big, "would take at least about"},    // 2^68 tiles; one sampled row is 2^34
+      {"causal", big, 1, "for 17179869184 rows of tiles"},  // one tile per row, 2^34 rows
+      {"sink(1)", big, 1, "for 17179869184 rows of tiles"},
+      {"causal", 1, big, "exceeded the layout memory budget of 0.0625 GiB"},  // one huge row
+      {"sliding(64)", i64{1} << 32, i64{1} << 32, "for 67108864 rows of tiles"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.spec << " nq=" << c.nq << " nk=" << c.nk);
+    try {
+      spattn::build_layout(*spattn::parse_spec(c.spec), spattn::Geometry{c.nq, c.nk, 1, 64, 64},
+                           opt);
+      FAIL("built a layout over the budget");
+    } catch (const spattn::BudgetError& e) {
+      const std::string msg = e.what();
+      INFO(msg);
+      CHECK_THAT(msg, Catch::Matchers::Contains("layout memory budget"));
+      CHECK_THAT(msg, Catch::Matchers::Contains(c.says));
+    }
+  }
+  // Just under the budget still builds: 2^20 rows of one tile each need about 2^20 * 36 bytes.
+  opt.max_layout_bytes = i64{128} << 20;
+  const spattn::Layout L =
+      spattn::build_layout(*spattn::parse_spec("sliding(1)"),
+                           spattn::Geometry{i64{1} << 26, i64{1} << 26, 1, 64, 64}, opt);
+  CHECK(L.counts().allowed_pairs == i64{1} << 26);
 }

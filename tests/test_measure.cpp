@@ -1,6 +1,7 @@
 // measure_point and predict_point on small points: their counts against brute force over
 // Pattern::allows and a hand count of kept tiles, their timing fields against each other, the
 // reference check, and their refusals (bad spec, memory limit). Also the .npy inputs of a point.
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <limits>
@@ -254,6 +255,32 @@ TEST_CASE("measure inputs: .npy files fitted to the point", "[measure]") {
     CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
     p.n = 48;
     CHECK_THROWS_AS(spattn::experiments::measure_point(p), spattn::UsageError);
+  }
+  SECTION("finite inputs whose logits overflow float32 fail the point, not a NaN result") {
+    // q·k = 8 * 1e20 * 1e20 = 8e40, beyond float: the output would be NaN, and its check and
+    // fidelity would compare NaN with NaN.
+    spattn::Tensor big = q;
+    std::fill(big.values.begin(), big.values.end(), 1e20f);
+    write_tensor(dir.file("q.npy"), big, 2);
+    write_tensor(dir.file("v.npy"), k, 3);
+    spattn::Tensor big_k = k;
+    std::fill(big_k.values.begin(), big_k.values.end(), 1e20f);
+    write_tensor(dir.file("k.npy"), big_k, 3);
+    SweepPoint p = small_point("causal", 40);
+    p.heads = 4;
+    p.kv_heads = 2;
+    p.head_dim = 8;
+    p.settings.inputs = spec;
+    p.settings.check = true;
+    p.settings.fidelity = true;
+    try {
+      (void)spattn::experiments::measure_point(p);
+      FAIL("measured a NaN output");
+    } catch (const spattn::UsageError&) {
+      FAIL("a runtime error was expected, not a usage error");
+    } catch (const spattn::Error& e) {
+      CHECK_THAT(std::string(e.what()), Catch::Contains("overflowed float32"));
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
 #include <utility>
 
 #include "spattn/patterns/deepspeed_config.hpp"
@@ -9,17 +10,56 @@
 
 namespace spattn::cli {
 
+CLI::Validator decimal(std::int64_t min, std::int64_t max) {
+  return CLI::Validator(
+      [min, max](std::string& s) -> std::string {
+        const std::string allowed = fmt::format("a decimal integer {}..{}", min, max);
+        std::size_t i = s.size() > 0 && s[0] == '-' ? 1 : 0;
+        if (i == s.size() || s.size() > 40 ||
+            s.find_first_not_of("0123456789", i) != std::string::npos)
+          return fmt::format("'{}' is not {}", s.substr(0, 40), allowed);
+        while (i + 1 < s.size() && s[i] == '0') ++i;  // "007" -> "7"
+        const std::string digits = s.substr(i);
+        std::int64_t v = 0;
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
+        const bool negative = s[0] == '-' && digits != "0";
+        if (ec != std::errc() || end != digits.data() + digits.size() ||
+            (negative ? -v : v) < min || (negative ? -v : v) > max)
+          return fmt::format("{} is out of range: allowed {}", s.substr(0, 40), allowed);
+        s = negative ? "-" + digits : digits;
+        return "";
+      },
+      fmt::format("INT in {}..{}", min, max));
+}
+
+CLI::Validator non_empty() {
+  return CLI::Validator(
+      [](std::string& s) -> std::string {
+        return s.empty() ? std::string("is empty: give a value or leave the option out") : "";
+      },
+      "NOT EMPTY");
+}
+
 void GeometryOptions::add_to(CLI::App& app) {
-  app.add_option("-n,--n", n, "number of queries (and of keys unless --nk is given)")->required();
-  app.add_option("--nk", nk, "number of keys (default: --n); queries align bottom-right");
-  app.add_option("--heads", heads, "number of heads")->capture_default_str();
+  app.add_option("-n,--n", n, "number of queries (and of keys unless --nk is given)")
+      ->required()
+      ->transform(decimal(1, kMaxTokens));
+  app.add_option("--nk", nk, "number of keys (default: --n); queries align bottom-right")
+      ->transform(decimal(1, kMaxTokens));
+  app.add_option("--heads", heads, "number of heads")
+      ->capture_default_str()
+      ->transform(decimal(1, kMaxHeads));
   auto* b = app.add_option("--block", block, "tile size for queries and keys: 16, 32, 64 or 128")
-                ->capture_default_str();
-  auto* bq = app.add_option("--block-q", block_q, "query tile size (default: --block)");
-  auto* bk = app.add_option("--block-k", block_k, "key tile size (default: --block)");
+                ->capture_default_str()
+                ->transform(decimal(1, 128));
+  auto* bq = app.add_option("--block-q", block_q, "query tile size (default: --block)")
+                 ->transform(decimal(1, 128));
+  auto* bk = app.add_option("--block-k", block_k, "key tile size (default: --block)")
+                 ->transform(decimal(1, 128));
   b->excludes(bq)->excludes(bk);
   app.add_option("--threads", threads, "layout build threads (0: all cores)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(decimal(0, kMaxThreads));
 }
 
 Geometry GeometryOptions::geometry() const {

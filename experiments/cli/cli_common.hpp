@@ -14,6 +14,17 @@ namespace spattn::cli {
 // any other exception (exit 1).
 using Action = std::function<void()>;
 
+// Transform for an integer option: plain decimal digits with an optional '-', within
+// [min, max], rewritten without leading zeros. On its own CLI11 reads "010" as octal 8, "0x10"
+// as hex and saturates values beyond the type.
+CLI::Validator decimal(std::int64_t min, std::int64_t max);
+// Check for a string option: given, it may not be empty (an empty --out or --save would
+// otherwise silently mean "the default").
+CLI::Validator non_empty();
+
+// Largest --threads value: far above any core count, far below what oneTBB's arenas accept.
+inline constexpr int kMaxThreads = 1024;
+
 // --n, --nk, --heads, --block, --block-q, --block-k, --threads.
 struct GeometryOptions {
   std::int64_t n = 0;   // queries (and keys, unless --nk)

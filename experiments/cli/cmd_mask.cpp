@@ -6,6 +6,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -93,10 +94,12 @@ Command add_mask_command(CLI::App& app) {
   sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'");
   sub->add_option("--from-deepspeed", o->from_deepspeed,
                   "DeepSpeed config JSON (whole config or its sparse_attention section) to use "
-                  "instead of a spec: its ds_* equivalent, printed on stderr");
+                  "instead of a spec: its ds_* equivalent, printed on stderr")
+      ->check(non_empty());
   o->geo.add_to(*sub);
   sub->add_option("--head", o->head, "export only this head (-1: all heads)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->transform(decimal(-1, kMaxHeads - 1));
   sub->add_option("--level", o->level,
                   "element: one value per (query, key) pair, [heads, nq, nk]; block: one value "
                   "per tile, [heads, q_blocks, k_blocks]")
@@ -107,10 +110,12 @@ Command add_mask_command(CLI::App& app) {
                                  "extension .npy/.png, else ascii)")
                      ->check(CLI::IsMember({"ascii", "npy", "png"}));
   sub->add_option("--out", o->out,
-                  "output file (npy/png default: mask-LEVEL.FORMAT in the current directory)");
+                  "output file (npy/png default: mask-LEVEL.FORMAT in the current directory)")
+      ->check(non_empty());
   sub->add_option("--max-elements", o->max_elements,
                   "largest .npy array to write, in elements (default: 2^28 at element level, "
-                  "2^30 at block level)");
+                  "2^30 at block level)")
+      ->transform(decimal(1, std::numeric_limits<std::int64_t>::max()));
   return {sub, [o, format] {
             o->format_given = format->count() > 0;
             run_mask(*o);

@@ -175,6 +175,7 @@ void run_run(RunOptions o) {
   AttentionStats stats;
   const experiments::RepeatTimes times =
       experiments::time_repeats([&] { stats = run_once(); }, 1, o.repeats);
+  experiments::check_output_finite(out.view(), lse.view());
   const double t_med = times.median, t_min = times.min, t_max = times.max;
   const AttentionCost cost = attention_cost(layout, s, o.geo.threads);
   const std::int64_t peak = peak_rss_bytes();
@@ -301,7 +302,8 @@ Command add_run_command(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'");
   sub->add_option("--from-deepspeed", o->from_deepspeed,
-                  "DeepSpeed config JSON to use instead of a spec: its ds_* equivalent");
+                  "DeepSpeed config JSON to use instead of a spec: its ds_* equivalent")
+      ->check(non_empty());
   o->geo.add_to(*sub);
   sub->get_option("--threads")
       ->description(
@@ -309,16 +311,25 @@ Command add_run_command(CLI::App& app) {
           "it");
   o->heads_opt = sub->get_option("--heads");
   o->nk_opt = sub->get_option("--nk");
-  o->dim_opt = sub->add_option("--d", o->dim, "head dim, 1..256")->capture_default_str();
+  o->dim_opt = sub->add_option("--d", o->dim, "head dim, 1..256")
+                   ->capture_default_str()
+                   ->transform(decimal(1, 256));
   o->kv_heads_opt =
-      sub->add_option("--kv-heads", o->kv_heads, "K/V heads, dividing --heads (default: --heads)");
-  o->batch_opt = sub->add_option("--batch", o->batch, "batch size")->capture_default_str();
+      sub->add_option("--kv-heads", o->kv_heads, "K/V heads, dividing --heads (default: --heads)")
+          ->transform(decimal(1, kMaxHeads));
+  o->batch_opt = sub->add_option("--batch", o->batch, "batch size")
+                     ->capture_default_str()
+                     ->transform(decimal(1, std::numeric_limits<int>::max()));
   sub->add_option("--executor", o->executor,
                   "flash (the block-sparse executor) or textbook (the dense materialized "
                   "baseline)")
       ->capture_default_str();
-  sub->add_option("--repeats", o->repeats, "timed runs after one warm-up")->capture_default_str();
-  sub->add_option("--seed", o->seed, "seed of the random N(0, 1) inputs")->capture_default_str();
+  sub->add_option("--repeats", o->repeats, "timed runs after one warm-up")
+      ->capture_default_str()
+      ->transform(decimal(1, 100000));
+  sub->add_option("--seed", o->seed, "seed of the random N(0, 1) inputs")
+      ->capture_default_str()
+      ->transform(decimal(0, std::numeric_limits<std::int64_t>::max()));
   sub->add_flag("--check", o->check,
                 "compare with the dense reference executor (max abs and relative error)");
   sub->add_flag("--json", o->json, "print JSON instead of a table");
@@ -327,11 +338,14 @@ Command add_run_command(CLI::App& app) {
                 "output; measures the cost of masking)");
   sub->add_option("--inputs", o->inputs,
                   "read q.npy, k.npy, v.npy (float32 [B, H, N, d], [H, N, d] or [N, d]) from this "
-                  "directory");
-  sub->add_option("--save", o->save, "write o.npy [B, H, nq, d] and lse.npy [B, H, nq] here");
+                  "directory")
+      ->check(non_empty());
+  sub->add_option("--save", o->save, "write o.npy [B, H, nq, d] and lse.npy [B, H, nq] here")
+      ->check(non_empty());
   sub->add_option("--memory-budget", o->memory_budget,
                   "refuse work estimated above this many bytes, e.g. 4G (default: 3/4 of "
-                  "available memory)");
+                  "available memory)")
+      ->check(non_empty());
   return {sub, [o] { run_run(*o); }};
 }
 

@@ -94,7 +94,8 @@ Command add_stats_command(CLI::App& app) {
   sub->add_option("spec", o->spec, "pattern spec string, e.g. 'sliding(1024) | sink(4)'");
   sub->add_option("--from-deepspeed", o->from_deepspeed,
                   "DeepSpeed config JSON (whole config or its sparse_attention section) to use "
-                  "instead of a spec: its ds_* equivalent (shown as the spec)");
+                  "instead of a spec: its ds_* equivalent (shown as the spec)")
+      ->check(non_empty());
   o->geo.add_to(*sub);
   sub->add_flag("--json", o->json, "print JSON instead of a table");
   return {sub, [o] { run_stats(*o); }};

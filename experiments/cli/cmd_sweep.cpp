@@ -149,7 +149,9 @@ Command add_sweep_command(CLI::App& app) {
       "OUT/NAME/STAMP/results.jsonl, then write results.csv and table.md. Ctrl-C stops cleanly; "
       "--resume runs only the missing points.");
   sub->add_option("FILE", o->file, "experiment file (TOML, see experiments/README.md)");
-  sub->add_option("--out", o->out, "base directory of the results")->capture_default_str();
+  sub->add_option("--out", o->out, "base directory of the results")
+      ->capture_default_str()
+      ->check(non_empty());
   o->resume_opt =
       sub->add_option("--resume", o->resume,
                       "complete an earlier run: its directory OUT/NAME/STAMP, or with no value "

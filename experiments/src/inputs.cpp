@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 #include "spattn/attention/random.hpp"
@@ -73,6 +74,26 @@ void check_finite(const ConstTensorView& t, const std::string& what, int rank) {
                           fmt::join(shown, ", "),
                           ((b * t.shape[1] + h) * t.shape[2] + n) * t.shape[3] + x, value));
         }
+}
+
+void check_output_finite(const ConstTensorView& o, const ConstTensorView& lse) {
+  for (std::int64_t b = 0; b < o.shape[0]; ++b)
+    for (std::int64_t h = 0; h < o.shape[1]; ++h)
+      for (std::int64_t i = 0; i < o.shape[2]; ++i) {
+        const float l = lse.at(b, h, i, 0);
+        const float* row = o.row(b, h, i);
+        std::int64_t x = 0;
+        while (x < o.shape[3] && std::isfinite(row[x])) ++x;
+        if (x == o.shape[3] && (std::isfinite(l) || l == -std::numeric_limits<float>::infinity()))
+          continue;
+        const std::string where = x < o.shape[3]
+                                      ? fmt::format("o[{}, {}, {}, {}] is {}", b, h, i, x, row[x])
+                                      : fmt::format("lse[{}, {}, {}] is {}", b, h, i, l);
+        throw Error(fmt::format(
+            "{} although q, k and v are finite: a logit q·k·scale overflowed float32 (|logit| > "
+            "3.4e38), and attention is computed in float32; scale the inputs down",
+            where));
+      }
 }
 
 InputFile read_input_npy(const std::string& path, std::int64_t max_bytes) {

@@ -159,6 +159,7 @@ nlohmann::json measure_point(const SweepPoint& p) {
             attention(in.q.view(), in.k.view(), in.v.view(), layout, out.view(), lse.view(), ao);
       },
       p.settings.warmup, p.settings.repeats);
+  check_output_finite(out.view(), lse.view());
 
   nlohmann::json check = nullptr;
   if (u.check) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -95,6 +96,9 @@ class BlockLayoutBuilder {
     const std::int64_t q_blocks = g_.q_blocks();
     estimate_memory(q_blocks);
     const std::int64_t n_chunks = (q_blocks + kRowsPerChunk - 1) / kRowsPerChunk;
+    // One chunk alone may not outgrow the budget (a single huge row, which the sample skips when
+    // there are few rows): it stops at once instead of at its end.
+    const auto tile_cap = static_cast<std::size_t>(opt_.max_layout_bytes) / kPeakBytesPerTile;
     std::vector<Chunk> chunks(static_cast<std::size_t>(n_chunks));
     auto run = [&] {
       tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n_chunks, 1),
@@ -105,7 +109,7 @@ class BlockLayoutBuilder {
                             ch.pool.init(L_.mask_words());
                             const std::int64_t r_end = std::min(q_blocks, (c + 1) * kRowsPerChunk);
                             for (std::int64_t r = c * kRowsPerChunk; r < r_end; ++r)
-                              build_row(r, ch, scratch);
+                              if (!build_row(r, ch, scratch, tile_cap)) over_budget(ch.bytes());
                             charge(ch);
                           }
                         });
@@ -138,6 +142,10 @@ class BlockLayoutBuilder {
              pool.size() * static_cast<std::int64_t>(pool.words()) * 8;
     }
   };
+  // Memory per row of tiles whatever it keeps: its row_ptr and row_len entries and its share of
+  // a chunk's bookkeeping.
+  static constexpr double kBytesPerRow =
+      16.0 + static_cast<double>(sizeof(Chunk)) / static_cast<double>(kRowsPerChunk);
   struct Scratch {
     explicit Scratch(std::int64_t mask_words) : packed(static_cast<std::size_t>(mask_words)) {}
     std::vector<KeyRange> ranges, full;
@@ -165,41 +173,62 @@ class BlockLayoutBuilder {
     }
   }
 
-  // Refuses up front a layout whose estimated size exceeds the budget: 16 evenly spaced rows
-  // are built and their kept tiles extrapolated to all rows.
+  // Refuses up front a layout whose estimated size exceeds the budget: the per-row bookkeeping
+  // plus the kept tiles of 16 evenly spaced rows extrapolated to all rows. The sample itself
+  // stops as soon as what it has kept already implies an estimate over the budget, so a huge
+  // row (causal at 2^40 tokens) costs neither its memory nor its time.
   void estimate_memory(std::int64_t q_blocks) {
     constexpr std::int64_t kSamples = 16;
+    const double budget = static_cast<double>(opt_.max_layout_bytes);
+    const double row_bytes = static_cast<double>(q_blocks) * kBytesPerRow;
+    auto refuse = [&](double estimate, double per_row, std::int64_t rows, bool at_least) {
+      throw BudgetError(fmt::format(
+          "building the layout of '{}' at {} would take {}about {:.3g} GiB ({:.3g} kept tiles per "
+          "row of tiles, estimated from {} rows, and {:.3g} GiB for {} rows of tiles); the layout "
+          "memory budget is {:.3g} GiB (BuildOptions::max_layout_bytes). Use a larger block size "
+          "or a smaller n",
+          p_.spec().substr(0, 80), g_.describe(), at_least ? "at least " : "", estimate / (1 << 30),
+          per_row, rows, row_bytes / (1 << 30), q_blocks, budget / (1 << 30)));
+    };
+    if (row_bytes > budget) refuse(row_bytes, 0, 0, true);
     if (q_blocks <= 4 * kSamples) return;  // small: the running check suffices
+    // Kept tiles of the sample beyond which the estimate is over the budget whatever follows.
+    const double tiles_left = (budget - row_bytes) / kPeakBytesPerTile;
+    const auto cap = static_cast<std::size_t>(
+        std::min(tiles_left * kSamples / static_cast<double>(q_blocks), 1e15));
     Chunk sample;
     sample.pool.init(L_.mask_words());
     Scratch scratch(L_.mask_words());
-    for (std::int64_t k = 0; k < kSamples; ++k)
-      build_row(k * (q_blocks - 1) / (kSamples - 1), sample, scratch);
+    for (std::int64_t k = 0; k < kSamples; ++k) {
+      if (!build_row(k * (q_blocks - 1) / (kSamples - 1), sample, scratch, cap)) {
+        const double per_row = static_cast<double>(sample.cols.size()) / kSamples;
+        refuse(per_row * static_cast<double>(q_blocks) * kPeakBytesPerTile + row_bytes, per_row,
+               k + 1, true);
+      }
+    }
     const double per_row = static_cast<double>(sample.cols.size()) / kSamples;
-    const double estimate = per_row * static_cast<double>(q_blocks) * kPeakBytesPerTile;
-    if (estimate > static_cast<double>(opt_.max_layout_bytes))
-      throw BudgetError(fmt::format(
-          "building the layout of '{}' at {} would take about {:.3g} GiB ({:.3g} kept tiles per "
-          "row of tiles, estimated from {} rows); the layout memory budget is {:.3g} GiB "
-          "(BuildOptions::max_layout_bytes). Use a larger block size or a smaller n",
-          p_.spec().substr(0, 80), g_.describe(), estimate / (1 << 30), per_row, kSamples,
-          static_cast<double>(opt_.max_layout_bytes) / (1 << 30)));
+    const double estimate = per_row * static_cast<double>(q_blocks) * kPeakBytesPerTile + row_bytes;
+    if (estimate > budget) refuse(estimate, per_row, kSamples, false);
   }
 
   // Running check: the kept tiles built so far must fit the budget.
   void charge(const Chunk& ch) {
     const std::int64_t total = used_.fetch_add(ch.bytes()) + ch.bytes();
-    if (total > opt_.max_layout_bytes)
-      throw BudgetError(fmt::format(
-          "the layout of '{}' at {} exceeded the layout memory budget of {:.3g} GiB after "
-          "{:.3g} GiB (BuildOptions::max_layout_bytes). Use a larger block size or a smaller n",
-          p_.spec().substr(0, 80), g_.describe(),
-          static_cast<double>(opt_.max_layout_bytes) / (1 << 30),
-          static_cast<double>(total) / (1 << 30)));
+    if (total > opt_.max_layout_bytes) over_budget(total);
+  }
+  [[noreturn]] void over_budget(std::int64_t total) const {
+    throw BudgetError(fmt::format(
+        "the layout of '{}' at {} exceeded the layout memory budget of {:.3g} GiB after "
+        "{:.3g} GiB (BuildOptions::max_layout_bytes). Use a larger block size or a smaller n",
+        p_.spec().substr(0, 80), g_.describe(),
+        static_cast<double>(opt_.max_layout_bytes) / (1 << 30),
+        static_cast<double>(total) / (1 << 30)));
   }
 
-  // Appends query-block row r's kept tiles to `ch`.
-  void build_row(std::int64_t r, Chunk& ch, Scratch& s) const {
+  // Appends query-block row r's kept tiles to `ch`. Returns false, the row unfinished, once `ch`
+  // holds more than `max_tiles` kept tiles.
+  bool build_row(std::int64_t r, Chunk& ch, Scratch& s,
+                 std::size_t max_tiles = std::numeric_limits<std::size_t>::max()) const {
     const std::int64_t q0 = r * g_.block_q, q1 = std::min(g_.nq, q0 + g_.block_q);
     s.ranges.clear();
     if (bounded_ && p_.key_ranges(g_, head_, q0, q1, s.ranges))
@@ -246,10 +275,12 @@ class BlockLayoutBuilder {
         ch.cols.push_back(static_cast<std::int32_t>(c));
         ch.counts.computed_pairs += t.area();
         ++row_len;
+        if (ch.cols.size() > max_tiles) return false;
       }
       next_block = std::max(next_block, b1 + 1);
     }
     ch.row_len.push_back(row_len);
+    return true;
   }
 
   // Concatenates chunks in order; masks equal across chunks are stored once.
@@ -299,7 +330,9 @@ BlockLayout build_block_layout(const Pattern& pattern, const Geometry& g, int he
   return BlockLayoutBuilder(pattern, g, head, opt).build();
 }
 
-std::int64_t BuildOptions::default_layout_budget() { return default_memory_budget(); }
+std::int64_t BuildOptions::default_layout_budget() {
+  return default_memory_budget();
+}
 
 LayoutCounts Layout::counts() const {
   LayoutCounts total;

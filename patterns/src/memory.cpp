@@ -1,6 +1,7 @@
 #include "spattn/patterns/memory.hpp"
 
 #include <fmt/format.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,7 +15,9 @@
 
 namespace spattn {
 
-std::int64_t available_memory_bytes() {
+namespace {
+
+std::int64_t system_available_bytes() {
   std::ifstream meminfo("/proc/meminfo");
   std::string key, unit;
   std::int64_t kib = 0;
@@ -23,6 +26,19 @@ std::int64_t available_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return std::int64_t{8} << 30;
   return static_cast<std::int64_t>(pages) * page;
+}
+
+}  // namespace
+
+std::int64_t available_memory_bytes() {
+  const std::int64_t available = system_available_bytes();
+  // An address-space limit (ulimit -v, a sweep's per-point limit) caps what this process can
+  // allocate, whatever the machine has free.
+  rlimit lim{};
+  if (getrlimit(RLIMIT_AS, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+      lim.rlim_cur < static_cast<rlim_t>(available))
+    return static_cast<std::int64_t>(lim.rlim_cur);
+  return available;
 }
 
 std::int64_t default_memory_budget() {

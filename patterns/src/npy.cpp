@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/regular_file.hpp"
 
 namespace spattn {
 namespace {
@@ -228,16 +229,8 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
 }
 
 NpyArray read_npy(const std::string& path, std::int64_t max_bytes) {
-  // A directory opens and seeks like a file of 2^63 - 1 bytes: say what it is instead.
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw UsageError(fmt::format("{}: is a directory, not a .npy file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("{}: cannot open file: {}", path, std::strerror(errno)));
-  in.seekg(0, std::ios::end);
-  const std::streamoff len = in.tellg();
-  in.seekg(0);
-  if (len < 0) throw UsageError(fmt::format("{}: cannot read file", path));
+  std::int64_t len = 0;
+  std::ifstream in = open_regular_file(path, "a .npy file", len);
   if (len > max_bytes + (1 << 20))
     throw BudgetError(fmt::format("{}: the file has {} bytes, more than the budget of {} bytes",
                                   path, len, max_bytes));

@@ -11,6 +11,7 @@
 #include "delegate.hpp"
 #include "leaf.hpp"
 #include "spattn/patterns/deepspeed_config.hpp"
+#include "spattn/patterns/regular_file.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn {
@@ -105,6 +106,8 @@ std::string deepspeed_config_spec(std::string_view text, const std::string& sour
     root = json::parse(text.begin(), text.end(), track_keys, true, /*ignore_comments=*/true);
   } catch (const json::parse_error& e) {
     throw UsageError(fmt::format("{}: malformed JSON: {}", source, e.what()));
+  } catch (const json::exception& e) {  // e.g. a number beyond double's range (1e400)
+    throw UsageError(fmt::format("{}: unreadable JSON value: {}", source, e.what()));
   }
   if (!duplicate.empty())
     throw UsageError(fmt::format("{}: key \"{}\" appears twice in one object", source, duplicate));
@@ -195,16 +198,9 @@ std::string deepspeed_config_spec(std::string_view text, const std::string& sour
 }
 
 std::string deepspeed_config_spec_from_file(const std::string& path) {
-  constexpr std::streamoff kMaxBytes = std::streamoff{16} << 20;
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw UsageError(fmt::format("{}: is a directory, not a DeepSpeed config file", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(fmt::format("{}: cannot open file: {}", path, std::strerror(errno)));
-  in.seekg(0, std::ios::end);
-  const std::streamoff len = in.tellg();
-  in.seekg(0);
-  if (len < 0) throw UsageError(fmt::format("{}: cannot read file", path));
+  constexpr std::int64_t kMaxBytes = std::int64_t{16} << 20;
+  std::int64_t len = 0;
+  std::ifstream in = open_regular_file(path, "a DeepSpeed config file", len);
   if (len > kMaxBytes)
     throw UsageError(fmt::format("{}: {} bytes is too large for a DeepSpeed config (limit {})",
                                  path, len, kMaxBytes));

@@ -55,6 +55,13 @@ struct Qkv {
 // as [n, x]) and its flat C-order index.
 void check_finite(const ConstTensorView& t, const std::string& what, int rank = 4);
 
+// The output of attention over finite inputs: o [B, Hq, nq, d] must be finite and lse
+// [B, Hq, nq, 1] finite or -inf (a fully masked row). Finite inputs can still overflow float32
+// logits (|q·k|·scale > 3.4e38), which gives NaN: throws spattn::Error (a runtime error, not a
+// usage error) naming the first bad element and the cause, so that no NaN result is reported
+// as a measurement.
+void check_output_finite(const ConstTensorView& o, const ConstTensorView& lse);
+
 // One .npy input file as read.
 struct InputFile {
   std::string path;

@@ -8,7 +8,7 @@
 namespace spattn {
 
 // Bytes the kernel reports as available now (MemAvailable in /proc/meminfo), else physical
-// memory, else 8 GiB.
+// memory, else 8 GiB; at most the process's address-space limit (RLIMIT_AS) when one is set.
 std::int64_t available_memory_bytes();
 
 // The default budget for one piece of work (layout build, reference executor, element export):
