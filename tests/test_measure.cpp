@@ -244,13 +244,18 @@ TEST_CASE("measure inputs: .npy files fitted to the point", "[measure]") {
     CHECK_THROWS_WITH(spattn::experiments::make_inputs(spec, s, 0, 1 << 30),
                       Catch::Contains("k.npy: element [1, 7, 2]") && Catch::Contains("inf"));
   }
-  SECTION("a point with npy inputs measures them") {
+  // A causal point over these files, checked against the reference.
+  auto npy_point = [&] {
     SweepPoint p = small_point("causal", 40);
     p.heads = 4;
     p.kv_heads = 2;
     p.head_dim = 8;
     p.settings.inputs = spec;
     p.settings.check = true;
+    return p;
+  };
+  SECTION("a point with npy inputs measures them") {
+    SweepPoint p = npy_point();
     const nlohmann::json m = spattn::experiments::measure_point(p);
     CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
     p.n = 48;
@@ -266,12 +271,7 @@ TEST_CASE("measure inputs: .npy files fitted to the point", "[measure]") {
     spattn::Tensor big_k = k;
     std::fill(big_k.values.begin(), big_k.values.end(), 1e20f);
     write_tensor(dir.file("k.npy"), big_k, 3);
-    SweepPoint p = small_point("causal", 40);
-    p.heads = 4;
-    p.kv_heads = 2;
-    p.head_dim = 8;
-    p.settings.inputs = spec;
-    p.settings.check = true;
+    SweepPoint p = npy_point();
     p.settings.fidelity = true;
     try {
       (void)spattn::experiments::measure_point(p);
