@@ -243,3 +243,38 @@ TEST_CASE("cli: integer options are decimal and in range; empty values and FIFOs
                Catch::Contains("is a FIFO (named pipe)") && Catch::Contains("give a regular file"));
   }
 }
+
+TEST_CASE("cli: resume headers, --resume DIR/results.jsonl, upper-case extensions, point files",
+          "[cli]") {
+  TempDir dir;
+  const fs::path run_dir = fs::path(dir.file("t")) / "stamp";
+  fs::create_directories(run_dir);
+  const std::string toml = R"(name = \"t\"\nseq_len = [64]\npatterns = [\"causal\"]\n)";
+  auto header = [&](const std::string& quick, const std::string& text) {
+    std::ofstream(run_dir / "results.jsonl")
+        << R"({"kind":"header","experiment":"t","stamp":"stamp","quick":)" << quick
+        << R"(,"experiment_toml":)" << text << "}\n";
+  };
+  header("\"yes\"", "\"" + toml + "\"");
+  Result r = run("sweep --resume " + quote(run_dir.string()));
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("line 1 (the header): 'quick' must be true or false, found "
+                                    "\"yes\""));
+  header("false", "5");
+  // The results file itself names its run directory.
+  r = run("sweep --resume " + quote((run_dir / "results.jsonl").string()));
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("'experiment_toml' must be the experiment file's text, "
+                                    "found 5"));
+
+  // mask.NPY is a .npy file like mask.npy.
+  const std::string upper = dir.file("mask.NPY");
+  REQUIRE(run("mask causal --n 16 --out " + quote(upper)).code == 0);
+  const spattn::NpyArray a = spattn::read_npy(upper);
+  CHECK(a.shape == std::vector<std::int64_t>{1, 16, 16});
+
+  // The hidden point worker: a directory is not a point file (exit 2, not a stream error).
+  r = run("point " + quote(dir.path().string()));
+  CHECK(r.code == 2);
+  CHECK_THAT(r.err, Catch::Contains("is a directory, not a point file"));
+}

@@ -2,6 +2,7 @@
 // layout's mask as ASCII art, a .npy array or a PNG picture.
 #include <fmt/format.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -30,9 +31,13 @@ struct MaskOptions {
   std::int64_t max_elements = 0;  // 0: the level's default limit
 };
 
+// Case-insensitive: "mask.NPY" is a .npy file too.
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  if (s.size() < suffix.size()) return false;
+  for (std::size_t i = 0; i < suffix.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i])
+      return false;
+  return true;
 }
 
 void run_mask(MaskOptions o) {

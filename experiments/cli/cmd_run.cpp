@@ -144,10 +144,10 @@ void run_run(RunOptions o) {
                                static_cast<double>(s.nk) * static_cast<double>(s.dim));
   const std::int64_t io_bytes =
       io >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(io);
-  check_memory_budget("the inputs and outputs", io_bytes, budget, "--memory-budget");
+  check_memory_budget("q, k, v, o and lse together", io_bytes, budget, "--memory-budget");
   if (o.check)
-    check_memory_budget("--check (the dense reference executor)", reference_memory_bytes(s), budget,
-                        "--memory-budget, or drop --check");
+    check_memory_budget("--check (the dense reference executor; leave it out to run without)",
+                        reference_memory_bytes(s), budget, "--memory-budget");
 
   const PatternPtr pattern = parse_spec(pattern_spec(o.spec, o.from_deepspeed));
   BuildOptions bo = o.geo.build_options();

@@ -54,6 +54,9 @@ std::vector<std::string> own_command_line() {
 
 void run(SweepCliOptions o) {
   const bool resume = o.resume_opt->count() > 0;
+  // `--resume DIR/results.jsonl` means its directory.
+  if (resume && fs::path(o.resume).filename() == "results.jsonl" && fs::is_regular_file(o.resume))
+    o.resume = fs::path(o.resume).parent_path().string();
   // `--resume FILE.toml` reads as "resume the latest run of FILE.toml".
   if (resume && o.file.empty() && fs::is_regular_file(o.resume)) {
     o.file = o.resume;

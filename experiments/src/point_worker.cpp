@@ -12,13 +12,14 @@
 #include "spattn/experiments/experiment.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/regular_file.hpp"
 
 namespace spattn::experiments {
 
 int run_point_worker(const std::filesystem::path& point_file) {
   try {
-    std::ifstream in(point_file);
-    if (!in) throw UsageError(fmt::format("cannot read the point file {}", point_file.string()));
+    std::int64_t size = 0;
+    std::ifstream in = open_regular_file(point_file.string(), "a point file", size);
     nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
     if (j.is_discarded())
       throw UsageError(fmt::format("the point file {} is not JSON", point_file.string()));

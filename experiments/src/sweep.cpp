@@ -317,11 +317,28 @@ SweepHeader read_sweep_header(const fs::path& dir) {
       !f.records.front().contains("experiment"))
     throw UsageError(fmt::format("{} does not start with a header record", file.string()));
   const nlohmann::json& h = f.records.front();
+  // A hand-edited header: each field named with what it must be.
+  auto field = [&](const char* name, bool (nlohmann::json::*is)() const noexcept,
+                   const char* what) -> const nlohmann::json& {
+    const auto it = h.find(name);
+    if (it == h.end() || !((*it).*is)() || (it->is_string() && it->get<std::string>().empty()))
+      throw UsageError(
+          fmt::format("{}: line 1 (the header): '{}' must be {}, found {}", file.string(), name,
+                      what, it == h.end() ? std::string("nothing") : it->dump().substr(0, 60)));
+    return *it;
+  };
   SweepHeader header;
-  header.experiment = h.value("experiment", "");
-  header.stamp = h.value("stamp", "");
-  header.quick = h.value("quick", false);
-  header.experiment_toml = h.value("experiment_toml", "");
+  header.experiment =
+      field("experiment", &nlohmann::json::is_string, "the experiment's name").get<std::string>();
+  header.stamp = h.contains("stamp")
+                     ? field("stamp", &nlohmann::json::is_string, "a string").get<std::string>()
+                     : std::string();
+  header.quick = h.contains("quick")
+                     ? field("quick", &nlohmann::json::is_boolean, "true or false").get<bool>()
+                     : false;
+  header.experiment_toml =
+      field("experiment_toml", &nlohmann::json::is_string, "the experiment file's text")
+          .get<std::string>();
   return header;
 }
 

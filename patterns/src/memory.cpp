@@ -116,9 +116,10 @@ std::string format_bytes(std::int64_t bytes) {
 void check_memory_budget(std::string_view what, std::int64_t estimate_bytes,
                          std::int64_t budget_bytes, std::string_view how_to_raise) {
   if (estimate_bytes <= budget_bytes) return;
-  throw BudgetError(fmt::format("{} needs an estimated {} but the memory budget is {}; {}", what,
-                                format_bytes(estimate_bytes), format_bytes(budget_bytes),
-                                how_to_raise));
+  throw BudgetError(fmt::format(
+      "{} needs an estimated {} but the memory budget is {}: raise the budget with {} (or make "
+      "the work smaller)",
+      what, format_bytes(estimate_bytes), format_bytes(budget_bytes), how_to_raise));
 }
 
 }  // namespace spattn
