@@ -90,6 +90,19 @@ TEST_CASE("cli run: human and JSON output agree with brute force", "[cli-run]") 
   }
 }
 
+TEST_CASE("cli run: an empty pattern has no efficiency, as in spattn stats", "[cli-run]") {
+  for (const std::string cmd : {"run", "stats"}) {
+    const Result r =
+        run(cmd + " 'dense - dense' --n 64 --json" + (cmd == "run" ? " --repeats 1" : ""));
+    REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["allowed_pairs"] == 0);
+    CHECK(j["efficiency"].is_null());
+    CHECK(run(cmd + " 'dense - dense' --n 64" + (cmd == "run" ? " --repeats 1" : ""))
+              .out.find("n/a (no tile kept)") != std::string::npos);
+  }
+}
+
 TEST_CASE("cli run: --check reports errors under 1e-5", "[cli-run]") {
   const Result r =
       run("run 'causal - sliding(3)' --n 150 --nk 170 --heads 4 --kv-heads 2 --d 80 --check --json "

@@ -227,7 +227,8 @@ void run_run(RunOptions o) {
         {"kept_tiles", cost.kept_tiles},
         {"full_tiles", cost.full_tiles},
         {"partial_tiles", cost.partial_tiles},
-        {"efficiency", cost.efficiency},
+        {"efficiency",  // none when no tile is kept, as in spattn stats
+         cost.computed_pairs > 0 ? nlohmann::ordered_json(cost.efficiency) : nullptr},
         {"useful_flops", cost.useful_flops},
         {"computed_flops", cost.computed_flops},
         {"useful_gflops", useful},
@@ -273,7 +274,9 @@ void run_run(RunOptions o) {
                                 t_med * 1e3, t_min * 1e3, t_max * 1e3, o.repeats));
   line("allowed pairs", fmt::format("{}", cost.allowed_pairs));
   line("computed pairs", fmt::format("{}  (area of kept tiles)", cost.computed_pairs));
-  line("efficiency", fmt::format("{:.4f}  (allowed / computed)", cost.efficiency));
+  line("efficiency", cost.computed_pairs > 0
+                         ? fmt::format("{:.4f}  (allowed / computed)", cost.efficiency)
+                         : std::string("n/a (no tile kept)"));
   line("useful GFLOP/s", fmt::format("{:.3f}  (4 d x allowed pairs / median time)", useful));
   line("computed GFLOP/s", fmt::format("{:.3f}  (4 d x computed pairs / median time)", computed));
   line("workspace", o.executor == "flash"

@@ -116,7 +116,7 @@ Planned plan_point(const SweepPoint& p) {
   } else if (p.settings.timeout_seconds > 0 &&
              plan.prediction->seconds > p.settings.timeout_seconds) {
     plan.status = "skipped";
-    plan.message = fmt::format("predicted time {:.1f} s exceeds the point's timeout {:.1f} s",
+    plan.message = fmt::format("predicted time {:.3g} s exceeds the point's timeout {:.3g} s",
                                plan.prediction->seconds, p.settings.timeout_seconds);
   }
   return plan;
@@ -237,7 +237,7 @@ void print_dry_run(const std::vector<Planned>& plans, const std::set<std::string
       pairs = std::to_string(plan.prediction->allowed_pairs);
       gflop = fmt::format("{:.3f}", plan.prediction->computed_flops / 1e9);
       memory = format_bytes(plan.prediction->memory_bytes);
-      seconds = fmt::format("{:.3f}", plan.prediction->seconds);
+      seconds = fmt::format("{:.4g}", plan.prediction->seconds);
     }
     std::string action;
     if (done.count(p.key) != 0) {

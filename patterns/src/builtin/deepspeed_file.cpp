@@ -192,8 +192,12 @@ std::string deepspeed_config_spec(std::string_view text, const std::string& sour
   try {
     return parse_spec(spec)->spec();
   } catch (const UsageError& e) {
-    throw UsageError(fmt::format("{} (mode \"{}\") maps to {}, which is rejected: {}", where, mode,
-                                 spec, e.what()));
+    // Long lists make long specs: show the start of the spec and of the parser's message.
+    const std::string what = e.what();
+    throw UsageError(fmt::format(
+        "{} (mode \"{}\") maps to {}{}, which is rejected: {}{}", where, mode, spec.substr(0, 200),
+        spec.size() > 200 ? fmt::format("... ({} characters)", spec.size()) : "",
+        what.substr(0, 400), what.size() > 400 ? "..." : ""));
   }
 }
 
