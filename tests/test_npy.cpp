@@ -226,6 +226,10 @@ TEST_CASE("malformed .npy files give one clear error each", "[npy][errors]") {
                                {"unsupported dtype '<c8'"});
   check_read_error<UsageError>(file("half.npy", make_npy(dict_of("<f2", "(32,)"), bytes_of(v))),
                                {"unsupported dtype '<f2'"});
+  // A NUL in the dtype is shown escaped, and the message goes on past it.
+  check_read_error<UsageError>(
+      file("nul.npy", make_npy(dict_of(std::string("|u1\0", 4), "(64,)"), bytes_of(v))),
+      {"unsupported dtype '|u1\\x00': allowed little-endian bool"});
   check_read_error<UsageError>(file("object.npy", make_npy(dict_of("|O", "(8,)"), bytes_of(v))),
                                {"unsupported dtype '|O'"});
   // Trailing bytes after the data.

@@ -285,6 +285,17 @@ TEST_CASE("malformed specs throw SpecError at the right column", "[spec][errors]
   check_spec_error("heads(0: causal", 16, "expected ';' or ')'");
   check_spec_error("heads(a: causal)", 7, "expected a head number");
   check_spec_error("heads causal", 7, "expected '('");
+  // Control characters: refused inside strings; in the echo, one character each.
+  check_spec_error(std::string("blocks(file=\"a\0b\")", 18), 15,
+                   "control character 0x00 inside a string");
+  CHECK_THROWS_WITH(parse_spec("sliding(4)\t|\nfoo("),
+                    Catch::Contains("\n  sliding(4) | foo(\n               ^"));
+  // A long spec is cut around the column, with "..." on the cut sides and the caret under it.
+  const std::string long_spec = std::string(100, ' ') + "causal | bogus(1)" + std::string(100, ' ');
+  CHECK_THROWS_WITH(
+      parse_spec(long_spec),
+      Catch::Contains(fmt::format("\n  ...{}causal | bogus(1){}...\n  {}^", std::string(31, ' '),
+                                  std::string(32, ' '), std::string(3 + 40, ' '))));
   // SpecError is a UsageError (the CLI exits 2).
   CHECK_THROWS_AS(parse_spec("causal |"), spattn::UsageError);
 }

@@ -84,18 +84,8 @@ std::size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// Shortens user text quoted in a message and makes control characters visible.
 std::string show(std::string_view s, std::size_t max_chars = 60) {
-  std::string out = "\"";
-  for (std::size_t i = 0; i < s.size() && i < max_chars; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f)
-      out += fmt::format("\\x{:02x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  if (s.size() > max_chars) out += "...";
-  return out + "\"";
+  return spattn::quoted(s, max_chars);
 }
 
 // "string \"abc\"", "integer 5", "float 2.5", "array", ... for "got ..." in messages.

@@ -90,12 +90,7 @@ std::int64_t parse_byte_count(std::string_view s, std::string_view subject,
                                                                     {"tib", 1099511627776.0}};
   const auto u = kUnits.find(unit);
   if (u == kUnits.end()) {
-    std::string shown;  // control characters escaped: the message may reach a terminal
-    for (const char c : unit)
-      shown += static_cast<unsigned char>(c) < 0x20 || c == 0x7f
-                   ? fmt::format("\\x{:02x}", static_cast<unsigned char>(c))
-                   : std::string(1, c);
-    bad(fmt::format("has an unknown unit \"{}\"", shown));
+    bad(fmt::format("has an unknown unit {}", spattn::quoted(unit)));
   }
   const double bytes = std::floor(value * u->second);
   // 9.2e18 < 2^63: the cast below stays defined whatever max_bytes is.

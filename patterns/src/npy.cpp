@@ -49,7 +49,7 @@ class HeaderParser {
         shape = tuple();
         have_shape = true;
       } else {
-        fail(fmt::format("unknown header key '{}'", key));
+        fail(fmt::format("unknown header key {}", spattn::quoted(key, 60, '\'')));
       }
       skip();
       if (peek() == ',') {
@@ -156,7 +156,8 @@ double NpyArray::at(std::int64_t k) const {
 
 std::vector<float> NpyArray::as_float32() const {
   if (descr != "<f4")
-    throw UsageError(fmt::format("expected float32 data ('<f4'), got dtype '{}'", descr));
+    throw UsageError(fmt::format("expected float32 data ('<f4'), got dtype {}",
+                                 spattn::quoted(descr, 60, '\'')));
   std::vector<float> out(static_cast<std::size_t>(size()));
   if (!out.empty()) std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
   return out;
@@ -195,9 +196,9 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
   if (a.descr.size() == 3 && a.descr[0] == '<' && a.descr[2] == '1') a.descr[0] = '|';
   if (item_size_of(a.descr) == 0)
     throw UsageError(fmt::format(
-        "{}: unsupported dtype '{}': allowed little-endian bool, int8..int64, uint8..uint64, "
+        "{}: unsupported dtype {}: allowed little-endian bool, int8..int64, uint8..uint64, "
         "float32, float64",
-        name, a.descr));
+        name, spattn::quoted(a.descr, 60, '\'')));
   if (fortran)
     throw UsageError(
         fmt::format("{}: Fortran-order arrays are not supported: save a C-order array "

@@ -57,12 +57,23 @@ class Parser {
 
  private:
   [[noreturn]] void fail(std::size_t column, const std::string& msg) const {
-    // Show up to 60 characters of context around the column, with a caret under it.
+    // Show up to 80 characters of context around the column, with a caret under it; "..." marks
+    // a cut, and whitespace and control characters show as one character each, so the caret
+    // stays under its column (and a NUL cannot end the message early).
     const std::size_t pos = std::min(column > 0 ? column - 1 : 0, src_.size());
     const std::size_t from = pos > 40 ? pos - 40 : 0;
-    const std::string_view shown = src_.substr(from, 80);
-    throw SpecError(fmt::format("spec error at column {}: {}\n  {}\n  {}^", column, msg, shown,
-                                std::string(pos - from, ' ')),
+    std::string shown(src_.substr(from, 80));
+    for (char& c : shown) {
+      const unsigned char u = static_cast<unsigned char>(c);
+      if (std::isspace(u))
+        c = ' ';
+      else if (u < 0x20 || u == 0x7f)
+        c = '?';
+    }
+    const std::string before = from > 0 ? "..." : "";
+    const std::string after = from + 80 < src_.size() ? "..." : "";
+    throw SpecError(fmt::format("spec error at column {}: {}\n  {}{}{}\n  {}^", column, msg, before,
+                                shown, after, std::string(before.size() + pos - from, ' ')),
                     column);
   }
   [[noreturn]] void fail(const Token& t, const std::string& msg) const { fail(t.column, msg); }
@@ -105,6 +116,11 @@ class Parser {
         std::size_t j = i + 1;
         bool closed = false;
         while (j < src_.size()) {
+          const unsigned char u = static_cast<unsigned char>(src_[j]);
+          if (u < 0x20 || u == 0x7f)
+            fail(j + 1, fmt::format("control character 0x{:02x} inside a string: strings (file "
+                                    "names, modes) must be printable",
+                                    u));
           if (src_[j] == '\\' && j + 1 < src_.size()) {
             s += src_[j + 1];
             j += 2;

@@ -110,7 +110,8 @@ std::string deepspeed_config_spec(std::string_view text, const std::string& sour
     throw UsageError(fmt::format("{}: unreadable JSON value: {}", source, e.what()));
   }
   if (!duplicate.empty())
-    throw UsageError(fmt::format("{}: key \"{}\" appears twice in one object", source, duplicate));
+    throw UsageError(
+        fmt::format("{}: key {} appears twice in one object", source, spattn::quoted(duplicate)));
   if (!root.is_object())
     throw UsageError(fmt::format(
         "{}: expected a JSON object (a DeepSpeed config or its sparse_attention section), found "
@@ -134,9 +135,9 @@ std::string deepspeed_config_spec(std::string_view text, const std::string& sour
   const auto mode_it = mode_keys().find(mode);
   if (mode_it == mode_keys().end())
     throw UsageError(fmt::format(
-        "{}: unknown mode \"{}\": DeepSpeed's config accepts \"dense\", \"fixed\", \"variable\", "
+        "{}: unknown mode {}: DeepSpeed's config accepts \"dense\", \"fixed\", \"variable\", "
         "\"bigbird\" or \"bslongformer\"",
-        where, mode));
+        where, spattn::quoted(mode)));
   const std::vector<std::string>& readable = mode_it->second;
 
   std::vector<std::string> args;
@@ -145,15 +146,15 @@ std::string deepspeed_config_spec(std::string_view text, const std::string& sour
     if (key == "mode") continue;
     const auto kind_it = all_keys().find(key);
     if (kind_it == all_keys().end())
-      throw UsageError(fmt::format(
-          "{}: unknown key \"{}\"; DeepSpeed reads these keys for mode \"{}\": mode, {}", where,
-          key, mode, join(readable)));
+      throw UsageError(
+          fmt::format("{}: unknown key {}; DeepSpeed reads these keys for mode \"{}\": mode, {}",
+                      where, spattn::quoted(key), mode, join(readable)));
     if (std::find(readable.begin(), readable.end(), key) == readable.end())
       throw UsageError(fmt::format(
           "{}: key \"{}\" is not read by DeepSpeed's config parser for mode \"{}\" (DeepSpeed "
           "would silently ignore it); the keys for this mode are: mode, {}",
           where, key, mode, join(readable)));
-    const std::string at = fmt::format("{}: \"{}\"", where, key);
+    const std::string at = fmt::format("{}: {}", where, spattn::quoted(key));
     switch (kind_it->second) {
       case Kind::Int:
         args.push_back(fmt::format("{}={}", key, json_int(value, at)));

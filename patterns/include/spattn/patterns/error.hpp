@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace spattn {
 
@@ -34,5 +35,10 @@ class BudgetError : public Error {
  public:
   using Error::Error;
 };
+
+// User text quoted in a message: between `quote` characters, at most `max_chars` characters
+// ("..." marks a cut), control characters written \xNN, so that a NUL cannot end the message
+// early and no escape sequence reaches the terminal.
+std::string quoted(std::string_view text, std::size_t max_chars = 60, char quote = '"');
 
 }  // namespace spattn
