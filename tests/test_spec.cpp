@@ -288,6 +288,7 @@ TEST_CASE("malformed specs throw SpecError at the right column", "[spec][errors]
   // Control characters: refused inside strings; in the echo, one character each.
   check_spec_error(std::string("blocks(file=\"a\0b\")", 18), 15,
                    "control character 0x00 inside a string");
+  check_spec_error("blocks(file=\"a \\\x16qpy\")", 17, "control character 0x16 inside a string");
   CHECK_THROWS_WITH(parse_spec("sliding(4)\t|\nfoo("),
                     Catch::Contains("\n  sliding(4) | foo(\n               ^"));
   // A long spec is cut around the column, with "..." on the cut sides and the caret under it.

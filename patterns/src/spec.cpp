@@ -116,11 +116,13 @@ class Parser {
         std::size_t j = i + 1;
         bool closed = false;
         while (j < src_.size()) {
-          const unsigned char u = static_cast<unsigned char>(src_[j]);
+          // Checked for the character after a backslash too: it is kept as it is.
+          const std::size_t at = src_[j] == '\\' && j + 1 < src_.size() ? j + 1 : j;
+          const unsigned char u = static_cast<unsigned char>(src_[at]);
           if (u < 0x20 || u == 0x7f)
-            fail(j + 1, fmt::format("control character 0x{:02x} inside a string: strings (file "
-                                    "names, modes) must be printable",
-                                    u));
+            fail(at + 1, fmt::format("control character 0x{:02x} inside a string: strings (file "
+                                     "names, modes) must be printable",
+                                     u));
           if (src_[j] == '\\' && j + 1 < src_.size()) {
             s += src_[j + 1];
             j += 2;
