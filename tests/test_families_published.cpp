@@ -389,6 +389,8 @@ TEST_CASE("lengths longer than the sequence are refused, at each family's bounda
     const std::string want =
         fmt::format("{}: {} = {} is larger than the sequence (nk = {} keys): allowed {} <= {}",
                     p->spec(), c.param, L, L - 1, c.param, L - 1);
+    CHECK_THROWS_AS(spattn::build_layout(*p, Geometry{L - 1, L - 1, c.heads, 16, 16}),
+                    spattn::LengthError);
     for (const i64 nq : {L - 1, i64{1}, L + 5})
       CHECK_THROWS_WITH(spattn::build_layout(*p, Geometry{nq, L - 1, c.heads, 16, 16}),
                         Contains(want));

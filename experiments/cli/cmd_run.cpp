@@ -109,7 +109,8 @@ void run_run(RunOptions o) {
   const std::int64_t budget =
       o.memory_budget.empty()
           ? default_memory_budget()
-          : parse_byte_count(o.memory_budget, fmt::format("--memory-budget '{}'", o.memory_budget),
+          : parse_byte_count(o.memory_budget,
+                             fmt::format("--memory-budget {}", quoted(o.memory_budget, 60, '\'')),
                              std::int64_t{1} << 62);
   if (o.repeats < 1) throw UsageError(fmt::format("--repeats {} must be >= 1", o.repeats));
   if (o.executor != "flash" && o.executor != "textbook")

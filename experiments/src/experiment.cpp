@@ -21,6 +21,7 @@
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/regular_file.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {
@@ -795,8 +796,11 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
       return (entry.max_n == 0 || n <= entry.max_n) && n >= entry.min_n;
     };
     std::map<std::string, PatternPtr> parsed;  // by filled-in spec: blocks() reads a file
-    // The first error at n (empty: fits every heads value).
+    // The first error at n (empty: fits every heads value); `too_long` says whether it is a
+    // LengthError.
+    bool too_long = false;
     auto error_at = [&](std::int64_t n) -> std::string {
+      too_long = false;
       std::vector<std::pair<std::string, std::string>> specs = {{"spec", entry.spec}};
       const std::string& baseline =
           entry.fidelity_baseline.empty() ? s.fidelity_baseline : entry.fidelity_baseline;
@@ -813,6 +817,7 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
             p->check(Geometry{n, n, h, 64, 64});
           }
         } catch (const Error& err) {
+          too_long = dynamic_cast<const LengthError*>(&err) != nullptr;
           return fmt::format("{} {} at seq_len = {}{}: {}", role, show(spec, 80), n,
                              head ? fmt::format(", heads = {}", *head) : std::string(), err.what());
         }
@@ -824,7 +829,7 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
       const std::string err = error_at(n);
       if (err.empty()) continue;
       std::string hint;
-      if (err.find("is larger than the sequence") != std::string::npos) {
+      if (too_long) {
         std::int64_t fits = 0;  // the smallest seq_len above n where it fits
         for (const std::int64_t m : a.seq_len.values)
           if (m > n && runs_at(m) && (fits == 0 || m < fits) && error_at(m).empty()) fits = m;
@@ -1014,20 +1019,13 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
 }
 
 Experiment load_experiment(const std::filesystem::path& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw UsageError(
-        fmt::format("experiment file {} does not exist or is not a regular file", path.string()));
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec)
-    throw UsageError(
-        fmt::format("cannot read experiment file {}: {}", path.string(), ec.message()));
-  if (size > kMaxTextBytes)
+  std::int64_t size = 0;
+  std::ifstream in = open_regular_file(path.string(), "an experiment file (TOML)", size);
+  if (size > static_cast<std::int64_t>(kMaxTextBytes))
     throw UsageError(
         fmt::format("experiment file {} is {} bytes long, more than the limit of {} "
                     "bytes",
                     path.string(), size, kMaxTextBytes));
-  std::ifstream in(path, std::ios::binary);
   std::ostringstream text;
   text << in.rdbuf();
   if (!in && !in.eof())
@@ -1035,6 +1033,7 @@ Experiment load_experiment(const std::filesystem::path& path) {
   Experiment e = parse_experiment(text.str(), path.string());
   e.source_path = path;
   // A relative npy directory means: next to the experiment file, wherever the sweep runs from.
+  std::error_code ec;
   for (Settings* s : {&e.settings, &e.quick_settings})
     if (s->inputs.kind == "npy" && std::filesystem::path(s->inputs.npy_dir).is_relative()) {
       const std::filesystem::path joined = path.parent_path() / s->inputs.npy_dir;

@@ -6,9 +6,11 @@
 #include <oneapi/tbb/parallel_for.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <optional>
 
 #include "spattn/attention/random.hpp"
 #include "spattn/patterns/error.hpp"
@@ -59,41 +61,51 @@ Tensor fit_to(InputFile&& f, const std::array<std::int64_t, 4>& shape, const cha
 
 }  // namespace
 
-void check_finite(const ConstTensorView& t, const std::string& what, int rank) {
-  rank = std::clamp(rank, 1, 4);
+namespace {
+
+// Index [b, h, n, x] of the first NaN or Inf of t in C order, if any.
+std::optional<std::array<std::int64_t, 4>> first_non_finite(const ConstTensorView& t) {
   for (std::int64_t b = 0; b < t.shape[0]; ++b)
     for (std::int64_t h = 0; h < t.shape[1]; ++h)
       for (std::int64_t n = 0; n < t.shape[2]; ++n)
-        for (std::int64_t x = 0; x < t.shape[3]; ++x) {
-          const float value = t.at(b, h, n, x);
-          if (std::isfinite(value)) continue;
-          const std::array<std::int64_t, 4> index{b, h, n, x};
-          const std::vector<std::int64_t> shown(index.end() - rank, index.end());
-          throw UsageError(
-              fmt::format("{}: element [{}] (flat index {}) is {}: inputs must be finite", what,
-                          fmt::join(shown, ", "),
-                          ((b * t.shape[1] + h) * t.shape[2] + n) * t.shape[3] + x, value));
-        }
+        for (std::int64_t x = 0; x < t.shape[3]; ++x)
+          if (!std::isfinite(t.at(b, h, n, x))) return std::array<std::int64_t, 4>{b, h, n, x};
+  return std::nullopt;
+}
+
+}  // namespace
+
+void check_finite(const ConstTensorView& t, const std::string& what, int rank) {
+  const auto at = first_non_finite(t);
+  if (!at) return;
+  const auto [b, h, n, x] = *at;
+  rank = std::clamp(rank, 1, 4);
+  const std::vector<std::int64_t> shown(at->end() - rank, at->end());
+  throw UsageError(fmt::format(
+      "{}: element [{}] (flat index {}) is {}: inputs must be finite", what, fmt::join(shown, ", "),
+      ((b * t.shape[1] + h) * t.shape[2] + n) * t.shape[3] + x, t.at(b, h, n, x)));
 }
 
 void check_output_finite(const ConstTensorView& o, const ConstTensorView& lse) {
-  for (std::int64_t b = 0; b < o.shape[0]; ++b)
-    for (std::int64_t h = 0; h < o.shape[1]; ++h)
-      for (std::int64_t i = 0; i < o.shape[2]; ++i) {
-        const float l = lse.at(b, h, i, 0);
-        const float* row = o.row(b, h, i);
-        std::int64_t x = 0;
-        while (x < o.shape[3] && std::isfinite(row[x])) ++x;
-        if (x == o.shape[3] && (std::isfinite(l) || l == -std::numeric_limits<float>::infinity()))
-          continue;
-        const std::string where = x < o.shape[3]
-                                      ? fmt::format("o[{}, {}, {}, {}] is {}", b, h, i, x, row[x])
-                                      : fmt::format("lse[{}, {}, {}] is {}", b, h, i, l);
-        throw Error(fmt::format(
-            "{} although q, k and v are finite: a logit q·k·scale overflowed float32 (|logit| > "
-            "3.4e38), and attention is computed in float32; scale the inputs down",
-            where));
-      }
+  std::string where;
+  if (const auto at = first_non_finite(o)) {
+    const auto [b, h, i, x] = *at;
+    where = fmt::format("o[{}, {}, {}, {}] is {}", b, h, i, x, o.at(b, h, i, x));
+  } else {
+    // -inf is a fully masked row's LSE.
+    for (std::int64_t b = 0; b < lse.shape[0] && where.empty(); ++b)
+      for (std::int64_t h = 0; h < lse.shape[1] && where.empty(); ++h)
+        for (std::int64_t i = 0; i < lse.shape[2] && where.empty(); ++i) {
+          const float l = lse.at(b, h, i, 0);
+          if (!std::isfinite(l) && l != -std::numeric_limits<float>::infinity())
+            where = fmt::format("lse[{}, {}, {}] is {}", b, h, i, l);
+        }
+  }
+  if (where.empty()) return;
+  throw Error(fmt::format(
+      "{} although q, k and v are finite: a logit q·k·scale overflowed float32 (|logit| > "
+      "3.4e38), and attention is computed in float32; scale the inputs down",
+      where));
 }
 
 InputFile read_input_npy(const std::string& path, std::int64_t max_bytes) {

@@ -14,13 +14,13 @@
 #include <string>
 
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/regular_file.hpp"
 
 namespace spattn::experiments {
 
 JsonLines read_json_lines(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw UsageError(fmt::format("cannot read {}: no such file or not readable", path.string()));
+  std::int64_t size = 0;
+  std::ifstream in = open_regular_file(path.string(), "a results file (JSON lines)", size);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   JsonLines f;
   std::size_t begin = 0;

@@ -16,9 +16,9 @@ std::ifstream open_regular_file(const std::string& path, std::string_view what,
   namespace fs = std::filesystem;
   std::error_code ec;
   const fs::file_status st = fs::status(path, ec);
-  if (ec || !fs::exists(st))
-    throw UsageError(fmt::format("{}: cannot open file: {}", path,
-                                 ec ? ec.message() : std::string("No such file or directory")));
+  if (st.type() == fs::file_type::not_found)
+    throw UsageError(fmt::format("{} does not exist: cannot open it as {}", path, what));
+  if (ec) throw UsageError(fmt::format("{}: cannot open file: {}", path, ec.message()));
   if (!fs::is_regular_file(st)) {
     const char* kind = fs::is_directory(st)                                 ? "a directory"
                        : fs::is_fifo(st)                                    ? "a FIFO (named pipe)"

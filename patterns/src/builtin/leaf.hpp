@@ -76,7 +76,7 @@ inline ParamSpec string_param(std::string name, std::string doc) {
 inline void check_length(const Geometry& g, const std::string& spec, std::string_view name,
                          std::int64_t value) {
   if (value <= g.nk) return;
-  throw UsageError(fmt::format(
+  throw LengthError(fmt::format(
       "{}: {} = {} is larger than the sequence (nk = {} keys): allowed {} <= {}; windows, "
       "strides, chunks and blocks longer than the sequence are refused, not clipped",
       spec.substr(0, 80), name, value, g.nk, name, g.nk));
