@@ -16,7 +16,7 @@
 #include <string>
 
 #include "cli_runner.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"

@@ -19,8 +19,8 @@
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/memory.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 

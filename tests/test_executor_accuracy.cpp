@@ -27,7 +27,7 @@
 #include "spattn/attention/reference.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"

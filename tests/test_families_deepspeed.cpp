@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "cli_runner.hpp"
-#include "spattn/patterns/deepspeed_config.hpp"
+#include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"

@@ -11,7 +11,7 @@
 #include "small_specs.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 

@@ -15,7 +15,7 @@
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 

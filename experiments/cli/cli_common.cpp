@@ -5,7 +5,7 @@
 #include <charconv>
 #include <utility>
 
-#include "spattn/patterns/deepspeed_config.hpp"
+#include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::cli {

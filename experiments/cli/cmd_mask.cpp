@@ -13,7 +13,7 @@
 
 #include "cli_common.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/mask_export.hpp"
+#include "spattn/patterns/io/mask_export.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::cli {

@@ -25,8 +25,8 @@
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/timing.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/memory.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::cli {

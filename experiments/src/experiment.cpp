@@ -20,8 +20,8 @@
 #include "spattn/attention/shapes.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
-#include "spattn/patterns/memory.hpp"
-#include "spattn/patterns/regular_file.hpp"
+#include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/regular_file.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {

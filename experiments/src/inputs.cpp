@@ -14,7 +14,7 @@
 
 #include "spattn/attention/random.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 
 namespace spattn::experiments {
 namespace {

@@ -16,7 +16,7 @@
 #include "spattn/experiments/timing.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {

@@ -12,7 +12,7 @@
 #include "spattn/experiments/experiment.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/regular_file.hpp"
+#include "spattn/patterns/io/regular_file.hpp"
 
 namespace spattn::experiments {
 

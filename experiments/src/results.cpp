@@ -14,7 +14,7 @@
 #include <string>
 
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/regular_file.hpp"
+#include "spattn/patterns/io/regular_file.hpp"
 
 namespace spattn::experiments {
 

@@ -22,7 +22,7 @@
 #include "spattn/experiments/process.hpp"
 #include "spattn/experiments/results.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/io/memory.hpp"
 
 namespace spattn::experiments {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/io/memory.hpp"
 
 namespace spattn {
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 
 namespace {
 

@@ -30,7 +30,7 @@ class BlocksStandIn final : public Pattern {
   std::int64_t b_;
 };
 
-// The same for deepspeed(file=...) (patterns/src/builtin/deepspeed_file.cpp), which reads a
+// The same for deepspeed(file=...) (patterns/src/io/deepspeed_config.cpp), which reads a
 // DeepSpeed config JSON: prints as the real one, allows no pair.
 class DeepSpeedStandIn final : public Pattern {
  public:

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "leaf.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 
 namespace spattn::builtin {
 namespace {

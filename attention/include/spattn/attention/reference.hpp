@@ -18,7 +18,7 @@
 #include "spattn/attention/tensor.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/pattern.hpp"
 
 namespace spattn {

@@ -14,7 +14,7 @@
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/patterns/layout.hpp"
-#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/io/memory.hpp"
 
 namespace spattn {
 

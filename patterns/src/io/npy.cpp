@@ -1,4 +1,4 @@
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 
 #include <fmt/format.h>
 
@@ -8,7 +8,7 @@
 #include <iterator>
 
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/regular_file.hpp"
+#include "spattn/patterns/io/regular_file.hpp"
 
 namespace spattn {
 namespace {

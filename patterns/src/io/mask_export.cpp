@@ -1,4 +1,4 @@
-#include "spattn/patterns/mask_export.hpp"
+#include "spattn/patterns/io/mask_export.hpp"
 
 #include <fmt/format.h>
 #include <png.h>
@@ -13,7 +13,7 @@
 #include <limits>
 
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/npy.hpp"
+#include "spattn/patterns/io/npy.hpp"
 
 namespace spattn {
 namespace {

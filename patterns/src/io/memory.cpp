@@ -1,4 +1,4 @@
-#include "spattn/patterns/memory.hpp"
+#include "spattn/patterns/io/memory.hpp"
 
 #include <fmt/format.h>
 #include <sys/resource.h>

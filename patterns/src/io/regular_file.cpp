@@ -1,4 +1,4 @@
-#include "spattn/patterns/regular_file.hpp"
+#include "spattn/patterns/io/regular_file.hpp"
 
 #include <fmt/format.h>
 
