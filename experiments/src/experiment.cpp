@@ -1155,13 +1155,16 @@ nlohmann::json point_to_json(const SweepPoint& p) {
                           {"fidelity_baseline", p.pattern.fidelity_baseline},
                           {"line", p.pattern.line}}},
                         {"n", p.n},
+                        {"nk", p.nk},
                         {"head_dim", p.head_dim},
                         {"heads", p.heads},
                         {"kv_heads", p.kv_heads},
                         {"batch", p.batch},
                         {"threads", p.threads},
                         {"block", p.block},
+                        {"block_k", p.block_k},
                         {"tile_mode", p.tile_mode},
+                        {"executor", std::string(executor_name(p.executor))},
                         {"settings",
                          {{"repeats", s.repeats},
                           {"warmup", s.warmup},
@@ -1194,6 +1197,7 @@ SweepPoint point_from_json(const nlohmann::json& j) {
     json_fail("pattern.block", "must be 0, 16, 32, 64 or 128", pat["block"]);
   p.pattern.line = static_cast<int>(json_int(pat, "pattern", "line", 0, kIntMax));
   p.n = json_int(j, "", "n", 1, kMaxTokens);
+  p.nk = json_int(j, "", "nk", 0, kMaxTokens);
   p.head_dim = static_cast<int>(json_int(j, "", "head_dim", 1, kMaxHeadDim));
   p.heads = static_cast<int>(json_int(j, "", "heads", 1, kMaxHeads));
   p.kv_heads = static_cast<int>(json_int(j, "", "kv_heads", 1, kMaxHeads));
@@ -1204,6 +1208,13 @@ SweepPoint point_from_json(const nlohmann::json& j) {
   p.threads = static_cast<int>(json_int(j, "", "threads", 0, kMaxThreads));
   p.block = static_cast<int>(json_int(j, "", "block", 16, 128));
   if (!is_valid_block_size(p.block)) json_fail("block", "must be 16, 32, 64 or 128", j["block"]);
+  p.block_k = static_cast<int>(json_int(j, "", "block_k", 0, 128));
+  if (p.block_k != 0 && !is_valid_block_size(p.block_k))
+    json_fail("block_k", "must be 0, 16, 32, 64 or 128", j["block_k"]);
+  const std::string executor = json_string(j, "", "executor");
+  if (!parse_executor(executor))
+    json_fail("executor", fmt::format("must be one of {}", executor_names()), j["executor"]);
+  p.executor = *parse_executor(executor);
   p.tile_mode = json_string(j, "", "tile_mode");
   if (std::find(kTileModes.begin(), kTileModes.end(), p.tile_mode) == kTileModes.end())
     json_fail("tile_mode", "must be \"auto\" or \"partial\"", j["tile_mode"]);

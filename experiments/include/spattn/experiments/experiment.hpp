@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "spattn/experiments/executor.hpp"
 #include "spattn/patterns/registry.hpp"
 
 namespace spattn::experiments {
@@ -93,9 +94,12 @@ struct SweepPoint {
   int index = 0;    // position in the expanded list
   std::string key;  // stable identity of the axes (used by --resume)
   PatternEntry pattern;
-  std::int64_t n = 0;  // nq = nk
+  std::int64_t n = 0;   // queries nq
+  std::int64_t nk = 0;  // keys; 0: equal to n (sweeps); queries sit at the last nq positions
   int head_dim = 64, heads = 8, kv_heads = 8, batch = 1, threads = 0, block = 64;
+  int block_k = 0;  // key tile size; 0: equal to block (the query tile size)
   std::string tile_mode = "auto";
+  Executor executor = Executor::Flash;
   Settings settings;
 };
 

@@ -1,0 +1,22 @@
+#pragma once
+// Which attention executor a measurement times. One enum for `spattn run --executor`, the
+// experiment file's `executor` axis, point JSON and the Measurement record.
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace spattn::experiments {
+
+enum class Executor {
+  Flash,     // the block-sparse flash executor (spattn::attention): the fast path
+  Textbook,  // the dense materialized baseline (spattn::textbook_attention): scores, softmax, P V
+};
+
+// "flash" | "textbook".
+std::string_view executor_name(Executor e);
+// The executor named `name` (exact, lower case), or nullopt.
+std::optional<Executor> parse_executor(std::string_view name);
+// "flash, textbook": the allowed names, for error messages.
+std::string executor_names();
+
+}  // namespace spattn::experiments

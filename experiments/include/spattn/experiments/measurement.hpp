@@ -1,0 +1,151 @@
+#pragma once
+// The one typed record of a measurement. `spattn run --json`, `spattn stats --json`, every sweep
+// point (a line of results.jsonl), the report and scripts/plot_sweep.py all read and write this
+// record, through the one serializer and parser below. Field by field, with units, in
+// experiments/README.md ("The measurement record").
+//
+// JSON shape (schema 2; groups that were not measured are null):
+//   {"schema": 2, "kind": "point", "source": "run"|"stats"|"sweep", "key": KEY, "index": I,
+//    "status": "ok"|"skipped"|"timeout"|"crashed"|"oom"|"error", "message": TEXT,
+//    "axes":      {pattern, spec, n, nk, head_dim, heads, kv_heads, batch, threads, block_q,
+//                  block_k, tile_mode, executor, inputs, seed},
+//    "layout":    {allowed_pairs, computed_pairs, kept_tiles, full_tiles, partial_tiles,
+//                  layout_bytes, distinct_head_layouts, build, scanned_part, build_seconds,
+//                  density, efficiency},
+//    "predicted": {useful_flops, computed_flops, bytes_read, bytes_written, input_bytes,
+//                  output_bytes, workspace_bytes, memory_bytes, seconds},
+//    "attention": {warmup, repeats, seconds: [..], median, min, max,
+//                  useful_gflops, computed_gflops},
+//    "resources": {workspace_bytes, peak_rss_bytes, wall_seconds, tasks, split_rows, threads_used},
+//    "check":     {max_abs_error, max_rel_error, rel_l2_error, max_lse_error, finite,
+//                  reference_seconds},
+//    "fidelity":  {rel_l2_error, recall_mean, recall_min, inputs, baseline},
+//    "saved":     DIR or null}
+// density, efficiency, median/min/max and the GFLOP/s are derived: written for readers of the
+// file (CSV, charts), recomputed from the counts and times when a record is parsed.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "spattn/experiments/executor.hpp"
+
+namespace spattn::experiments {
+
+// Version of the record format, written as "schema" in every record. Records without "schema"
+// are the untyped results.jsonl lines of earlier spattn versions (schema 1).
+inline constexpr int kMeasurementSchema = 2;
+
+// How a point ended (sweeps; `run` and `stats` records are always Ok).
+enum class Status { Ok, Skipped, Timeout, Crashed, Oom, Error };
+std::string_view status_name(Status s);  // "ok", "skipped", ...
+std::optional<Status> parse_status(std::string_view name);
+
+// What was measured: every axis of the point.
+struct MeasuredAxes {
+  std::string pattern;  // display name (the spec as written when the file names none)
+  std::string spec;     // spec as run: placeholders filled in
+  std::int64_t n = 0;   // queries nq
+  std::int64_t nk = 0;  // keys (sweeps: = n); queries sit at the last nq positions
+  int head_dim = 64;
+  int heads = 8;     // query heads Hq
+  int kv_heads = 8;  // K/V heads Hkv, resolved (never 0)
+  int batch = 1;
+  int threads = 0;  // as requested; 0: all cores
+  int block_q = 64, block_k = 64;
+  std::string tile_mode = "auto";  // "auto" | "partial" (every kept tile through the mask)
+  Executor executor = Executor::Flash;
+  std::string inputs = "random";  // "random" | "synthetic" | "npy:DIR"
+  std::uint64_t seed = 0;
+};
+
+// The layout's exact counts (all batches and query heads), from the cost model.
+struct LayoutFigures {
+  std::int64_t allowed_pairs = 0;
+  std::int64_t computed_pairs = 0;  // area of kept tiles
+  std::int64_t kept_tiles = 0, full_tiles = 0, partial_tiles = 0;
+  std::int64_t layout_bytes = 0;
+  int distinct_head_layouts = 1;
+  bool scanned = false;      // the build evaluated allows() pair by pair somewhere
+  std::string scanned_part;  // the pattern that was scanned ("" when analytic)
+  double build_seconds = 0;  // layout build wall time
+};
+
+// The cost model's prediction for the point.
+struct Prediction {
+  double useful_flops = 0;    // 4·d·allowed pairs
+  double computed_flops = 0;  // 4·d·computed pairs
+  double bytes_read = 0, bytes_written = 0;
+  std::int64_t input_bytes = 0, output_bytes = 0;
+  std::int64_t workspace_bytes = 0;  // executor workspace estimate
+  std::int64_t memory_bytes = 0;     // whole point: inputs, outputs, layout, workspace, extras
+  double seconds = 0;                // whole point at the experiment's predict_gflops
+};
+
+// Timed attention calls.
+struct AttentionTimes {
+  int warmup = 0;
+  std::vector<double> seconds;  // each timed call, in call order (at least one)
+  double median() const;        // of `seconds` (mean of the two middle values for even counts)
+  double min() const;
+  double max() const;
+};
+
+// What the run used.
+struct Resources {
+  std::optional<std::int64_t> workspace_bytes;  // executor's own peak allocation
+  std::optional<std::int64_t> peak_rss_bytes;   // max resident set of the measuring process
+  std::optional<double> wall_seconds;           // sweeps: the child's whole wall time
+  std::optional<std::int64_t> tasks, split_rows;
+  std::optional<int> threads_used;  // threads the executor ran on
+};
+
+// Against the double reference executor (--check, `check = true`).
+struct CheckFigures {
+  double max_abs_error = 0, max_rel_error = 0, rel_l2_error = 0, max_lse_error = 0;
+  bool finite = true;
+  double reference_seconds = 0;
+};
+
+// Against full attention on the same inputs (`fidelity = true`).
+struct FidelityFigures {
+  double rel_l2_error = 0, recall_mean = 0, recall_min = 0;
+  std::string inputs;    // "random" | "synthetic" | "npy:DIR"
+  std::string baseline;  // spec of the full attention compared with ("dense", "causal")
+};
+
+struct Measurement {
+  std::string source = "sweep";  // "run" | "stats" | "sweep": which command wrote it
+  std::string key;               // the point's key (point_key); resume and merging match on it
+  int index = 0;                 // position in the sweep (0 for run and stats)
+  Status status = Status::Ok;
+  std::string message;  // why, when status is not Ok ("" when Ok)
+  MeasuredAxes axes;
+  std::optional<LayoutFigures> layout;
+  std::optional<Prediction> predicted;
+  std::optional<AttentionTimes> attention;
+  Resources resources;
+  std::optional<CheckFigures> check;
+  std::optional<FidelityFigures> fidelity;
+  std::optional<std::string> saved;  // `run --save DIR`
+
+  // Derived figures (nullopt when what they need is missing).
+  std::optional<double> density() const;          // allowed / (batch·heads·n·nk)
+  std::optional<double> efficiency() const;       // allowed / computed; none when nothing computed
+  std::optional<double> useful_gflops() const;    // useful flops / median seconds / 1e9
+  std::optional<double> computed_gflops() const;  // computed flops / median seconds / 1e9
+};
+
+// The record as JSON (the shape above), keys in a fixed order: the same record gives the same
+// bytes.
+nlohmann::ordered_json to_json(const Measurement& m);
+
+// Parses a record written by to_json (schema 2), or an untyped results.jsonl point record of
+// schema 1. Throws UsageError naming `where` (e.g. "results.jsonl line 7"), the field and what it
+// must be, for a missing or mistyped field, an unknown status or executor, or a schema newer
+// than kMeasurementSchema.
+Measurement measurement_from_json(const nlohmann::json& j, const std::string& where);
+
+}  // namespace spattn::experiments
