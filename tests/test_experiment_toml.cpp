@@ -1,6 +1,7 @@
 // Experiment files: parsing every key, geometric ranges, point expansion (order, count, max_n
-// and block overrides, [quick]), the point JSON round trip, and one clear error (message and TOML
-// line) for each kind of malformed file.
+// and block overrides, [quick]), the point JSON round trip, one clear error (message and TOML
+// line) for each kind of malformed file, the executor axis and its key rule, and every row of the
+// axis table read, overridden by [quick], keyed and sent in point JSON.
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
@@ -9,6 +10,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "spattn/experiments/experiment.hpp"
@@ -91,14 +93,14 @@ TEST_CASE("experiment file: every key is read", "[toml]") {
   CHECK(e.description == "every key");
   CHECK(e.source_text == kFull);
   CHECK(e.source_path == "full.toml");
-  CHECK(e.seq_len == std::vector<std::int64_t>{1024, 2048, 4096, 8192});
-  CHECK(e.head_dim == std::vector<int>{64, 128});
-  CHECK(e.heads == std::vector<int>{8});
-  CHECK(e.kv_heads == std::vector<int>{0, 2});
-  CHECK(e.batch == std::vector<int>{1});
-  CHECK(e.threads == std::vector<int>{1, 2});
-  CHECK(e.block == std::vector<int>{64, 128});
-  CHECK(e.tile_mode == std::vector<std::string>{"auto", "partial"});
+  CHECK(e.axes.ints("seq_len") == std::vector<std::int64_t>{1024, 2048, 4096, 8192});
+  CHECK(e.axes.ints("head_dim") == std::vector<std::int64_t>{64, 128});
+  CHECK(e.axes.ints("heads") == std::vector<std::int64_t>{8});
+  CHECK(e.axes.ints("kv_heads") == std::vector<std::int64_t>{0, 2});
+  CHECK(e.axes.ints("batch") == std::vector<std::int64_t>{1});
+  CHECK(e.axes.ints("threads") == std::vector<std::int64_t>{1, 2});
+  CHECK(e.axes.ints("block") == std::vector<std::int64_t>{64, 128});
+  CHECK(e.axes.names("tile_mode") == std::vector<std::string>{"auto", "partial"});
 
   const Settings& s = e.settings;
   CHECK(s.repeats == 3);
@@ -129,12 +131,12 @@ TEST_CASE("experiment file: every key is read", "[toml]") {
   CHECK(e.patterns[2].line == 26);
 
   // [quick]: the given keys replace, the others are inherited.
-  CHECK(e.quick_seq_len == std::vector<std::int64_t>{1024, 2048});
-  CHECK(e.quick_threads == std::vector<int>{1});
-  CHECK(e.quick_head_dim == e.head_dim);
-  CHECK(e.quick_kv_heads == e.kv_heads);
-  CHECK(e.quick_block == e.block);
-  CHECK(e.quick_tile_mode == e.tile_mode);
+  CHECK(e.quick_axes.ints("seq_len") == std::vector<std::int64_t>{1024, 2048});
+  CHECK(e.quick_axes.ints("threads") == std::vector<std::int64_t>{1});
+  CHECK(e.quick_axes["head_dim"] == e.axes["head_dim"]);
+  CHECK(e.quick_axes["kv_heads"] == e.axes["kv_heads"]);
+  CHECK(e.quick_axes["block"] == e.axes["block"]);
+  CHECK(e.quick_axes["tile_mode"] == e.axes["tile_mode"]);
   const Settings& q = e.quick_settings;
   CHECK(q.repeats == 1);
   CHECK(q.warmup == 0);
@@ -169,12 +171,14 @@ TEST_CASE("experiment file: defaults of a minimal file", "[toml]") {
   const Experiment e = parse_experiment(kBase, "min.toml");
   const Settings defaults;
   CHECK(e.description.empty());
-  CHECK(e.head_dim == std::vector<int>{64});
-  CHECK(e.heads == std::vector<int>{8});
-  CHECK(e.kv_heads == std::vector<int>{0});
-  CHECK(e.threads == std::vector<int>{0});
-  CHECK(e.block == std::vector<int>{64});
-  CHECK(e.tile_mode == std::vector<std::string>{"auto"});
+  CHECK(e.axes.ints("head_dim") == std::vector<std::int64_t>{64});
+  CHECK(e.axes.ints("heads") == std::vector<std::int64_t>{8});
+  CHECK(e.axes.ints("kv_heads") == std::vector<std::int64_t>{0});
+  CHECK(e.axes.ints("threads") == std::vector<std::int64_t>{0});
+  CHECK(e.axes.ints("block") == std::vector<std::int64_t>{64});
+  CHECK(e.axes.names("tile_mode") == std::vector<std::string>{"auto"});
+  CHECK(e.axes.names("executor") == std::vector<std::string>{"flash"});
+  CHECK(e.quick_axes == e.axes);
   CHECK(e.settings.repeats == defaults.repeats);
   CHECK(e.settings.memory_bytes == 0);
   CHECK(e.settings.inputs.kind == "random");
@@ -189,13 +193,14 @@ TEST_CASE("experiment file: defaults of a minimal file", "[toml]") {
         "inputs=random");
   CHECK(points[0].kv_heads == 8);
   CHECK(points[0].threads == 0);
+  CHECK(points[0].executor == Executor::Flash);
 }
 
 TEST_CASE("experiment file: geometric ranges", "[toml]") {
   auto seq = [](const std::string& range) {
     return parse_experiment("name = \"r\"\npatterns = [\"dense\"]\nseq_len = " + range + "\n",
                             "r.toml")
-        .seq_len;
+        .axes.ints("seq_len");
   };
   // 1000 * 3^k <= 100000: 1000, 3000, 9000, 27000, 81000 (the next, 243000, is past `to`).
   CHECK(seq("{from = 1000, to = 100000, factor = 3}") ==
@@ -304,6 +309,9 @@ TEST_CASE("experiment file: points round-trip through JSON", "[toml]") {
   odd.settings.predict_gflops = 1.0 / 3.0;
   odd.settings.memory_bytes = (std::int64_t{1} << 62) - 1;
   odd.pattern.name = "weird \"name\"; with = signs";
+  odd.executor = Executor::Textbook;
+  odd.nk = odd.n + 7;
+  odd.block_k = 32;
   odd.key = point_key(odd);
   points.push_back(odd);
   for (const SweepPoint& p : points) {
@@ -325,6 +333,9 @@ TEST_CASE("experiment file: points round-trip through JSON", "[toml]") {
     CHECK(r.threads == p.threads);
     CHECK(r.block == p.block);
     CHECK(r.tile_mode == p.tile_mode);
+    CHECK(r.executor == p.executor);
+    CHECK(r.nk == p.nk);
+    CHECK(r.block_k == p.block_k);
     const Settings &a = r.settings, &b = p.settings;
     CHECK(a.repeats == b.repeats);
     CHECK(a.warmup == b.warmup);
@@ -370,6 +381,12 @@ TEST_CASE("point JSON: malformed points are refused", "[toml]") {
   j = good;
   j["tile_mode"] = "full";
   expect_bad(j, "field 'tile_mode'");
+  j = good;
+  j["executor"] = "cuda";
+  expect_bad(j, "field 'executor' must be one of flash, textbook");
+  j = good;
+  j.erase("executor");
+  expect_bad(j, "field 'executor' is missing");
   j = good;
   j["settings"]["seed"] = -1;
   expect_bad(j, "settings.seed");
@@ -625,4 +642,168 @@ TEST_CASE("experiment file: every pattern must fit every point it runs at", "[to
       expand_points(
           parse_experiment(baseline + "fidelity = true\nfidelity_max_n = 200\n", "ok.toml"), false)
           .size() == 2);
+}
+
+TEST_CASE("experiment file: the executor axis", "[toml]") {
+  const std::string v1_key =
+      "pattern=dense;n=1024;d=64;h=8;hkv=8;b=1;t=0;block=64;tile=auto;inputs=random";
+  // A file without the axis runs the flash executor, with the key it always had.
+  const std::vector<SweepPoint> plain = expand_points(parse_experiment(kBase, "p.toml"), false);
+  REQUIRE(plain.size() == 1);
+  CHECK(plain[0].executor == Executor::Flash);
+  CHECK(plain[0].key == v1_key);
+
+  const Experiment e = parse_experiment(
+      kBase + "executor = [\"flash\", \"textbook\"]\n[quick]\nexecutor = \"textbook\"\n", "x.toml");
+  CHECK(e.axes.names("executor") == std::vector<std::string>{"flash", "textbook"});
+  CHECK(e.quick_axes.names("executor") == std::vector<std::string>{"textbook"});
+  const std::vector<SweepPoint> full = expand_points(e, false);
+  REQUIRE(full.size() == 2);
+  // flash (the default) keeps the old key; textbook appends ";exec=textbook" after the inputs.
+  CHECK(full[0].executor == Executor::Flash);
+  CHECK(full[0].key == v1_key);
+  CHECK(full[1].executor == Executor::Textbook);
+  CHECK(full[1].key == v1_key + ";exec=textbook");
+  const std::vector<SweepPoint> quick = expand_points(e, true);
+  REQUIRE(quick.size() == 1);
+  CHECK(quick[0].executor == Executor::Textbook);
+  CHECK(quick[0].key == v1_key + ";exec=textbook");
+  const SweepPoint back = point_from_json(point_to_json(full[1]));
+  CHECK(back.executor == Executor::Textbook);
+  CHECK(point_key(back) == full[1].key);
+
+  // The executor varies fastest, after tile_mode, each in file order.
+  const std::vector<SweepPoint> order = expand_points(
+      parse_experiment(
+          kBase + "tile_mode = [\"partial\", \"auto\"]\nexecutor = [\"textbook\", \"flash\"]\n",
+          "o.toml"),
+      false);
+  const std::string prefix = "pattern=dense;n=1024;d=64;h=8;hkv=8;b=1;t=0;block=64;tile=";
+  REQUIRE(order.size() == 4);
+  CHECK(order[0].key == prefix + "partial;inputs=random;exec=textbook");
+  CHECK(order[1].key == prefix + "partial;inputs=random");
+  CHECK(order[2].key == prefix + "auto;inputs=random;exec=textbook");
+  CHECK(order[3].key == prefix + "auto;inputs=random");
+
+  expect_error(kBase + "executor = \"cuda\"\n",
+               "executor = \"cuda\" is not allowed: use one of flash, textbook", 4);
+  expect_error(kBase + "[quick]\nexecutor = \"dense\"\n",
+               "quick.executor = \"dense\" is not allowed: use one of flash, textbook", 5);
+  expect_error(kBase + "executor = 1\n",
+               "executor must be one of the strings flash, textbook, got integer 1", 4);
+  expect_error(kBase + "executor = [\"flash\", \"flash\"]\n",
+               "executor[1] repeats the value of executor[0]", 4);
+  expect_error(kBase + "executer = \"flash\"\n", "(did you mean 'executor'?)", 4);
+}
+
+namespace {
+
+// `v` as TOML: 16, "textbook".
+std::string toml_text(const AxisValue& v) {
+  if (const auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  return "\"" + std::get<std::string>(v) + "\"";
+}
+
+// A valid value of axis `a` other than its default, with the other axes at their defaults
+// (heads = 8, kv_heads = 0): the smallest allowed integer, block or name that is not the default.
+AxisValue other_value(const AxisDef& a) {
+  std::vector<AxisValue> candidates;
+  switch (a.kind) {
+    case AxisKind::Int:
+    case AxisKind::Length:
+      candidates = {a.lo, a.lo + 1};
+      break;
+    case AxisKind::Block:
+      candidates = {std::int64_t{16}, std::int64_t{32}};
+      break;
+    case AxisKind::Name:
+      candidates.assign(a.names.begin(), a.names.end());
+      break;
+  }
+  for (const AxisValue& v : candidates)
+    if (!a.default_value || v != *a.default_value) return v;
+  FAIL("axis " << a.name << " has no value other than its default");
+  return {};
+}
+
+// Whether the point key `key` has the part `part` ("d=64") between its ';' separators.
+bool has_part(const std::string& key, const std::string& part) {
+  return (";" + key + ";").find(";" + part + ";") != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("experiment file: every axis of the table is read, overridden, keyed and sent",
+          "[toml]") {
+  REQUIRE(axis_table().size() >= 9);
+  for (const AxisDef& a : axis_table()) {
+    INFO("axis " << a.name);
+    const AxisValue v = other_value(a);
+    const std::string shown = std::holds_alternative<std::string>(v)
+                                  ? std::get<std::string>(v)
+                                  : std::to_string(std::get<std::int64_t>(v));
+    const std::string part = fmt::format("{}={}", a.key, shown);
+    const std::string head = "name = \"t\"\npatterns = [\"dense\"]\n";
+    const std::string seq = a.name == "seq_len" ? "" : "seq_len = [1024]\n";
+    const std::string line = fmt::format("{} = {}\n", a.name, toml_text(v));
+
+    // At the top level: read, inherited by [quick], in the key and the point JSON.
+    const Experiment e = parse_experiment(head + seq + line, "a.toml");
+    CHECK(e.axes[a.name] == std::vector<AxisValue>{v});
+    CHECK(e.quick_axes[a.name] == std::vector<AxisValue>{v});
+    const std::vector<SweepPoint> points = expand_points(e, false);
+    REQUIRE(points.size() == 1);
+    const SweepPoint& p = points[0];
+    CHECK(has_part(p.key, part));
+    const nlohmann::json j = point_to_json(p);
+    REQUIRE(j.contains(std::string(a.field)));
+    CHECK(j[std::string(a.field)].dump() == nlohmann::json::parse(toml_text(v)).dump());
+    const SweepPoint back = point_from_json(nlohmann::json::parse(j.dump()));
+    CHECK(back.key == p.key);
+    CHECK(point_key(back) == p.key);
+
+    // The default, written out, is the same as leaving the key out; an axis added after the first
+    // key format stays out of the key at its default and follows the inputs otherwise.
+    if (a.default_value) {
+      const Experiment d = parse_experiment(
+          head + seq + fmt::format("{} = {}\n", a.name, toml_text(*a.default_value)), "d.toml");
+      const Experiment none = parse_experiment(head + seq, "n.toml");
+      CHECK(d.axes == none.axes);
+      const std::string key = expand_points(none, false)[0].key;
+      CHECK(key != p.key);
+      if (a.always_in_key) {
+        // (kv_heads shows its resolved value, so only the name is checked.)
+        CHECK_THAT(key, Contains(";" + std::string(a.key) + "="));
+      } else {
+        CHECK_THAT(key, !Contains(";" + std::string(a.key) + "="));
+        CHECK(p.key == key + ";" + part);
+      }
+    } else {
+      CHECK(a.always_in_key);  // a required axis is in every key
+      expect_error(head, fmt::format("missing required key '{}'", a.name), 0);
+    }
+
+    // In [quick]: overrides the grid of --quick only, or is refused.
+    const std::string base = head + "seq_len = [1024]\n";
+    if (a.quick) {
+      const Experiment q = parse_experiment(base + "[quick]\n" + line, "q.toml");
+      CHECK(q.quick_axes[a.name] == std::vector<AxisValue>{v});
+      CHECK(q.axes == parse_experiment(base, "b.toml").axes);
+      CHECK(has_part(expand_points(q, true)[0].key, part));
+      CHECK(!has_part(expand_points(q, false)[0].key, part));
+    } else {
+      expect_error(base + "[quick]\n" + line,
+                   fmt::format("unknown key \"{}\" in [quick] (line 4)", a.name), 5);
+    }
+
+    // Every axis: at most 64 values, distinct.
+    std::string many = std::string(a.name) + " = [";
+    for (int i = 0; i < 65; ++i) many += toml_text(v) + (i < 64 ? ", " : "]\n");
+    expect_error(head + seq + many,
+                 fmt::format("{} has 65 values, more than the limit of 64 per axis", a.name),
+                 a.name == "seq_len" ? 3 : 4);
+    expect_error(head + seq + fmt::format("{0} = [{1}, {1}]\n", a.name, toml_text(v)),
+                 fmt::format("{0}[1] repeats the value of {0}[0]", a.name),
+                 a.name == "seq_len" ? 3 : 4);
+  }
 }

@@ -16,8 +16,8 @@
 #include <sstream>
 #include <string_view>
 #include <system_error>
+#include <variant>
 
-#include "spattn/attention/shapes.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/io/memory.hpp"
@@ -34,24 +34,11 @@ constexpr std::size_t kMaxPatterns = 1024;
 constexpr std::int64_t kMaxPoints = 100000;
 constexpr std::size_t kMaxNameLength = 100;         // `name` (a directory name)
 constexpr std::size_t kMaxDisplayNameLength = 200;  // pattern display names
-constexpr std::int64_t kMaxBatch = 65536;
-constexpr std::int64_t kMaxThreads = 1024;
 constexpr std::int64_t kMaxRepeats = 100000;
 constexpr double kMaxTimeoutSeconds = 1e6;
 constexpr double kMaxPredictGflops = 1e9;
 constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
 
-const std::vector<std::string> kTopKeys = {
-    "name",      "description",    "patterns",    "seq_len",  "head_dim",
-    "heads",     "kv_heads",       "batch",       "threads",  "block",
-    "tile_mode", "repeats",        "warmup",      "timeout",  "memory",
-    "seed",      "check",          "check_max_n", "fidelity", "fidelity_max_n",
-    "inputs",    "predict_gflops", "quick",       "report",   "fidelity_baseline"};
-const std::vector<std::string> kQuickKeys = {
-    "seq_len",  "head_dim",       "heads",     "kv_heads",       "batch",
-    "threads",  "block",          "tile_mode", "repeats",        "warmup",
-    "timeout",  "memory",         "seed",      "check",          "check_max_n",
-    "fidelity", "fidelity_max_n", "inputs",    "predict_gflops", "fidelity_baseline"};
 const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
                                                "min_n", "block", "fidelity_baseline"};
 const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
@@ -59,7 +46,6 @@ const std::vector<std::string> kInputsKeys = {"kind", "dir"};
 const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget"};
 const std::vector<std::string> kLayouts = {"scaling", "lra_table2",      "flash_scaling",
                                            "density", "longformer_fig1", "audit"};
-const std::vector<std::string> kTileModes = {"auto", "partial"};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
   std::string out;
@@ -239,18 +225,45 @@ void reject_unsafe_unicode(const std::string& t, const std::string& source) {
   }
 }
 
-// One axis as parsed, with the line it came from (0: not given, the default).
-template <class T>
-struct Axis {
-  std::vector<T> values;
-  int line = 0;
+// A grid as read: the values of every axis (axes.hpp) and the TOML line that set each (0: not
+// given, the default).
+struct Grid {
+  AxisValues values;
+  std::vector<int> lines = std::vector<int>(axis_table().size(), 0);
+  int line(std::string_view axis) const { return lines[axis_index(axis)]; }
 };
 
+// The axes a pattern's geometry depends on, as check_patterns_fit reads them.
 struct Axes {
-  Axis<std::int64_t> seq_len;
-  Axis<int> head_dim{{64}}, heads{{8}}, kv_heads{{0}}, batch{{1}}, threads{{0}}, block{{64}};
-  Axis<std::string> tile_mode{{"auto"}};
+  struct {
+    std::vector<std::int64_t> values;
+  } seq_len;
+  struct {
+    std::vector<int> values;
+  } heads;
 };
+
+Axes geometry_axes(const Grid& g) {
+  Axes a;
+  a.seq_len.values = g.values.ints("seq_len");
+  for (const std::int64_t h : g.values.ints("heads")) a.heads.values.push_back(static_cast<int>(h));
+  return a;
+}
+
+// The values axis_table()[i] takes for `pattern`: seq_len without the values outside its
+// min_n..max_n, block replaced by its own block; the other axes as they are.
+std::vector<AxisValue> pattern_axis(const PatternEntry& pattern, const AxisValues& grid,
+                                    std::size_t i) {
+  const std::string_view name = axis_table()[i].name;
+  if (name == "block" && pattern.block != 0) return {AxisValue{std::int64_t{pattern.block}}};
+  if (name != "seq_len") return grid.at(i);
+  std::vector<AxisValue> out;
+  for (const AxisValue& v : grid.at(i)) {
+    const std::int64_t n = std::get<std::int64_t>(v);
+    if ((pattern.max_n == 0 || n <= pattern.max_n) && n >= pattern.min_n) out.push_back(v);
+  }
+  return out;
+}
 
 // Reads one experiment text; every failure is a UsageError "SOURCE:LINE: message".
 class Reader {
@@ -260,7 +273,8 @@ class Reader {
 
   Experiment read(const std::string& text);
 
- private:
+  // The value readers (public for the table of settings): each fails with the TOML line, the
+  // key's path, what is allowed and what it got.
   [[noreturn]] void fail(int line, const std::string& message) const {
     if (line > 0) throw UsageError(fmt::format("{}:{}: {}", source_, line, message));
     throw UsageError(fmt::format("{}: {}", source_, message));
@@ -360,11 +374,10 @@ class Reader {
     }
   }
 
-  // An axis value or an array of them; `one` reads one element.
-  template <class T, class F>
-  Axis<T> read_axis(const toml::node& n, const std::string& path, F one) const {
-    Axis<T> axis;
-    axis.line = line_of(n);
+  // An axis value or an array of 1..kMaxAxisValues distinct ones; `one` reads one element.
+  template <class F>
+  std::vector<AxisValue> read_list(const toml::node& n, const std::string& path, F one) const {
+    std::vector<AxisValue> values;
     if (const toml::array* a = n.as_array()) {
       if (a->empty())
         fail(line_of(n), fmt::format("{} is an empty array: give at least one value", path));
@@ -373,29 +386,17 @@ class Reader {
                                      a->size(), kMaxAxisValues));
       for (std::size_t i = 0; i < a->size(); ++i) {
         const toml::node& e = *a->get(i);
-        axis.values.push_back(one(e, fmt::format("{}[{}]", path, i)));
+        values.push_back(one(e, fmt::format("{}[{}]", path, i)));
         for (std::size_t j = 0; j < i; ++j)
-          if (axis.values[j] == axis.values[i])
+          if (values[j] == values[i])
             fail(line_of(e), fmt::format("{}[{}] repeats the value of {}[{}]; the values of an "
                                          "axis must be distinct",
                                          path, i, path, j));
       }
     } else {
-      axis.values.push_back(one(n, path));
+      values.push_back(one(n, path));
     }
-    return axis;
-  }
-
-  Axis<int> int_axis(const toml::node& n, const std::string& path, std::int64_t lo, std::int64_t hi,
-                     std::string_view meaning = {}) const {
-    return read_axis<int>(n, path, [&](const toml::node& e, const std::string& p) {
-      return static_cast<int>(get_int(e, p, lo, hi, meaning));
-    });
-  }
-
-  Axis<int> block_axis(const toml::node& n, const std::string& path) const {
-    return read_axis<int>(
-        n, path, [&](const toml::node& e, const std::string& p) { return get_block(e, p); });
+    return values;
   }
 
   int get_block(const toml::node& e, const std::string& p) const {
@@ -408,27 +409,34 @@ class Reader {
     return static_cast<int>(v);
   }
 
-  Axis<std::int64_t> seq_len_axis(const toml::node& n, const std::string& path) const;
-  std::vector<std::int64_t> geometric_range(const toml::table& t, const std::string& path) const;
+  // The values of axis `a` at `n`, checked against its row of axis_table().
+  std::vector<AxisValue> axis_values(const AxisDef& a, const toml::node& n,
+                                     const std::string& path) const;
+  std::vector<AxisValue> length_axis(const AxisDef& a, const toml::node& n,
+                                     const std::string& path) const;
+  std::vector<AxisValue> geometric_range(const AxisDef& a, const toml::table& t,
+                                         const std::string& path) const;
   InputSpec read_inputs(const toml::node& n, const std::string& path) const;
-  // Applies an axis or setting key; false when `key` is neither.
-  bool apply(const std::string& key, const toml::node& n, const std::string& path, Axes& axes,
-             Settings& s) const;
+  // Applies an axis or setting key (in [quick]: only the axes [quick] may override); false when
+  // `key` is neither.
+  bool apply(const std::string& key, const toml::node& n, const std::string& path, bool quick,
+             Grid& grid, Settings& s) const;
   std::vector<PatternEntry> read_patterns(const toml::node& n) const;
   PatternEntry read_pattern(const toml::node& n, const std::string& path) const;
   void check_spec(const std::string& spec, int line, const std::string& path) const;
   void read_report(const toml::table& t, Experiment& e, int line) const;
-  void check_axes(const Axes& a, const std::vector<PatternEntry>& patterns, std::string_view what,
+  void check_axes(const Grid& a, const std::vector<PatternEntry>& patterns, std::string_view what,
                   int line) const;
   void check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& patterns,
                           const Settings& s, std::string_view what) const;
 
+ private:
   const std::string& source_;
   const Registry& registry_;
 };
 
-std::vector<std::int64_t> Reader::geometric_range(const toml::table& t,
-                                                  const std::string& path) const {
+std::vector<AxisValue> Reader::geometric_range(const AxisDef& a, const toml::table& t,
+                                               const std::string& path) const {
   const int line = line_of(t);
   for (auto&& [k, v] : t)
     if (std::find(kRangeKeys.begin(), kRangeKeys.end(), k.str()) == kRangeKeys.end())
@@ -439,17 +447,17 @@ std::vector<std::int64_t> Reader::geometric_range(const toml::table& t,
     fail(line, fmt::format("{}: a range needs both 'from' and 'to' (and optionally 'factor', "
                            "default 2), e.g. {{from = 1024, to = 65536, factor = 2}}",
                            path));
-  const std::int64_t from = get_int(*from_node, path + ".from", 1, kMaxTokens);
-  const std::int64_t to = get_int(*to_node, path + ".to", 1, kMaxTokens);
+  const std::int64_t from = get_int(*from_node, path + ".from", a.lo, a.hi);
+  const std::int64_t to = get_int(*to_node, path + ".to", a.lo, a.hi);
   if (to < from)
     fail(line_of(*to_node),
          fmt::format("{} is an empty range: to = {} is less than from = {}", path, to, from));
-  std::vector<std::int64_t> values;
+  std::vector<AxisValue> values;
   const toml::node* factor_node = t.get("factor");
   if (!factor_node || factor_node->is_integer()) {
     const std::int64_t f = factor_node ? get_int(*factor_node, path + ".factor", 2, 1 << 20) : 2;
     for (std::int64_t v = from;; v *= f) {
-      values.push_back(v);
+      values.emplace_back(v);
       if (values.size() > kMaxAxisValues)
         fail(line, fmt::format("{} from {} to {} by factor {} has more than {} values (the limit "
                                "per axis): use a larger factor or a shorter range",
@@ -476,30 +484,47 @@ std::vector<std::int64_t> Reader::geometric_range(const toml::table& t,
     const double exact = static_cast<double>(from) * std::pow(f, k);
     const std::int64_t v = std::llround(exact);
     if (v > to) break;  // rounding of the last step
-    if (!values.empty() && v <= values.back())
+    if (!values.empty() && v <= std::get<std::int64_t>(values.back()))
       fail(line_of(*factor_node),
            fmt::format("{}: factor {} from {} gives the value {} twice after rounding to integers "
                        "(steps {} and {}): use a larger factor or a larger 'from'",
                        path, f, from, v, k - 1, k));
-    values.push_back(v);
+    values.emplace_back(v);
   }
   return values;
 }
 
-Axis<std::int64_t> Reader::seq_len_axis(const toml::node& n, const std::string& path) const {
-  if (const toml::table* t = n.as_table()) {
-    Axis<std::int64_t> axis;
-    axis.line = line_of(n);
-    axis.values = geometric_range(*t, path);
-    return axis;
-  }
+std::vector<AxisValue> Reader::length_axis(const AxisDef& a, const toml::node& n,
+                                           const std::string& path) const {
+  if (const toml::table* t = n.as_table()) return geometric_range(a, *t, path);
   if (!n.is_integer() && !n.is_array())
     fail(line_of(n), fmt::format("{} must be an integer, an array of integers or a range "
                                  "{{from, to, factor}}, got {}",
                                  path, describe(n)));
-  return read_axis<std::int64_t>(n, path, [&](const toml::node& e, const std::string& p) {
-    return get_int(e, p, 1, kMaxTokens, "tokens");
+  return read_list(n, path, [&](const toml::node& e, const std::string& p) {
+    return AxisValue{get_int(e, p, a.lo, a.hi, a.meaning)};
   });
+}
+
+std::vector<AxisValue> Reader::axis_values(const AxisDef& a, const toml::node& n,
+                                           const std::string& path) const {
+  switch (a.kind) {
+    case AxisKind::Length:
+      return length_axis(a, n, path);
+    case AxisKind::Int:
+      return read_list(n, path, [&](const toml::node& e, const std::string& p) {
+        return AxisValue{get_int(e, p, a.lo, a.hi, a.meaning)};
+      });
+    case AxisKind::Block:
+      return read_list(n, path, [&](const toml::node& e, const std::string& p) {
+        return AxisValue{std::int64_t{get_block(e, p)}};
+      });
+    case AxisKind::Name:
+      return read_list(n, path, [&](const toml::node& e, const std::string& p) {
+        return AxisValue{get_choice(e, p, a.names)};
+      });
+  }
+  fail(line_of(n), fmt::format("{}: unknown axis kind", path));
 }
 
 InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) const {
@@ -544,56 +569,89 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
   return in;
 }
 
-bool Reader::apply(const std::string& key, const toml::node& n, const std::string& path, Axes& axes,
-                   Settings& s) const {
-  if (key == "seq_len") {
-    axes.seq_len = seq_len_axis(n, path);
-  } else if (key == "head_dim") {
-    axes.head_dim = int_axis(n, path, 1, kMaxHeadDim);
-  } else if (key == "heads") {
-    axes.heads = int_axis(n, path, 1, kMaxHeads);
-  } else if (key == "kv_heads") {
-    axes.kv_heads = int_axis(n, path, 0, kMaxHeads, "0: equal to heads");
-  } else if (key == "batch") {
-    axes.batch = int_axis(n, path, 1, kMaxBatch);
-  } else if (key == "threads") {
-    axes.threads = int_axis(n, path, 0, kMaxThreads, "0: all cores");
-  } else if (key == "block") {
-    axes.block = block_axis(n, path);
-  } else if (key == "tile_mode") {
-    axes.tile_mode = read_axis<std::string>(
-        n, path,
-        [&](const toml::node& e, const std::string& p) { return get_choice(e, p, kTileModes); });
-  } else if (key == "repeats") {
-    s.repeats = static_cast<int>(get_int(n, path, 1, kMaxRepeats));
-  } else if (key == "warmup") {
-    s.warmup = static_cast<int>(get_int(n, path, 0, kMaxRepeats));
-  } else if (key == "timeout") {
-    s.timeout_seconds = get_number(n, path, 0, kMaxTimeoutSeconds);
-  } else if (key == "memory") {
-    s.memory_bytes = get_bytes(n, path);
-  } else if (key == "seed") {
-    s.seed =
-        static_cast<std::uint64_t>(get_int(n, path, 0, std::numeric_limits<std::int64_t>::max()));
-  } else if (key == "check") {
-    s.check = get_bool(n, path);
-  } else if (key == "check_max_n") {
-    s.check_max_n = get_int(n, path, 1, kMaxTokens);
-  } else if (key == "fidelity") {
-    s.fidelity = get_bool(n, path);
-  } else if (key == "fidelity_max_n") {
-    s.fidelity_max_n = get_int(n, path, 1, kMaxTokens);
-  } else if (key == "fidelity_baseline") {
-    s.fidelity_baseline = get_string(n, path);
-    check_spec(s.fidelity_baseline, line_of(n), path);
-  } else if (key == "inputs") {
-    s.inputs = read_inputs(n, path);
-  } else if (key == "predict_gflops") {
-    s.predict_gflops = get_number(n, path, 0, kMaxPredictGflops);
-  } else {
-    return false;
+// The settings: each TOML key (top level and [quick]) and how it is read into Settings.
+struct SettingDef {
+  std::string_view name;
+  void (*read)(const Reader& r, const toml::node& n, const std::string& path, Settings& s);
+};
+
+const std::vector<SettingDef>& setting_table() {
+  using R = const Reader&;
+  using N = const toml::node&;
+  using P = const std::string&;
+  static const std::vector<SettingDef> table = {
+      {"repeats",
+       [](R r, N n, P path, Settings& s) {
+         s.repeats = static_cast<int>(r.get_int(n, path, 1, kMaxRepeats));
+       }},
+      {"warmup",
+       [](R r, N n, P path, Settings& s) {
+         s.warmup = static_cast<int>(r.get_int(n, path, 0, kMaxRepeats));
+       }},
+      {"timeout",
+       [](R r, N n, P path, Settings& s) {
+         s.timeout_seconds = r.get_number(n, path, 0, kMaxTimeoutSeconds);
+       }},
+      {"memory", [](R r, N n, P path, Settings& s) { s.memory_bytes = r.get_bytes(n, path); }},
+      {"seed",
+       [](R r, N n, P path, Settings& s) {
+         s.seed = static_cast<std::uint64_t>(
+             r.get_int(n, path, 0, std::numeric_limits<std::int64_t>::max()));
+       }},
+      {"check", [](R r, N n, P path, Settings& s) { s.check = r.get_bool(n, path); }},
+      {"check_max_n",
+       [](R r, N n, P path, Settings& s) { s.check_max_n = r.get_int(n, path, 1, kMaxTokens); }},
+      {"fidelity", [](R r, N n, P path, Settings& s) { s.fidelity = r.get_bool(n, path); }},
+      {"fidelity_max_n",
+       [](R r, N n, P path, Settings& s) { s.fidelity_max_n = r.get_int(n, path, 1, kMaxTokens); }},
+      {"inputs", [](R r, N n, P path, Settings& s) { s.inputs = r.read_inputs(n, path); }},
+      {"predict_gflops",
+       [](R r, N n, P path, Settings& s) {
+         s.predict_gflops = r.get_number(n, path, 0, kMaxPredictGflops);
+       }},
+      {"fidelity_baseline",
+       [](R r, N n, P path, Settings& s) {
+         s.fidelity_baseline = r.get_string(n, path);
+         r.check_spec(s.fidelity_baseline, line_of(n), path);
+       }},
+  };
+  return table;
+}
+
+// The keys allowed in [quick]: the axes it may override, then the settings.
+std::vector<std::string> quick_keys() {
+  std::vector<std::string> keys;
+  for (const AxisDef& a : axis_table())
+    if (a.quick) keys.emplace_back(a.name);
+  for (const SettingDef& d : setting_table()) keys.emplace_back(d.name);
+  return keys;
+}
+
+// The keys allowed at the top level.
+std::vector<std::string> top_keys() {
+  std::vector<std::string> keys = {"name", "description", "patterns"};
+  for (const AxisDef& a : axis_table()) keys.emplace_back(a.name);
+  for (const SettingDef& d : setting_table()) keys.emplace_back(d.name);
+  keys.insert(keys.end(), {"quick", "report"});
+  return keys;
+}
+
+bool Reader::apply(const std::string& key, const toml::node& n, const std::string& path, bool quick,
+                   Grid& grid, Settings& s) const {
+  for (std::size_t i = 0; i < axis_table().size(); ++i) {
+    const AxisDef& a = axis_table()[i];
+    if (a.name != key) continue;
+    if (quick && !a.quick) return false;
+    grid.values.at(i) = axis_values(a, n, path);
+    grid.lines[i] = line_of(n);
+    return true;
   }
-  return true;
+  for (const SettingDef& d : setting_table())
+    if (d.name == key) {
+      d.read(*this, n, path, s);
+      return true;
+    }
+  return false;
 }
 
 // A spec (placeholders filled in for a 1024-token example) must parse.
@@ -730,51 +788,41 @@ std::int64_t sat_mul(std::int64_t a, std::int64_t b) {
   return std::min(a * b, kMaxPoints + 1);
 }
 
-std::int64_t count_points(const Axes& a, const std::vector<PatternEntry>& patterns) {
-  const std::int64_t others =
-      sat_mul(sat_mul(sat_mul(static_cast<std::int64_t>(a.head_dim.values.size()),
-                              static_cast<std::int64_t>(a.heads.values.size())),
-                      sat_mul(static_cast<std::int64_t>(a.kv_heads.values.size()),
-                              static_cast<std::int64_t>(a.batch.values.size()))),
-              sat_mul(static_cast<std::int64_t>(a.threads.values.size()),
-                      static_cast<std::int64_t>(a.tile_mode.values.size())));
+std::int64_t count_points(const AxisValues& grid, const std::vector<PatternEntry>& patterns) {
   std::int64_t total = 0;
   for (const PatternEntry& p : patterns) {
-    std::int64_t ns = 0;
-    for (const std::int64_t n : a.seq_len.values)
-      ns += (p.max_n == 0 || n <= p.max_n) && n >= p.min_n ? 1 : 0;
-    const std::int64_t blocks = p.block ? 1 : static_cast<std::int64_t>(a.block.values.size());
-    total = std::min(total + sat_mul(sat_mul(ns, blocks), others), kMaxPoints + 1);
+    std::int64_t count = 1;
+    for (std::size_t i = 0; i < axis_table().size(); ++i)
+      count = sat_mul(count, static_cast<std::int64_t>(pattern_axis(p, grid, i).size()));
+    total = std::min(total + count, kMaxPoints + 1);
   }
   return total;
 }
 
-void Reader::check_axes(const Axes& a, const std::vector<PatternEntry>& patterns,
+void Reader::check_axes(const Grid& a, const std::vector<PatternEntry>& patterns,
                         std::string_view what, int line) const {
-  for (const int h : a.heads.values) {
-    std::map<int, int> resolved;  // kv heads -> the kv_heads value that gave it
-    for (const int kv : a.kv_heads.values) {
-      const int hkv = kv == 0 ? h : kv;
+  const int kv_line = a.line("kv_heads");
+  for (const std::int64_t h : a.values.ints("heads")) {
+    std::map<std::int64_t, std::int64_t> resolved;  // kv heads -> the kv_heads value that gave it
+    for (const std::int64_t kv : a.values.ints("kv_heads")) {
+      const std::int64_t hkv = kv == 0 ? h : kv;
       if (h % hkv != 0)
-        fail(a.kv_heads.line,
+        fail(kv_line,
              fmt::format("{}heads = {} is not a multiple of kv_heads = {}: every heads value must "
                          "be a multiple of every nonzero kv_heads value (grouped-query attention)",
                          what, h, kv));
       const auto [it, fresh] = resolved.emplace(hkv, kv);
       if (!fresh)
-        fail(a.kv_heads.line,
+        fail(kv_line,
              fmt::format("{}kv_heads values {} and {} both mean {} K/V heads at heads = {} (0 "
                          "means equal to heads): the points would repeat",
                          what, it->second, kv, hkv, h));
     }
   }
-  const std::int64_t total = count_points(a, patterns);
-  const std::string sizes = fmt::format(
-      "{} patterns x {} seq_len x {} head_dim x {} heads x {} kv_heads x {} batch x {} threads x "
-      "{} block x {} tile_mode",
-      patterns.size(), a.seq_len.values.size(), a.head_dim.values.size(), a.heads.values.size(),
-      a.kv_heads.values.size(), a.batch.values.size(), a.threads.values.size(),
-      a.block.values.size(), a.tile_mode.values.size());
+  const std::int64_t total = count_points(a.values, patterns);
+  std::string sizes = fmt::format("{} patterns", patterns.size());
+  for (std::size_t i = 0; i < axis_table().size(); ++i)
+    sizes += fmt::format(" x {} {}", a.values.at(i).size(), axis_table()[i].name);
   if (total > kMaxPoints)
     fail(line, fmt::format("{}the experiment expands to more than {} points ({}, less patterns' "
                            "max_n and block overrides): split it into several files",
@@ -858,7 +906,7 @@ Experiment Reader::read(const std::string& text) {
   Experiment e;
   e.source_path = source_;
   e.source_text = text;
-  Axes axes;
+  Grid grid;
   const toml::table* quick = nullptr;
   const toml::table* report = nullptr;
   int report_line = 0;
@@ -894,8 +942,8 @@ Experiment Reader::read(const std::string& text) {
       if (!report)
         fail(line_of(v), fmt::format("report must be a table ([report]), got {}", describe(v)));
       report_line = line_of(v);
-    } else if (!apply(key, v, key, axes, e.settings)) {
-      unknown_key(k, "the top level", kTopKeys);
+    } else if (!apply(key, v, key, false, grid, e.settings)) {
+      unknown_key(k, "the top level", top_keys());
     }
   }
   if (!have_name)
@@ -906,47 +954,39 @@ Experiment Reader::read(const std::string& text) {
     fail(0,
          "missing required key 'patterns' at the top level (e.g. patterns = [\"dense\", "
          "\"sliding(512)\"])");
-  if (axes.seq_len.values.empty())
-    fail(0,
-         "missing required key 'seq_len' at the top level (e.g. seq_len = [1024, 2048] or "
-         "seq_len = {from = 1024, to = 65536, factor = 2})");
-  check_axes(axes, e.patterns, "", axes.seq_len.line ? axes.seq_len.line : patterns_line);
-  check_patterns_fit(axes, e.patterns, e.settings, "");
+  for (std::size_t i = 0; i < axis_table().size(); ++i) {
+    const AxisDef& a = axis_table()[i];
+    if (!grid.values.at(i).empty()) continue;  // given, or a default
+    fail(0, a.kind == AxisKind::Length
+                ? fmt::format("missing required key '{0}' at the top level (e.g. {0} = [1024, "
+                              "2048] or {0} = {{from = 1024, to = 65536, factor = 2}})",
+                              a.name)
+                : fmt::format("missing required key '{}' at the top level", a.name));
+  }
+  const int seq_len_line = grid.line("seq_len");
+  check_axes(grid, e.patterns, "", seq_len_line ? seq_len_line : patterns_line);
+  check_patterns_fit(geometry_axes(grid), e.patterns, e.settings, "");
 
-  Axes quick_axes = axes;
+  Grid quick_grid = grid;
   e.quick_settings = e.settings;
   if (quick) {
     const int line = line_of(*quick);
     for (auto&& [k, v] : *quick)
-      if (!apply(std::string(k.str()), v, fmt::format("quick.{}", k.str()), quick_axes,
+      if (!apply(std::string(k.str()), v, fmt::format("quick.{}", k.str()), true, quick_grid,
                  e.quick_settings))
         unknown_key(k,
                     fmt::format("[quick] (line {}), which overrides axes other than patterns "
                                 "and settings",
                                 line),
-                    kQuickKeys);
-    check_axes(quick_axes, e.patterns, fmt::format("with [quick] (line {}) applied: ", line), line);
-    check_patterns_fit(quick_axes, e.patterns, e.quick_settings,
+                    quick_keys());
+    check_axes(quick_grid, e.patterns, fmt::format("with [quick] (line {}) applied: ", line), line);
+    check_patterns_fit(geometry_axes(quick_grid), e.patterns, e.quick_settings,
                        fmt::format("with [quick] (line {}) applied: ", line));
   }
   if (report) read_report(*report, e, report_line);
 
-  e.seq_len = axes.seq_len.values;
-  e.head_dim = axes.head_dim.values;
-  e.heads = axes.heads.values;
-  e.kv_heads = axes.kv_heads.values;
-  e.batch = axes.batch.values;
-  e.threads = axes.threads.values;
-  e.block = axes.block.values;
-  e.tile_mode = axes.tile_mode.values;
-  e.quick_seq_len = quick_axes.seq_len.values;
-  e.quick_head_dim = quick_axes.head_dim.values;
-  e.quick_heads = quick_axes.heads.values;
-  e.quick_kv_heads = quick_axes.kv_heads.values;
-  e.quick_batch = quick_axes.batch.values;
-  e.quick_threads = quick_axes.threads.values;
-  e.quick_block = quick_axes.block.values;
-  e.quick_tile_mode = quick_axes.tile_mode.values;
+  e.axes = grid.values;
+  e.quick_axes = quick_grid.values;
   return e;
 }
 
@@ -1007,6 +1047,30 @@ bool json_bool(const nlohmann::json& j, const std::string& parent, const char* n
   return v.get<bool>();
 }
 
+// The value of axis `a` in point JSON, checked against its row of axis_table().
+AxisValue json_axis_value(const nlohmann::json& j, const AxisDef& a) {
+  const std::string field(a.field);
+  switch (a.kind) {
+    case AxisKind::Int:
+    case AxisKind::Length:
+      return json_int(j, "", field.c_str(), a.lo, a.hi);
+    case AxisKind::Block: {
+      const nlohmann::json& v = json_field(j, "", field.c_str());
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 16 || v.get<std::int64_t>() > 128 ||
+          !is_valid_block_size(v.get<int>()))
+        json_fail(field, "must be 16, 32, 64 or 128", v);
+      return v.get<std::int64_t>();
+    }
+    case AxisKind::Name: {
+      const std::string v = json_string(j, "", field.c_str());
+      if (std::find(a.names.begin(), a.names.end(), v) == a.names.end())
+        json_fail(field, fmt::format("must be one of {}", join(a.names)), j[field]);
+      return v;
+    }
+  }
+  json_fail(field, "has an unknown axis kind", j);
+}
+
 }  // namespace
 
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
@@ -1044,68 +1108,61 @@ Experiment load_experiment(const std::filesystem::path& path) {
 }
 
 std::string point_key(const SweepPoint& p) {
+  // The axes of the first key format, then the inputs, then any later axis off its default: old
+  // keys stay byte-identical.
+  std::string key = "pattern=" + p.pattern.name, later;
+  for (const AxisDef& a : axis_table()) {
+    const AxisValue v = a.get(p);
+    const std::string part = fmt::format(";{}={}", a.key, axis_value_text(v));
+    if (a.always_in_key)
+      key += part;
+    else if (!a.default_value || v != *a.default_value)
+      later += part;
+  }
   const std::string inputs =
       p.settings.inputs.kind == "npy" ? "npy:" + p.settings.inputs.npy_dir : p.settings.inputs.kind;
-  return fmt::format("pattern={};n={};d={};h={};hkv={};b={};t={};block={};tile={};inputs={}",
-                     p.pattern.name, p.n, p.head_dim, p.heads, p.kv_heads, p.batch, p.threads,
-                     p.block, p.tile_mode, inputs);
+  return key + ";inputs=" + inputs + later;
 }
 
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
-  const auto& seq_len = quick ? e.quick_seq_len : e.seq_len;
-  const auto& head_dim = quick ? e.quick_head_dim : e.head_dim;
-  const auto& heads = quick ? e.quick_heads : e.heads;
-  const auto& kv_heads = quick ? e.quick_kv_heads : e.kv_heads;
-  const auto& batch = quick ? e.quick_batch : e.batch;
-  const auto& threads = quick ? e.quick_threads : e.threads;
-  const auto& block = quick ? e.quick_block : e.block;
-  const auto& tile_mode = quick ? e.quick_tile_mode : e.tile_mode;
+  const AxisValues& grid = quick ? e.quick_axes : e.axes;
   const Settings& settings = quick ? e.quick_settings : e.settings;
+  const std::vector<AxisDef>& table = axis_table();
 
   std::vector<SweepPoint> points;
   std::set<std::string> keys;
   for (const PatternEntry& pattern : e.patterns) {
-    const std::vector<int> blocks = pattern.block ? std::vector<int>{pattern.block} : block;
-    for (const std::int64_t n : seq_len) {
-      if ((pattern.max_n != 0 && n > pattern.max_n) || n < pattern.min_n) continue;
-      PatternEntry at_n = pattern;
-      at_n.spec = spec_at(pattern.spec, n);
-      at_n.fidelity_baseline = spec_at(pattern.fidelity_baseline, n);
-      Settings settings_at_n = settings;
-      settings_at_n.fidelity_baseline = spec_at(settings.fidelity_baseline, n);
-      for (const int d : head_dim)
-        for (const int h : heads)
-          for (const int kv : kv_heads)
-            for (const int b : batch)
-              for (const int t : threads)
-                for (const int blk : blocks)
-                  for (const std::string& tile : tile_mode) {
-                    if (points.size() >= static_cast<std::size_t>(kMaxPoints))
-                      throw UsageError(fmt::format(
-                          "experiment {} expands to more than {} points: split it into several "
-                          "files",
-                          e.name, kMaxPoints));
-                    SweepPoint p;
-                    p.index = static_cast<int>(points.size());
-                    p.pattern = at_n;
-                    p.n = n;
-                    p.head_dim = d;
-                    p.heads = h;
-                    p.kv_heads = kv == 0 ? h : kv;
-                    p.batch = b;
-                    p.threads = t;
-                    p.block = blk;
-                    p.tile_mode = tile;
-                    p.settings = settings_at_n;
-                    p.key = point_key(p);
-                    // Only hand-built Experiments get here (the loader rejects repeats).
-                    if (!keys.insert(p.key).second)
-                      throw UsageError(fmt::format(
-                          "experiment {}: two points have the same key {}: axis values and "
-                          "pattern names must be distinct",
-                          e.name, p.key));
-                    points.push_back(std::move(p));
-                  }
+    std::vector<std::vector<AxisValue>> lists;
+    bool empty = false;
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      lists.push_back(pattern_axis(pattern, grid, i));
+      empty = empty || lists.back().empty();
+    }
+    if (empty) continue;
+    // Every combination, the last axis varying fastest: at[i] indexes lists[i].
+    std::vector<std::size_t> at(table.size(), 0);
+    for (std::size_t i = table.size(); i > 0;) {
+      if (points.size() >= static_cast<std::size_t>(kMaxPoints))
+        throw UsageError(
+            fmt::format("experiment {} expands to more than {} points: split it into several files",
+                        e.name, kMaxPoints));
+      SweepPoint p;
+      p.index = static_cast<int>(points.size());
+      for (std::size_t k = 0; k < table.size(); ++k) table[k].set(p, lists[k][at[k]]);
+      p.pattern = pattern;
+      p.pattern.spec = spec_at(pattern.spec, p.n);
+      p.pattern.fidelity_baseline = spec_at(pattern.fidelity_baseline, p.n);
+      p.settings = settings;
+      p.settings.fidelity_baseline = spec_at(settings.fidelity_baseline, p.n);
+      p.key = point_key(p);
+      // Only hand-built Experiments get here (the loader rejects repeats).
+      if (!keys.insert(p.key).second)
+        throw UsageError(
+            fmt::format("experiment {}: two points have the same key {}: axis values and pattern "
+                        "names must be distinct",
+                        e.name, p.key));
+      points.push_back(std::move(p));
+      for (i = table.size(); i > 0 && ++at[i - 1] == lists[i - 1].size(); --i) at[i - 1] = 0;
     }
   }
   return points;
@@ -1144,40 +1201,34 @@ std::string spec_at(const std::string& spec, std::int64_t n) {
 
 nlohmann::json point_to_json(const SweepPoint& p) {
   const Settings& s = p.settings;
-  return nlohmann::json{{"index", p.index},
-                        {"key", p.key},
-                        {"pattern",
-                         {{"name", p.pattern.name},
-                          {"spec", p.pattern.spec},
-                          {"max_n", p.pattern.max_n},
-                          {"min_n", p.pattern.min_n},
-                          {"block", p.pattern.block},
-                          {"fidelity_baseline", p.pattern.fidelity_baseline},
-                          {"line", p.pattern.line}}},
-                        {"n", p.n},
-                        {"nk", p.nk},
-                        {"head_dim", p.head_dim},
-                        {"heads", p.heads},
-                        {"kv_heads", p.kv_heads},
-                        {"batch", p.batch},
-                        {"threads", p.threads},
-                        {"block", p.block},
-                        {"block_k", p.block_k},
-                        {"tile_mode", p.tile_mode},
-                        {"executor", std::string(executor_name(p.executor))},
-                        {"settings",
-                         {{"repeats", s.repeats},
-                          {"warmup", s.warmup},
-                          {"timeout_seconds", s.timeout_seconds},
-                          {"memory_bytes", s.memory_bytes},
-                          {"seed", s.seed},
-                          {"check", s.check},
-                          {"check_max_n", s.check_max_n},
-                          {"fidelity", s.fidelity},
-                          {"fidelity_max_n", s.fidelity_max_n},
-                          {"fidelity_baseline", s.fidelity_baseline},
-                          {"inputs", {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}}},
-                          {"predict_gflops", s.predict_gflops}}}};
+  nlohmann::json j{{"index", p.index},
+                   {"key", p.key},
+                   {"pattern",
+                    {{"name", p.pattern.name},
+                     {"spec", p.pattern.spec},
+                     {"max_n", p.pattern.max_n},
+                     {"min_n", p.pattern.min_n},
+                     {"block", p.pattern.block},
+                     {"fidelity_baseline", p.pattern.fidelity_baseline},
+                     {"line", p.pattern.line}}},
+                   {"nk", p.nk},
+                   {"block_k", p.block_k},
+                   {"settings",
+                    {{"repeats", s.repeats},
+                     {"warmup", s.warmup},
+                     {"timeout_seconds", s.timeout_seconds},
+                     {"memory_bytes", s.memory_bytes},
+                     {"seed", s.seed},
+                     {"check", s.check},
+                     {"check_max_n", s.check_max_n},
+                     {"fidelity", s.fidelity},
+                     {"fidelity_max_n", s.fidelity_max_n},
+                     {"fidelity_baseline", s.fidelity_baseline},
+                     {"inputs", {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}}},
+                     {"predict_gflops", s.predict_gflops}}}};
+  for (const AxisDef& a : axis_table())
+    std::visit([&](const auto& v) { j[std::string(a.field)] = v; }, a.get(p));
+  return j;
 }
 
 SweepPoint point_from_json(const nlohmann::json& j) {
@@ -1196,28 +1247,14 @@ SweepPoint point_from_json(const nlohmann::json& j) {
   if (p.pattern.block != 0 && !is_valid_block_size(p.pattern.block))
     json_fail("pattern.block", "must be 0, 16, 32, 64 or 128", pat["block"]);
   p.pattern.line = static_cast<int>(json_int(pat, "pattern", "line", 0, kIntMax));
-  p.n = json_int(j, "", "n", 1, kMaxTokens);
-  p.nk = json_int(j, "", "nk", 0, kMaxTokens);
-  p.head_dim = static_cast<int>(json_int(j, "", "head_dim", 1, kMaxHeadDim));
-  p.heads = static_cast<int>(json_int(j, "", "heads", 1, kMaxHeads));
-  p.kv_heads = static_cast<int>(json_int(j, "", "kv_heads", 1, kMaxHeads));
+  for (const AxisDef& a : axis_table()) a.set(p, json_axis_value(j, a));
   if (p.heads % p.kv_heads != 0)
     throw UsageError(fmt::format("point JSON: heads = {} is not a multiple of kv_heads = {}",
                                  p.heads, p.kv_heads));
-  p.batch = static_cast<int>(json_int(j, "", "batch", 1, kMaxBatch));
-  p.threads = static_cast<int>(json_int(j, "", "threads", 0, kMaxThreads));
-  p.block = static_cast<int>(json_int(j, "", "block", 16, 128));
-  if (!is_valid_block_size(p.block)) json_fail("block", "must be 16, 32, 64 or 128", j["block"]);
+  p.nk = json_int(j, "", "nk", 0, kMaxTokens);
   p.block_k = static_cast<int>(json_int(j, "", "block_k", 0, 128));
   if (p.block_k != 0 && !is_valid_block_size(p.block_k))
     json_fail("block_k", "must be 0, 16, 32, 64 or 128", j["block_k"]);
-  const std::string executor = json_string(j, "", "executor");
-  if (!parse_executor(executor))
-    json_fail("executor", fmt::format("must be one of {}", executor_names()), j["executor"]);
-  p.executor = *parse_executor(executor);
-  p.tile_mode = json_string(j, "", "tile_mode");
-  if (std::find(kTileModes.begin(), kTileModes.end(), p.tile_mode) == kTileModes.end())
-    json_fail("tile_mode", "must be \"auto\" or \"partial\"", j["tile_mode"]);
   const nlohmann::json& s = json_field(j, "", "settings");
   Settings& t = p.settings;
   t.repeats = static_cast<int>(json_int(s, "settings", "repeats", 1, kMaxRepeats));

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "spattn/experiments/axes.hpp"
 #include "spattn/experiments/executor.hpp"
 #include "spattn/patterns/registry.hpp"
 
@@ -68,28 +69,18 @@ struct Experiment {
   std::filesystem::path source_path;
   std::string source_text;  // the TOML file itself (copied into meta.json)
 
-  // Axes: every combination is one point (patterns whose max_n is exceeded are left out).
-  std::vector<std::int64_t> seq_len;  // list, or {from, to, factor} expanded geometrically
+  // Axes: every combination of the patterns and the values of each axis (axes.hpp) is one
+  // point (patterns whose max_n is exceeded are left out).
   std::vector<PatternEntry> patterns;
-  std::vector<int> head_dim{64};
-  std::vector<int> heads{8};
-  std::vector<int> kv_heads{0};  // 0: equal to heads
-  std::vector<int> batch{1};
-  std::vector<int> threads{0};  // 0: all cores
-  std::vector<int> block{64};
-  std::vector<std::string> tile_mode{"auto"};  // "auto" | "partial" (every kept tile masked)
-
+  AxisValues axes;        // seq_len (a list, or {from, to, factor} expanded) and the others
+  AxisValues quick_axes;  // the same with [quick] applied (equal where [quick] is silent)
   Settings settings;
-  Settings quick_settings;                  // settings with [quick] applied
-  std::vector<std::int64_t> quick_seq_len;  // seq_len with [quick] applied
-  // The other axes with [quick] applied (equal to the full axes where [quick] is silent).
-  std::vector<int> quick_head_dim{64}, quick_heads{8}, quick_kv_heads{0}, quick_batch{1},
-      quick_threads{0}, quick_block{64};
-  std::vector<std::string> quick_tile_mode{"auto"};
+  Settings quick_settings;  // settings with [quick] applied
   ReportSettings report;
 };
 
-// One point of a sweep: all axes fixed, plus the settings it runs with.
+// One point of a sweep: all axes fixed, plus the settings it runs with. Each axis of
+// axis_table() sets one field here.
 struct SweepPoint {
   int index = 0;    // position in the expanded list
   std::string key;  // stable identity of the axes (used by --resume)
@@ -113,12 +104,13 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
                             const Registry& registry);
 
-// All points in a fixed order (patterns, then seq_len, then the other axes); `quick` uses the
-// [quick] overrides.
+// All points in a fixed order (patterns, then the axes in axis_table() order, the last varying
+// fastest); `quick` uses the [quick] overrides. A pattern's own `block` replaces the block axis.
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick);
 
-// The point's key: every axis as `name=value` joined by ';', e.g.
-// "pattern=dense;n=1024;d=64;h=8;hkv=8;b=1;t=0;block=64;tile=auto;inputs=random".
+// The point's key: the pattern, the axes as `key=value` joined by ';', then the inputs, e.g.
+// "pattern=dense;n=1024;d=64;h=8;hkv=8;b=1;t=0;block=64;tile=auto;inputs=random". Axes that are
+// not `always_in_key` follow only when off their default: ";exec=textbook".
 std::string point_key(const SweepPoint& p);
 
 // `spec` with its placeholders replaced for seq_len n: {n} -> n, {sqrt_n} -> round(sqrt(n)).
