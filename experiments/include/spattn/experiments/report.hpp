@@ -1,8 +1,8 @@
 #pragma once
 // Reports of a sweep: results.csv and table.md, computed from results.jsonl alone (the record
 // format is described in experiments/README.md), so `spattn report DIR` can regenerate them at
-// any time. table.md is laid out by the header's report.layout ("scaling", "lra_table2",
-// "flash_scaling", "density", "longformer_fig1", "audit").
+// any time. table.md is laid out by the header's report.layout, one of report_layouts()
+// (report_layouts.hpp).
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
