@@ -30,6 +30,7 @@ ResultsFile read_results(const std::filesystem::path& jsonl) {
   // other line must be a JSON object.
   JsonLines lines = read_json_lines(jsonl);
   ResultsFile r;
+  r.file_name = jsonl.filename().string();
   r.truncated_line = lines.partial_line;
   std::map<std::string, std::size_t> by_key;
   for (std::size_t i = 0; i < lines.records.size(); ++i) {
@@ -39,15 +40,14 @@ ResultsFile read_results(const std::filesystem::path& jsonl) {
     if (kind == "header") {
       r.header = std::move(rec);
     } else if (kind == "point") {
-      report::require_point_fields(rec, where);
-      const std::string key = string_at(rec, "key");
-      const auto it = key.empty() ? by_key.end() : by_key.find(key);
+      Measurement m = measurement_from_json(rec, where);
+      const auto it = m.key.empty() ? by_key.end() : by_key.find(m.key);
       if (it != by_key.end()) {
-        r.points[it->second] = std::move(rec);
+        r.points[it->second] = std::move(m);
         ++r.replaced_records;
       } else {
-        if (!key.empty()) by_key[key] = r.points.size();
-        r.points.push_back(std::move(rec));
+        if (!m.key.empty()) by_key[m.key] = r.points.size();
+        r.points.push_back(std::move(m));
       }
     } else if (kind == "budget") {
       r.budgets.push_back(std::move(rec));
@@ -92,9 +92,8 @@ std::string render_table(const ResultsFile& results) {
     counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", c, s);
   out += fmt::format("Points: {}{}.\n\n", pts.size(), counts.empty() ? "" : " (" + counts + ")");
   if (results.truncated_line > 0)
-    out += fmt::format(
-        "Line {} of results.jsonl is incomplete (an interrupted write) and was ignored.\n\n",
-        results.truncated_line);
+    out += fmt::format("Line {} of {} is incomplete (an interrupted write) and was ignored.\n\n",
+                       results.truncated_line, results.file_name);
   if (results.replaced_records > 0)
     out += fmt::format("{} point record(s) were replaced by a later record with the same key.\n\n",
                        results.replaced_records);
@@ -127,31 +126,54 @@ std::string render_table(const ResultsFile& results) {
   return out;
 }
 
-void write_reports(const std::filesystem::path& dir) {
+namespace {
+
+// Writes `text` to `path` through a temporary file and a rename.
+void write_atomically(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::path tmp = path;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace
+
+ReportFiles write_reports(const std::filesystem::path& path) {
   std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    throw UsageError(
-        fmt::format("results directory {} does not exist or is not a directory", dir.string()));
-  const std::filesystem::path jsonl = dir / "results.jsonl";
-  if (!std::filesystem::is_regular_file(jsonl, ec))
-    throw UsageError(
-        fmt::format("{} not found: a results directory holds the results.jsonl "
-                    "that `spattn sweep` writes",
-                    jsonl.string()));
+  ReportFiles files;
+  std::filesystem::path jsonl;
+  if (std::filesystem::is_directory(path, ec)) {
+    jsonl = path / "results.jsonl";
+    if (!std::filesystem::is_regular_file(jsonl, ec))
+      throw UsageError(
+          fmt::format("{} not found: a results directory holds the results.jsonl "
+                      "that `spattn sweep` writes",
+                      jsonl.string()));
+    files = {path / "results.csv", path / "table.md"};
+  } else if (std::filesystem::is_regular_file(path, ec)) {
+    if (path.extension() != ".jsonl")
+      throw UsageError(fmt::format(
+          "{} is a file but not a .jsonl records file: give a results directory or a .jsonl "
+          "file of records (e.g. from `spattn run --json`)",
+          path.string()));
+    jsonl = path;
+    std::filesystem::path csv = path, md = path;
+    files = {csv.replace_extension(".csv"), md.replace_extension(".md")};
+  } else {
+    throw UsageError(fmt::format(
+        "{} does not exist or is neither a directory nor a file: give a results directory "
+        "(holding results.jsonl) or a .jsonl file of records",
+        path.string()));
+  }
   const ResultsFile results = read_results(jsonl);
-  auto write = [&](const std::string& name, const std::string& text) {
-    const std::filesystem::path final_path = dir / name;
-    const std::filesystem::path tmp = dir / (name + ".tmp");
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << text;
-      out.flush();
-      if (!out) throw std::runtime_error(fmt::format("cannot write {}", tmp.string()));
-    }
-    std::filesystem::rename(tmp, final_path);
-  };
-  write("results.csv", render_csv(results));
-  write("table.md", render_table(results));
+  write_atomically(files.csv, render_csv(results));
+  write_atomically(files.table, render_table(results));
+  return files;
 }
 
 }  // namespace spattn::experiments

@@ -21,9 +21,9 @@ std::string points_table(const Group& g, const std::string& baseline) {
   bool check = false, fidelity = false;
   for (const Point* p : g.points) {
     if (!p->ok()) continue;
-    check |= std::isfinite(p->measure({"check", "rel_l2_error"}));
-    fidelity |= std::isfinite(p->measure({"fidelity", "rel_l2_error"})) ||
-                std::isfinite(p->measure({"fidelity", "recall_mean"}));
+    check |= p->m->check && std::isfinite(p->m->check->rel_l2_error);
+    fidelity |= p->m->fidelity && (std::isfinite(p->m->fidelity->rel_l2_error) ||
+                                   std::isfinite(p->m->fidelity->recall_mean));
   }
   Table t;
   t.head = {"pattern",
@@ -49,20 +49,21 @@ std::string points_table(const Group& g, const std::string& baseline) {
           p->pattern,
           fmt::format("{}", p->n),
           fmt_ms(p->time()),
-          fmt::format("{}..{}", fmt_ms(p->measure({"attention_seconds", "min"})),
-                      fmt_ms(p->measure({"attention_seconds", "max"}))),
+          fmt::format("{}..{}", fmt_ms(p->min_time()), fmt_ms(p->max_time())),
           fmt_ratio(baseline_time(g, baseline, *p) / p->time()),
           fmt_bytes(p->rss()),
-          fmt_bytes(p->measure({"workspace_bytes"})),
-          fmt_bytes(p->measure({"layout_bytes"})),
-          fmt_fixed(p->measure({"useful_gflops"}), 2),
-          fmt_fixed(p->measure({"efficiency"}), 3),
-          fmt_ms(p->measure({"build_seconds"}))};
-      if (check) row.push_back(fmt_sci(p->measure({"check", "rel_l2_error"})));
+          fmt_bytes(p->workspace()),
+          fmt_bytes(p->layout_bytes()),
+          fmt_fixed(p->useful_gflops(), 2),
+          fmt_fixed(p->efficiency(), 3),
+          fmt_ms(p->build_seconds())};
+      if (check) row.push_back(fmt_sci(p->m->check ? p->m->check->rel_l2_error : kNaN));
       if (fidelity) {
-        row.push_back(fmt_sci(p->measure({"fidelity", "rel_l2_error"})));
-        row.push_back(fmt_fixed(p->measure({"fidelity", "recall_mean"}), 4));
-        row.push_back(fmt_fixed(p->measure({"fidelity", "recall_min"}), 4));
+        const FidelityFigures none{kNaN, kNaN, kNaN, "", ""};
+        const FidelityFigures& f = p->m->fidelity ? *p->m->fidelity : none;
+        row.push_back(fmt_sci(f.rel_l2_error));
+        row.push_back(fmt_fixed(f.recall_mean, 4));
+        row.push_back(fmt_fixed(f.recall_min, 4));
       }
       t.rows.push_back(std::move(row));
     }
@@ -98,7 +99,7 @@ std::string slopes_table(const Group& g) {
     const LineFit time = slope_vs_n(pts, [](const Point& p) { return p.time(); });
     if (time.points < 2) continue;
     const LineFit pred =
-        slope_vs_n(pts, [](const Point& p) { return p.predicted("computed_flops"); });
+        slope_vs_n(pts, [](const Point& p) { return p.predicted_computed_flops(); });
     const LineFit rss = slope_vs_n(pts, [](const Point& p) { return p.rss(); });
     const LineFit mem = slope_vs_n(pts, [](const Point& p) { return p.attention_bytes(); });
     std::int64_t lo = 0, hi = 0;
@@ -149,8 +150,8 @@ std::string failures_section(const std::vector<Point>& pts) {
                            it == p.axes.end() ? "-" : it->second);
     }
     t.rows.push_back({p.pattern, fmt::format("{}", p.n), other.empty() ? kNone : other, p.status,
-                      fmt_bytes(p.predicted("memory_bytes")), fmt_fixed(p.predicted("seconds"), 2),
-                      p.message.empty() ? kNone : p.message});
+                      fmt_bytes(p.predicted_memory()), fmt_fixed(p.predicted_seconds(), 2),
+                      p.m->message.empty() ? kNone : p.m->message});
   }
   if (t.rows.empty()) return "";
   return "## Points that did not run\n\n" + t.render() + "\n";

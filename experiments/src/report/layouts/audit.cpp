@@ -56,9 +56,9 @@ std::string render(const LayoutInput& in) {
       for (const json& b : r.budgets)
         if (string_at(b, "pattern") == pattern) budget = &b;  // the last record wins
       if (budget != nullptr) {
-        row.push_back(fmt_bytes(number_at(*budget, {"budget_bytes"})));
-        row.push_back(fmt_count(number_at(*budget, {"max_n"})));
-        row.push_back(fmt_bytes(number_at(*budget, {"memory_bytes_at_max_n"})));
+        row.push_back(fmt_bytes(number_at(*budget, "budget_bytes")));
+        row.push_back(fmt_count(number_at(*budget, "max_n")));
+        row.push_back(fmt_bytes(number_at(*budget, "memory_bytes_at_max_n")));
       } else {
         row.insert(row.end(), {kNone, kNone, kNone});
       }

@@ -38,8 +38,8 @@ std::string render(const LayoutInput& in) {
         double d = kNaN, cd = kNaN;
         for (const Point* p : g.points) {
           if (p->pattern != pattern || p->n != n || !p->ok()) continue;
-          d = p->measure({"density"});
-          cd = d * p->measure({"computed_pairs"}) / p->measure({"allowed_pairs"});
+          d = p->density();
+          cd = d * p->computed_pairs() / p->allowed_pairs();
           break;
         }
         if (g.find(pattern, n) != nullptr) rows.push_back({pattern, n, d, cd});
