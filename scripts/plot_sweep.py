@@ -17,7 +17,6 @@ Exit codes: 0 charts written, 2 bad arguments or a malformed results.jsonl (a re
 newer than 2 included), 3 no Python with matplotlib.
 """
 import json
-import math
 import os
 import sys
 
