@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Charts of a sweep: scripts/plot_sweep.py DIR
 
-Reads DIR/results.jsonl (written by `spattn sweep`) and writes DIR/charts/*.png and *.svg:
+Reads DIR/results.jsonl (written by `spattn sweep`; point records of schema 2, or of schema 1 from
+earlier spattn versions, read by read_measurement) and writes DIR/charts/*.png and *.svg:
   time_vs_n      median attention time against N, log-log, one line per pattern, with dashed
                  n and n^2 reference slopes anchored at a data point
   memory_vs_n    peak RSS of the point's process against N, log-log, same references
@@ -12,11 +13,10 @@ and prints the files it wrote. Only points with status "ok" are drawn.
 
 Needs matplotlib (and only the standard library besides). When the interpreter running it lacks
 matplotlib but Debian's /usr/bin/python3 has it (python3-matplotlib), it re-runs itself there.
-Exit codes: 0 charts written, 2 bad arguments or a malformed results.jsonl, 3 no Python with
-matplotlib.
+Exit codes: 0 charts written, 2 bad arguments or a malformed results.jsonl (a record of a schema
+newer than 2 included), 3 no Python with matplotlib.
 """
 import json
-import math
 import os
 import sys
 
@@ -60,8 +60,104 @@ def fail(message):
     sys.exit(EXIT_USAGE)
 
 
+SCHEMA = 2  # the measurement record's version (experiments/README.md, "The measurement record")
+
+
+def number(value):
+    """value when it is a number (not a bool), else None."""
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def field(obj, *path):
+    """The value at a path of object keys, or None when a step is missing or null."""
+    for key in path:
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+class Measurement:
+    """The fields of one point record that the charts use, named as in the record (schema 2):
+    axes (pattern, n, nk, head_dim, heads, kv_heads, batch, threads, block_q, block_k, tile_mode,
+    executor, inputs), status, index, key, attention.median (s), attention.useful_gflops,
+    layout.density, resources.peak_rss_bytes."""
+
+    def __init__(self, axes, status, index, key, median, useful_gflops, density, peak_rss_bytes):
+        self.axes, self.status, self.index, self.key = axes, status, index, key
+        self.pattern, self.n = axes["pattern"], axes["n"]
+        self.median, self.useful_gflops = median, useful_gflops
+        self.density, self.peak_rss_bytes = density, peak_rss_bytes
+
+
+def median(values):
+    """The median of a non-empty list (mean of the two middle values for even counts)."""
+    v = sorted(values)
+    k = len(v) // 2
+    return v[k] if len(v) % 2 == 1 else (v[k - 1] + v[k]) / 2
+
+
+def upgrade_schema1(rec):
+    """An untyped point record of earlier spattn versions (no "schema") in the schema-2 shape,
+    for the fields the charts use, as measurement_from_json converts it: axes.block -> block_q
+    and block_k, nk = n, measure.attention_seconds.all -> attention.seconds,
+    measure.allowed_pairs -> layout.allowed_pairs, peak_rss_bytes -> resources. The derived
+    figures are left out: read_measurement recomputes them from these."""
+    axes = dict(rec.get("axes") or {})
+    if "block" in axes:
+        axes["block_q"] = axes["block_k"] = axes.pop("block")
+    if "n" in axes:
+        axes["nk"] = axes["n"]
+    measure = rec.get("measure") if isinstance(rec.get("measure"), dict) else {}
+    times = field(measure, "attention_seconds", "all")
+    attention = {"seconds": times} if isinstance(times, list) else None
+    layout = None
+    if "allowed_pairs" in measure:
+        layout = {"allowed_pairs": measure["allowed_pairs"]}
+    return dict(rec, schema=1, axes=axes, attention=attention, layout=layout,
+                resources={"peak_rss_bytes": rec.get("peak_rss_bytes")})
+
+
+def read_measurement(rec, where):
+    """The Measurement of a point record (schema 2, or schema 1 converted); fails naming `where`
+    ("FILE line N") for a schema newer than SCHEMA or a record without axes.pattern and axes.n.
+    Derived figures (attention.median, layout.density, attention.useful_gflops) are taken as
+    written, or recomputed from the times and counts when the record does not carry them (as
+    for schema 1): median of attention.seconds, allowed pairs / (batch·heads·n·nk),
+    4·head_dim·allowed pairs / median."""
+    schema = rec.get("schema", 1)
+    if not isinstance(schema, int) or isinstance(schema, bool) or schema < 1:
+        fail("%s: \"schema\" must be a positive integer, not %s" % (where, json.dumps(schema)))
+    if schema > SCHEMA:
+        fail("%s: record schema %d is newer than this script reads (up to %d); use the "
+             "plot_sweep.py of the spattn that wrote it" % (where, schema, SCHEMA))
+    if schema == 1:
+        rec = upgrade_schema1(rec)
+    axes = rec.get("axes")
+    if (not isinstance(axes, dict) or not isinstance(axes.get("pattern"), str)
+            or not isinstance(number(axes.get("n")), int)):
+        fail("%s: point record without axes.pattern and axes.n" % where)
+    seconds = field(rec, "attention", "seconds")
+    med = number(field(rec, "attention", "median"))
+    if med is None and isinstance(seconds, list) and seconds and all(
+            number(t) is not None for t in seconds):
+        med = median(seconds)
+    allowed = number(field(rec, "layout", "allowed_pairs"))
+    density = number(field(rec, "layout", "density"))
+    if density is None and allowed is not None:
+        total = 1
+        for name in ("batch", "heads", "n", "nk"):
+            total *= number(axes.get(name)) or 0
+        density = allowed / total if total > 0 else None
+    gflops = number(field(rec, "attention", "useful_gflops"))
+    if gflops is None and allowed is not None and med:
+        gflops = 4 * (number(axes.get("head_dim")) or 0) * allowed / med / 1e9
+    return Measurement(axes, rec.get("status"), number(rec.get("index")), rec.get("key"), med,
+                       gflops, density, number(field(rec, "resources", "peak_rss_bytes")))
+
+
 def read_results(path):
-    """(header, points) of a results.jsonl; an incomplete last line is ignored."""
+    """(header, [Measurement]) of a results.jsonl; an incomplete last line is ignored."""
     try:
         with open(path, "r", encoding="utf-8") as f:
             lines = f.read().split("\n")
@@ -69,57 +165,47 @@ def read_results(path):
         fail("cannot read %s: %s" % (path, e.strerror))
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     header, points, by_key = {}, [], {}
-    for pos, (number, line) in enumerate(numbered):
+    for pos, (line_no, line) in enumerate(numbered):
         try:
             rec = json.loads(line)
         except ValueError as e:
             if pos + 1 == len(numbered):  # an interrupted write
                 sys.stderr.write("plot_sweep.py: note: line %d of %s is incomplete and was "
-                                 "ignored\n" % (number, path))
+                                 "ignored\n" % (line_no, path))
                 break
-            fail("%s line %d: not valid JSON (%s)" % (path, number, e))
+            fail("%s line %d: not valid JSON (%s)" % (path, line_no, e))
         if not isinstance(rec, dict):
-            fail("%s line %d: not a JSON object" % (path, number))
+            fail("%s line %d: not a JSON object" % (path, line_no))
         kind = rec.get("kind")
         if kind == "header":
             header = rec
         elif kind == "point":
-            axes = rec.get("axes")
-            if not isinstance(axes, dict) or "pattern" not in axes or "n" not in axes:
-                fail("%s line %d: point record without axes.pattern and axes.n" % (path, number))
-            key = rec.get("key")
-            if key and key in by_key:
-                points[by_key[key]] = rec
+            m = read_measurement(rec, "%s line %d" % (path, line_no))
+            if m.key and m.key in by_key:
+                points[by_key[m.key]] = m
             else:
-                if key:
-                    by_key[key] = len(points)
-                points.append(rec)
-    points.sort(key=lambda r: r.get("index", 0))
+                if m.key:
+                    by_key[m.key] = len(points)
+                points.append(m)
+    points.sort(key=lambda m: m.index or 0)
     return header, points
 
 
-def measure(rec, *path):
-    cur = rec.get("measure")
-    for key in path:
-        if not isinstance(cur, dict) or key not in cur:
-            return None
-        cur = cur[key]
-    return cur if isinstance(cur, (int, float)) and not isinstance(cur, bool) else None
-
-
-OTHER_AXES = ("head_dim", "heads", "kv_heads", "batch", "threads", "block", "tile_mode", "inputs")
+# Axes that split a pattern into several series when they vary (nk follows n in sweeps).
+OTHER_AXES = ("head_dim", "heads", "kv_heads", "batch", "threads", "block_q", "block_k",
+              "tile_mode", "executor", "inputs")
 
 
 def varying(points, names):
-    return [a for a in names if len({str(p["axes"].get(a)) for p in points}) > 1]
+    return [a for a in names if len({str(p.axes.get(a)) for p in points}) > 1]
 
 
 def series_by(points, group_axes):
     """{label: [points]} per pattern and the varying axes, in first-appearance order."""
     out = {}
     for p in points:
-        label = p["axes"]["pattern"]
-        extra = ", ".join("%s=%s" % (a, p["axes"].get(a)) for a in group_axes)
+        label = p.pattern
+        extra = ", ".join("%s=%s" % (a, p.axes.get(a)) for a in group_axes)
         if extra:
             label = "%s (%s)" % (label, extra)
         out.setdefault(label, []).append(p)
@@ -151,7 +237,7 @@ def chart_vs_n(plt, points, title, ylabel, value, charts, name, written, referen
     all_n, anchor = [], None
     drawn = 0
     for label, pts in series.items():
-        xy = sorted((p["axes"]["n"], value(p)) for p in pts)
+        xy = sorted((p.n, value(p)) for p in pts)
         xy = [(x, y) for x, y in xy if y is not None and y > 0]
         if not xy:
             continue
@@ -181,10 +267,10 @@ def chart_density(plt, points, title, charts, written):
     group_axes = [a for a in varying(points, OTHER_AXES + ("n",)) if a != "pattern"]
     groups = {}
     for p in points:
-        d, t = measure(p, "density"), measure(p, "attention_seconds", "median")
+        d, t = p.density, p.median
         if d is None or t is None:
             continue
-        label = ", ".join("%s=%s" % (a, p["axes"].get(a)) for a in group_axes) or "time"
+        label = ", ".join("%s=%s" % (a, p.axes.get(a)) for a in group_axes) or "time"
         groups.setdefault(label, []).append((d, t * 1e3))
     if not groups:
         return
@@ -223,7 +309,7 @@ def main(argv):
     plt = import_matplotlib()  # may re-run the script under another interpreter
     header, points = read_results(jsonl)
 
-    ok = [p for p in points if p.get("status") == "ok"]
+    ok = [p for p in points if p.status == "ok"]
     if not ok:
         fail("%s has no point with status ok: nothing to chart" % jsonl)
     name = header.get("experiment", "sweep")
@@ -232,19 +318,19 @@ def main(argv):
     written = []
 
     layout = (header.get("report") or {}).get("layout", "scaling")
-    if len({p["axes"]["n"] for p in ok}) >= 2:
+    if len({p.n for p in ok}) >= 2:
         chart_vs_n(plt, ok, "%s: attention time" % name, "median attention time (s)",
-                   lambda p: measure(p, "attention_seconds", "median"), charts, "time_vs_n",
+                   lambda p: p.median, charts, "time_vs_n",
                    written)
         chart_vs_n(plt, ok, "%s: peak memory" % name, "peak RSS of the process (MiB)",
-                   lambda p: p.get("peak_rss_bytes") and p["peak_rss_bytes"] / 2**20, charts,
+                   lambda p: p.peak_rss_bytes and p.peak_rss_bytes / 2**20, charts,
                    "memory_vs_n", written)
         # Throughput has no n / n^2 reference: flat is the ideal.
         chart_vs_n(plt, ok, "%s: useful throughput" % name, "useful GFLOP/s",
-                   lambda p: measure(p, "useful_gflops"), charts, "gflops_vs_n", written,
+                   lambda p: p.useful_gflops, charts, "gflops_vs_n", written,
                    references=False)
-    densities = {measure(p, "density") for p in ok} - {None}
-    if layout == "density" or (len({p["axes"]["n"] for p in ok}) == 1 and len(densities) >= 2):
+    densities = {p.density for p in ok} - {None}
+    if layout == "density" or (len({p.n for p in ok}) == 1 and len(densities) >= 2):
         chart_density(plt, ok, "%s: time against density" % name, charts, written)
     if not written:
         fail("%s: no chart applies (need two N values, or a density sweep)" % jsonl)

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""ctest check of scripts/plot_sweep.py: charts a tiny synthetic sweep and a density sweep and
-checks that every PNG and SVG exists, is non-empty and has the right signature.
+"""ctest check of scripts/plot_sweep.py: charts a tiny synthetic sweep and a density sweep, each
+in schema-2 measurement records and in the untyped records of earlier versions, and checks that
+every PNG and SVG exists, is non-empty and has the right signature, that both schemas give the
+same charts, and that a record of a newer schema is refused naming its file and line.
 Usage: plot_sweep_check.py PLOT_SCRIPT PYTHON. Exit 77 (ctest SKIP) when no Python with
 matplotlib exists (plot_sweep.py exit 3)."""
 import json
@@ -13,20 +15,45 @@ import tempfile
 SKIP = 77
 
 
-def point(index, pattern, n, seconds, density, mode="auto", status="ok"):
-    rec = {"kind": "point", "key": "%s/%d/%s" % (pattern, n, mode), "index": index,
-           "axes": {"pattern": pattern, "spec": pattern, "n": n, "head_dim": 64, "heads": 8,
-                    "kv_heads": 8, "batch": 1, "threads": 2, "block": 64, "tile_mode": mode,
-                    "inputs": "random"},
-           "status": status, "message": "" if status == "ok" else "killed"}
-    if status == "ok":
-        rec["peak_rss_bytes"] = int(2**20 * (10 + n / 256))
-        rec["wall_seconds"] = 1.0
-        rec["measure"] = {"attention_seconds": {"median": seconds, "min": seconds,
-                                                "max": seconds, "all": [seconds]},
-                          "density": density, "useful_gflops": 4 * 64 * density * n * n * 8
-                          / seconds / 1e9}
-    return rec
+def point(index, pattern, n, seconds, density, mode="auto", status="ok", schema=2):
+    """A point record: schema 2 (the measurement record) or 1 (untyped, earlier versions)."""
+    key = "%s/%d/%s" % (pattern, n, mode)
+    message = "" if status == "ok" else "killed"
+    rss = int(2**20 * (10 + n / 256))
+    allowed = int(density * n * n * 8)
+    density = allowed / (n * n * 8)  # what the pair count gives, in both schemas
+    gflops = 4 * 64 * allowed / seconds / 1e9 if seconds else None
+    if schema == 1:
+        rec = {"kind": "point", "key": key, "index": index,
+               "axes": {"pattern": pattern, "spec": pattern, "n": n, "head_dim": 64, "heads": 8,
+                        "kv_heads": 8, "batch": 1, "threads": 2, "block": 64, "tile_mode": mode,
+                        "inputs": "random"},
+               "status": status, "message": message}
+        if status == "ok":
+            rec["peak_rss_bytes"] = rss
+            rec["wall_seconds"] = 1.0
+            # Derived figures deliberately off: the reader recomputes them from "all" and the
+            # pair count, as measurement_from_json does.
+            rec["measure"] = {"attention_seconds": {"median": 2 * seconds, "min": seconds,
+                                                    "max": seconds, "all": [seconds]},
+                              "allowed_pairs": allowed, "computed_pairs": allowed,
+                              "density": 2 * density, "useful_gflops": 2 * gflops}
+        return rec
+    ok = status == "ok"
+    return {"schema": schema, "kind": "point", "source": "sweep", "key": key, "index": index,
+            "status": status, "message": message,
+            "axes": {"pattern": pattern, "spec": pattern, "n": n, "nk": n, "head_dim": 64,
+                     "heads": 8, "kv_heads": 8, "batch": 1, "threads": 2, "block_q": 64,
+                     "block_k": 64, "tile_mode": mode, "executor": "flash", "inputs": "random",
+                     "seed": 0},
+            "layout": {"allowed_pairs": allowed, "computed_pairs": allowed, "density": density},
+            "predicted": None,
+            "attention": {"warmup": 1, "repeats": 1, "seconds": [seconds], "median": seconds,
+                          "min": seconds, "max": seconds, "useful_gflops": gflops,
+                          "computed_gflops": gflops} if ok else None,
+            "resources": {"workspace_bytes": None, "peak_rss_bytes": rss if ok else None,
+                          "wall_seconds": 1.0 if ok else None},
+            "check": None, "fidelity": None, "saved": None}
 
 
 def write(directory, layout, points):
@@ -40,11 +67,13 @@ def write(directory, layout, points):
         f.write('{"kind":"point","key":"trunc')  # an interrupted write: ignored
 
 
-def run(python, script, directory):
+def run(python, script, directory, expect=0):
     r = subprocess.run([python, script, directory], capture_output=True, text=True)
     if r.returncode == 3:
         print("SKIP: no Python with matplotlib:", r.stderr.strip())
         sys.exit(SKIP)
+    if expect != 0:
+        return r
     if r.returncode != 0:
         print("plot_sweep.py failed with exit %d:\n%s%s" % (r.returncode, r.stdout, r.stderr))
         sys.exit(1)
@@ -67,34 +96,77 @@ def check(printed, directory, names):
     return errors
 
 
+def read_bytes(path):
+    """The file's bytes, or None when it does not exist (check() reports it)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def scaling_points(schema):
+    pts, i = [], 0
+    for n in (1024, 2048, 4096):
+        pts.append(point(i, "dense", n, 2e-10 * n * n, 1.0, schema=schema)); i += 1
+    pts.append(point(i, "dense", 8192, 0, 1.0, status="oom", schema=schema)); i += 1
+    for n in (1024, 2048, 4096, 8192):
+        pts.append(point(i, "sliding(512)", n, 5e-8 * n, 512 / n, schema=schema)); i += 1
+    return pts
+
+
 def main():
     script, python = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="spattn_plot_")
+    errors = []
     try:
         scaling = os.path.join(tmp, "scaling")
-        pts, i = [], 0
-        for n in (1024, 2048, 4096):
-            pts.append(point(i, "dense", n, 2e-10 * n * n, 1.0)); i += 1
-        pts.append(point(i, "dense", 8192, 0, 1.0, status="oom")); i += 1
-        for n in (1024, 2048, 4096, 8192):
-            pts.append(point(i, "sliding(512)", n, 5e-8 * n, 512 / n)); i += 1
-        write(scaling, "scaling", pts)
+        write(scaling, "scaling", scaling_points(2))
         printed = run(python, script, scaling)
-        errors = check(printed, scaling, ["time_vs_n", "memory_vs_n", "gflops_vs_n"])
-        svg = open(os.path.join(scaling, "charts", "time_vs_n.svg"), "rb").read()
+        errors += check(printed, scaling, ["time_vs_n", "memory_vs_n", "gflops_vs_n"])
+        svg = {}
+        for name in ("time_vs_n", "memory_vs_n", "gflops_vs_n"):
+            svg[name] = read_bytes(os.path.join(scaling, "charts", name + ".svg"))
         run(python, script, scaling)
-        if open(os.path.join(scaling, "charts", "time_vs_n.svg"), "rb").read() != svg:
+        if read_bytes(os.path.join(scaling, "charts", "time_vs_n.svg")) != svg["time_vs_n"]:
             errors.append("time_vs_n.svg differs between two runs on the same data")
 
-        density = os.path.join(tmp, "density")
-        pts, i = [], 0
-        for pct in (10, 40, 70, 100):
-            for mode, factor in (("auto", 1.0), ("partial", 1.2)):
-                d = pct / 100
-                pts.append(point(i, "blocks %d%%" % pct, 4096, factor * (1e-3 + 4e-3 * d), d,
-                                 mode)); i += 1
-        write(density, "density", pts)
-        errors += check(run(python, script, density), density, ["time_vs_density"])
+        # The same sweep in the untyped records of earlier versions (no "schema") reads the same:
+        # identical charts, byte for byte.
+        legacy = os.path.join(tmp, "legacy")
+        write(legacy, "scaling", scaling_points(1))
+        errors += check(run(python, script, legacy), legacy,
+                        ["time_vs_n", "memory_vs_n", "gflops_vs_n"])
+        for name in svg:
+            if read_bytes(os.path.join(legacy, "charts", name + ".svg")) != svg[name]:
+                errors.append("%s.svg of the schema-1 records differs from schema 2's" % name)
+
+        # A record of a newer schema is refused, naming the file and the line (3: header first).
+        newer = os.path.join(tmp, "newer")
+        pts = scaling_points(2)
+        pts[1]["schema"] = 3
+        write(newer, "scaling", pts)
+        r = run(python, script, newer, expect=2)
+        jsonl = os.path.join(newer, "results.jsonl")
+        if r.returncode != 2 or "%s line 3" % jsonl not in r.stderr or "schema 3" not in r.stderr:
+            errors.append("schema 3 not refused with exit 2 naming %s line 3: exit %d, %s"
+                          % (jsonl, r.returncode, r.stderr.strip()))
+        if os.path.exists(os.path.join(newer, "charts")):
+            errors.append("charts written for a file with a schema-3 record")
+
+        for schema in (2, 1):
+            density = os.path.join(tmp, "density%d" % schema)
+            pts, i = [], 0
+            for pct in (10, 40, 70, 100):
+                for mode, factor in (("auto", 1.0), ("partial", 1.2)):
+                    d = pct / 100
+                    pts.append(point(i, "blocks %d%%" % pct, 4096, factor * (1e-3 + 4e-3 * d), d,
+                                     mode, schema=schema)); i += 1
+            write(density, "density", pts)
+            errors += check(run(python, script, density), density, ["time_vs_density"])
+        if (read_bytes(os.path.join(tmp, "density1", "charts", "time_vs_density.svg"))
+                != read_bytes(os.path.join(tmp, "density2", "charts", "time_vs_density.svg"))):
+            errors.append("time_vs_density.svg of the schema-1 records differs from schema 2's")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     for e in errors:

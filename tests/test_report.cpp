@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cli_runner.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/experiments/report.hpp"
 #include "spattn/patterns/error.hpp"
 #include "temp_dir.hpp"
@@ -44,9 +45,55 @@ struct Values {
   double density = 0;
 };
 
-json point(int index, const std::string& pattern, std::int64_t n, const std::string& status,
-           const Values& v, const std::string& message = "", const std::string& mode = "auto",
-           int block = 64) {
+using spattn::experiments::Measurement;
+
+std::int64_t count(double v) {
+  return std::llround(v);
+}
+
+// A point as the measurement record (schema 2) that a sweep writes: to_json of a Measurement.
+Measurement measurement(int index, const std::string& pattern, std::int64_t n,
+                        const std::string& status, const Values& v, const std::string& message = "",
+                        const std::string& mode = "auto", int block = 64) {
+  namespace ex = spattn::experiments;
+  Measurement m;
+  m.key = pattern + "/" + std::to_string(n) + "/" + mode + "/" + std::to_string(block);
+  m.index = index;
+  m.status = *ex::parse_status(status);
+  m.message = message;
+  m.axes.pattern = pattern;
+  m.axes.spec = pattern == "dense" ? "dense" : "spec:" + pattern;
+  m.axes.n = m.axes.nk = n;
+  m.axes.threads = 2;
+  m.axes.block_q = m.axes.block_k = block;
+  m.axes.tile_mode = mode;
+  ex::Prediction pred;
+  pred.useful_flops = 256 * v.allowed;
+  pred.computed_flops = v.computed_flops;
+  pred.memory_bytes = 1000000;
+  pred.seconds = 0.5;
+  m.predicted = pred;
+  if (status != "ok") return m;
+  ex::LayoutFigures l;
+  l.allowed_pairs = count(v.allowed);
+  l.computed_pairs = count(v.computed);
+  l.kept_tiles = 10;
+  l.full_tiles = 8;
+  l.partial_tiles = 2;
+  l.layout_bytes = count(v.layout);
+  l.build_seconds = 0.001;
+  m.layout = l;
+  m.attention = ex::AttentionTimes{1, {v.seconds * 0.9, v.seconds, v.seconds * 1.1}};
+  m.resources.peak_rss_bytes = count(v.rss);
+  m.resources.wall_seconds = 1.5;
+  m.resources.workspace_bytes = count(v.workspace);
+  return m;
+}
+
+// The same point as the untyped record (no "schema") of earlier versions.
+json legacy_point(int index, const std::string& pattern, std::int64_t n, const std::string& status,
+                  const Values& v, const std::string& message = "",
+                  const std::string& mode = "auto", int block = 64) {
   json p = {{"kind", "point"},
             {"key", pattern + "/" + std::to_string(n) + "/" + mode + "/" + std::to_string(block)},
             {"index", index},
@@ -65,14 +112,14 @@ json point(int index, const std::string& pattern, std::int64_t n, const std::str
             {"status", status},
             {"message", message},
             {"predicted",
-             {{"allowed_pairs", v.allowed},
-              {"computed_pairs", v.computed},
+             {{"allowed_pairs", count(v.allowed)},
+              {"computed_pairs", count(v.computed)},
               {"useful_flops", 256 * v.allowed},
               {"computed_flops", v.computed_flops},
               {"memory_bytes", 1000000},
               {"seconds", 0.5}}}};
   if (status != "ok") return p;
-  p["peak_rss_bytes"] = v.rss;
+  p["peak_rss_bytes"] = count(v.rss);
   p["wall_seconds"] = 1.5;
   p["measure"] = {{"build_seconds", 0.001},
                   {"attention_seconds",
@@ -80,8 +127,8 @@ json point(int index, const std::string& pattern, std::int64_t n, const std::str
                     {"min", v.seconds * 0.9},
                     {"max", v.seconds * 1.1},
                     {"all", {v.seconds * 0.9, v.seconds, v.seconds * 1.1}}}},
-                  {"allowed_pairs", v.allowed},
-                  {"computed_pairs", v.computed},
+                  {"allowed_pairs", count(v.allowed)},
+                  {"computed_pairs", count(v.computed)},
                   {"density", v.density},
                   {"efficiency", v.allowed / v.computed},
                   {"useful_gflops", 256 * v.allowed / v.seconds / 1e9},
@@ -89,12 +136,20 @@ json point(int index, const std::string& pattern, std::int64_t n, const std::str
                   {"kept_tiles", 10},
                   {"full_tiles", 8},
                   {"partial_tiles", 2},
-                  {"workspace_bytes", v.workspace},
-                  {"layout_bytes", v.layout},
+                  {"workspace_bytes", count(v.workspace)},
+                  {"layout_bytes", count(v.layout)},
                   {"input_bytes", 4096},
                   {"check", nullptr},
                   {"fidelity", nullptr}};
   return p;
+}
+
+json point(int index, const std::string& pattern, std::int64_t n, const std::string& status,
+           const Values& v, const std::string& message = "", const std::string& mode = "auto",
+           int block = 64) {
+  return json::parse(
+      spattn::experiments::to_json(measurement(index, pattern, n, status, v, message, mode, block))
+          .dump());
 }
 
 // dense: time = 2e-10·N^2 s, RSS = 16·N^2 B, workspace+layout = 8·N^2 + 2·N^2 B, FLOPs ∝ N^2.
@@ -215,15 +270,17 @@ std::vector<std::vector<std::string>> parse_csv(const std::string& text) {
 }
 
 // The scaling sweep: dense at 1K..8K (16K ran out of memory), sliding at 1K..16K.
-std::vector<json> scaling_records() {
+// Schema 2 (measurement records) or 1 (the untyped records of earlier versions).
+std::vector<json> scaling_records(int schema = 2) {
+  auto point_of = schema == 2 ? &point : &legacy_point;
   std::vector<json> r = {header("scaling")};
   int index = 0;
   for (std::int64_t n = 1024; n <= 8192; n *= 2)
-    r.push_back(point(index++, "dense", n, "ok", dense(n)));
-  r.push_back(point(index++, "dense", 16384, "oom", dense(16384),
-                    "killed: \"std::bad_alloc\", at 16384, limit 8 GiB"));
+    r.push_back(point_of(index++, "dense", n, "ok", dense(n), "", "auto", 64));
+  r.push_back(point_of(index++, "dense", 16384, "oom", dense(16384),
+                       "killed: \"std::bad_alloc\", at 16384, limit 8 GiB", "auto", 64));
   for (std::int64_t n = 1024; n <= 16384; n *= 2)
-    r.push_back(point(index++, "sliding", n, "ok", sliding(n)));
+    r.push_back(point_of(index++, "sliding", n, "ok", sliding(n), "", "auto", 64));
   r.push_back({{"kind", "progress"}, {"note", "records of unknown kinds are ignored"}});
   return r;
 }
@@ -231,8 +288,11 @@ std::vector<json> scaling_records() {
 }  // namespace
 
 TEST_CASE("scaling report: slopes, speedups and failures from known power laws", "[report]") {
+  // The same sweep as measurement records and as the untyped records of earlier versions.
+  const int schema = GENERATE(2, 1);
+  INFO("schema " << schema);
   const TempDir dir("spattn_report");
-  write_lines(dir.path() / "results.jsonl", scaling_records());
+  write_lines(dir.path() / "results.jsonl", scaling_records(schema));
   spattn::experiments::write_reports(dir.path());
   const std::string md = slurp(dir.path() / "table.md");
   INFO(md);
@@ -278,8 +338,11 @@ TEST_CASE("results.csv holds one row per point with every field", "[report]") {
   const TempDir dir("spattn_report_csv");
   std::vector<json> records = scaling_records();
   // Fidelity recorded for one point (dense at 2048, index 1), null for the others.
-  records[2]["measure"]["fidelity"] = {
-      {"rel_l2_error", 0.5}, {"recall_mean", 0.75}, {"recall_min", 0.25}, {"inputs", "random"}};
+  records[2]["fidelity"] = {{"rel_l2_error", 0.5},
+                            {"recall_mean", 0.75},
+                            {"recall_min", 0.25},
+                            {"inputs", "random"},
+                            {"baseline", "dense"}};
   write_lines(dir.path() / "results.jsonl", records);
   spattn::experiments::write_reports(dir.path());
   const auto rows = parse_csv(slurp(dir.path() / "results.csv"));
@@ -296,27 +359,46 @@ TEST_CASE("results.csv holds one row per point with every field", "[report]") {
   const auto& row = rows[3];
   CHECK(row[col("pattern")] == "dense");
   CHECK(row[col("n")] == "4096");
+  CHECK(row[col("nk")] == "4096");
+  CHECK(row[col("block_q")] == "64");
   CHECK(row[col("tile_mode")] == "auto");
+  CHECK(row[col("executor")] == "flash");
   CHECK(row[col("status")] == "ok");
-  CHECK(row[col("attention_seconds.median")] ==
-        rec["measure"]["attention_seconds"]["median"].dump());
-  CHECK(std::stod(row[col("attention_seconds.median")]) == 2e-10 * 4096.0 * 4096.0);
-  CHECK(row[col("workspace_bytes")] == rec["measure"]["workspace_bytes"].dump());
+  CHECK(row[col("source")] == "sweep");
+  CHECK(row[col("attention.median")] == rec["attention"]["median"].dump());
+  CHECK(std::stod(row[col("attention.median")]) == 2e-10 * 4096.0 * 4096.0);
+  CHECK(row[col("resources.workspace_bytes")] == rec["resources"]["workspace_bytes"].dump());
   CHECK(row[col("predicted.computed_flops")] == rec["predicted"]["computed_flops"].dump());
-  CHECK(row[col("peak_rss_bytes")] == rec["peak_rss_bytes"].dump());
-  // Arrays are joined with ';'; null objects give empty cells.
-  CHECK(std::count(row[col("attention_seconds.all")].begin(),
-                   row[col("attention_seconds.all")].end(), ';') == 2);
-  CHECK(row[col("check")].empty());
-  // A field that is an object somewhere has only its sub-columns.
+  CHECK(row[col("resources.peak_rss_bytes")] == rec["resources"]["peak_rss_bytes"].dump());
+  // dense allowed pairs 8·4096^2; density (derived) 1.
+  CHECK(row[col("layout.allowed_pairs")] == "134217728");
+  CHECK(std::stod(row[col("layout.density")]) == 1.0);
+  // Arrays are joined with ';'; groups that were not measured give empty cells.
+  CHECK(std::count(row[col("attention.seconds")].begin(), row[col("attention.seconds")].end(),
+                   ';') == 2);
+  CHECK(row[col("check.rel_l2_error")].empty());
+  // A group has only its sub-columns, never a column of its own.
   CHECK(std::find(head.begin(), head.end(), "fidelity") == head.end());
+  CHECK(std::find(head.begin(), head.end(), "check") == head.end());
   CHECK(rows[2][col("fidelity.recall_mean")] == "0.75");
   CHECK(rows[2][col("fidelity.inputs")] == "random");
   CHECK(row[col("fidelity.recall_mean")].empty());
-  // The failed point: status and message (quoted, with its comma and quotes) and empty measures.
+  // The failed point: status and message (quoted, with its comma and quotes), empty measures
+  // and its prediction.
   CHECK(rows[5][col("status")] == "oom");
   CHECK(rows[5][col("message")] == "killed: \"std::bad_alloc\", at 16384, limit 8 GiB");
-  CHECK(rows[5][col("attention_seconds.median")].empty());
+  CHECK(rows[5][col("attention.median")].empty());
+  CHECK(rows[5][col("predicted.memory_bytes")] == "1000000");
+
+  // The same columns for the untyped records of earlier versions, the figures in the same cells.
+  write_lines(dir.path() / "results.jsonl", scaling_records(1));
+  spattn::experiments::write_reports(dir.path());
+  const auto legacy = parse_csv(slurp(dir.path() / "results.csv"));
+  REQUIRE(legacy.size() == rows.size());
+  CHECK(legacy[0] == head);
+  CHECK(legacy[3][col("attention.median")] == row[col("attention.median")]);
+  CHECK(legacy[3][col("resources.peak_rss_bytes")] == row[col("resources.peak_rss_bytes")]);
+  CHECK(legacy[5][col("message")] == rows[5][col("message")]);
 }
 
 TEST_CASE("report tolerates a truncated last line and is deterministic", "[report]") {

@@ -1,4 +1,5 @@
-// spattn report DIR: regenerates results.csv and table.md from DIR/results.jsonl alone.
+// spattn report DIR|FILE: regenerates results.csv and table.md from DIR/results.jsonl alone, or
+// writes FILE's .csv and .md beside a .jsonl file of measurement records.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -12,7 +13,7 @@ namespace spattn::cli {
 
 namespace {
 struct ReportOptions {
-  std::string dir;
+  std::string path;
   bool print = false;
 };
 }  // namespace
@@ -22,19 +23,22 @@ Command add_report_command(CLI::App& app) {
   CLI::App* sub = app.add_subcommand(
       "report",
       "Regenerate results.csv and table.md of a sweep from its results.jsonl (the table layout "
-      "comes from the experiment's [report] settings recorded in the file's header).");
-  sub->add_option("DIR", opts->dir, "results directory holding results.jsonl")->required();
-  sub->add_flag("--print", opts->print, "also print table.md on stdout");
+      "comes from the experiment's [report] settings recorded in the file's header), or write "
+      "NAME.csv and NAME.md beside a NAME.jsonl file of records (e.g. appended by `spattn run "
+      "--json`; without a header: layout \"scaling\", baseline \"dense\").");
+  sub->add_option("PATH", opts->path,
+                  "results directory holding results.jsonl, or a .jsonl file of records")
+      ->required();
+  sub->add_flag("--print", opts->print, "also print the table on stdout");
   return {sub, [opts] {
-            const std::filesystem::path dir(opts->dir);
-            experiments::write_reports(dir);
+            const experiments::ReportFiles files = experiments::write_reports(opts->path);
             if (opts->print) {
-              std::ifstream in(dir / "table.md", std::ios::binary);
+              std::ifstream in(files.table, std::ios::binary);
               std::cout << std::string(std::istreambuf_iterator<char>(in),
                                        std::istreambuf_iterator<char>());
             }
-            std::cout << "wrote " << (dir / "results.csv").string() << "\n"
-                      << "wrote " << (dir / "table.md").string() << "\n";
+            std::cout << "wrote " << files.csv.string() << "\n"
+                      << "wrote " << files.table.string() << "\n";
           }};
 }
 
