@@ -18,6 +18,7 @@
 #include <system_error>
 #include <variant>
 
+#include "spattn/experiments/report_layouts.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/io/memory.hpp"
@@ -44,8 +45,6 @@ const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
 const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
 const std::vector<std::string> kInputsKeys = {"kind", "dir"};
 const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget"};
-const std::vector<std::string> kLayouts = {"scaling", "lra_table2",      "flash_scaling",
-                                           "density", "longformer_fig1", "audit"};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
   std::string out;
@@ -760,7 +759,7 @@ void Reader::read_report(const toml::table& t, Experiment& e, int line) const {
     const std::string key(k.str());
     const std::string path = "report." + key;
     if (key == "layout") {
-      e.report.layout = get_choice(v, path, kLayouts);
+      e.report.layout = get_choice(v, path, report_layout_names());
     } else if (key == "baseline") {
       e.report.baseline = get_string(v, path);
       bool found = false;

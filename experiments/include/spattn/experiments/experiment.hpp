@@ -56,8 +56,8 @@ std::int64_t memory_limit(const Settings& s);
 
 // What `spattn report` lays out (TOML table [report]).
 struct ReportSettings {
-  // "scaling" (default: per-N tables and slopes), "lra_table2", "flash_scaling", "density",
-  // "longformer_fig1", "audit".
+  // A registered table layout (report_layout_names() in report_layouts.hpp): "scaling"
+  // (default: per-N tables and slopes), "lra_table2", "flash_scaling", "density", ...
   std::string layout = "scaling";
   std::string baseline = "dense";  // pattern name that speedups are measured against
   std::int64_t budget_bytes = 0;   // "audit": the budget for the largest-N column (0: none)
