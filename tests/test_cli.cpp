@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdio>
@@ -16,6 +17,7 @@
 #include <string>
 
 #include "cli_runner.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -108,19 +110,33 @@ TEST_CASE("cli: stats --json counts match a brute-force count", "[cli]") {
     for (std::int64_t i = 0; i < g.nq; ++i)
       for (std::int64_t k = 0; k < g.nk; ++k) allowed += pattern->allows(g, h, i, k) ? 1 : 0;
 
-  CHECK(j.at("allowed_pairs").get<std::int64_t>() == allowed);
-  CHECK(j.at("density").get<double>() == Approx(static_cast<double>(allowed) / (2.0 * 100 * 130)));
-  CHECK(j.at("nq") == 100);
-  CHECK(j.at("nk") == 130);
-  CHECK(j.at("heads") == 2);
-  CHECK(j.at("distinct_head_layouts") == 2);
-  CHECK(j.at("build") == "analytic");
-  const auto computed = j.at("computed_pairs").get<std::int64_t>();
+  // One line: the Measurement record, read back by its parser.
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  const auto m = spattn::experiments::measurement_from_json(j, "stats --json");
+  CHECK(m.source == "stats");
+  CHECK(m.layout->allowed_pairs == allowed);
+  CHECK(*m.density() == Approx(static_cast<double>(allowed) / (2.0 * 100 * 130)));
+  CHECK(j.at("layout").at("density").get<double>() == *m.density());
+  CHECK(m.axes.n == 100);
+  CHECK(m.axes.nk == 130);
+  CHECK(m.axes.heads == 2);
+  CHECK(m.axes.block_q == 16);
+  CHECK(m.axes.block_k == 32);
+  CHECK(m.layout->distinct_head_layouts == 2);
+  CHECK(j.at("layout").at("build") == "analytic");
+  CHECK_FALSE(m.layout->scanned);
+  const auto computed = m.layout->computed_pairs;
   CHECK(computed >= allowed);
-  CHECK(j.at("efficiency").get<double>() ==
-        Approx(static_cast<double>(allowed) / static_cast<double>(computed)));
-  CHECK(j.at("kept_tiles").get<std::int64_t>() ==
-        j.at("full_tiles").get<std::int64_t>() + j.at("partial_tiles").get<std::int64_t>());
+  CHECK(*m.efficiency() == Approx(static_cast<double>(allowed) / static_cast<double>(computed)));
+  CHECK(m.layout->kept_tiles == m.layout->full_tiles + m.layout->partial_tiles);
+  // The prediction: 4 d flops per allowed pair, d = 64 unless --d; no attention was run.
+  CHECK(m.predicted->useful_flops == 4.0 * 64 * static_cast<double>(allowed));
+  CHECK_FALSE(m.attention);
+  const Result d = run("stats " + quote(spec) +
+                       " --n 100 --nk 130 --heads 2 --block-q 16 --block-k 32 --json --d 8");
+  REQUIRE(d.code == 0);
+  CHECK(nlohmann::json::parse(d.out)["predicted"]["useful_flops"] ==
+        4.0 * 8 * static_cast<double>(allowed));
 
   // The table names the same count.
   const Result t = run("stats " + quote(spec) +
@@ -205,8 +221,8 @@ TEST_CASE("cli: integer options are decimal and in range; empty values and FIFOs
   const Result z = run("stats causal --n 0100 --heads 010 --json");
   REQUIRE(z.code == 0);
   const auto j = nlohmann::json::parse(z.out);
-  CHECK(j["nq"] == 100);
-  CHECK(j["heads"] == 10);
+  CHECK(j["axes"]["n"] == 100);
+  CHECK(j["axes"]["heads"] == 10);
   struct Bad {
     std::string args, says;
   };

@@ -18,9 +18,10 @@
 #include "cli_runner.hpp"
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/reference.hpp"
-#include "spattn/patterns/layout.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/io/npy.hpp"
+#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 
@@ -29,6 +30,14 @@ namespace {
 using i64 = std::int64_t;
 
 using Result = spattn::test::CliResult;
+using spattn::experiments::Executor;
+using spattn::experiments::Measurement;
+using spattn::experiments::Status;
+
+// The one-line record of `run --json` / `stats --json`, parsed by the record's own parser.
+Measurement record(const std::string& out) {
+  return spattn::experiments::measurement_from_json(nlohmann::json::parse(out), "--json output");
+}
 
 Result run(const std::string& args) {
   return spattn::test::run_cli(args);
@@ -64,29 +73,52 @@ TEST_CASE("cli run: human and JSON output agree with brute force", "[cli-run]") 
       CHECK(contains(r.out, field));
     CHECK(contains(r.out, "allowed pairs        " + std::to_string(2 * per_batch) + "\n"));
   }
-  SECTION("json") {
+  SECTION("json: one line, a Measurement record with the layout's counts") {
     const Result r = run(args + " --json");
     REQUIRE(r.code == 0);
-    const auto j = nlohmann::json::parse(r.out);
-    CHECK(j["allowed_pairs"] == 2 * per_batch);
-    CHECK(j["nq"] == 90);
-    CHECK(j["nk"] == 120);
-    CHECK(j["heads"] == 2);
-    CHECK(j["kv_heads"] == 1);
-    CHECK(j["batch"] == 2);
-    CHECK(j["dim"] == 16);
-    CHECK(j["seed"] == 4);
-    const double allowed = j["allowed_pairs"], computed = j["computed_pairs"];
+    REQUIRE(std::count(r.out.begin(), r.out.end(), '\n') == 1);  // JSONL: `>> runs.jsonl`
+    const Measurement m = record(r.out);
+    CHECK(m.source == "run");
+    CHECK(m.status == Status::Ok);
+    CHECK(m.axes.n == 90);
+    CHECK(m.axes.nk == 120);
+    CHECK(m.axes.heads == 2);
+    CHECK(m.axes.kv_heads == 1);
+    CHECK(m.axes.batch == 2);
+    CHECK(m.axes.head_dim == 16);
+    CHECK(m.axes.block_q == 32);
+    CHECK(m.axes.block_k == 16);
+    CHECK(m.axes.seed == 4);
+    CHECK(m.axes.executor == Executor::Flash);
+    CHECK(m.axes.inputs == "random");
+    // Every count equals the layout's, built here by the library.
+    const spattn::Layout layout =
+        spattn::build_layout(*spattn::parse_spec("sliding(7) | sink(2)"), g);
+    const spattn::LayoutCounts c = layout.counts();
+    REQUIRE(m.layout);
+    CHECK(m.layout->allowed_pairs == 2 * per_batch);
+    CHECK(m.layout->allowed_pairs == 2 * c.allowed_pairs);
+    CHECK(m.layout->computed_pairs == 2 * c.computed_pairs);
+    CHECK(m.layout->kept_tiles == 2 * c.kept_tiles);
+    CHECK(m.layout->full_tiles == 2 * c.full_tiles);
+    CHECK(m.layout->partial_tiles == 2 * c.partial_tiles);
+    CHECK(m.layout->distinct_head_layouts == static_cast<int>(layout.distinct.size()));
+    const double allowed = static_cast<double>(m.layout->allowed_pairs),
+                 computed = static_cast<double>(m.layout->computed_pairs);
     CHECK(computed >= allowed);
-    CHECK(j["efficiency"].get<double>() == Approx(allowed / computed));
-    CHECK(j["useful_flops"].get<double>() == 4.0 * 16 * allowed);
-    const double med = j["time_ms"]["median"];
-    CHECK(j["time_ms"]["min"].get<double>() <= med);
-    CHECK(med <= j["time_ms"]["max"].get<double>());
-    CHECK(j["useful_gflops"].get<double>() ==
-          Approx(4.0 * 16 * allowed / (med * 1e-3) * 1e-9).epsilon(1e-9));
-    CHECK(j["peak_rss_bytes"].get<i64>() > 0);
-    CHECK(j["check"].is_null());
+    CHECK(*m.efficiency() == Approx(allowed / computed));
+    CHECK(m.predicted->useful_flops == 4.0 * 16 * allowed);
+    REQUIRE(m.attention);
+    CHECK(m.attention->seconds.size() == 3);
+    CHECK(m.attention->warmup == 1);
+    const double med = m.attention->median();
+    CHECK(m.attention->min() <= med);
+    CHECK(med <= m.attention->max());
+    CHECK(*m.useful_gflops() == Approx(4.0 * 16 * allowed / med * 1e-9).epsilon(1e-9));
+    CHECK(*m.resources.peak_rss_bytes > 0);
+    CHECK(*m.resources.workspace_bytes > 0);
+    CHECK_FALSE(m.check);
+    CHECK_FALSE(m.saved);
   }
 }
 
@@ -95,35 +127,53 @@ TEST_CASE("cli run: an empty pattern has no efficiency, as in spattn stats", "[c
     const Result r =
         run(cmd + " 'dense - dense' --n 64 --json" + (cmd == "run" ? " --repeats 1" : ""));
     REQUIRE(r.code == 0);
-    const auto j = nlohmann::json::parse(r.out);
-    CHECK(j["allowed_pairs"] == 0);
-    CHECK(j["efficiency"].is_null());
+    const Measurement m = record(r.out);
+    CHECK(m.source == cmd);
+    CHECK(m.layout->allowed_pairs == 0);
+    CHECK_FALSE(m.efficiency());
+    CHECK(nlohmann::json::parse(r.out)["layout"]["efficiency"].is_null());
     CHECK(run(cmd + " 'dense - dense' --n 64" + (cmd == "run" ? " --repeats 1" : ""))
               .out.find("n/a (no tile kept)") != std::string::npos);
   }
 }
 
-TEST_CASE("cli run: --check reports errors under 1e-5", "[cli-run]") {
+TEST_CASE("cli run: --check reports errors under 1e-5, for both executors", "[cli-run]") {
   const Result r =
       run("run 'causal - sliding(3)' --n 150 --nk 170 --heads 4 --kv-heads 2 --d 80 --check --json "
           "--repeats 1");
   REQUIRE(r.code == 0);
-  const auto j = nlohmann::json::parse(r.out);
-  REQUIRE(j["check"].is_object());
-  CHECK(j["check"]["max_rel_error"].get<double>() <= 1e-5);
-  CHECK(j["check"]["lse_max_error"].get<double>() <= 1e-5);
-  CHECK(j["check"]["finite"] == true);
+  const Measurement m = record(r.out);
+  REQUIRE(m.check);
+  CHECK(m.check->max_rel_error <= 1e-5);
+  CHECK(m.check->max_lse_error <= 1e-5);
+  CHECK(m.check->rel_l2_error <= 1e-5);
+  CHECK(m.check->finite);
+  CHECK(m.check->reference_seconds > 0);
   const Result h = run("run causal --n 64 --check --repeats 1");
   REQUIRE(h.code == 0);
   CHECK(contains(h.out, "max rel error"));
-  // The textbook baseline through the same harness.
-  const Result t =
-      run("run 'sliding(9) | sink(1)' --n 70 --nk 90 --heads 2 --d 7 --executor textbook --check "
-          "--json --repeats 1");
-  REQUIRE(t.code == 0);
-  const auto tj = nlohmann::json::parse(t.out);
-  CHECK(tj["executor"] == "textbook");
-  CHECK(tj["check"]["max_rel_error"].get<double>() <= 1e-5);
+  // The textbook baseline and the flash executor through the same harness, with --save: both
+  // match the reference, and each other.
+  const spattn::test::TempDir dir("spattn_cli_run_executors");
+  for (const std::string executor : {"textbook", "flash"}) {
+    const Result t =
+        run("run 'sliding(9) | sink(1)' --n 70 --nk 90 --heads 2 --d 7 --executor " + executor +
+            " --check --json --repeats 1 --save '" + dir.file(executor) + "'");
+    REQUIRE(t.code == 0);
+    const Measurement tj = record(t.out);
+    CHECK(spattn::experiments::executor_name(tj.axes.executor) == executor);
+    REQUIRE(tj.check);
+    CHECK(tj.check->max_rel_error <= 1e-5);
+    CHECK(tj.check->max_abs_error <= 1e-5);
+    CHECK(tj.saved == dir.file(executor));
+  }
+  const std::vector<float> flash = spattn::read_npy(dir.file("flash/o.npy")).as_float32();
+  const std::vector<float> textbook = spattn::read_npy(dir.file("textbook/o.npy")).as_float32();
+  REQUIRE(flash.size() == textbook.size());
+  double worst = 0;
+  for (std::size_t i = 0; i < flash.size(); ++i)
+    worst = std::max(worst, static_cast<double>(std::fabs(flash[i] - textbook[i])));
+  CHECK(worst <= 1e-5);
   CHECK(run("run causal --n 10 --executor fast").code == 2);
 }
 

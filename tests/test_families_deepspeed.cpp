@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "cli_runner.hpp"
-#include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
@@ -931,12 +931,12 @@ TEST_CASE("ds: spattn mask/stats --from-deepspeed", "[deepspeed][cli]") {
   INFO(s.err);
   REQUIRE(s.code == 0);
   const auto j = nlohmann::json::parse(s.out);
-  CHECK(j["spec"] == "ds_bslongformer(block=16, global_block_end_indices=[1])");
+  CHECK(j["axes"]["spec"] == "ds_bslongformer(block=16, global_block_end_indices=[1])");
   const LongformerCfg k{3, {0}, std::vector<std::int64_t>{1}, false, false};
   const Dense3 want = oracle_bslongformer(k, 2, 8);
   std::int64_t cells = 0;
   for (int v : want.v) cells += v;
-  CHECK(j["allowed_pairs"].get<std::int64_t>() == cells * 16 * 16);
+  CHECK(j["layout"]["allowed_pairs"].get<std::int64_t>() == cells * 16 * 16);
 
   // mask: block-level ASCII art of the layout; the mapping is reported on stderr.
   const CliResult m =

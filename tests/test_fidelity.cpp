@@ -14,12 +14,18 @@
 #include "spattn/experiments/fidelity.hpp"
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 
 namespace {
+
+// The point's Measurement record as JSON (the shape of experiments/README.md).
+nlohmann::json measured(const spattn::experiments::SweepPoint& p) {
+  return nlohmann::json(spattn::experiments::to_json(spattn::experiments::measure_point(p)));
+}
 
 using i64 = std::int64_t;
 using spattn::experiments::SweepPoint;
@@ -128,9 +134,10 @@ TEST_CASE("fidelity: recall and relative L2 error against a brute-force oracle",
       SweepPoint p = fidelity_point(spec, n, heads, kv_heads, d);
       p.settings.inputs.kind = kind;
       if (kind == "npy") p.settings.inputs.npy_dir = dir.path().string();
-      const nlohmann::json m = spattn::experiments::measure_point(p);
+      const nlohmann::json m = measured(p);
       REQUIRE(m["fidelity"].is_object());
-      CHECK(m["fidelity"]["inputs"] == kind);
+      CHECK(m["fidelity"]["inputs"] ==
+            (kind == "npy" ? "npy:" + dir.path().string() : std::string(kind)));
       // The oracle reads the same inputs: generated from the same seed, or the files.
       spattn::AttentionShape s;
       s.batch = 2, s.q_heads = heads, s.kv_heads = kv_heads, s.nq = s.nk = n, s.dim = d;
@@ -149,7 +156,7 @@ TEST_CASE("fidelity: recall and relative L2 error against a brute-force oracle",
       SweepPoint p = fidelity_point(spec, n, heads, kv_heads, d);
       p.settings.inputs.kind = "synthetic";
       p.settings.fidelity_baseline = "causal";
-      const nlohmann::json m = spattn::experiments::measure_point(p);
+      const nlohmann::json m = measured(p);
       CHECK(m["fidelity"]["baseline"] == "causal");
       spattn::AttentionShape s;
       s.batch = 2, s.q_heads = heads, s.kv_heads = kv_heads, s.nq = s.nk = n, s.dim = d;
@@ -164,8 +171,7 @@ TEST_CASE("fidelity: recall and relative L2 error against a brute-force oracle",
     }
   }
   SECTION("dense recalls everything, with no error") {
-    const nlohmann::json m =
-        spattn::experiments::measure_point(fidelity_point("dense", n, heads, kv_heads, d));
+    const nlohmann::json m = measured(fidelity_point("dense", n, heads, kv_heads, d));
     CHECK(m["fidelity"]["rel_l2_error"] == 0.0);
     CHECK(m["fidelity"]["recall_mean"] == 1.0);
     CHECK(m["fidelity"]["recall_min"] == 1.0);
@@ -173,7 +179,7 @@ TEST_CASE("fidelity: recall and relative L2 error against a brute-force oracle",
   SECTION("not computed above fidelity_max_n") {
     SweepPoint p = fidelity_point("causal", n, heads, kv_heads, d);
     p.settings.fidelity_max_n = n - 1;
-    CHECK(spattn::experiments::measure_point(p)["fidelity"].is_null());
+    CHECK(measured(p)["fidelity"].is_null());
   }
 }
 
@@ -210,7 +216,7 @@ TEST_CASE("fidelity: local patterns recall far more mass on synthetic inputs tha
     p.batch = 1;
     p.block = 64;
     p.settings.inputs.kind = kind;
-    return spattn::experiments::measure_point(p)["fidelity"];
+    return measured(p)["fidelity"];
   };
   const auto rw = recall("window(32)", "random"), sw = recall("window(32)", "synthetic");
   const double share = (512.0 * 65 - 2 * (32 * 33 / 2)) / (512.0 * 512);  // window's pairs

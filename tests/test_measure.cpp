@@ -13,6 +13,7 @@
 #include "spattn/attention/cost.hpp"
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -21,6 +22,7 @@
 namespace {
 
 using i64 = std::int64_t;
+using spattn::experiments::Measurement;
 using spattn::experiments::SweepPoint;
 
 SweepPoint small_point(const std::string& spec, i64 n) {
@@ -51,40 +53,44 @@ TEST_CASE("measure_point: counts against brute force and a hand count", "[measur
   SECTION("causal at n = 100, block 16: kept tiles counted by hand") {
     SweepPoint p = small_point("causal", 100);
     p.settings.check = true;
-    const nlohmann::json m = spattn::experiments::measure_point(p);
+    const Measurement m = spattn::experiments::measure_point(p);
     // Per (batch, query head): allowed pairs 1 + 2 + ... + 100 = 5050. Query blocks r = 0..6
     // (the last holds rows 96..99) keep key blocks 0..r. Rows r < 6: 16 rows x 16 (r + 1) keys,
     // 256 x (1 + ... + 6) = 5376; row 6: 4 rows x (6 x 16 + 4) keys = 400. Computed: 5776.
     // Kept tiles 1 + ... + 7 = 28, of which the 7 diagonal ones are Partial.
     const i64 copies = 2 * 2;  // batch x query heads
-    CHECK(m["allowed_pairs"] == 5050 * copies);
-    CHECK(m["computed_pairs"] == 5776 * copies);
-    CHECK(m["kept_tiles"] == 28 * copies);
-    CHECK(m["full_tiles"] == 21 * copies);
-    CHECK(m["partial_tiles"] == 7 * copies);
-    CHECK(m["density"].get<double>() == Approx(5050.0 / (100 * 100)));
-    CHECK(m["efficiency"].get<double>() == Approx(5050.0 / 5776));
+    CHECK(m.layout->allowed_pairs == 5050 * copies);
+    CHECK(m.layout->computed_pairs == 5776 * copies);
+    CHECK(m.layout->kept_tiles == 28 * copies);
+    CHECK(m.layout->full_tiles == 21 * copies);
+    CHECK(m.layout->partial_tiles == 7 * copies);
+    CHECK(*m.density() == Approx(5050.0 / (100 * 100)));
+    CHECK(*m.efficiency() == Approx(5050.0 / 5776));
     // Timing: 3 repeats, median between min and max, GFLOP/s from the median.
-    const auto& t = m["attention_seconds"];
-    REQUIRE(t["all"].size() == 3);
-    const double med = t["median"];
-    CHECK(t["min"].get<double>() <= med);
-    CHECK(med <= t["max"].get<double>());
+    const auto& t = *m.attention;
+    REQUIRE(t.seconds.size() == 3);
+    CHECK(t.warmup == 1);
+    const double med = t.median();
+    CHECK(t.min() <= med);
+    CHECK(med <= t.max());
     CHECK(med > 0);
-    CHECK(m["useful_gflops"].get<double>() ==
-          Approx(4.0 * 16 * 5050 * copies / med * 1e-9).epsilon(1e-9));
-    CHECK(m["computed_gflops"].get<double>() ==
-          Approx(4.0 * 16 * 5776 * copies / med * 1e-9).epsilon(1e-9));
-    CHECK(m["build_seconds"].get<double>() >= 0);
-    CHECK(m["workspace_bytes"].get<i64>() > 0);
-    CHECK(m["layout_bytes"].get<i64>() > 0);
+    CHECK(*m.useful_gflops() == Approx(4.0 * 16 * 5050 * copies / med * 1e-9).epsilon(1e-9));
+    CHECK(*m.computed_gflops() == Approx(4.0 * 16 * 5776 * copies / med * 1e-9).epsilon(1e-9));
+    CHECK(m.layout->build_seconds >= 0);
+    CHECK(*m.resources.workspace_bytes > 0);
+    CHECK(*m.resources.threads_used == 2);
+    CHECK(*m.resources.tasks > 0);
+    CHECK(*m.resources.peak_rss_bytes > 0);
+    CHECK(m.layout->layout_bytes > 0);
     // q [2, 2, 100, 16], k and v [2, 1, 100, 16], float32.
-    CHECK(m["input_bytes"] == 4 * (2 * 2 * 100 * 16 + 2 * 2 * 1 * 100 * 16));
-    REQUIRE(m["check"].is_object());
-    CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
-    CHECK(m["check"]["rel_l2_error"].get<double>() <= 1e-5);
-    CHECK(m["check"]["max_lse_error"].get<double>() <= 1e-5);
-    CHECK(m["fidelity"].is_null());
+    CHECK(m.predicted->input_bytes == 4 * (2 * 2 * 100 * 16 + 2 * 2 * 1 * 100 * 16));
+    REQUIRE(m.check);
+    CHECK(m.check->max_abs_error <= 1e-5);
+    CHECK(m.check->max_rel_error <= 1e-5);
+    CHECK(m.check->rel_l2_error <= 1e-5);
+    CHECK(m.check->max_lse_error <= 1e-5);
+    CHECK(m.check->finite);
+    CHECK_FALSE(m.fidelity);
   }
   SECTION("other patterns: allowed pairs by brute force over allows()") {
     for (const std::string spec : {"sliding(7) | sink(2)", "window(3, 9) - causal",
@@ -92,31 +98,63 @@ TEST_CASE("measure_point: counts against brute force and a hand count", "[measur
       INFO(spec);
       SweepPoint p = small_point(spec, 90);
       p.settings.check = true;
-      const nlohmann::json m = spattn::experiments::measure_point(p);
+      const Measurement m = spattn::experiments::measure_point(p);
       const i64 per_batch = spattn::test::brute_force_pairs(*spattn::parse_spec(spec),
                                                             spattn::Geometry{90, 90, 2, 16, 16});
-      CHECK(m["allowed_pairs"] == 2 * per_batch);
-      CHECK(m["computed_pairs"].get<i64>() >= m["allowed_pairs"].get<i64>());
-      CHECK(m["check"]["rel_l2_error"].get<double>() <= 1e-5);
-      CHECK(m["check"]["max_lse_error"].get<double>() <= 1e-5);
+      CHECK(m.layout->allowed_pairs == 2 * per_batch);
+      CHECK(m.layout->computed_pairs >= m.layout->allowed_pairs);
+      CHECK(m.check->rel_l2_error <= 1e-5);
+      CHECK(m.check->max_lse_error <= 1e-5);
     }
   }
   SECTION("check only up to check_max_n; tile_mode partial gives the same counts and errors") {
     SweepPoint p = small_point("sliding(9)", 64);
     p.settings.check = true;
     p.settings.check_max_n = 63;
-    CHECK(spattn::experiments::measure_point(p)["check"].is_null());
+    CHECK_FALSE(spattn::experiments::measure_point(p).check);
     p.settings.check_max_n = 64;
     p.tile_mode = "partial";
-    const nlohmann::json m = spattn::experiments::measure_point(p);
-    REQUIRE(m["check"].is_object());
-    CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
+    const Measurement m = spattn::experiments::measure_point(p);
+    REQUIRE(m.check);
+    CHECK(m.check->max_abs_error <= 1e-5);
     p.tile_mode = "auto";
-    const nlohmann::json a = spattn::experiments::measure_point(p);
-    for (const char* field : {"allowed_pairs", "computed_pairs", "full_tiles", "partial_tiles"})
-      CHECK(m[field] == a[field]);
+    const Measurement a = spattn::experiments::measure_point(p);
+    CHECK(m.layout->allowed_pairs == a.layout->allowed_pairs);
+    CHECK(m.layout->computed_pairs == a.layout->computed_pairs);
+    CHECK(m.layout->full_tiles == a.layout->full_tiles);
+    CHECK(m.layout->partial_tiles == a.layout->partial_tiles);
     // The masked kernel computes bitwise the same output, so the reference sees the same error.
-    CHECK(m["check"]["max_abs_error"] == a["check"]["max_abs_error"]);
+    CHECK(m.check->max_abs_error == a.check->max_abs_error);
+  }
+}
+
+TEST_CASE("measure_point: keys beyond the queries, a key tile size and the textbook executor",
+          "[measure]") {
+  // Queries at the last 70 of 110 key positions, 32 x 16 tiles; both executors checked against
+  // the reference.
+  for (const auto executor :
+       {spattn::experiments::Executor::Flash, spattn::experiments::Executor::Textbook}) {
+    SweepPoint p = small_point("causal - sliding(5)", 70);
+    p.nk = 110;
+    p.block = 32;
+    p.block_k = 16;
+    p.executor = executor;
+    p.settings.check = true;
+    const Measurement m = spattn::experiments::measure_point(p);
+    INFO(spattn::experiments::executor_name(executor));
+    CHECK(m.axes.nk == 110);
+    CHECK(m.axes.block_q == 32);
+    CHECK(m.axes.block_k == 16);
+    CHECK(m.axes.executor == executor);
+    const i64 per_batch = spattn::test::brute_force_pairs(
+        *spattn::parse_spec("causal - sliding(5)"), spattn::Geometry{70, 110, 2, 32, 16});
+    CHECK(m.layout->allowed_pairs == 2 * per_batch);
+    // Density over batch x heads x nq x nk = 2 x 2 x 70 x 110 pairs.
+    CHECK(*m.density() == Approx(2.0 * per_batch / (2 * 2 * 70 * 110)));
+    REQUIRE(m.check);
+    CHECK(m.check->max_abs_error <= 1e-5);
+    CHECK(m.check->max_lse_error <= 1e-5);
+    CHECK(*m.resources.workspace_bytes > 0);
   }
 }
 
@@ -125,17 +163,21 @@ TEST_CASE("predict_point: the same counts as measure_point, and the memory and t
   SweepPoint p = small_point("sliding(20) | sink(1)", 200);
   p.heads = 4;
   p.settings.predict_gflops = 50;
-  const auto pred = spattn::experiments::predict_point(p);
-  const nlohmann::json m = spattn::experiments::measure_point(p);
-  CHECK(pred.allowed_pairs == m["allowed_pairs"].get<i64>());
-  CHECK(pred.computed_pairs == m["computed_pairs"].get<i64>());
-  CHECK(pred.useful_flops == 4.0 * 16 * static_cast<double>(pred.allowed_pairs));
-  CHECK(pred.computed_flops == 4.0 * 16 * static_cast<double>(pred.computed_pairs));
+  const spattn::experiments::PreparedPoint u = spattn::experiments::prepare_point(p);
+  const auto& pred = u.prediction;
+  const Measurement m = spattn::experiments::measure_point(p);
+  CHECK(u.figures.allowed_pairs == m.layout->allowed_pairs);
+  CHECK(u.figures.computed_pairs == m.layout->computed_pairs);
+  CHECK(spattn::experiments::predict_point(p).memory_bytes == pred.memory_bytes);
+  CHECK(m.predicted->memory_bytes == pred.memory_bytes);
+  CHECK(pred.useful_flops == 4.0 * 16 * static_cast<double>(u.figures.allowed_pairs));
+  CHECK(pred.computed_flops == 4.0 * 16 * static_cast<double>(u.figures.computed_pairs));
   // Memory: q [2, 4, 200, 16] + k, v [2, 1, 200, 16] + o and lse [2, 4, 200, 17], float32, plus
   // the layout and the executor's workspace estimate (2 threads, 4 query heads per K/V head).
   const i64 io = 4 * (2 * 4 * 200 * 16 + 2 * 2 * 1 * 200 * 16 + 2 * 4 * 200 * 17);
   const i64 ws = spattn::flash_workspace_estimate(spattn::Geometry{200, 200, 4, 16, 16}, 16, 2, 4);
-  CHECK(pred.memory_bytes == io + m["layout_bytes"].get<i64>() + ws);
+  CHECK(pred.workspace_bytes == ws);
+  CHECK(pred.memory_bytes == io + m.layout->layout_bytes + ws);
   // Time: warm-up + repeats calls of the computed FLOPs at 50 GFLOP/s.
   CHECK(pred.seconds == Approx(4 * pred.computed_flops / 50e9));
   SECTION("check adds the reference's matrix and outputs, and its FLOPs at 1/50 the rate") {
@@ -256,8 +298,9 @@ TEST_CASE("measure inputs: .npy files fitted to the point", "[measure]") {
   };
   SECTION("a point with npy inputs measures them") {
     SweepPoint p = npy_point();
-    const nlohmann::json m = spattn::experiments::measure_point(p);
-    CHECK(m["check"]["max_abs_error"].get<double>() <= 1e-5);
+    const Measurement m = spattn::experiments::measure_point(p);
+    CHECK(m.check->max_abs_error <= 1e-5);
+    CHECK(m.axes.inputs == "npy:" + dir.path().string());
     p.n = 48;
     CHECK_THROWS_AS(spattn::experiments::measure_point(p), spattn::UsageError);
   }
@@ -297,11 +340,13 @@ TEST_CASE("spattn run: --mask-full-tiles and 2-D inputs", "[measure]") {
       spattn::test::run_cli(base + "'" + dir.file("masked") + "' --mask-full-tiles --check");
   REQUIRE(plain.code == 0);
   REQUIRE(masked.code == 0);
-  const auto j = nlohmann::json::parse(masked.out);
-  CHECK(j["mask_full_tiles"] == true);
-  CHECK(j["heads"] == 1);
-  CHECK(j["batch"] == 1);
-  CHECK(j["check"]["max_rel_error"].get<double>() <= 1e-5);
+  const Measurement j =
+      spattn::experiments::measurement_from_json(nlohmann::json::parse(masked.out), "run --json");
+  CHECK(j.axes.tile_mode == "partial");
+  CHECK(j.axes.heads == 1);
+  CHECK(j.axes.batch == 1);
+  CHECK(j.check->max_rel_error <= 1e-5);
+  CHECK(j.saved == dir.file("masked"));
   // Same output, bitwise.
   CHECK(spattn::read_npy(dir.file("plain/o.npy")).data ==
         spattn::read_npy(dir.file("masked/o.npy")).data);

@@ -19,8 +19,11 @@
 #include <thread>
 #include <vector>
 
+// SPATTN_CLI_PATH, the spattn binary, comes from tests/CMakeLists.txt as for the sources that
+// include cli_runner.hpp.
 #include "spattn/experiments/experiment.hpp"
 #include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/experiments/process.hpp"
 #include "spattn/experiments/results.hpp"
 #include "spattn/patterns/error.hpp"
@@ -264,19 +267,34 @@ seq_len = [64]
   CHECK(by_name["crash"]["status"] == "crashed");
   CHECK_THAT(by_name["crash"]["message"].get<std::string>(), Catch::Contains("SIGABRT"));
   CHECK(by_name["hang"]["status"] == "timeout");
-  CHECK(by_name["hang"]["wall_seconds"].get<double>() >= 1.5);
+  CHECK(by_name["hang"]["resources"]["wall_seconds"].get<double>() >= 1.5);
   // With ASan there is no address-space limit: the hog then throws bad_alloc itself.
   CHECK(by_name["hog"]["status"] == "oom");
   for (const char* ok : {"fine", "after"}) {
     INFO(ok);
     CHECK(by_name[ok]["status"] == "ok");
     CHECK(by_name[ok]["message"] == "");
-    CHECK(by_name[ok]["measure"].is_object());
-    CHECK(by_name[ok]["peak_rss_bytes"].get<std::int64_t>() > 0);
+    CHECK(by_name[ok]["attention"].is_object());
+    CHECK(by_name[ok]["resources"]["peak_rss_bytes"].get<std::int64_t>() > 0);
     CHECK(by_name[ok]["predicted"].is_object());
   }
+  // Every point record is a Measurement (schema 2) of its point.
+  for (const auto& [name, line] : by_name) {
+    INFO(name);
+    CHECK(line["schema"] == 2);
+    const auto m = spattn::experiments::measurement_from_json(line, name);
+    CHECK(m.source == "sweep");
+    CHECK(m.axes.pattern == name);
+    CHECK(m.axes.n == 128);
+    CHECK(m.axes.nk == 128);
+    CHECK(m.axes.block_q == 32);
+    CHECK(m.resources.wall_seconds.has_value());
+    CHECK(m.predicted.has_value());  // every pattern here predicts in the parent
+    CHECK(m.attention.has_value() == (m.status == spattn::experiments::Status::Ok));
+  }
   // Causal over 128 tokens, one head: 128 * 129 / 2 = 8256 allowed pairs.
-  CHECK(by_name["after"]["predicted"]["allowed_pairs"] == 8256);
+  CHECK(by_name["after"]["layout"]["allowed_pairs"] == 8256);
+  CHECK(by_name["after"]["attention"]["repeats"] == 1);
   CHECK(by_name["after"]["axes"]["n"] == 128);
   CHECK(by_name["after"]["axes"]["head_dim"] == 16);
   const nlohmann::json meta = nlohmann::json::parse(read_file(run_dir / "meta.json"));
@@ -395,13 +413,29 @@ budget = "32MiB"
   CHECK(counts.size() == 12);
   for (const auto& [k, c] : counts) CHECK(c == 1);
   std::map<std::string, nlohmann::json> budgets;
+  // Every point record parses as a Measurement whose key is its point's key (point_key), the
+  // one resume matched on, with the point's index and axes.
+  const auto e = spattn::experiments::load_experiment(toml);
+  std::map<std::string, spattn::experiments::SweepPoint> by_key;
+  for (const auto& q : spattn::experiments::expand_points(e, false))
+    by_key[spattn::experiments::point_key(q)] = q;
   for (const nlohmann::json& r : lines) {
-    if (r["kind"] == "point") CHECK(r["status"] == "ok");
+    if (r["kind"] == "point") {
+      CHECK(r["status"] == "ok");
+      const auto m = spattn::experiments::measurement_from_json(r, "results.jsonl");
+      REQUIRE(by_key.count(m.key) == 1);
+      const spattn::experiments::SweepPoint& q = by_key.at(m.key);
+      CHECK(m.index == q.index);
+      CHECK(m.axes.pattern == q.pattern.name);
+      CHECK(m.axes.spec == q.pattern.spec);
+      CHECK(m.axes.n == q.n);
+      CHECK(m.attention.has_value());
+      CHECK(m.layout.has_value());
+    }
     if (r["kind"] == "budget") budgets[r["pattern"]] = r;
   }
   REQUIRE(budgets.size() == 3);
   // Each budget record's max_n fits 32 MiB by the prediction and twice it does not (or 2^24).
-  const auto e = spattn::experiments::load_experiment(toml);
   for (const auto& [name, record] : budgets) {
     INFO(name);
     const std::int64_t budget = std::int64_t{32} << 20, max_n = record["max_n"];

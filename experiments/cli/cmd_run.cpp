@@ -1,13 +1,10 @@
-// spattn run SPEC --n N ...: build a layout, run the flash executor on random or loaded inputs,
-// (or the textbook baseline), time it and report the cost model's figures beside the measurement;
-// --check compares with the reference executor.
+// spattn run SPEC --n N ...: a sweep of one point. Its options become a SweepPoint, measured by
+// the sweep's own path (prepare_point, measure_prepared): the flash executor (or the textbook
+// baseline) on random or loaded inputs, timed, beside the cost model's figures; --check compares
+// with the reference executor. --json prints the Measurement record as one line.
 #include <fmt/format.h>
-#include <oneapi/tbb/info.h>
-#include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -18,16 +15,14 @@
 #include <vector>
 
 #include "cli_common.hpp"
-#include "spattn/attention/attention.hpp"
-#include "spattn/attention/cost.hpp"
 #include "spattn/attention/reference.hpp"
-#include "spattn/attention/textbook.hpp"
+#include "spattn/experiments/executor.hpp"
 #include "spattn/experiments/inputs.hpp"
-#include "spattn/experiments/timing.hpp"
+#include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/io/npy.hpp"
-#include "spattn/patterns/spec.hpp"
 
 namespace spattn::cli {
 namespace {
@@ -98,14 +93,89 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   return in;
 }
 
-std::int64_t peak_rss_bytes() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+// The sweep point `spattn run` measures: its options as axes and settings.
+experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experiments::Executor ex,
+                                  std::int64_t budget) {
+  experiments::SweepPoint p;
+  p.pattern.name = p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed);
+  p.n = g.nq;
+  p.nk = g.nk;
+  p.head_dim = static_cast<int>(o.dim);
+  p.heads = g.heads;
+  p.kv_heads = o.kv_heads;
+  p.batch = static_cast<int>(o.batch);
+  p.threads = o.geo.threads;
+  p.block = g.block_q;
+  p.block_k = g.block_k;
+  p.tile_mode = o.mask_full_tiles ? "partial" : "auto";
+  p.executor = ex;
+  experiments::Settings& st = p.settings;
+  st.repeats = o.repeats;
+  st.warmup = 1;
+  st.seed = o.seed;
+  st.memory_bytes = budget;
+  st.check = o.check;
+  st.check_max_n = std::numeric_limits<std::int64_t>::max();
+  st.timeout_seconds = 0;
+  if (!o.inputs.empty()) st.inputs = {"npy", o.inputs};
+  p.key = experiments::point_key(p);
+  return p;
+}
+
+// The human-readable table of a run's record.
+void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
+                 const experiments::Measurement& m) {
+  const experiments::MeasuredAxes& x = m.axes;
+  const experiments::AttentionTimes& t = *m.attention;
+  const experiments::LayoutFigures& l = *m.layout;
+  const double t_med = t.median(), t_min = t.min(), t_max = t.max();
+  const int threads_used = *m.resources.threads_used;
+  const std::int64_t workspace = *m.resources.workspace_bytes;
+  std::string s;
+  auto line = [&s](const char* name, const std::string& value) {
+    s += fmt::format("{:<20} {}\n", name, value);
+  };
+  line("spec", u.layout.spec);
+  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}", x.batch,
+                            x.heads, x.kv_heads, x.n, x.nk, x.head_dim));
+  line("tiles", fmt::format("{} x {}; {} kept ({} full, {} partial)", x.block_q, x.block_k,
+                            l.kept_tiles, l.full_tiles, l.partial_tiles));
+  const std::string executor(experiments::executor_name(x.executor));
+  line("executor", o.mask_full_tiles ? executor + " (every Full tile masked)" : executor);
+  line("inputs", o.inputs.empty() ? fmt::format("random (seed {})", o.seed) : o.inputs);
+  line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
+                                     : fmt::format("{}", o.geo.threads));
+  line("mask build", fmt::format("{:.3f} ms", l.build_seconds * 1e3));
+  line("attention", fmt::format("median {:.3f} ms, min {:.3f}, max {:.3f} ({} repeats after 1 "
+                                "warm-up)",
+                                t_med * 1e3, t_min * 1e3, t_max * 1e3, o.repeats));
+  line("allowed pairs", fmt::format("{}", l.allowed_pairs));
+  line("computed pairs", fmt::format("{}  (area of kept tiles)", l.computed_pairs));
+  const std::optional<double> efficiency = m.efficiency();
+  line("efficiency", efficiency ? fmt::format("{:.4f}  (allowed / computed)", *efficiency)
+                                : std::string("n/a (no tile kept)"));
+  line("useful GFLOP/s",
+       fmt::format("{:.3f}  (4 d x allowed pairs / median time)", m.useful_gflops().value_or(0)));
+  line("computed GFLOP/s", fmt::format("{:.3f}  (4 d x computed pairs / median time)",
+                                       m.computed_gflops().value_or(0)));
+  line("workspace",
+       x.executor == experiments::Executor::Flash
+           ? fmt::format("{}  (estimate {})", format_bytes(workspace),
+                         format_bytes(m.predicted->workspace_bytes))
+           : fmt::format("{}  (the materialized nq x nk matrices)", format_bytes(workspace)));
+  line("peak memory",
+       fmt::format("{}  (max resident set)", format_bytes(*m.resources.peak_rss_bytes)));
+  if (const auto& c = m.check) {
+    line("check", fmt::format("max abs error {:.3e}, max rel error {:.3e}, LSE error {:.3e}{}",
+                              c->max_abs_error, c->max_rel_error, c->max_lse_error,
+                              c->finite ? "" : ", NON-FINITE OUTPUT"));
+    line("reference time", fmt::format("{:.3f} ms", c->reference_seconds * 1e3));
+  }
+  if (m.saved) line("saved", fmt::format("{}/o.npy, {}/lse.npy", *m.saved, *m.saved));
+  std::cout << s;
 }
 
 void run_run(RunOptions o) {
-  using Clock = std::chrono::steady_clock;
   const std::int64_t budget =
       o.memory_budget.empty()
           ? default_memory_budget()
@@ -113,14 +183,15 @@ void run_run(RunOptions o) {
                              fmt::format("--memory-budget {}", quoted(o.memory_budget, 60, '\'')),
                              std::int64_t{1} << 62);
   if (o.repeats < 1) throw UsageError(fmt::format("--repeats {} must be >= 1", o.repeats));
-  if (o.executor != "flash" && o.executor != "textbook")
+  const std::optional<experiments::Executor> executor = experiments::parse_executor(o.executor);
+  if (!executor)
     throw UsageError(
         fmt::format("--executor '{}' is not allowed: use flash or textbook", o.executor));
-  if (o.mask_full_tiles && o.executor != "flash")
+  if (o.mask_full_tiles && *executor != experiments::Executor::Flash)
     throw UsageError("--mask-full-tiles applies to the flash executor only");
 
-  Qkv in;
-  if (!o.inputs.empty()) in = load_inputs(o, budget);
+  experiments::PointTensors tensors;
+  if (!o.inputs.empty()) tensors.inputs = load_inputs(o, budget);
   if (o.kv_heads == 0) o.kv_heads = o.geo.heads;
   if (o.batch < 1) throw UsageError(fmt::format("--batch {} must be >= 1", o.batch));
   if (o.kv_heads < 1 || o.geo.heads % o.kv_heads != 0)
@@ -150,150 +221,29 @@ void run_run(RunOptions o) {
     check_memory_budget("--check (the dense reference executor; leave it out to run without)",
                         reference_memory_bytes(s), budget, "--memory-budget");
 
-  const PatternPtr pattern = parse_spec(pattern_spec(o.spec, o.from_deepspeed));
-  BuildOptions bo = o.geo.build_options();
-  bo.max_layout_bytes = std::min(bo.max_layout_bytes, budget);
-  const Layout layout = build_layout(*pattern, g, bo);
-
-  if (o.inputs.empty()) in = experiments::random_inputs(s, o.seed);
-  const std::string src = o.inputs.empty() ? fmt::format("random (seed {})", o.seed) : o.inputs;
-
-  Tensor out(s.batch, s.q_heads, s.nq, s.dim), lse(s.batch, s.q_heads, s.nq, 1);
-  AttentionOptions ao;
-  ao.threads = o.geo.threads;
-  ao.mask_full_tiles = o.mask_full_tiles;
-  TextbookOptions to;
-  to.threads = o.geo.threads;
-  to.max_bytes = budget;
-  auto run_once = [&] {
-    if (o.executor == "flash")
-      return attention(in.q.view(), in.k.view(), in.v.view(), layout, out.view(), lse.view(), ao);
-    AttentionResult r = textbook_attention(in.q.view(), in.k.view(), in.v.view(), layout, to);
-    out = std::move(r.o);
-    lse = std::move(r.lse);
-    return r.stats;
-  };
-  AttentionStats stats;
-  const experiments::RepeatTimes times =
-      experiments::time_repeats([&] { stats = run_once(); }, 1, o.repeats);
-  experiments::check_output_finite(out.view(), lse.view());
-  const double t_med = times.median, t_min = times.min, t_max = times.max;
-  const AttentionCost cost = attention_cost(layout, s, o.geo.threads);
-  const std::int64_t peak = peak_rss_bytes();
-
-  std::optional<ReferenceError> err;
-  std::optional<double> ref_seconds;
-  if (o.check) {
-    ReferenceOptions ro;
-    ro.max_bytes = budget;
-    const auto t0 = Clock::now();
-    const ReferenceResult ref =
-        reference_attention(in.q.view(), in.k.view(), in.v.view(), *pattern, g, ro);
-    ref_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    err = compare_to_reference(out.view(), lse.view(), ref);
-  }
+  // A sweep of one point: the layout is built once, by prepare_point.
+  experiments::PreparedPoint u = experiments::prepare_point(run_point(o, g, *executor, budget));
+  u.label = "the run";
+  u.raise_hint = "--memory-budget";
+  experiments::Measurement m = experiments::measure_prepared(u, &tensors);
+  m.source = "run";
   if (!o.save.empty()) {
     std::filesystem::create_directories(o.save);
     const auto dir = std::filesystem::path(o.save);
+    const Tensor &out = tensors.o, &lse = tensors.lse;
     write_npy((dir / "o.npy").string(), "<f4", {s.batch, s.q_heads, s.nq, s.dim}, out.values.data(),
               out.values.size() * sizeof(float));
     write_npy((dir / "lse.npy").string(), "<f4", {s.batch, s.q_heads, s.nq}, lse.values.data(),
               lse.values.size() * sizeof(float));
+    m.saved = o.save;
   }
-
-  const int threads_used = o.geo.threads > 0 ? o.geo.threads : tbb::info::default_concurrency();
-  const double useful = useful_gflops(cost, t_med), computed = computed_gflops(cost, t_med);
-  if (o.json) {
-    nlohmann::ordered_json j = {
-        {"spec", layout.spec},
-        {"executor", o.executor},
-        {"mask_full_tiles", o.mask_full_tiles},
-        {"nq", s.nq},
-        {"nk", s.nk},
-        {"heads", s.q_heads},
-        {"kv_heads", s.kv_heads},
-        {"batch", s.batch},
-        {"dim", s.dim},
-        {"block_q", g.block_q},
-        {"block_k", g.block_k},
-        {"threads", o.geo.threads},
-        {"threads_used", threads_used},
-        {"inputs", o.inputs.empty() ? "random" : o.inputs},
-        {"seed", o.seed},
-        {"repeats", o.repeats},
-        {"build_ms", layout.build_seconds * 1e3},
-        {"time_ms", {{"median", t_med * 1e3}, {"min", t_min * 1e3}, {"max", t_max * 1e3}}},
-        {"allowed_pairs", cost.allowed_pairs},
-        {"computed_pairs", cost.computed_pairs},
-        {"kept_tiles", cost.kept_tiles},
-        {"full_tiles", cost.full_tiles},
-        {"partial_tiles", cost.partial_tiles},
-        {"efficiency",  // none when no tile is kept, as in spattn stats
-         cost.computed_pairs > 0 ? nlohmann::ordered_json(cost.efficiency) : nullptr},
-        {"useful_flops", cost.useful_flops},
-        {"computed_flops", cost.computed_flops},
-        {"useful_gflops", useful},
-        {"computed_gflops", computed},
-        {"bytes_read", cost.bytes_read},
-        {"bytes_written", cost.bytes_written},
-        {"workspace_bytes", stats.workspace_bytes},
-        {"workspace_estimate_bytes", cost.flash_workspace_bytes},
-        {"layout_bytes", cost.layout_bytes},
-        {"input_bytes", cost.input_bytes},
-        {"output_bytes", cost.output_bytes},
-        {"peak_rss_bytes", peak},
-        {"tasks", stats.tasks},
-        {"split_rows", stats.split_rows},
-        {"check", nullptr},
-        {"saved",
-         o.save.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.save)}};
-    if (err)
-      j["check"] = {{"max_abs_error", err->max_abs},
-                    {"max_rel_error", err->max_rel},
-                    {"lse_max_error", err->lse_max},
-                    {"finite", err->finite},
-                    {"reference_ms", *ref_seconds * 1e3}};
-    std::cout << j.dump(2) << "\n";
+  if (o.json) {  // one line: `spattn run ... --json >> runs.jsonl` builds a results file
+    std::cout << experiments::to_json(m).dump(-1, ' ', false,
+                                              nlohmann::json::error_handler_t::replace)
+              << "\n";
     return;
   }
-  std::string t;
-  auto line = [&t](const char* name, const std::string& value) {
-    t += fmt::format("{:<20} {}\n", name, value);
-  };
-  line("spec", layout.spec);
-  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}", s.batch,
-                            s.q_heads, s.kv_heads, s.nq, s.nk, s.dim));
-  line("tiles", fmt::format("{} x {}; {} kept ({} full, {} partial)", g.block_q, g.block_k,
-                            cost.kept_tiles, cost.full_tiles, cost.partial_tiles));
-  line("executor", o.mask_full_tiles ? o.executor + " (every Full tile masked)" : o.executor);
-  line("inputs", src);
-  line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
-                                     : fmt::format("{}", o.geo.threads));
-  line("mask build", fmt::format("{:.3f} ms", layout.build_seconds * 1e3));
-  line("attention", fmt::format("median {:.3f} ms, min {:.3f}, max {:.3f} ({} repeats after 1 "
-                                "warm-up)",
-                                t_med * 1e3, t_min * 1e3, t_max * 1e3, o.repeats));
-  line("allowed pairs", fmt::format("{}", cost.allowed_pairs));
-  line("computed pairs", fmt::format("{}  (area of kept tiles)", cost.computed_pairs));
-  line("efficiency", cost.computed_pairs > 0
-                         ? fmt::format("{:.4f}  (allowed / computed)", cost.efficiency)
-                         : std::string("n/a (no tile kept)"));
-  line("useful GFLOP/s", fmt::format("{:.3f}  (4 d x allowed pairs / median time)", useful));
-  line("computed GFLOP/s", fmt::format("{:.3f}  (4 d x computed pairs / median time)", computed));
-  line("workspace", o.executor == "flash"
-                        ? fmt::format("{}  (estimate {})", format_bytes(stats.workspace_bytes),
-                                      format_bytes(cost.flash_workspace_bytes))
-                        : fmt::format("{}  (the materialized nq x nk matrices)",
-                                      format_bytes(stats.workspace_bytes)));
-  line("peak memory", fmt::format("{}  (max resident set)", format_bytes(peak)));
-  if (err) {
-    line("check",
-         fmt::format("max abs error {:.3e}, max rel error {:.3e}, LSE error {:.3e}{}", err->max_abs,
-                     err->max_rel, err->lse_max, err->finite ? "" : ", NON-FINITE OUTPUT"));
-    line("reference time", fmt::format("{:.3f} ms", *ref_seconds * 1e3));
-  }
-  if (!o.save.empty()) line("saved", fmt::format("{}/o.npy, {}/lse.npy", o.save, o.save));
-  std::cout << t;
+  print_table(o, u, m);
 }
 
 }  // namespace
@@ -336,7 +286,9 @@ Command add_run_command(CLI::App& app) {
       ->transform(decimal(0, std::numeric_limits<std::int64_t>::max()));
   sub->add_flag("--check", o->check,
                 "compare with the dense reference executor (max abs and relative error)");
-  sub->add_flag("--json", o->json, "print JSON instead of a table");
+  sub->add_flag("--json", o->json,
+                "print the measurement record (one JSON line, experiments/README.md) instead of a "
+                "table");
   sub->add_flag("--mask-full-tiles", o->mask_full_tiles,
                 "run every kept Full tile through the masked kernel with an all-ones mask (same "
                 "output; measures the cost of masking)");

@@ -1,13 +1,14 @@
-// spattn stats SPEC --n N ... [--json]: what a layout keeps and what it costs to build and hold.
+// spattn stats SPEC --n N ... [--json]: what a layout keeps and what it costs to build and hold;
+// --json prints the Measurement record (layout figures and the cost model's prediction).
 #include <fmt/format.h>
 
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cli_common.hpp"
-#include "spattn/patterns/spec.hpp"
+#include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 
 namespace spattn::cli {
 namespace {
@@ -16,13 +17,38 @@ struct StatsOptions {
   std::string spec;
   std::string from_deepspeed;  // DeepSpeed config file, instead of `spec`
   GeometryOptions geo;
+  int dim = 64;  // head dim of the record's prediction
   bool json = false;
 };
 
+// The sweep point whose layout `stats` reports: one batch, K/V heads = heads, the prediction's
+// head dim --d.
+experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
+  experiments::SweepPoint p;
+  p.pattern.name = p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed);
+  p.n = g.nq;
+  p.nk = g.nk;
+  p.head_dim = o.dim;
+  p.heads = p.kv_heads = g.heads;
+  p.threads = o.geo.threads;
+  p.block = g.block_q;
+  p.block_k = g.block_k;
+  p.key = experiments::point_key(p);
+  return p;
+}
+
 void run_stats(const StatsOptions& o) {
   const Geometry g = o.geo.geometry();
-  const PatternPtr pattern = parse_spec(pattern_spec(o.spec, o.from_deepspeed));
-  const Layout layout = build_layout(*pattern, g, o.geo.build_options());
+  const experiments::PreparedPoint u = experiments::prepare_point(stats_point(o, g));
+  const Layout& layout = u.layout;
+  if (o.json) {  // the Measurement record, one line; no attention was run
+    experiments::Measurement m = experiments::point_record(u.point);
+    m.source = "stats";
+    m.layout = u.figures;
+    m.predicted = u.prediction;
+    std::cout << experiments::to_json(m).dump() << "\n";
+    return;
+  }
   const LayoutCounts c = layout.counts();
   // heads * nq * nk can exceed int64 at the largest sizes: the density is computed in double.
   const double all_pairs =
@@ -37,31 +63,6 @@ void run_stats(const StatsOptions& o) {
       layout.scanned
           ? fmt::format("scanned (pattern {} implements only allows)", layout.scanned_part)
           : "analytic";
-
-  if (o.json) {
-    const nlohmann::ordered_json out = {
-        {"spec", layout.spec},
-        {"nq", g.nq},
-        {"nk", g.nk},
-        {"heads", g.heads},
-        {"block_q", g.block_q},
-        {"block_k", g.block_k},
-        {"allowed_pairs", c.allowed_pairs},
-        {"density", density},
-        {"kept_tiles", c.kept_tiles},
-        {"full_tiles", c.full_tiles},
-        {"partial_tiles", c.partial_tiles},
-        {"computed_pairs", c.computed_pairs},
-        {"efficiency", has_efficiency ? nlohmann::ordered_json(efficiency) : nullptr},
-        {"layout_bytes", c.bytes},
-        {"build_ms", build_ms},
-        {"threads", o.geo.threads},
-        {"distinct_head_layouts", layout.distinct.size()},
-        {"build", layout.scanned ? "scanned" : "analytic"},
-        {"scanned_part", layout.scanned ? nlohmann::ordered_json(layout.scanned_part) : nullptr}};
-    std::cout << out.dump(2) << "\n";
-    return;
-  }
   std::string t;
   auto line = [&t](const char* name, const std::string& value) {
     t += fmt::format("{:<22} {}\n", name, value);
@@ -97,7 +98,12 @@ Command add_stats_command(CLI::App& app) {
                   "instead of a spec: its ds_* equivalent (shown as the spec)")
       ->check(non_empty());
   o->geo.add_to(*sub);
-  sub->add_flag("--json", o->json, "print JSON instead of a table");
+  sub->add_option("--d", o->dim, "head dim of the --json record's cost prediction, 1..256")
+      ->capture_default_str()
+      ->transform(decimal(1, 256));
+  sub->add_flag("--json", o->json,
+                "print the measurement record (one JSON line, experiments/README.md) instead of a "
+                "table");
   return {sub, [o] { run_stats(*o); }};
 }
 

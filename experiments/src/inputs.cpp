@@ -229,6 +229,10 @@ Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t se
   return in;
 }
 
+std::string input_name(const InputSpec& spec) {
+  return spec.kind == "npy" ? "npy:" + spec.npy_dir : spec.kind;
+}
+
 std::int64_t input_scratch_bytes(const InputSpec& spec, const AttentionShape& s) {
   if (spec.kind == "synthetic")
     return elements({s.batch, s.q_heads, s.nq, 2}) * static_cast<std::int64_t>(sizeof(float));

@@ -1,28 +1,24 @@
-// One sweep point in this process: layout build (timed), flash executor (warm-up, timed
-// repeats), reference check and fidelity where they fit (see measure.hpp).
+// The one measure path (see measure.hpp): prepare a point once (validate, build the layout, cost,
+// predict), then measure it with the executor it names.
 #include "spattn/experiments/measure.hpp"
 
 #include <fmt/format.h>
+#include <oneapi/tbb/info.h>
+#include <sys/resource.h>
 
-#include <algorithm>
 #include <chrono>
 #include <limits>
 
 #include "spattn/attention/attention.hpp"
-#include "spattn/attention/cost.hpp"
 #include "spattn/attention/reference.hpp"
+#include "spattn/attention/textbook.hpp"
 #include "spattn/experiments/fidelity.hpp"
-#include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/timing.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/memory.hpp"
-#include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {
 namespace {
-
-constexpr const char* kRaise = "the experiment's `memory` setting";
 
 // The reference executor (scalar double loops, the pattern's allows() per pair) runs about this
 // many times slower than predict_gflops assumes of the flash executor: `spattn run causal --n 1024
@@ -34,20 +30,15 @@ std::int64_t to_bytes(double bytes) {
                          : static_cast<std::int64_t>(bytes);
 }
 
-// What a point is, validated: its pattern, geometry, attention shape and memory limit.
-struct Setup {
-  PatternPtr pattern;
-  Geometry g;
-  AttentionShape s;
-  std::int64_t limit = 0;
-  bool check = false, fidelity = false, mask_full = false;
-};
-
-Setup setup(const SweepPoint& p) {
+void validate(const SweepPoint& p) {
   const Settings& st = p.settings;
   if (p.tile_mode != "auto" && p.tile_mode != "partial")
     throw UsageError(fmt::format("point {}: tile_mode '{}' is not allowed: use auto or partial",
                                  p.key, p.tile_mode));
+  if (p.tile_mode == "partial" && p.executor != Executor::Flash)
+    throw UsageError(
+        fmt::format("point {}: tile_mode 'partial' applies to the flash executor only, not {}",
+                    p.key, executor_name(p.executor)));
   if (p.head_dim < 1 || p.head_dim > kMaxHeadDim)
     throw UsageError(fmt::format("point {}: head_dim {} is not allowed: use 1..{}", p.key,
                                  p.head_dim, kMaxHeadDim));
@@ -60,57 +51,42 @@ Setup setup(const SweepPoint& p) {
   if (p.threads < 0)
     throw UsageError(
         fmt::format("point {}: threads {} must be >= 0 (0: all cores)", p.key, p.threads));
+  if (p.nk < 0 || p.block_k < 0)
+    throw UsageError(fmt::format("point {}: nk {} and block_k {} must be >= 0 (0: n, block)", p.key,
+                                 p.nk, p.block_k));
   if (st.repeats < 1 || st.warmup < 0)
     throw UsageError(fmt::format("point {}: repeats {} must be >= 1 and warmup {} >= 0", p.key,
                                  st.repeats, st.warmup));
   if (st.inputs.kind != "random" && st.inputs.kind != "synthetic" && st.inputs.kind != "npy")
     throw UsageError(
-        fmt::format("point {}: inputs '{}' is not allowed: use random, synthetic or "
-                    "npy",
-                    p.key, st.inputs.kind));
+        fmt::format("point {}: inputs '{}' is not allowed: use random, synthetic or npy", p.key,
+                    st.inputs.kind));
   if (!(st.predict_gflops > 0))
     throw UsageError(
         fmt::format("point {}: predict_gflops {} must be > 0", p.key, st.predict_gflops));
   if (st.memory_bytes < 0)
     throw UsageError(
         fmt::format("point {}: memory {} must be >= 0 (0: default)", p.key, st.memory_bytes));
-  Setup u;
-  u.pattern = parse_spec(p.pattern.spec);
-  u.g.nq = u.g.nk = p.n;
-  u.g.heads = p.heads;
-  u.g.block_q = u.g.block_k = p.pattern.block > 0 ? p.pattern.block : p.block;
-  u.g.validate();
-  u.s.batch = p.batch;
-  u.s.q_heads = p.heads;
-  u.s.kv_heads = kv_heads;
-  u.s.nq = u.s.nk = p.n;
-  u.s.dim = p.head_dim;
-  u.limit = memory_limit(st);
-  u.check = st.check && p.n <= st.check_max_n;
-  u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
-  u.mask_full = p.tile_mode == "partial";
-  return u;
 }
 
-Layout build(const Setup& u, int threads) {
-  BuildOptions bo;
-  bo.threads = threads;
-  bo.max_layout_bytes = u.limit;
-  return build_layout(*u.pattern, u.g, bo);
-}
-
-PointPrediction predict(const SweepPoint& p, const Setup& u, const AttentionCost& c) {
-  PointPrediction r;
-  r.allowed_pairs = c.allowed_pairs;
-  r.computed_pairs = c.computed_pairs;
+Prediction predict(const PreparedPoint& u) {
+  const AttentionCost& c = u.cost;
+  const Settings& st = u.point.settings;
+  const bool flash = u.point.executor == Executor::Flash;
+  Prediction r;
   r.useful_flops = c.useful_flops;
   r.computed_flops = c.computed_flops;
-  double bytes = static_cast<double>(c.input_bytes) + static_cast<double>(c.output_bytes) +
-                 static_cast<double>(c.layout_bytes) +
-                 static_cast<double>(c.flash_workspace_bytes) +
-                 static_cast<double>(input_scratch_bytes(p.settings.inputs, u.s));
-  const int calls = p.settings.warmup + p.settings.repeats;
-  double flops = calls * c.computed_flops;
+  r.bytes_read = c.bytes_read;
+  r.bytes_written = c.bytes_written;
+  r.input_bytes = c.input_bytes;
+  r.output_bytes = c.output_bytes;
+  // The textbook executor's estimate holds its own outputs too.
+  r.workspace_bytes = flash ? c.flash_workspace_bytes : c.textbook_bytes;
+  double bytes = static_cast<double>(c.input_bytes) + static_cast<double>(c.layout_bytes) +
+                 static_cast<double>(r.workspace_bytes) +
+                 static_cast<double>(input_scratch_bytes(st.inputs, u.s));
+  if (flash) bytes += static_cast<double>(c.output_bytes);
+  double flops = (st.warmup + st.repeats) * (flash ? c.computed_flops : c.dense_flops);
   if (u.fidelity) {  // dense O and LSE beside the sparse ones, and the dense layout
     bytes += static_cast<double>(c.output_bytes) + static_cast<double>(dense_layout_bytes(u.g));
     flops += c.dense_flops;
@@ -120,92 +96,184 @@ PointPrediction predict(const SweepPoint& p, const Setup& u, const AttentionCost
     flops += kReferenceSlowdown * c.dense_flops;
   }
   r.memory_bytes = to_bytes(bytes);
-  r.seconds = flops / (p.settings.predict_gflops * 1e9);
+  r.seconds = flops / (st.predict_gflops * 1e9);
   return r;
+}
+
+std::int64_t peak_rss_bytes() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<std::int64_t>(u.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+LayoutFigures layout_figures(const Layout& layout, const AttentionCost& c) {
+  LayoutFigures f;
+  f.allowed_pairs = c.allowed_pairs;
+  f.computed_pairs = c.computed_pairs;
+  f.kept_tiles = c.kept_tiles;
+  f.full_tiles = c.full_tiles;
+  f.partial_tiles = c.partial_tiles;
+  f.layout_bytes = c.layout_bytes;
+  f.distinct_head_layouts = static_cast<int>(layout.distinct.size());
+  f.scanned = layout.scanned;
+  f.scanned_part = layout.scanned ? layout.scanned_part : "";
+  f.build_seconds = layout.build_seconds;
+  return f;
+}
+
+// Runs the point's executor `warmup` + `repeats` times into t.o and t.lse.
+AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionStats& stats) {
+  const Qkv& in = t.inputs;
+  const Settings& st = u.point.settings;
+  AttentionOptions ao;
+  ao.threads = u.point.threads;
+  ao.mask_full_tiles = u.point.tile_mode == "partial";
+  TextbookOptions to;
+  to.threads = u.point.threads;
+  to.max_bytes = u.limit;
+  if (u.point.executor == Executor::Flash) {
+    t.o = Tensor(u.s.batch, u.s.q_heads, u.s.nq, u.s.dim);
+    t.lse = Tensor(u.s.batch, u.s.q_heads, u.s.nq, 1);
+  }
+  const RepeatTimes r = time_repeats(
+      [&] {
+        if (u.point.executor == Executor::Flash) {
+          stats = attention(in.q.view(), in.k.view(), in.v.view(), u.layout, t.o.view(),
+                            t.lse.view(), ao);
+          return;
+        }
+        AttentionResult res =
+            textbook_attention(in.q.view(), in.k.view(), in.v.view(), u.layout, to);
+        t.o = std::move(res.o);
+        t.lse = std::move(res.lse);
+        stats = res.stats;
+      },
+      st.warmup, st.repeats);
+  return AttentionTimes{st.warmup, r.all};
+}
+
+CheckFigures check_against_reference(const PreparedPoint& u, const PointTensors& t) {
+  using Clock = std::chrono::steady_clock;
+  ReferenceOptions ro;
+  ro.max_bytes = u.limit;
+  const auto t0 = Clock::now();
+  const ReferenceResult ref = reference_attention(t.inputs.q.view(), t.inputs.k.view(),
+                                                  t.inputs.v.view(), *u.pattern, u.g, ro);
+  CheckFigures c;
+  c.reference_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  const ReferenceError e = compare_to_reference(t.o.view(), t.lse.view(), ref);
+  c.max_abs_error = e.max_abs;
+  c.max_rel_error = e.max_rel;
+  c.rel_l2_error = relative_l2_error(t.o.view(), ref);
+  c.max_lse_error = e.lse_max;
+  c.finite = e.finite;
+  return c;
+}
+
+FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensors& t) {
+  const SweepPoint& p = u.point;
+  const AttentionShape& s = u.s;
+  Tensor dense_o(s.batch, s.q_heads, s.nq, s.dim), dense_lse(s.batch, s.q_heads, s.nq, 1);
+  const std::string& baseline = p.pattern.fidelity_baseline.empty() ? p.settings.fidelity_baseline
+                                                                    : p.pattern.fidelity_baseline;
+  baseline_attention(t.inputs.q.view(), t.inputs.k.view(), t.inputs.v.view(), baseline, u.g,
+                     p.threads, u.limit, dense_o.view(), dense_lse.view());
+  const Fidelity f = compare_to_dense(t.o.view(), t.lse.view(), dense_o.view(), dense_lse.view());
+  return {f.rel_l2_error, f.recall_mean, f.recall_min, input_name(p.settings.inputs), baseline};
 }
 
 }  // namespace
 
-PointPrediction predict_point(const SweepPoint& p) {
-  const Setup u = setup(p);
-  const Layout layout = build(u, p.threads);
-  return predict(p, u, attention_cost(layout, u.s, p.threads));
+PreparedPoint prepare_point(const SweepPoint& p) {
+  validate(p);
+  PreparedPoint u;
+  u.point = p;
+  u.label = fmt::format("point {}", p.key);
+  const Settings& st = p.settings;
+  u.pattern = parse_spec(p.pattern.spec);
+  u.g.nq = p.n;
+  u.g.nk = p.nk > 0 ? p.nk : p.n;
+  u.g.heads = p.heads;
+  u.g.block_q = p.pattern.block > 0 ? p.pattern.block : p.block;
+  u.g.block_k = p.block_k > 0 ? p.block_k : u.g.block_q;
+  u.g.validate();
+  u.s.batch = p.batch;
+  u.s.q_heads = p.heads;
+  u.s.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
+  u.s.nq = u.g.nq;
+  u.s.nk = u.g.nk;
+  u.s.dim = p.head_dim;
+  u.limit = memory_limit(st);
+  u.check = st.check && p.n <= st.check_max_n;
+  u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
+  BuildOptions bo;
+  bo.threads = p.threads;
+  bo.max_layout_bytes = u.limit;
+  u.layout = build_layout(*u.pattern, u.g, bo);
+  u.cost = attention_cost(u.layout, u.s, p.threads);
+  u.figures = layout_figures(u.layout, u.cost);
+  u.prediction = predict(u);
+  return u;
 }
 
-nlohmann::json measure_point(const SweepPoint& p) {
-  using Clock = std::chrono::steady_clock;
-  const Setup u = setup(p);
-  const auto t0 = Clock::now();
-  const Layout layout = build(u, p.threads);
-  const double build_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-  const AttentionCost cost = attention_cost(layout, u.s, p.threads);
-  const PointPrediction pred = predict(p, u, cost);
+Prediction predict_point(const SweepPoint& p) {
+  return prepare_point(p).prediction;
+}
+
+Measurement point_record(const SweepPoint& p) {
+  Measurement m;
+  m.source = "sweep";
+  m.key = p.key;
+  m.index = p.index;
+  MeasuredAxes& x = m.axes;
+  x.pattern = p.pattern.name;
+  x.spec = p.pattern.spec;
+  x.n = p.n;
+  x.nk = p.nk > 0 ? p.nk : p.n;
+  x.head_dim = p.head_dim;
+  x.heads = p.heads;
+  x.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
+  x.batch = p.batch;
+  x.threads = p.threads;
+  x.block_q = p.pattern.block > 0 ? p.pattern.block : p.block;
+  x.block_k = p.block_k > 0 ? p.block_k : x.block_q;
+  x.tile_mode = p.tile_mode;
+  x.executor = p.executor;
+  x.inputs = input_name(p.settings.inputs);
+  x.seed = p.settings.seed;
+  return m;
+}
+
+Measurement measure_prepared(const PreparedPoint& u, PointTensors* tensors) {
+  const SweepPoint& p = u.point;
   // Refuse up front what the prediction says cannot fit, rather than fail half-way.
-  check_memory_budget(fmt::format("point {} (inputs, outputs, layout, workspace{}{})", p.key,
+  check_memory_budget(fmt::format("{} (inputs, outputs, layout, workspace{}{})", u.label,
                                   u.fidelity ? ", dense output for fidelity" : "",
                                   u.check ? ", reference for the check" : ""),
-                      pred.memory_bytes, u.limit, kRaise);
+                      u.prediction.memory_bytes, u.limit, u.raise_hint);
+  PointTensors own;
+  PointTensors& t = tensors != nullptr ? *tensors : own;
+  if (t.inputs.q.values.empty())
+    t.inputs = make_inputs(p.settings.inputs, u.s, p.settings.seed, u.limit);
 
-  const Qkv in = make_inputs(p.settings.inputs, u.s, p.settings.seed, u.limit);
-  const AttentionShape& s = u.s;
-  Tensor out(s.batch, s.q_heads, s.nq, s.dim), lse(s.batch, s.q_heads, s.nq, 1);
-  AttentionOptions ao;
-  ao.threads = p.threads;
-  ao.mask_full_tiles = u.mask_full;
+  Measurement m = point_record(p);
+  m.layout = u.figures;
+  m.predicted = u.prediction;
   AttentionStats stats;
-  const RepeatTimes t = time_repeats(
-      [&] {
-        stats =
-            attention(in.q.view(), in.k.view(), in.v.view(), layout, out.view(), lse.view(), ao);
-      },
-      p.settings.warmup, p.settings.repeats);
-  check_output_finite(out.view(), lse.view());
+  m.attention = run_executor(u, t, stats);
+  check_output_finite(t.o.view(), t.lse.view());
+  m.resources.workspace_bytes = stats.workspace_bytes;
+  m.resources.tasks = stats.tasks;
+  m.resources.split_rows = stats.split_rows;
+  m.resources.threads_used = p.threads > 0 ? p.threads : tbb::info::default_concurrency();
+  if (u.check) m.check = check_against_reference(u, t);
+  if (u.fidelity) m.fidelity = fidelity_against_dense(u, t);
+  m.resources.peak_rss_bytes = peak_rss_bytes();
+  return m;
+}
 
-  nlohmann::json check = nullptr;
-  if (u.check) {
-    ReferenceOptions ro;
-    ro.max_bytes = u.limit;
-    const ReferenceResult ref =
-        reference_attention(in.q.view(), in.k.view(), in.v.view(), *u.pattern, u.g, ro);
-    const ReferenceError e = compare_to_reference(out.view(), lse.view(), ref);
-    check = {{"max_abs_error", e.max_abs},
-             {"rel_l2_error", relative_l2_error(out.view(), ref)},
-             {"max_lse_error", e.lse_max}};
-  }
-  nlohmann::json fidelity = nullptr;
-  if (u.fidelity) {
-    Tensor dense_o(s.batch, s.q_heads, s.nq, s.dim), dense_lse(s.batch, s.q_heads, s.nq, 1);
-    const std::string& baseline = p.pattern.fidelity_baseline.empty() ? p.settings.fidelity_baseline
-                                                                      : p.pattern.fidelity_baseline;
-    baseline_attention(in.q.view(), in.k.view(), in.v.view(), baseline, u.g, p.threads, u.limit,
-                       dense_o.view(), dense_lse.view());
-    const Fidelity f = compare_to_dense(out.view(), lse.view(), dense_o.view(), dense_lse.view());
-    fidelity = {{"rel_l2_error", f.rel_l2_error},
-                {"recall_mean", f.recall_mean},
-                {"recall_min", f.recall_min},
-                {"inputs", p.settings.inputs.kind},
-                {"baseline", baseline}};
-  }
-
-  const double all_pairs = static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
-                           static_cast<double>(s.nq) * static_cast<double>(s.nk);
-  return {
-      {"build_seconds", build_seconds},
-      {"attention_seconds", {{"median", t.median}, {"min", t.min}, {"max", t.max}, {"all", t.all}}},
-      {"allowed_pairs", cost.allowed_pairs},
-      {"computed_pairs", cost.computed_pairs},
-      {"density", static_cast<double>(cost.allowed_pairs) / all_pairs},
-      {"efficiency", cost.efficiency},
-      {"useful_gflops", useful_gflops(cost, t.median)},
-      {"computed_gflops", computed_gflops(cost, t.median)},
-      {"kept_tiles", cost.kept_tiles},
-      {"full_tiles", cost.full_tiles},
-      {"partial_tiles", cost.partial_tiles},
-      {"workspace_bytes", stats.workspace_bytes},
-      {"layout_bytes", cost.layout_bytes},
-      {"input_bytes", cost.input_bytes},
-      {"check", check},
-      {"fidelity", fidelity}};
+Measurement measure_point(const SweepPoint& p) {
+  return measure_prepared(prepare_point(p));
 }
 
 }  // namespace spattn::experiments

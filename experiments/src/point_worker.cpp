@@ -1,4 +1,5 @@
-// `spattn point FILE`: one sweep point, measured in this process, reported on stdout.
+// `spattn point FILE`: one sweep point, measured in this process, its Measurement record printed
+// on stdout as one JSON line.
 #include "spattn/experiments/point_worker.hpp"
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@
 
 #include "spattn/experiments/experiment.hpp"
 #include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/regular_file.hpp"
 
@@ -24,8 +26,9 @@ int run_point_worker(const std::filesystem::path& point_file) {
     if (j.is_discarded())
       throw UsageError(fmt::format("the point file {} is not JSON", point_file.string()));
     const SweepPoint point = point_from_json(j);
-    const nlohmann::json result = measure_point(point);
-    const std::string line = result.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const Measurement result = measure_point(point);
+    const std::string line =
+        to_json(result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     std::fputs(line.c_str(), stdout);
     std::fputc('\n', stdout);
     if (std::fflush(stdout) != 0) {

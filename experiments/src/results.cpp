@@ -78,7 +78,14 @@ ResultsWriter::~ResultsWriter() {
 
 void ResultsWriter::append(const nlohmann::json& record) {
   // Invalid UTF-8 (e.g. in a child's stderr) is replaced rather than failing the record.
-  std::string line = record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  append_line(record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void ResultsWriter::append_ordered(const nlohmann::ordered_json& record) {
+  append_line(record.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void ResultsWriter::append_line(std::string line) {
   line += '\n';
   std::size_t done = 0;
   while (done < line.size()) {

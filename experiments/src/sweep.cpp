@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "spattn/experiments/measure.hpp"
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/experiments/meta.hpp"
 #include "spattn/experiments/process.hpp"
 #include "spattn/experiments/results.hpp"
@@ -45,26 +46,6 @@ std::string format_duration(double seconds) {
   return fmt::format("{:02}:{:02}", s / 60, s % 60);
 }
 
-nlohmann::json axes_json(const SweepPoint& p) {
-  return {{"pattern", p.pattern.name},
-          {"spec", p.pattern.spec},
-          {"n", p.n},
-          {"head_dim", p.head_dim},
-          {"heads", p.heads},
-          {"kv_heads", p.kv_heads},
-          {"batch", p.batch},
-          {"threads", p.threads},
-          {"block", p.block},
-          {"tile_mode", p.tile_mode},
-          {"inputs", p.settings.inputs.kind}};
-}
-
-nlohmann::json prediction_json(const PointPrediction& q) {
-  return {{"allowed_pairs", q.allowed_pairs}, {"computed_pairs", q.computed_pairs},
-          {"useful_flops", q.useful_flops},   {"computed_flops", q.computed_flops},
-          {"memory_bytes", q.memory_bytes},   {"seconds", q.seconds}};
-}
-
 // The last `max_lines` non-empty lines of a child's stderr, joined with " | ".
 std::string stderr_tail(const std::string& err, int max_lines = 5) {
   std::vector<std::string> lines;
@@ -83,49 +64,71 @@ std::string stderr_tail(const std::string& err, int max_lines = 5) {
   return out;
 }
 
-// The prediction of one point, or why there is none.
+// A point's record before it runs: key, index and axes; the layout's counts and the prediction
+// when the point could be prepared; the status and message when it will not run.
 struct Planned {
   SweepPoint point;
-  std::optional<PointPrediction> prediction;
-  std::string status;   // "" (run it), "error" or "skipped"
-  std::string message;  // for status
+  Measurement record;
+  bool run = false;  // run it in a child
 };
 
 Planned plan_point(const SweepPoint& p) {
-  Planned plan{p, std::nullopt, "", ""};
+  Planned plan{p, point_record(p), false};
+  Measurement& m = plan.record;
+  auto refuse = [&](Status status, std::string message) {
+    m.status = status;
+    m.message = std::move(message);
+    return plan;
+  };
   try {
-    plan.prediction = predict_point(p);
+    const PreparedPoint u = prepare_point(p);
+    m.layout = u.figures;
+    m.predicted = u.prediction;
   } catch (const BudgetError& e) {
-    plan.status = "skipped";
-    plan.message = e.what();
-    return plan;
+    return refuse(Status::Skipped, e.what());
   } catch (const std::bad_alloc&) {
-    plan.status = "skipped";
-    plan.message = "predicting the point ran out of memory (std::bad_alloc)";
-    return plan;
+    return refuse(Status::Skipped, "predicting the point ran out of memory (std::bad_alloc)");
   } catch (const std::exception& e) {  // UsageError and anything else the prediction refuses
-    plan.status = "error";
-    plan.message = e.what();
-    return plan;
+    return refuse(Status::Error, e.what());
   }
   const std::int64_t limit = memory_limit(p.settings);
-  if (plan.prediction->memory_bytes > limit) {
-    plan.status = "skipped";
-    plan.message = fmt::format("predicted memory {} exceeds the point's memory limit {}",
-                               format_bytes(plan.prediction->memory_bytes), format_bytes(limit));
-  } else if (p.settings.timeout_seconds > 0 &&
-             plan.prediction->seconds > p.settings.timeout_seconds) {
-    plan.status = "skipped";
-    plan.message = fmt::format("predicted time {:.3g} s exceeds the point's timeout {:.3g} s",
-                               plan.prediction->seconds, p.settings.timeout_seconds);
-  }
+  if (m.predicted->memory_bytes > limit)
+    return refuse(Status::Skipped,
+                  fmt::format("predicted memory {} exceeds the point's memory limit {}",
+                              format_bytes(m.predicted->memory_bytes), format_bytes(limit)));
+  if (p.settings.timeout_seconds > 0 && m.predicted->seconds > p.settings.timeout_seconds)
+    return refuse(Status::Skipped,
+                  fmt::format("predicted time {:.3g} s exceeds the point's timeout {:.3g} s",
+                              m.predicted->seconds, p.settings.timeout_seconds));
+  plan.run = true;
   return plan;
 }
 
-// Runs a planned point in a child and fills `record`. Returns false when the sweep was
-// interrupted while it ran (nothing to record).
+// The child's record: the last non-empty line of its stdout, a Measurement; nullopt and `why`
+// when there is none.
+std::optional<Measurement> child_record(const std::string& out, std::string& why) {
+  std::string last;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
+  const nlohmann::json j = nlohmann::json::parse(last, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    why = "the worker exited with 0 but printed no JSON object on stdout";
+    return std::nullopt;
+  }
+  try {
+    return measurement_from_json(j, "the worker's record");
+  } catch (const UsageError& e) {
+    why = e.what();
+    return std::nullopt;
+  }
+}
+
+// Runs a planned point in a child and fills `record` (status, message, the child's measurement,
+// its wall time and peak RSS). Returns false when the sweep was interrupted while it ran
+// (nothing to record).
 bool run_planned(const Planned& plan, const fs::path& point_file, const std::string& worker,
-                 nlohmann::json& record) {
+                 Measurement& record) {
   {
     std::ofstream out(point_file, std::ios::trunc);
     out << point_to_json(plan.point).dump() << '\n';
@@ -137,51 +140,49 @@ bool run_planned(const Planned& plan, const fs::path& point_file, const std::str
   child.timeout_seconds = plan.point.settings.timeout_seconds;
   const ChildResult r = run_child(child);
   if (r.end == ChildResult::End::Interrupted) return false;
-  record["peak_rss_bytes"] = r.peak_rss_bytes;
-  record["wall_seconds"] = r.wall_seconds;
   const std::string tail = stderr_tail(r.err);
+  auto with_tail = [&](std::string text) {
+    return tail.empty() ? text : fmt::format("{}; stderr: {}", text, tail);
+  };
   switch (r.end) {
     case ChildResult::End::TimedOut:
-      record["status"] = "timeout";
-      record["message"] = fmt::format("killed after the timeout of {} s", child.timeout_seconds);
+      record.status = Status::Timeout;
+      record.message = fmt::format("killed after the timeout of {} s", child.timeout_seconds);
       break;
     case ChildResult::End::Signaled:
-      record["status"] = "crashed";
-      record["message"] =
-          fmt::format("killed by {}{}{}", signal_description(r.signal),
-                      r.signal == SIGKILL ? " (possibly the kernel's out-of-memory killer)" : "",
-                      tail.empty() ? "" : fmt::format("; stderr: {}", tail));
+      record.status = Status::Crashed;
+      record.message = with_tail(
+          fmt::format("killed by {}{}", signal_description(r.signal),
+                      r.signal == SIGKILL ? " (possibly the kernel's out-of-memory killer)" : ""));
       break;
     default:
       if (r.exit_code == 0) {
-        // The result is the last non-empty line of stdout.
-        std::string last;
-        std::istringstream in(r.out);
-        for (std::string line; std::getline(in, line);)
-          if (line.find_first_not_of(" \t\r") != std::string::npos) last = line;
-        nlohmann::json m = nlohmann::json::parse(last, nullptr, false);
-        if (!m.is_discarded() && m.is_object()) {
-          record["status"] = "ok";
-          record["message"] = "";
-          record["measure"] = std::move(m);
+        std::string why;
+        if (std::optional<Measurement> m = child_record(r.out, why)) {
+          record = std::move(*m);
+          record.source = "sweep";
+          record.key = plan.point.key;  // the parent's identity of the point: resume matches on it
+          record.index = plan.point.index;
+          record.status = Status::Ok;
+          record.message = "";
         } else {
-          record["status"] = "error";
-          record["message"] =
-              fmt::format("the worker exited with 0 but printed no JSON object on stdout{}",
-                          tail.empty() ? "" : fmt::format("; stderr: {}", tail));
+          record.status = Status::Error;
+          record.message = with_tail(why);
         }
       } else if (r.exit_code == 3) {
-        record["status"] = "oom";
-        record["message"] = tail.empty() ? "out of memory (exit code 3)" : tail;
+        record.status = Status::Oom;
+        record.message = tail.empty() ? "out of memory (exit code 3)" : tail;
       } else {
-        record["status"] = "error";
-        record["message"] =
+        record.status = Status::Error;
+        record.message =
             r.exit_code == 1 || r.exit_code == 2
                 ? (tail.empty() ? fmt::format("exit code {}", r.exit_code) : tail)
-                : fmt::format("the worker exited with code {}{}", r.exit_code,
-                              tail.empty() ? "" : fmt::format("; stderr: {}", tail));
+                : with_tail(fmt::format("the worker exited with code {}", r.exit_code));
       }
   }
+  // The child's figures as the parent saw them (its whole run, all its threads).
+  record.resources.peak_rss_bytes = r.peak_rss_bytes;
+  record.resources.wall_seconds = r.wall_seconds;
   return true;
 }
 
@@ -233,20 +234,20 @@ void print_dry_run(const std::vector<Planned>& plans, const std::set<std::string
   for (const Planned& plan : plans) {
     const SweepPoint& p = plan.point;
     std::string pairs = "-", gflop = "-", memory = "-", seconds = "-";
-    if (plan.prediction) {
-      pairs = std::to_string(plan.prediction->allowed_pairs);
-      gflop = fmt::format("{:.3f}", plan.prediction->computed_flops / 1e9);
-      memory = format_bytes(plan.prediction->memory_bytes);
-      seconds = fmt::format("{:.4g}", plan.prediction->seconds);
+    if (const auto& q = plan.record.predicted) {
+      pairs = std::to_string(plan.record.layout->allowed_pairs);
+      gflop = fmt::format("{:.3f}", q->computed_flops / 1e9);
+      memory = format_bytes(q->memory_bytes);
+      seconds = fmt::format("{:.4g}", q->seconds);
     }
     std::string action;
     if (done.count(p.key) != 0) {
       action = "done";
-    } else if (plan.status.empty()) {
+    } else if (plan.run) {
       action = "run";
       ++run;
     } else {
-      action = fmt::format("{}: {}", plan.status, plan.message);
+      action = fmt::format("{}: {}", status_name(plan.record.status), plan.record.message);
       ++skipped;
     }
     std::string name = p.pattern.name;
@@ -268,7 +269,7 @@ nlohmann::json budget_record(SweepPoint templ, const PatternEntry& entry, const 
                              std::int64_t budget) {
   std::int64_t max_n = 0, memory_at_max = 0;
   for (std::int64_t n = 1024; n <= (std::int64_t{1} << 24) && interrupt_signal() == 0; n *= 2) {
-    PointPrediction q;
+    Prediction q;
     try {
       templ.n = n;
       templ.pattern = entry;
@@ -428,7 +429,7 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
   // Predicted seconds still to run, scaled by how measured time compared with predictions.
   double remaining_predicted = 0, ran_predicted = 0, ran_measured = 0;
   for (const Planned& plan : plans)
-    if (plan.status.empty()) remaining_predicted += plan.prediction->seconds;
+    if (plan.run) remaining_predicted += plan.record.predicted->seconds;
 
   const int n = static_cast<int>(plans.size());
   for (int k = 0; k < n && interrupt_signal() == 0; ++k) {
@@ -438,29 +439,24 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
     progress.status(
         fmt::format("[{}/{}] {} ETA {}", k + 1, n, point_label(p),
                     ran_predicted > 0 ? format_duration(remaining_predicted * scale) : "--:--"));
-    nlohmann::json record{{"kind", "point"},       {"key", p.key},
-                          {"index", p.index},      {"axes", axes_json(p)},
-                          {"status", plan.status}, {"message", plan.message}};
-    if (plan.prediction) record["predicted"] = prediction_json(*plan.prediction);
-    if (plan.status.empty()) {
+    Measurement record = plan.record;
+    if (plan.run) {
       if (!run_planned(plan, point_file, worker, record)) break;
-      remaining_predicted -= plan.prediction->seconds;
-      ran_predicted += plan.prediction->seconds;
-      ran_measured += record["wall_seconds"].get<double>();
+      remaining_predicted -= plan.record.predicted->seconds;
+      ran_predicted += plan.record.predicted->seconds;
+      ran_measured += *record.resources.wall_seconds;
     }
-    writer->append(record);
+    writer->append_ordered(to_json(record));
     ++summary.recorded;
-    const std::string status = record["status"];
+    const std::string status(status_name(record.status));
     ++summary.by_status[status];
-    const std::string line =
-        fmt::format("[{}/{}] {}: {}{}", k + 1, n, point_label(p), status,
-                    record.contains("wall_seconds")
-                        ? fmt::format(" ({:.2f} s)", record["wall_seconds"].get<double>())
-                        : "");
-    if (!o.tty || status != "ok")
-      progress.note(status == "ok"
-                        ? line
-                        : fmt::format("{}: {}", line, record["message"].get<std::string>()));
+    const std::string line = fmt::format(
+        "[{}/{}] {}: {}{}", k + 1, n, point_label(p), status,
+        record.resources.wall_seconds ? fmt::format(" ({:.2f} s)", *record.resources.wall_seconds)
+                                      : "");
+    if (!o.tty || record.status != Status::Ok)
+      progress.note(record.status == Status::Ok ? line
+                                                : fmt::format("{}: {}", line, record.message));
   }
   std::error_code ec;
   fs::remove(point_file, ec);

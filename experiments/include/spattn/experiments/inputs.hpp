@@ -93,6 +93,9 @@ Qkv synthetic_inputs(const AttentionShape& s, std::uint64_t seed);
 Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t seed,
                 std::int64_t max_bytes);
 
+// "random" | "synthetic" | "npy:DIR": how records and point keys name the inputs.
+std::string input_name(const InputSpec& spec);
+
 // Bytes make_inputs holds at its peak beyond the q, k, v tensors it returns (the synthetic
 // generator's uniforms; for npy, one file's raw bytes next to its float copy).
 std::int64_t input_scratch_bytes(const InputSpec& spec, const AttentionShape& s);

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 namespace spattn::experiments {
@@ -35,8 +36,11 @@ class ResultsWriter {
   // Writes `record` as one line with a single write(2) on an O_APPEND descriptor and
   // fdatasync()s it before returning. Throws std::runtime_error on I/O errors.
   void append(const nlohmann::json& record);
+  // The same, keys in the record's own order (a Measurement's to_json).
+  void append_ordered(const nlohmann::ordered_json& record);
 
  private:
+  void append_line(std::string line);  // `line` without its newline
   std::filesystem::path path_;
   int fd_ = -1;
 };
