@@ -672,6 +672,16 @@ TEST_CASE("experiment file: the executor axis", "[toml]") {
   CHECK(back.executor == Executor::Textbook);
   CHECK(point_key(back) == full[1].key);
 
+  // Keys and queries of different lengths, and oblong tiles (only `spattn run` sets them), join
+  // the key after the later axes; their defaults (0, or equal to n / block) add nothing.
+  SweepPoint odd = full[1];
+  odd.nk = odd.n;
+  odd.block_k = odd.block;
+  CHECK(point_key(odd) == v1_key + ";exec=textbook");
+  odd.nk = 2 * odd.n;
+  odd.block_k = 32;
+  CHECK(point_key(odd) == v1_key + fmt::format(";exec=textbook;nk={};block_k=32", 2 * odd.n));
+
   // The executor varies fastest, after tile_mode, each in file order.
   const std::vector<SweepPoint> order = expand_points(
       parse_experiment(

@@ -410,6 +410,8 @@ TEST_CASE("Measurement: bad fields are refused with where, the field and what it
         "runs.jsonl line 4: axes.seed must be an integer >= 0, found -1");
   CHECK(with([](json& j) { j["axes"]["tile_mode"] = "full"; }) ==
         "runs.jsonl line 4: axes.tile_mode must be \"auto\" or \"partial\", found \"full\"");
+  CHECK(with([](json& j) { j["axes"] = nullptr; }) ==
+        "runs.jsonl line 4: axes must be an object, found null");
   CHECK(error_of(json::array()) ==
         "runs.jsonl line 4: a measurement record must be a JSON object, found []");
   json old = good;
@@ -420,4 +422,7 @@ TEST_CASE("Measurement: bad fields are refused with where, the field and what it
   CHECK(error_of(old) ==
         "runs.jsonl line 4: measure.allowed_pairs must be an integer >= 0, "
         "found nothing");
+  json old_null_axes = old;
+  old_null_axes["axes"] = nullptr;
+  CHECK(error_of(old_null_axes) == "runs.jsonl line 4: axes must be an object, found null");
 }

@@ -1118,6 +1118,9 @@ std::string point_key(const SweepPoint& p) {
     else if (!a.default_value || v != *a.default_value)
       later += part;
   }
+  // Geometry that only `spattn run` sets (sweeps have nq = nk and square tiles).
+  if (p.nk != 0 && p.nk != p.n) later += fmt::format(";nk={}", p.nk);
+  if (p.block_k != 0 && p.block_k != p.block) later += fmt::format(";block_k={}", p.block_k);
   const std::string inputs =
       p.settings.inputs.kind == "npy" ? "npy:" + p.settings.inputs.npy_dir : p.settings.inputs.kind;
   return key + ";inputs=" + inputs + later;

@@ -111,6 +111,12 @@ class Reader {
     if (v->is_null()) return std::nullopt;
     return Reader(*v, where_, full(field));
   }
+  // The object `field`, which must be present and not null.
+  Reader required_object(const std::string& field) const {
+    const json* v = find(field);
+    if (v == nullptr || !v->is_object()) fail(field, "an object", v);
+    return Reader(*v, where_, full(field));
+  }
   // Optional leaf: absent or null -> nullopt.
   std::optional<std::int64_t> opt_int64(const std::string& field) const {
     if (!present(field)) return std::nullopt;
@@ -259,7 +265,7 @@ Measurement from_v2(const Reader& r) {
   m.index = r.integer("index");
   m.status = status_at(r, "status");
   m.message = r.string("message");
-  m.axes = axes_v2(*r.object("axes"));
+  m.axes = axes_v2(r.required_object("axes"));
   if (auto l = r.object("layout")) m.layout = layout_v2(*l);
   if (auto p = r.object("predicted")) m.predicted = predicted_v2(*p);
   if (auto a = r.object("attention")) m.attention = attention_v2(*a);
@@ -283,7 +289,7 @@ Measurement from_v1(const Reader& r) {
   m.index = r.integer("index");
   m.status = status_at(r, "status");
   m.message = r.string("message");
-  const Reader a = *r.object("axes");
+  const Reader a = r.required_object("axes");
   MeasuredAxes& x = m.axes;
   x.pattern = a.string("pattern");
   x.spec = a.string("spec");
@@ -319,7 +325,7 @@ Measurement from_v1(const Reader& r) {
   l.build_seconds = me->number("build_seconds");
   m.layout = l;
   if (m.predicted) m.predicted->input_bytes = me->int64("input_bytes");
-  const Reader t = *me->object("attention_seconds");
+  const Reader t = me->required_object("attention_seconds");
   m.attention = AttentionTimes{0, times_at(t, "all")};
   m.resources.workspace_bytes = me->opt_int64("workspace_bytes");
   if (auto c = me->object("check", false)) {
