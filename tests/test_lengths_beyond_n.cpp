@@ -1,14 +1,19 @@
 // Lengths longer than the sequence: every family at lengths up to 2^40 over long sequences
 // (analytic, never scanned, counts equal to the hand-computed rule), DeepSpeed and BigBird block
-// counts beyond the blocks there are, and 2-D blocks files and their shape errors.
+// counts beyond the blocks there are, 2-D blocks files and their shape errors, and the default
+// experiment (experiments/scaling.toml) running every pattern from its first N.
 #include <fmt/format.h>
 
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "spattn/experiments/experiment.hpp"
+#include "spattn/experiments/measure.hpp"
 #include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -36,6 +41,21 @@ i64 dilated_pairs(i64 n, i64 reach, i64 d) {
   i64 total = n;  // p == j
   for (i64 diff = d; diff < n && diff <= reach; diff += d) total += 2 * (n - diff);
   return total;
+}
+
+// The repository root: the nearest directory above the test binary or the working directory
+// that holds experiments/scaling.toml.
+std::filesystem::path repo_root() {
+  std::vector<std::filesystem::path> starts = {std::filesystem::current_path()};
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) starts.push_back(exe.parent_path());
+  for (std::filesystem::path dir : starts)
+    for (; !dir.empty(); dir = dir.parent_path()) {
+      if (std::filesystem::is_regular_file(dir / "experiments" / "scaling.toml")) return dir;
+      if (dir == dir.parent_path()) break;
+    }
+  return {};
 }
 
 }  // namespace
@@ -234,4 +254,37 @@ TEST_CASE("blocks(file=...) takes a 2-D [q_blocks, k_blocks] file and names othe
   spattn::write_npy(empty, "|u1", {0, 4}, cells.data(), 0);
   CHECK_THROWS_WITH(spattn::parse_spec(fmt::format("blocks(file=\"{}\")", empty)),
                     Contains("empty dimension in shape [0, 4]"));
+}
+
+TEST_CASE("experiments/scaling.toml runs every pattern at every N from 1K", "[lengths][toml]") {
+  const std::filesystem::path root = repo_root();
+  INFO("looked for experiments/scaling.toml above " << std::filesystem::current_path());
+  REQUIRE_FALSE(root.empty());
+  const spattn::experiments::Experiment e =
+      spattn::experiments::load_experiment(root / "experiments" / "scaling.toml");
+  const std::vector<spattn::experiments::SweepPoint> points =
+      spattn::experiments::expand_points(e, false);
+  bool has_long_window = false;
+  for (const spattn::experiments::PatternEntry& pattern : e.patterns) {
+    INFO("pattern " << pattern.name);
+    CHECK(pattern.min_n == 0);
+    std::set<i64> ns;
+    for (const auto& pt : points)
+      if (pt.pattern.name == pattern.name) ns.insert(pt.n);
+    for (const i64 n : e.seq_len) {
+      INFO("seq_len " << n);
+      CHECK(ns.count(n) == (pattern.max_n == 0 || n <= pattern.max_n ? 1u : 0u));
+    }
+    CHECK(ns.count(1024) == 1);
+    has_long_window = has_long_window || pattern.spec == "sliding(4096)";
+  }
+  // sliding(4096), longer than the first sizes, predicts (builds its layout) at 1K and 2K.
+  REQUIRE(has_long_window);
+  for (const auto& pt : points) {
+    if (pt.pattern.spec != "sliding(4096)" || pt.n > 2048) continue;
+    INFO("N = " << pt.n);
+    const spattn::experiments::PointPrediction pred = spattn::experiments::predict_point(pt);
+    // Causal below the window: every head and batch sees n(n + 1) / 2 pairs.
+    CHECK(pred.allowed_pairs == causal_pairs(pt.n) * pt.heads * pt.batch);
+  }
 }
