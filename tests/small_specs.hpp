@@ -1,31 +1,14 @@
 #pragma once
 // A small spec for each registered pattern, for tests that run every pattern over small
-// geometries (any nq >= 1, nk >= 64 and head count; the ds_* ones need nq = nk, a multiple of
-// 16). A new pattern gets an entry here; tests fail with a request for one when it is missing.
-// Below nk = 64 some of them hold a window, chunk, stride or block longer than the sequence,
-// which the library refuses (too_long_for tells such a geometry apart).
+// geometries (any nq, nk >= 1 and head count; the ds_* ones need nq = nk, a multiple of 16).
+// A new pattern gets an entry here; tests fail with a request for one when it is missing.
 #include <map>
 #include <string>
 
-#include "spattn/patterns/error.hpp"
-#include "spattn/patterns/pattern.hpp"
-
 namespace spattn::test {
 
-// True when `p` refuses `g` because one of its lengths (window, stride, chunk, block, sink,
-// prefix) exceeds nk; any other refusal propagates. Tests that sweep geometries skip these; the
-// refusal itself is checked, at each family's boundary, in test_families_published.cpp.
-inline bool too_long_for(const Pattern& p, const Geometry& g) {
-  try {
-    p.check(g);
-    return false;
-  } catch (const LengthError&) {
-    return true;
-  }
-}
-
-// A spec for each registered pattern that fits any small geometry with nk >= 64 (lengths,
-// heads); {blocks}, {deepspeed} and {documents} are filled in per case.
+// A spec for each registered pattern that fits any small geometry (lengths, heads); {blocks},
+// {deepspeed} and {documents} are filled in per case.
 inline const std::map<std::string, std::string>& small_spec_table() {
   static const std::map<std::string, std::string> table = {
       {"bigbird", "bigbird(block=8, window=3, global=2, random=2, seed=1)"},

@@ -592,56 +592,62 @@ patterns = [
 }
 
 TEST_CASE("experiment file: every pattern must fit every point it runs at", "[toml]") {
-  // A window, chunk, stride or block longer than the seq_len is refused at load, at the
-  // pattern's line, with the smallest seq_len it fits as the min_n to set.
-  expect_error(
-      "name = \"t\"\nseq_len = [256, 512, 1024]\npatterns = [\n  \"dense\",\n"
-      "  \"sliding(512) | sink(4)\",\n]\n",
-      "patterns[1]: spec \"sliding(512) | sink(4)\" at seq_len = 256, heads = 8: sliding(512): w "
-      "= 512 is larger than the sequence (nk = 256 keys): allowed w <= 256",
-      5);
-  expect_error(
-      "name = \"t\"\nseq_len = [256, 512, 1024]\npatterns = [\n  \"dense\",\n"
-      "  \"sliding(512) | sink(4)\",\n]\n",
-      "set min_n = 512 on this pattern", 5);
-  expect_error("name = \"t\"\nseq_len = [256]\npatterns = [\"chunked(300)\"]\n",
-               "no seq_len of this experiment is long enough for it", 3);
+  // A window, chunk, stride or block longer than the seq_len is valid (it covers every key it
+  // can): a Mistral window of 4096 keys loads at seq_len 1024, every point of it.
+  const Experiment swa = parse_experiment(
+      "name = \"t\"\nseq_len = [1024, 2048, 8192]\npatterns = [\"mistral_swa(4096)\", "
+      "\"chunked(8192) & causal\", \"sliding(512) | sink(4096)\"]\n[quick]\nseq_len = [128]\n",
+      "ok.toml");
+  CHECK(expand_points(swa, false).size() == 3 * 3);
+  CHECK(expand_points(swa, true).size() == 3);
   // Placeholders are filled in first: l = round(sqrt(N)) always fits.
   CHECK(expand_points(parse_experiment("name = \"t\"\nseq_len = [1, 2, 5, 100]\npatterns = "
                                        "[\"st_strided({sqrt_n})\", \"window({n})\"]\n",
                                        "ok.toml"),
                       false)
             .size() == 8);
-  // min_n and max_n keep a pattern away from the sizes it does not fit.
-  const Experiment e = parse_experiment(
-      "name = \"t\"\nseq_len = [256, 512, 1024]\npatterns = [\"dense\", {spec = \"sliding(512)\", "
-      "min_n = 512}, {spec = \"window(100)\", max_n = 512}]\n",
-      "ok.toml");
-  CHECK(expand_points(e, false).size() == 3 + 2 + 2);
-  // [quick] sizes are checked too, and named as such.
-  expect_error(
-      "name = \"t\"\nseq_len = [1024]\npatterns = [\"sliding(512)\"]\n[quick]\nseq_len = [128]\n",
-      "with [quick] (line 4) applied: patterns[0]: spec \"sliding(512)\" at seq_len = 128", 3);
-  // Other geometry checks: a per-head assignment for another head count, global tokens beyond N.
+  // Still refused at load, at the pattern's line: a per-head assignment for another head count
+  // and global tokens beyond N, in the full sizes and in [quick]'s, named as such.
   expect_error(
       "name = \"t\"\nseq_len = [64]\nheads = [4, 8]\npatterns = [\"heads(0..3: causal; 4..7: "
       "dense)\"]\n",
       "at seq_len = 64, heads = 4:", 4);
   expect_error("name = \"t\"\nseq_len = [64, 128]\npatterns = [\"global(tokens=[100])\"]\n",
-               "at seq_len = 64, heads = 8: global(tokens=[100]): global position 100 is out of "
-               "range",
+               "patterns[0]: spec \"global(tokens=[100])\" at seq_len = 64, heads = 8: "
+               "global(tokens=[100]): global position 100 is out of range",
                3);
+  expect_error(
+      "name = \"t\"\nseq_len = [1024]\npatterns = [\n  \"sliding(4096)\",\n  \"sliding(8) | "
+      "global(tokens=[0, 200])\",\n]\n[quick]\nseq_len = [128]\n",
+      "with [quick] (line 7) applied: patterns[1]: spec \"sliding(8) | global(tokens=[0, 200])\" "
+      "at seq_len = 128",
+      5);
+  // min_n and max_n keep a pattern away from the sizes it does not fit.
+  const Experiment e = parse_experiment(
+      "name = \"t\"\nseq_len = [64, 128, 256]\npatterns = [\"dense\", {spec = "
+      "\"global(tokens=[100])\", min_n = 128}, {spec = \"window(100)\", max_n = 128}]\n",
+      "ok.toml");
+  CHECK(expand_points(e, false).size() == 3 + 2 + 2);
   // A fidelity baseline is checked only where fidelity runs.
   const std::string baseline =
-      "name = \"t\"\nseq_len = [256, 4096]\nfidelity_baseline = \"sliding(1024)\"\n"
+      "name = \"t\"\nseq_len = [256, 4096]\nfidelity_baseline = \"causal | "
+      "global(tokens=[1000])\"\n"
       "patterns = [\"causal\"]\n";
   CHECK(expand_points(parse_experiment(baseline, "ok.toml"), false).size() == 2);
   expect_error(baseline + "fidelity = true\n",
-               "fidelity baseline \"sliding(1024)\" at seq_len = 256, heads = 8: sliding(1024)", 4);
+               "fidelity baseline \"causal | global(tokens=[1000])\" at seq_len = 256, heads = 8",
+               4);
   CHECK(
       expand_points(
           parse_experiment(baseline + "fidelity = true\nfidelity_max_n = 200\n", "ok.toml"), false)
           .size() == 2);
+  // A baseline longer than the sequence is valid too.
+  CHECK(expand_points(parse_experiment("name = \"t\"\nseq_len = [256, 4096]\nfidelity = true\n"
+                                       "fidelity_baseline = \"sliding(1024)\"\npatterns = "
+                                       "[\"causal\"]\n",
+                                       "ok.toml"),
+                      false)
+            .size() == 2);
 }
 
 TEST_CASE("experiment file: the executor axis", "[toml]") {

@@ -291,9 +291,8 @@ TEST_CASE("bigbird: deterministic part written out by hand", "[bigbird]") {
     CHECK(block_strings(L, 2) == want);
   }
   SECTION("short sequences are dense (HF switches to original_full)") {
-    // Default ITC: (5 + 2*3) * 64 = 704 tokens or fewer -> every pair (from one block up: a
-    // sequence shorter than the block is refused).
-    for (i64 n : {64, 65, 700, 704}) {
+    // Default ITC: (5 + 2*3) * 64 = 704 tokens or fewer -> every pair.
+    for (i64 n : {1, 64, 700, 704}) {
       const Layout L = spattn::build_layout(*spattn::parse_spec("bigbird"), Geometry{n, n, 1});
       CHECK(L.counts().allowed_pairs == n * n);
     }

@@ -102,7 +102,10 @@ Dense3 oracle_fixed(const FixedCfg& k, int heads, std::int64_t nb) {
       if (k.horizontal) set_slice(L, h, i, i + k.G, std::nullopt, std::nullopt);
     }
     if (end < nb) {
-      const std::int64_t start = std::min<std::int64_t>(end + first, nb - k.G);
+      // With fewer than G blocks, nb - G is negative: DeepSpeed's slice would wrap around from
+      // the end; the rule places the group at the end of the sequence, clipped at block 0.
+      const std::int64_t start =
+          std::max<std::int64_t>(0, std::min<std::int64_t>(end + first, nb - k.G));
       end = start + k.G;
       const std::int64_t first_row = k.uni ? start : 0;
       set_slice(L, h, first_row, std::nullopt, start, end);
@@ -490,7 +493,6 @@ TEST_CASE("ds: fixed equals DeepSpeed's make_layout", "[deepspeed]") {
             const FixedCfg k{L, G, uni, horizontal, per_head, P};
             const int heads = per_head ? 3 : 2;
             for (std::int64_t nb : {1, 2, 5, 7, 12}) {
-              if (nb < G) continue;
               const Dense3 want = oracle_fixed(k, heads, nb);
               check_pairs(fixed_spec(k, 16), want, 16, 16, 32, configs % 4 == 0);
               if (configs % 3 == 0) check_tiles(fixed_spec(k, 32), want, 32);
@@ -541,7 +543,6 @@ TEST_CASE("ds: bigbird, bslongformer and local equal DeepSpeed's make_layout", "
     for (int G : {0, 1, 3})
       for (bool uni : {false, true})
         for (std::int64_t nb : {1, 3, 8, 11}) {
-          if (nb < W || nb < G) continue;
           const BigBirdCfg k{W, G, uni, configs % 2 == 1};
           const Dense3 want = oracle_bigbird(k, 2, nb);
           check_pairs(bigbird_spec(k, 16), want, 16, 16, 16, configs % 4 == 0);
@@ -557,7 +558,6 @@ TEST_CASE("ds: bigbird, bslongformer and local equal DeepSpeed's make_layout", "
     for (const auto& [starts, ends] : globals)
       for (bool uni : {false, true})
         for (std::int64_t nb : {1, 6, 10}) {
-          if (nb < W) continue;
           const LongformerCfg k{W, starts, ends, uni, configs % 2 == 0};
           const Dense3 want = oracle_bslongformer(k, 2, nb);
           check_pairs(bslongformer_spec(k, 16), want, 16, 32, 32, configs % 4 == 1);
@@ -567,7 +567,6 @@ TEST_CASE("ds: bigbird, bslongformer and local equal DeepSpeed's make_layout", "
   for (int W : {0, 1, 2, 3, 4, 9})
     for (bool uni : {false, true})
       for (std::int64_t nb : {1, 5, 9, 14}) {
-        if (nb < W) continue;
         const Dense3 want = oracle_local(W, uni, 3, nb);
         check_pairs(local_spec(W, uni, 16), want, 16, 16, 64, configs % 4 == 2);
         if (configs % 3 == 0) check_tiles(local_spec(W, uni, 128), want, 128);
@@ -704,9 +703,6 @@ TEST_CASE("ds: rejected parameter combinations", "[deepspeed]") {
       {"ds_fixed(block=16, different_layout_per_head=1, num_different_global_patterns=5)",
        64,
        {"num_different_global_patterns = 5", "4 / 1 = 4"}},
-      {"ds_fixed(block=16, num_local_blocks=4, num_global_blocks=4)",
-       48,
-       {"3 blocks", "num_global_blocks = 4"}},
       {"ds_fixed(block=16)", 100, {"100", "block = 16", "multiple"}},
       {"ds_variable(block=16, global_block_indices=[0, 4], global_block_end_indices=[2])",
        64,
@@ -719,25 +715,10 @@ TEST_CASE("ds: rejected parameter combinations", "[deepspeed]") {
        {"horizontal_global_attention", "bidirectional"}},
       {"ds_variable(block=16, local_window_blocks=[])", 64, {"local_window_blocks", "empty"}},
       {"ds_variable(block=16, local_window_blocks=[2, 0])", 64, {"[2, 0]", "last"}},
-      {"ds_variable(block=16, num_random_blocks=5)", 64, {"num_random_blocks = 5", "4 blocks"}},
-      {"ds_bigbird(block=16, num_random_blocks=2, attention=\"unidirectional\")",
-       64,
-       {"num_random_blocks = 2", "unidirectional", "random.sample"}},
-      {"ds_bigbird(block=16, num_random_blocks=5)", 64, {"num_random_blocks = 5", "4 blocks"}},
-      {"ds_bigbird(block=16, num_sliding_window_blocks=5)",
-       64,
-       {"num_sliding_window_blocks = 5", "4 blocks"}},
-      {"ds_bigbird(block=16, num_global_blocks=5)", 64, {"num_global_blocks = 5", "4 blocks"}},
       {"ds_bslongformer(block=16, global_block_indices=[1], global_block_end_indices=[0])",
        64,
        {"start index 1", "end index 0"}},
-      {"ds_bslongformer(block=16, num_sliding_window_blocks=7)",
-       64,
-       {"num_sliding_window_blocks = 7", "4 blocks"}},
       {"ds_bslongformer(block=16, attention=\"forward\")", 64, {"forward"}},
-      {"ds_local(block=16, num_sliding_window_blocks=9)",
-       128,
-       {"num_sliding_window_blocks = 9", "8 blocks"}},
       {"ds_local(block=16, attention=\"both\")", 64, {"both"}},
       {"ds_dense(block=16, num_heads=3)", 64, {"num_heads = 3", "2 heads"}},
       {"ds_variable(block=16, global_block_indices=[-1])", 64, {"global_block_indices", "-1"}},

@@ -36,11 +36,11 @@ constexpr const char* kPrecedence =
     "'-' binds tightest (left-associative), then '&', then '|' (the precedence of Python's set "
     "operators): a | b - c & d is a | ((b - c) & d)";
 constexpr const char* kLengths =
-    "a window, stride, chunk, block, sink or prefix longer than the sequence (more than nk "
-    "tokens) is refused when the layout is built, not clipped";
+    "a window, stride, chunk, block, sink or prefix may be longer than the sequence; the rule "
+    "then covers every key it can (sliding(4096) at nk = 1000 is causal)";
 constexpr const char* kArguments =
     "arguments bind by position in the order listed, or by name (name=value); values are "
-    "integers, lists [1, 2, 3] or strings \"...\"";
+    "integers, booleans (true, false, 1 or 0), lists [1, 2, 3] or strings \"...\"";
 
 bool has_min(const ParamSpec& p) {
   return p.min != std::numeric_limits<std::int64_t>::min();
@@ -95,12 +95,12 @@ void print_text(const Registry& registry) {
     out += fmt::format("  example:     {}\n", info->example);
     if (!info->params.empty()) out += "  parameters:\n";
     for (const ParamSpec& p : info->params) {
-      std::vector<std::string> facts = {type_name(p.type)};
+      std::vector<std::string> facts = {p.boolean ? "boolean" : type_name(p.type)};
       if (p.default_value)
         facts.push_back(fmt::format("default {}", to_string(*p.default_value)));
       else
         facts.push_back(p.required ? "required" : "optional");
-      if (const std::string b = bounds_text(p); !b.empty()) facts.push_back(b);
+      if (const std::string b = bounds_text(p); !b.empty() && !p.boolean) facts.push_back(b);
       out += fmt::format("    {:<8} {}: {}\n", p.name, fmt::join(facts, ", "), p.doc);
     }
     out += "\n";
@@ -127,6 +127,7 @@ void print_json(const Registry& registry) {
           {"max", has_max(p) ? nlohmann::ordered_json(p.max) : nullptr},
           {"doc", p.doc}};
       if (p.type == ParamType::IntList) j["max_list_size"] = p.max_list_size;
+      if (p.boolean) j["boolean"] = true;  // an integer 0..1 that may be written false/true
       params.push_back(std::move(j));
     }
     patterns.push_back({{"name", info->name},

@@ -833,8 +833,8 @@ void Reader::check_axes(const Grid& a, const std::vector<PatternEntry>& patterns
 }
 
 // Every pattern (and fidelity baseline) must accept every point it runs at: the geometry checks
-// of build_layout (a window, chunk, stride or block longer than N; a per-head assignment for
-// another head count; global tokens beyond N) fail here, at load, instead of as error points.
+// of build_layout (a per-head assignment for another head count, global tokens beyond N, a
+// blocks() file of another size) fail here, at load, instead of as error points.
 void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& patterns,
                                 const Settings& s, std::string_view what) const {
   for (std::size_t i = 0; i < patterns.size(); ++i) {
@@ -843,11 +843,8 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
       return (entry.max_n == 0 || n <= entry.max_n) && n >= entry.min_n;
     };
     std::map<std::string, PatternPtr> parsed;  // by filled-in spec: blocks() reads a file
-    // The first error at n (empty: fits every heads value); `too_long` says whether it is a
-    // LengthError.
-    bool too_long = false;
+    // The first error at n (empty: fits every heads value).
     auto error_at = [&](std::int64_t n) -> std::string {
-      too_long = false;
       std::vector<std::pair<std::string, std::string>> specs = {{"spec", entry.spec}};
       const std::string& baseline =
           entry.fidelity_baseline.empty() ? s.fidelity_baseline : entry.fidelity_baseline;
@@ -864,7 +861,6 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
             p->check(Geometry{n, n, h, 64, 64});
           }
         } catch (const Error& err) {
-          too_long = dynamic_cast<const LengthError*>(&err) != nullptr;
           return fmt::format("{} {} at seq_len = {}{}: {}", role, show(spec, 80), n,
                              head ? fmt::format(", heads = {}", *head) : std::string(), err.what());
         }
@@ -874,16 +870,7 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
     for (const std::int64_t n : a.seq_len.values) {
       if (!runs_at(n)) continue;
       const std::string err = error_at(n);
-      if (err.empty()) continue;
-      std::string hint;
-      if (too_long) {
-        std::int64_t fits = 0;  // the smallest seq_len above n where it fits
-        for (const std::int64_t m : a.seq_len.values)
-          if (m > n && runs_at(m) && (fits == 0 || m < fits) && error_at(m).empty()) fits = m;
-        hint = fits > 0 ? fmt::format("; set min_n = {} on this pattern to start it there", fits)
-                        : "; no seq_len of this experiment is long enough for it";
-      }
-      fail(entry.line, fmt::format("{}patterns[{}]: {}{}", what, i, err, hint));
+      if (!err.empty()) fail(entry.line, fmt::format("{}patterns[{}]: {}", what, i, err));
     }
   }
 }

@@ -313,6 +313,7 @@ class Parser {
   }
 
   std::int64_t integer(const PatternInfo& info, const ParamSpec& ps) {
+    if (ps.boolean) return boolean(info, ps);
     bool neg = false;
     const Token& start = peek();
     if (is("-")) {
@@ -327,6 +328,16 @@ class Parser {
       fail(start, fmt::format("{}: {} = {} is out of range: allowed {}", info.name, ps.name, v,
                               range_text(ps)));
     return v;
+  }
+
+  // A boolean argument: true/false (as in DeepSpeed's JSON) or 1/0.
+  std::int64_t boolean(const PatternInfo& info, const ParamSpec& ps) {
+    const Token& at = peek();
+    if (at.kind == Tok::Ident && (at.text == "true" || at.text == "false"))
+      return next().text == "true" ? 1 : 0;
+    if (at.kind == Tok::Int && (at.value == 0 || at.value == 1)) return next().value;
+    fail(at, fmt::format("{}: argument '{}' expects a boolean (true, false, 1 or 0), found {}",
+                         info.name, ps.name, describe(at)));
   }
 
   static std::string range_text(const ParamSpec& ps) {

@@ -99,12 +99,13 @@ class Generator {
         return "longformer(" + std::to_string(2 * (1 + in_.next() % 64)) + ", global=" + tokens() +
                ")";
       case 17:
-        return "longformer_dilated(" + num(1, kTok) + ", d=" + num(1, 64) + ")";
+        return "longformer_dilated(" + num(1, i64{1} << 31) + ", d=" + num(1, 64) +
+               ", autoregressive=" + flag() + ")";
       case 18:
         return "streaming(sink=" + num(0, kTok) + ", recent=" + num(1, kTok) + ")";
       case 19:
         return "phi3_blocksparse(" + num(1, 16) + ", " + num(1, 16) + ", block_size=" + num(1, 64) +
-               ", homo_head=" + std::to_string(in_.next() % 2) + ")";
+               ", homo_head=" + flag() + ")";
       case 20:
         return "bigbird(block=" + num(1, 64) +
                ", window=" + std::to_string(1 + 2 * (in_.next() % 3)) +
@@ -113,31 +114,27 @@ class Generator {
                ", seed=" + std::to_string(in_.next()) +
                ", plan=" + (in_.next() % 2 ? "\"full\"" : "\"hf\"") + ")";
       case 21:
-        return "ds_fixed(block=" + ds_block() + ", different_layout_per_head=1, num_local_blocks=" +
-               std::to_string(2 * (1 + in_.next() % 3)) +
+        return "ds_fixed(block=" + ds_block() +
+               ", different_layout_per_head=" + (in_.next() % 2 ? "true" : "1") +
+               ", num_local_blocks=" + std::to_string(2 * (1 + in_.next() % 3)) +
                ", num_global_blocks=" + std::to_string(1 + in_.next() % 2) +
                ", num_different_global_patterns=" + std::to_string(1 + in_.next() % 2) +
                ", attention=" + direction() + ")";
       case 22:
-        return "ds_variable(block=" + ds_block() +
-               ", num_random_blocks=" + std::to_string(in_.next() % 3) + ", local_window_blocks=[" +
-               std::to_string(1 + in_.next() % 3) + ", " + std::to_string(1 + in_.next() % 3) +
-               "], global_block_indices=[0, " + std::to_string(2 + in_.next() % 8) +
-               "], attention=" + direction() + ")";
+        return "ds_variable(block=" + ds_block() + ", num_random_blocks=" + num(0, i64{1} << 20) +
+               ", local_window_blocks=[" + std::to_string(1 + in_.next() % 3) + ", " +
+               std::to_string(1 + in_.next() % 3) + "], global_block_indices=[0, " +
+               std::to_string(2 + in_.next() % 8) + "], attention=" + direction() + ")";
       case 23:
-        return "ds_bigbird(block=" + ds_block() +
-               ", num_random_blocks=" + std::to_string(in_.next() % 2) +
-               ", num_sliding_window_blocks=" + std::to_string(1 + in_.next() % 5) +
-               ", num_global_blocks=" + std::to_string(1 + in_.next() % 2) +
-               ", attention=" + direction() + ")";
+        return "ds_bigbird(block=" + ds_block() + ", num_random_blocks=" + num(0, i64{1} << 20) +
+               ", num_sliding_window_blocks=" + num(0, kTok) +
+               ", num_global_blocks=" + num(0, kTok) + ", attention=" + direction() + ")";
       case 24:
         return "ds_bslongformer(block=" + ds_block() +
-               ", num_sliding_window_blocks=" + std::to_string(1 + in_.next() % 5) +
-               ", global_block_indices=[" + std::to_string(in_.next() % 6) +
-               "], attention=" + direction() + ")";
+               ", num_sliding_window_blocks=" + num(0, kTok) + ", global_block_indices=[" +
+               std::to_string(in_.next() % 6) + "], attention=" + direction() + ")";
       case 25:
-        return "ds_local(block=" + ds_block() +
-               ", num_sliding_window_blocks=" + std::to_string(1 + in_.next() % 5) +
+        return "ds_local(block=" + ds_block() + ", num_sliding_window_blocks=" + num(0, kTok) +
                ", attention=" + direction() + ")";
       case 26:
         return "(" + expr(depth + 1) + " | " + expr(depth + 1) + ")";
@@ -153,13 +150,11 @@ class Generator {
  private:
   static constexpr i64 kTok = i64{1} << 40;  // kMaxTokens, the bound of most parameters
 
-  // A parameter in [lo, hi]: mostly lo + at most nk (lengths longer than the sequence are
-  // refused, so most draws should fit), sometimes lo + byte (the geometry is at most 200), and
-  // sometimes a special value (the top of the range, around 2^31 and 2^32, around the geometry's
-  // limits), to exercise the refusals and overflow handling.
+  // A parameter in [lo, hi]: mostly lo + byte (the geometry is at most 200), sometimes a special
+  // value (the top of the range, around 2^31 and 2^32, around the geometry's limits), to exercise
+  // overflow handling in the fast paths.
   std::string num(i64 lo, i64 hi) {
     const unsigned b = in_.next();
-    if (b < 208) return std::to_string(std::min(lo + static_cast<i64>(b) % (g_.nk + 1), hi));
     if (b < 240) return std::to_string(std::min(lo + b, hi));
     const i64 big[] = {hi,           hi - 1,  hi / 2, i64{1} << 31, (i64{1} << 31) - 1,
                        i64{1} << 32, 1000003, 65536,  4096,         255,
@@ -173,10 +168,15 @@ class Generator {
     return std::to_string(g_.nk % b == 0 ? b : 1);
   }
   std::string direction() { return in_.next() % 2 ? "\"unidirectional\"" : "\"bidirectional\""; }
-  // Up to 4 distinct global positions, mostly inside [0, nk).
+  // A boolean in either spelling.
+  std::string flag() {
+    static const char* const kWords[] = {"0", "1", "false", "true"};
+    return kWords[in_.next() % 4];
+  }
+  // Up to 4 distinct global positions (none at times), mostly inside [0, nk).
   std::string tokens() {
     std::set<i64> t;
-    const unsigned n = 1 + in_.next() % 4;
+    const unsigned n = in_.next() % 5;
     for (unsigned k = 0; k < n; ++k) t.insert(in_.next());
     std::string s = "[";
     for (i64 v : t) s += (s.size() > 1 ? ", " : "") + std::to_string(v);

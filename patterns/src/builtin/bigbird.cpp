@@ -212,7 +212,6 @@ class BigBird final : public Leaf {
   }
   bool depends_on_head() const override { return r_ > 0; }
   void check(const Geometry& g) const override {
-    check_length(g, spec(), "block", b_);
     // HF generates the legacy draw for a max_len-token sequence and keeps its first rows.
     if (plan_ == Plan::Legacy && !dense(g) && nblocks(g) > max_len_ / b_)
       throw UsageError(fmt::format(

@@ -10,7 +10,6 @@ class Chunked final : public Band {
   std::int64_t lo(std::int64_t p) const override { return floor_div(p, c_) * c_; }
   std::int64_t hi(std::int64_t p) const override { return floor_div(p, c_) * c_ + c_ - 1; }
   std::string spec() const override { return fmt::format("chunked({})", c_); }
-  void check(const Geometry& g) const override { check_length(g, spec(), "c", c_); }
 
  private:
   std::int64_t c_;

@@ -89,7 +89,7 @@ ParamSpec num_heads_param() {
 }
 
 ParamSpec flag_param(std::string name, std::string doc) {
-  return int_param(std::move(name), 0, std::move(doc) + " (0 = False, 1 = True)", 0, false, 1);
+  return bool_param(std::move(name), std::move(doc));
 }
 
 ParamSpec attention_param(const char* def) {
@@ -131,8 +131,6 @@ void random_blocks(std::uint64_t seed, std::int64_t head_class, std::int64_t row
 
 DsPattern::DsPattern(std::string name, Common c)
     : name_(std::move(name)), c_(c), id_(next_id.fetch_add(1)) {}
-
-void DsPattern::check_blocks(std::int64_t) const {}
 
 std::int64_t DsPattern::layout_class(int) const {
   return 0;
@@ -189,7 +187,6 @@ void DsPattern::check(const Geometry& g) const {
   if (c_.num_heads && *c_.num_heads != g.heads)
     throw UsageError(fmt::format("{}: num_heads = {} but the geometry has {} heads", name_,
                                  *c_.num_heads, g.heads));
-  check_blocks(blocks_of(g));
 }
 
 bool DsPattern::key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,

@@ -45,7 +45,7 @@ GlobalBlocks parse_global_blocks(const std::string& family, const Args& a);
 // ParamSpecs shared by the families (DeepSpeed's names and defaults).
 ParamSpec block_param();
 ParamSpec num_heads_param();
-ParamSpec flag_param(std::string name, std::string doc);  // 0/1, default 0
+ParamSpec flag_param(std::string name, std::string doc);  // boolean, default false
 ParamSpec attention_param(const char* def);
 ParamSpec seed_param();
 ParamSpec int_list_param(std::string name, std::vector<std::int64_t> def, bool has_default,
@@ -65,8 +65,6 @@ class DsPattern : public Leaf {
   // [begin, end) of block indices, in any order, possibly overlapping or empty.
   virtual void row_blocks(int h, std::int64_t nb, std::int64_t r,
                           std::vector<KeyRange>& out) const = 0;
-  // DeepSpeed's make_layout-time checks, which depend on the number of blocks nb.
-  virtual void check_blocks(std::int64_t nb) const;
   // Heads with equal layout_class(h) have equal layouts (DeepSpeed's propagation of head 0 when
   // different_layout_per_head is false, and per-head choices otherwise).
   virtual std::int64_t layout_class(int h) const;

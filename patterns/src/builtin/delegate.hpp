@@ -3,34 +3,21 @@
 // canonical spec (the family's name and parameters) and forwards every question, fast paths
 // included, to the composed tree, so it builds as fast as the tree and is never scanned.
 #include <utility>
-#include <vector>
 
 #include "leaf.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::builtin {
 
-// A family's own length parameter (name as its spec writes it, value in tokens).
-struct LengthParam {
-  std::string name;
-  std::int64_t value;
-};
-
 class Delegate : public Pattern {
  public:
-  // `lengths` are checked against the sequence by the family's own names before the tree is,
-  // so an error speaks of mistral_swa's sliding_window, not of the sliding(w) it delegates to.
-  Delegate(std::string spec, PatternPtr inner, std::vector<LengthParam> lengths = {})
-      : spec_(std::move(spec)), inner_(std::move(inner)), lengths_(std::move(lengths)) {}
+  Delegate(std::string spec, PatternPtr inner) : spec_(std::move(spec)), inner_(std::move(inner)) {}
 
   bool allows(const Geometry& g, int h, std::int64_t i, std::int64_t j) const override {
     return inner_->allows(g, h, i, j);
   }
   std::string spec() const override { return spec_; }
-  void check(const Geometry& g) const override {
-    for (const LengthParam& l : lengths_) check_length(g, spec_, l.name, l.value);
-    inner_->check(g);
-  }
+  void check(const Geometry& g) const override { inner_->check(g); }
   bool key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
     return inner_->key_ranges(g, h, q0, q1, out);
@@ -59,7 +46,6 @@ class Delegate : public Pattern {
  private:
   std::string spec_;
   PatternPtr inner_;
-  std::vector<LengthParam> lengths_;
 };
 
 // The composed tree of a family, written in the spec language over the built-in registry.

@@ -12,8 +12,6 @@ class Dilated final : public Leaf {
     return diff >= -reach_ && diff <= reach_ && floor_mod(diff, d_) == 0;
   }
   std::string spec() const override { return fmt::format("dilated({}, {})", w_, d_); }
-  // The window reaches w*d positions each side.
-  void check(const Geometry& g) const override { check_length(g, spec(), "w * d", reach_); }
   bool key_ranges(const Geometry& g, int, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
     const PosSpan s = positions(g, q0, q1);

@@ -1,10 +1,11 @@
 // ds_bigbird(...): DeepSpeed's BigBirdSparsityConfig.
 //
 // With w = num_sliding_window_blocks / 2 and G = num_global_blocks, block row r keeps
-// max(0, r - w) .. min(r + w, nb - 1), blocks 0 .. G - 1, every block if r < G, and
-// num_random_blocks random blocks drawn from 0 .. nb - 1 (bidirectional) or 0 .. r
-// (unidirectional); unidirectional then drops every block above the diagonal (DeepSpeed's
-// torch.tril over the whole layout). Random blocks come from spattn's seeded counter hash of
+// max(0, r - w) .. min(r + w, nb - 1), blocks 0 .. min(G, nb) - 1, every block if r < G, and
+// min(num_random_blocks, C) random blocks drawn from the C blocks 0 .. nb - 1 (bidirectional)
+// or 0 .. r (unidirectional); unidirectional then drops every block above the diagonal
+// (DeepSpeed's torch.tril over the whole layout). Counts beyond the blocks there are cover all
+// of them (DeepSpeed raises instead). Random blocks come from spattn's seeded counter hash of
 // (seed, head, row); the head is 0 unless different_layout_per_head.
 #include "deepspeed.hpp"
 
@@ -37,25 +38,6 @@ class DsBigBird final : public ds::DsPattern {
       for (KeyRange& k : out) k.end = std::min(k.end, r + 1);
   }
 
-  void check_blocks(std::int64_t nb) const override {
-    // In the order of DeepSpeed's make_layout: random, sliding window, global.
-    if (nb < random_)
-      throw UsageError(fmt::format(
-          "ds_bigbird: num_random_blocks = {} exceeds the {} blocks of a row (DeepSpeed's "
-          "BigBirdSparsityConfig rejects it)",
-          random_, nb));
-    if (nb < window_)
-      throw UsageError(fmt::format(
-          "ds_bigbird: num_sliding_window_blocks = {} exceeds the {} blocks of the sequence "
-          "(DeepSpeed's BigBirdSparsityConfig rejects it)",
-          window_, nb));
-    if (nb < global_)
-      throw UsageError(fmt::format(
-          "ds_bigbird: num_global_blocks = {} exceeds the {} blocks of the sequence (DeepSpeed's "
-          "BigBirdSparsityConfig rejects it)",
-          global_, nb));
-  }
-
   std::string spec() const override {
     std::string s = spec_head();
     if (random_ != 1) s += fmt::format(", num_random_blocks={}", random_);
@@ -75,12 +57,6 @@ class DsBigBird final : public ds::DsPattern {
 PatternPtr make_bigbird(const Args& a) {
   const std::int64_t random = a.get_int("num_random_blocks");
   const bool uni = ds::parse_unidirectional("ds_bigbird", a.get_string("attention"));
-  if (uni && random > 1)
-    throw UsageError(fmt::format(
-        "ds_bigbird: num_random_blocks = {} with attention=\"unidirectional\": block row 0 can "
-        "draw its random blocks only from block 0, so DeepSpeed's random.sample fails; use "
-        "num_random_blocks <= 1",
-        random));
   return std::make_shared<DsBigBird>(ds::common_from(a), random,
                                      a.get_int("num_sliding_window_blocks"),
                                      a.get_int("num_global_blocks"), uni, a.get_int("seed"));
@@ -103,9 +79,11 @@ void register_ds_bigbird(Registry& r) {
          "DeepSpeed BigBirdSparsityConfig: block sliding window, leading global blocks, random "
          "blocks",
          "w = num_sliding_window_blocks / 2: cells with |rb - kb| <= w, or kb < G, or rb < G, or "
-         "kb one of the row's random blocks; unidirectional keeps only kb <= rb",
+         "kb one of the row's min(num_random_blocks, C) random blocks (C = nb, or rb + 1 if "
+         "unidirectional); unidirectional keeps only kb <= rb",
          "DeepSpeed deepspeed/ops/sparse_attention/sparsity_config.py, BigBirdSparsityConfig "
-         "(random blocks from spattn's seeded hash)",
+         "(random blocks from spattn's seeded hash; counts beyond the sequence's blocks, which "
+         "DeepSpeed refuses, cover every block)",
          "ds_bigbird(block=64, num_random_blocks=2, num_sliding_window_blocks=3)",
          make_bigbird});
 }

@@ -37,14 +37,6 @@ class DsBSLongformer final : public ds::DsPattern {
       for (KeyRange& k : out) k.end = std::min(k.end, r + 1);
   }
 
-  void check_blocks(std::int64_t nb) const override {
-    if (nb < window_)
-      throw UsageError(fmt::format(
-          "ds_bslongformer: num_sliding_window_blocks = {} exceeds the {} blocks of the sequence "
-          "(DeepSpeed's BSLongformerSparsityConfig rejects it)",
-          window_, nb));
-  }
-
   std::string spec() const override {
     std::string s = spec_head();
     if (window_ != 3) s += fmt::format(", num_sliding_window_blocks={}", window_);
@@ -93,7 +85,8 @@ void register_ds_bslongformer(Registry& r) {
          "range below nb; unidirectional keeps only kb <= rb",
          "DeepSpeed deepspeed/ops/sparse_attention/sparsity_config.py, "
          "BSLongformerSparsityConfig (attention other than the two values and negative indices "
-         "are rejected)",
+         "are rejected; a window wider than the sequence, which DeepSpeed refuses, reaches as "
+         "far as there are blocks)",
          "ds_bslongformer(block=64, num_sliding_window_blocks=5, global_block_indices=[0])",
          make_bslongformer});
 }

@@ -7,9 +7,11 @@
 // - global: head class c (h % num_different_global_patterns when different_layout_per_head, else
 //   0) uses offset f = L - (1 + c) * G; for every full window starting at w (w + L <= E), key
 //   blocks w + f .. w + f + G - 1 are global. When the last window is short (E < nb), one more
-//   group of G global blocks starts at min(E + f, nb - G). A global group [s, s + G) is kept by
-//   every row (bidirectional) or by rows >= s (unidirectional: rows s .. s + G - 2 then keep
-//   blocks above the diagonal, as DeepSpeed does).
+//   group of G global blocks starts at min(E + f, nb - G), clipped to the sequence (with fewer
+//   than G blocks every block is global, where DeepSpeed's negative slice start would wrap
+//   around). A global group [s, s + G) is kept by every row (bidirectional) or by rows >= s
+//   (unidirectional: rows s .. s + G - 2 then keep blocks above the diagonal, as DeepSpeed
+//   does).
 // - horizontal_global_attention (bidirectional only): the rows of every global group keep all
 //   blocks.
 #include "deepspeed.hpp"
@@ -53,15 +55,6 @@ class DsFixed final : public ds::DsPattern {
       out.push_back({s, s + G_});
     }
     if (last && (!uni_ || r >= last_start)) out.push_back({last_start, last_start + G_});
-  }
-
-  void check_blocks(std::int64_t nb) const override {
-    if (nb < G_)
-      throw UsageError(fmt::format(
-          "ds_fixed: the sequence has {} blocks, fewer than num_global_blocks = {} (DeepSpeed's "
-          "FixedSparsityConfig would index its layout from a negative block here); use a longer "
-          "sequence or fewer global blocks",
-          nb, G_));
   }
 
   std::string spec() const override {
@@ -109,32 +102,33 @@ PatternPtr make_fixed(const Args& a) {
 }  // namespace
 
 void register_ds_fixed(Registry& r) {
-  r.add({"ds_fixed",
-         {ds::block_param(), ds::num_heads_param(),
-          ds::flag_param("different_layout_per_head",
-                         "heads get their own layouts (needed for num_different_global_patterns)"),
-          int_param("num_local_blocks", 1, "blocks per local window L", 4, false,
-                    std::int64_t{1} << 40),
-          int_param("num_global_blocks", 1,
-                    "global blocks G per window (the window's representatives); L % G == 0", 1,
-                    false, std::int64_t{1} << 40),
-          ds::attention_param("bidirectional"),
-          ds::flag_param("horizontal_global_attention",
-                         "global blocks also attend to every block (bidirectional only)"),
-          int_param("num_different_global_patterns", 1,
-                    "distinct global offsets across heads (<= L / G; > 1 needs "
-                    "different_layout_per_head=1)",
-                    1, false, std::int64_t{1} << 40)},
-         "DeepSpeed FixedSparsityConfig: local windows of L blocks plus G global blocks per "
-         "window",
-         "cells: same L-block window (and kb <= rb if unidirectional), or kb in a global group "
-         "[w + f, w + f + G) of a full window w (f = L - (1 + h % P) * G; rows >= the group's "
-         "start if unidirectional), or the extra group at min(E + f, nb - G) after a short last "
-         "window; with horizontal_global_attention global rows keep every cell",
-         "DeepSpeed deepspeed/ops/sparse_attention/sparsity_config.py, FixedSparsityConfig "
-         "(whole block x block cells, quirks included)",
-         "ds_fixed(block=64, num_local_blocks=4, num_global_blocks=1)",
-         make_fixed});
+  r.add(
+      {"ds_fixed",
+       {ds::block_param(), ds::num_heads_param(),
+        ds::flag_param("different_layout_per_head",
+                       "heads get their own layouts (needed for num_different_global_patterns)"),
+        int_param("num_local_blocks", 1, "blocks per local window L", 4, false,
+                  std::int64_t{1} << 40),
+        int_param("num_global_blocks", 1,
+                  "global blocks G per window (the window's representatives); L % G == 0", 1, false,
+                  std::int64_t{1} << 40),
+        ds::attention_param("bidirectional"),
+        ds::flag_param("horizontal_global_attention",
+                       "global blocks also attend to every block (bidirectional only)"),
+        int_param("num_different_global_patterns", 1,
+                  "distinct global offsets across heads (<= L / G; > 1 needs "
+                  "different_layout_per_head=1)",
+                  1, false, std::int64_t{1} << 40)},
+       "DeepSpeed FixedSparsityConfig: local windows of L blocks plus G global blocks per "
+       "window",
+       "cells: same L-block window (and kb <= rb if unidirectional), or kb in a global group "
+       "[w + f, w + f + G) of a full window w (f = L - (1 + h % P) * G; rows >= the group's "
+       "start if unidirectional), or the extra group at min(E + f, nb - G) (clipped at 0) after a "
+       "short last window; with horizontal_global_attention global rows keep every cell",
+       "DeepSpeed deepspeed/ops/sparse_attention/sparsity_config.py, FixedSparsityConfig "
+       "(whole block x block cells, quirks included)",
+       "ds_fixed(block=64, num_local_blocks=4, num_global_blocks=1)",
+       make_fixed});
 }
 
 }  // namespace spattn::builtin

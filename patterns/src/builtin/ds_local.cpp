@@ -15,13 +15,6 @@ class DsLocal final : public ds::DsPattern {
     const std::int64_t w = window_ / 2;
     out.push_back({std::max<std::int64_t>(0, r - w), uni_ ? r + 1 : std::min(r + w + 1, nb)});
   }
-  void check_blocks(std::int64_t nb) const override {
-    if (nb < window_)
-      throw UsageError(fmt::format(
-          "ds_local: num_sliding_window_blocks = {} exceeds the {} blocks of the sequence "
-          "(DeepSpeed's LocalSlidingWindowSparsityConfig rejects it)",
-          window_, nb));
-  }
   std::string spec() const override {
     std::string s = spec_head();
     if (window_ != 3) s += fmt::format(", num_sliding_window_blocks={}", window_);
@@ -49,7 +42,8 @@ void register_ds_local(Registry& r) {
          "rb - w <= kb <= rb (unidirectional) or |rb - kb| <= w (bidirectional); whole cells",
          "DeepSpeed deepspeed/ops/sparse_attention/sparsity_config.py, "
          "LocalSlidingWindowSparsityConfig (no different_layout_per_head; attention other than "
-         "the two values is rejected, where DeepSpeed treats it as unidirectional)",
+         "the two values is rejected, where DeepSpeed treats it as unidirectional; a window wider "
+         "than the sequence, which DeepSpeed refuses, reaches as far as there are blocks)",
          "ds_local(block=64, num_sliding_window_blocks=5)",
          [](const Args& a) {
            return std::make_shared<DsLocal>(

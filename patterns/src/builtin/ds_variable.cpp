@@ -7,7 +7,7 @@
 //   global_block_end_indices[k]) clipped to the sequence) below nb is kept by every row
 //   (bidirectional) or by rows >= its start (unidirectional); with horizontal_global_attention
 //   (bidirectional only) its rows keep all blocks.
-// - random: num_random_blocks distinct blocks per row drawn from the whole row, for either
+// - random: min(num_random_blocks, nb) distinct blocks per row drawn from the whole row, for either
 //   attention (as DeepSpeed does), from spattn's seeded counter hash of (seed, head, row); the
 //   head is 0 unless different_layout_per_head.
 #include <algorithm>
@@ -68,14 +68,6 @@ class DsVariable final : public ds::DsPattern {
       if (!uni_ || r >= s) out.push_back({s, e});
     }
     ds::random_blocks(static_cast<std::uint64_t>(seed_), layout_class(h), r, nb, random_, out);
-  }
-
-  void check_blocks(std::int64_t nb) const override {
-    if (nb < random_)
-      throw UsageError(fmt::format(
-          "ds_variable: num_random_blocks = {} exceeds the {} blocks of a row (DeepSpeed's "
-          "VariableSparsityConfig rejects it)",
-          random_, nb));
   }
 
   std::string spec() const override {
@@ -147,9 +139,11 @@ void register_ds_variable(Registry& r) {
          "blocks",
          "cells: same local window (and kb <= rb if unidirectional), or kb in a global range "
          "below nb (rb >= its start if unidirectional), or rb in a global range with "
-         "horizontal_global_attention, or kb one of the row's num_random_blocks random blocks",
+         "horizontal_global_attention, or kb one of the row's min(num_random_blocks, nb) random "
+         "blocks",
          "DeepSpeed deepspeed/ops/sparse_attention/sparsity_config.py, VariableSparsityConfig "
-         "(random blocks from spattn's seeded hash; negative indices are rejected)",
+         "(random blocks from spattn's seeded hash; negative indices are rejected; more random "
+         "blocks than the row has, which DeepSpeed refuses, take every block)",
          "ds_variable(block=64, local_window_blocks=[2, 4], global_block_indices=[0, 8])",
          make_variable});
 }

@@ -8,17 +8,18 @@ namespace {
 
 class Global final : public Leaf {
  public:
-  // Either the first n positions (tokens empty) or an explicit sorted, duplicate-free list.
-  Global(std::int64_t n, std::vector<std::int64_t> tokens) : n_(n), tokens_(std::move(tokens)) {
-    if (tokens_.empty()) {
-      runs_.push_back({0, n_});
-    } else {
-      for (std::int64_t t : tokens_) {
-        if (!runs_.empty() && runs_.back().end == t)
-          ++runs_.back().end;
-        else
-          runs_.push_back({t, t + 1});
-      }
+  // The first n positions.
+  explicit Global(std::int64_t n) : n_(n), listed_(false) {
+    runs_.push_back({0, n_});
+    prefix_ = {0, n_};
+  }
+  // An explicit sorted, duplicate-free list, possibly empty (no global token).
+  explicit Global(std::vector<std::int64_t> tokens) : n_(0), tokens_(std::move(tokens)) {
+    for (std::int64_t t : tokens_) {
+      if (!runs_.empty() && runs_.back().end == t)
+        ++runs_.back().end;
+      else
+        runs_.push_back({t, t + 1});
     }
     prefix_.push_back(0);
     for (const KeyRange& r : runs_) prefix_.push_back(prefix_.back() + (r.end - r.begin));
@@ -29,15 +30,15 @@ class Global final : public Leaf {
     return count(g.position(i), g.position(i)) > 0 || count(j, j) > 0;
   }
   std::string spec() const override {
-    if (tokens_.empty()) return fmt::format("global({})", n_);
+    if (!listed_) return fmt::format("global({})", n_);
     return fmt::format("global(tokens=[{}])", fmt::join(tokens_, ", "));
   }
+  // Every global token must be a key position (none listed: nothing to check).
   void check(const Geometry& g) const override {
-    const std::int64_t last = runs_.back().end - 1;
-    if (last >= g.nk)
-      throw UsageError(
-          fmt::format("{}: global position {} is out of range: positions run 0..{} (nk = {})",
-                      spec().substr(0, 60), last, g.nk - 1, g.nk));
+    if (runs_.empty() || runs_.back().end <= g.nk) return;
+    throw UsageError(
+        fmt::format("{}: global position {} is out of range: positions run 0..{} (nk = {})",
+                    spec().substr(0, 60), runs_.back().end - 1, g.nk - 1, g.nk));
   }
   bool key_ranges(const Geometry& g, int, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
@@ -88,6 +89,7 @@ class Global final : public Leaf {
     return c;
   }
   std::int64_t n_;
+  bool listed_ = true;  // tokens=[...] rather than n
   std::vector<std::int64_t> tokens_;
   std::vector<KeyRange> runs_;        // maximal runs of consecutive global positions
   std::vector<std::int64_t> prefix_;  // prefix_[k]: global positions in runs_[0..k)
@@ -99,25 +101,23 @@ void register_global(Registry& r) {
   r.add({"global",
          {int_param("n", 1, "number of global tokens: positions 0..n-1", std::nullopt, false),
           list_param("tokens", 0, kMaxTokens - 1,
-                     "explicit global positions (distinct), instead of n", false)},
+                     "explicit global positions (distinct, each < nk; [] for none), instead of n",
+                     false)},
          "global tokens attend to everything and are attended by everything",
-         "p(i) in G or j in G (G = {0..n-1}, or the tokens list)",
+         "p(i) in G or j in G (G = {0..n-1}, or the tokens list, possibly empty)",
          "Longformer/BigBird/ETC global attention (symmetric: global rows and columns)",
          "window(256) | global(tokens=[0, 17, 512])",
          [](const Args& a) {
            if (a.has("n") == a.has("tokens"))
              throw UsageError(
                  "global: give exactly one of n (the first n positions) or tokens=[...]");
-           if (a.has("n"))
-             return std::make_shared<Global>(a.get_int("n"), std::vector<std::int64_t>{});
-           std::vector<std::int64_t> t = a.get_list("tokens");
-           if (t.empty()) throw UsageError("global: tokens must list at least one position");
-           std::vector<std::int64_t> sorted = t;
+           if (a.has("n")) return std::make_shared<Global>(a.get_int("n"));
+           std::vector<std::int64_t> sorted = a.get_list("tokens");
            std::sort(sorted.begin(), sorted.end());
            for (std::size_t k = 1; k < sorted.size(); ++k)
              if (sorted[k] == sorted[k - 1])
                throw UsageError(fmt::format("global: token {} is listed twice", sorted[k]));
-           return std::make_shared<Global>(0, std::move(sorted));
+           return std::make_shared<Global>(std::move(sorted));
          }});
 }
 

@@ -4,7 +4,6 @@
 
 #include <limits>
 #include <string>
-#include <string_view>
 
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/pattern.hpp"
@@ -59,6 +58,13 @@ inline ParamSpec list_param(std::string name, std::int64_t min, std::int64_t max
   return p;
 }
 
+// A boolean parameter, default false: written 0/1 or false/true, printed 0/1.
+inline ParamSpec bool_param(std::string name, std::string doc) {
+  ParamSpec p = int_param(std::move(name), 0, std::move(doc), 0, false, 1);
+  p.boolean = true;
+  return p;
+}
+
 // A required string parameter.
 inline ParamSpec string_param(std::string name, std::string doc) {
   ParamSpec p;
@@ -67,19 +73,6 @@ inline ParamSpec string_param(std::string name, std::string doc) {
   p.required = true;
   p.doc = std::move(doc);
   return p;
-}
-
-// A length in tokens (window, stride, chunk, block size, sink or prefix) may not exceed the
-// sequence: one longer than the nk keys would be clipped to them silently, which is almost always
-// a sweep reaching below the length it was written for. Throws UsageError naming the pattern,
-// the parameter, its value and the largest allowed value.
-inline void check_length(const Geometry& g, const std::string& spec, std::string_view name,
-                         std::int64_t value) {
-  if (value <= g.nk) return;
-  throw LengthError(fmt::format(
-      "{}: {} = {} is larger than the sequence (nk = {} keys): allowed {} <= {}; windows, "
-      "strides, chunks and blocks longer than the sequence are refused, not clipped",
-      spec.substr(0, 80), name, value, g.nk, name, g.nk));
 }
 
 // Registration of each built-in (one per file).

@@ -15,8 +15,7 @@ void register_llama4_chunked(Registry& r) {
          [](const Args& a) -> PatternPtr {
            const std::int64_t c = a.get_int("attention_chunk_size");
            return std::make_shared<Delegate>(fmt::format("llama4_chunked({})", c),
-                                             compose(fmt::format("chunked({}) & causal", c)),
-                                             std::vector<LengthParam>{{"attention_chunk_size", c}});
+                                             compose(fmt::format("chunked({}) & causal", c)));
          }});
 }
 

@@ -10,8 +10,7 @@ namespace {
 class Longformer final : public Delegate {
  public:
   Longformer(std::int64_t window, std::vector<std::int64_t> tokens)
-      : Delegate(spec_of(window, tokens), inner_of(window, tokens), {{"window", window}}),
-        tokens_(std::move(tokens)) {}
+      : Delegate(spec_of(window, tokens), inner_of(window, tokens)), tokens_(std::move(tokens)) {}
   void check(const Geometry& g) const override {
     if (!tokens_.empty() && tokens_.back() >= g.nk)
       throw UsageError(

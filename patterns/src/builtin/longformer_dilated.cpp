@@ -11,9 +11,8 @@ constexpr std::int64_t kMaxReachFactor = std::int64_t{1} << 31;
 
 class LongformerDilated final : public Delegate {
  public:
-  // `reach`: how far the widest head's window reaches each side (w * d), a length in tokens.
-  LongformerDilated(std::string spec, PatternPtr inner, std::size_t heads, LengthParam reach)
-      : Delegate(std::move(spec), std::move(inner), {std::move(reach)}), heads_(heads) {}
+  LongformerDilated(std::string spec, PatternPtr inner, std::size_t heads)
+      : Delegate(std::move(spec), std::move(inner)), heads_(heads) {}
   void check(const Geometry& g) const override {
     if (heads_ > 0 && heads_ != static_cast<std::size_t>(g.heads))
       throw UsageError(
@@ -42,7 +41,7 @@ void register_longformer_dilated(Registry& r) {
                     false, kMaxReachFactor),
           list_param("dilation", 1, kMaxReachFactor,
                      "per-head dilation, one value per head, instead of d", false),
-          int_param("autoregressive", 0, "1: keys at or before the query only", 0, false, 1)},
+          bool_param("autoregressive", "keys at or before the query only")},
          "original Longformer dilated sliding window: w keys each side at dilation d (per head)",
          "|p(i) - j| <= w*d and (p(i) - j) mod d == 0 (d = dilation[head]); autoregressive: "
          "also j <= p(i)",
@@ -64,8 +63,7 @@ void register_longformer_dilated(Registry& r) {
              const std::string spec =
                  d == 1 ? fmt::format("longformer_dilated({}{}", w, tail)
                         : fmt::format("longformer_dilated({}, d={}{}", w, d, tail);
-             return std::make_shared<LongformerDilated>(spec, compose(window_tree(w, d, ar)), 0,
-                                                        LengthParam{"w * d", w * d});
+             return std::make_shared<LongformerDilated>(spec, compose(window_tree(w, d, ar)), 0);
            }
            const std::vector<std::int64_t>& dl = a.get_list("dilation");
            if (dl.empty())
@@ -85,10 +83,8 @@ void register_longformer_dilated(Registry& r) {
            std::vector<HeadGroup> groups;
            for (auto& [d, ranges] : heads)
              groups.push_back({std::move(ranges), compose(window_tree(w, d, ar))});
-           const std::int64_t widest = heads.rbegin()->first;
            return std::make_shared<LongformerDilated>(spec, make_per_head(std::move(groups)),
-                                                      dl.size(),
-                                                      LengthParam{"w * max(dilation)", w * widest});
+                                                      dl.size());
          }});
 }
 

@@ -15,8 +15,7 @@ void register_mistral_swa(Registry& r) {
          [](const Args& a) -> PatternPtr {
            const std::int64_t w = a.get_int("sliding_window");
            return std::make_shared<Delegate>(fmt::format("mistral_swa({})", w),
-                                             compose(fmt::format("sliding({})", w)),
-                                             std::vector<LengthParam>{{"sliding_window", w}});
+                                             compose(fmt::format("sliding({})", w)));
          }});
 }
 

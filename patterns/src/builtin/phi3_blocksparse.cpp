@@ -29,12 +29,6 @@ class Phi3BlockSparse final : public CausalLocalColumns {
     if (step_ >= 0) s += fmt::format(", head_sliding_step={}", step_);
     return s + ")";
   }
-  // The local window and the vertical stride are lengths: local_blocks and vert_stride blocks of
-  // block_size tokens (either is at least one block, so block_size is covered too).
-  void check(const Geometry& g) const override {
-    check_length(g, spec(), "local_blocks * block_size", local_ * b_);
-    check_length(g, spec(), "vert_stride * block_size", stride_ * b_);
-  }
   bool depends_on_head() const override { return !homo_; }
   // With an explicit step, heads whose offsets agree modulo vert_stride share one layout; a
   // derived step depends on the head count, which head_spec does not see.
@@ -67,7 +61,7 @@ void register_phi3_blocksparse(Registry& r) {
                     std::nullopt, true, std::int64_t{1} << 20),
           int_param("block_size", 1, "block size in tokens", kDefaultBlockSize, false,
                     std::int64_t{1} << 20),
-          int_param("homo_head", 0, "1: every head uses the same vertical blocks", 0, false, 1),
+          bool_param("homo_head", "every head uses the same vertical blocks"),
           int_param("head_sliding_step", 0,
                     "shift of the vertical blocks per head (default: max(1, vert_stride / "
                     "heads), as vLLM's get_head_sliding_step)",

@@ -62,7 +62,6 @@ class Random final : public Leaf {
     if (seed_ != 0) s += fmt::format(", seed={}", seed_);
     return s + ")";
   }
-  void check(const Geometry& g) const override { check_length(g, spec(), "block", b_); }
   bool depends_on_head() const override { return true; }
   bool key_ranges(const Geometry& g, int h, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {

@@ -10,9 +10,6 @@ class LeadingKeys final : public Leaf {
   LeadingKeys(const char* name, std::int64_t n) : name_(name), n_(n) {}
   bool allows(const Geometry&, int, std::int64_t, std::int64_t j) const override { return j < n_; }
   std::string spec() const override { return fmt::format("{}({})", name_, n_); }
-  void check(const Geometry& g) const override {
-    check_length(g, spec(), name_ == std::string_view("sink") ? "s" : "p", n_);
-  }
   bool key_ranges(const Geometry&, int, std::int64_t, std::int64_t,
                   std::vector<KeyRange>& out) const override {
     out.assign(1, KeyRange{0, n_});

@@ -10,7 +10,6 @@ class Sliding final : public Band {
   std::int64_t lo(std::int64_t p) const override { return p - w_ + 1; }
   std::int64_t hi(std::int64_t p) const override { return p; }
   std::string spec() const override { return fmt::format("sliding({})", w_); }
-  void check(const Geometry& g) const override { check_length(g, spec(), "w", w_); }
 
  private:
   std::int64_t w_;

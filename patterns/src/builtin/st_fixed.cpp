@@ -23,7 +23,6 @@ class StFixed final : public CausalLocalColumns {
     return num_verts_ > 1 ? fmt::format("{}@{}", spec(), head % num_verts_) : spec();
   }
   void check(const Geometry& g) const override {
-    check_length(g, spec(), "l", l_);
     if (g.heads % num_verts_ != 0)
       throw UsageError(fmt::format(
           "{}: the geometry has {} heads, not a multiple of num_verts = {} (the reference "

@@ -18,8 +18,7 @@ void register_st_strided(Registry& r) {
            const std::int64_t l = a.get_int("l");
            return std::make_shared<Delegate>(
                fmt::format("st_strided({})", l),
-               compose(fmt::format("causal & (sliding({0}) | strided({0}))", l)),
-               std::vector<LengthParam>{{"l", l}});
+               compose(fmt::format("causal & (sliding({0}) | strided({0}))", l)));
          }});
 }
 

@@ -18,10 +18,6 @@ class Streaming final : public CausalLocalColumns {
     if (args.empty()) return "streaming";
     return fmt::format("streaming({})", fmt::join(args, ", "));
   }
-  void check(const Geometry& g) const override {
-    check_length(g, spec(), "sink", sink_);
-    check_length(g, spec(), "recent", recent_);
-  }
 
  private:
   std::int64_t sink_, recent_;

@@ -11,7 +11,6 @@ class Strided final : public Leaf {
     return floor_mod(g.position(i) - j, l_) == 0;
   }
   std::string spec() const override { return fmt::format("strided({})", l_); }
-  void check(const Geometry& g) const override { check_length(g, spec(), "l", l_); }
   bool key_ranges(const Geometry& g, int, std::int64_t q0, std::int64_t q1,
                   std::vector<KeyRange>& out) const override {
     const PosSpan s = positions(g, q0, q1);

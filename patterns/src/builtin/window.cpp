@@ -10,10 +10,6 @@ class Window final : public Band {
   std::int64_t lo(std::int64_t p) const override { return p - left_; }
   std::int64_t hi(std::int64_t p) const override { return p + right_; }
   std::string spec() const override { return fmt::format("window({}, {})", left_, right_); }
-  void check(const Geometry& g) const override {
-    check_length(g, spec(), "left", left_);
-    check_length(g, spec(), "right", right_);
-  }
 
  private:
   std::int64_t left_, right_;

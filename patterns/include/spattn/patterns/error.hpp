@@ -30,14 +30,6 @@ class SpecError : public UsageError {
   std::size_t column_;
 };
 
-// A pattern length (window, stride, chunk, block, sink, prefix) longer than the sequence it is
-// built for. A UsageError; its own type lets a caller tell "too short a sequence for this
-// pattern" (an experiment's min_n fixes it) from other mismatches.
-class LengthError : public UsageError {
- public:
-  using UsageError::UsageError;
-};
-
 // Work refused up front because its memory estimate exceeds the budget. The CLI exits 1.
 class BudgetError : public Error {
  public:

@@ -28,6 +28,8 @@ struct ParamSpec {
   std::int64_t min = std::numeric_limits<std::int64_t>::min();
   std::int64_t max = std::numeric_limits<std::int64_t>::max();
   std::size_t max_list_size = 1 << 20;
+  // An Int in 0..1 that spec strings may also write as false/true (printed 0/1).
+  bool boolean = false;
   std::string doc;
 };
 
