@@ -346,10 +346,10 @@ TEST_CASE("blocks(file=...) loads int64, bool, uint8 and float layouts correctly
 TEST_CASE("blocks(file=...) rejects files of the wrong rank or with empty dimensions",
           "[npy][blocks]") {
   const std::vector<std::uint8_t> cells(12, 1);
-  const std::string rank2 = temp_file("rank2.npy");
-  spattn::write_npy(rank2, "|u1", {3, 4}, cells.data(), cells.size());
-  CHECK_THROWS_WITH(spattn::parse_spec(fmt::format("blocks(file=\"{}\")", rank2)),
-                    Contains("rank 2"));
+  const std::string rank4 = temp_file("rank4.npy");
+  spattn::write_npy(rank4, "|u1", {1, 1, 3, 4}, cells.data(), cells.size());
+  CHECK_THROWS_WITH(spattn::parse_spec(fmt::format("blocks(file=\"{}\")", rank4)),
+                    Contains("rank 4"));
   const std::string empty = temp_file("empty_dim.npy");
   spattn::write_npy(empty, "|u1", {1, 0, 4}, cells.data(), 0);
   CHECK_THROWS_WITH(spattn::parse_spec(fmt::format("blocks(file=\"{}\")", empty)),
