@@ -56,10 +56,4 @@ std::vector<ReportLayoutInfo> report_layouts() {
   return out;
 }
 
-std::vector<std::string> report_layout_names() {
-  std::vector<std::string> out;
-  for (const report::Layout& l : report::layouts()) out.emplace_back(l.name);
-  return out;
-}
-
 }  // namespace spattn::experiments
