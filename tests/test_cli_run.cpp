@@ -174,7 +174,9 @@ TEST_CASE("cli run: --check reports errors under 1e-5, for both executors", "[cl
   for (std::size_t i = 0; i < flash.size(); ++i)
     worst = std::max(worst, static_cast<double>(std::fabs(flash[i] - textbook[i])));
   CHECK(worst <= 1e-5);
-  CHECK(run("run causal --n 10 --executor fast").code == 2);
+  const Result bad = run("run causal --n 10 --executor fast");
+  CHECK(bad.code == 2);
+  CHECK(contains(bad.err, "--executor 'fast' is not allowed: use one of flash, textbook"));
 }
 
 TEST_CASE("cli run: --inputs and --save round trip against the library", "[cli-run]") {

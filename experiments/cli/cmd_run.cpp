@@ -185,8 +185,8 @@ void run_run(RunOptions o) {
   if (o.repeats < 1) throw UsageError(fmt::format("--repeats {} must be >= 1", o.repeats));
   const std::optional<experiments::Executor> executor = experiments::parse_executor(o.executor);
   if (!executor)
-    throw UsageError(
-        fmt::format("--executor '{}' is not allowed: use flash or textbook", o.executor));
+    throw UsageError(fmt::format("--executor '{}' is not allowed: use one of {}", o.executor,
+                                 experiments::executor_names()));
   if (o.mask_full_tiles && *executor != experiments::Executor::Flash)
     throw UsageError("--mask-full-tiles applies to the flash executor only");
 

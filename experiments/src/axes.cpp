@@ -22,7 +22,7 @@ std::int64_t as_int(const AxisValue& v) {
 
 std::vector<std::string> executor_list() {
   std::vector<std::string> out;
-  for (const Executor e : {Executor::Flash, Executor::Textbook}) out.emplace_back(executor_name(e));
+  for (const Executor e : kExecutors) out.emplace_back(executor_name(e));
   return out;
 }
 

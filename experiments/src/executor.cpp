@@ -14,13 +14,18 @@ std::string_view executor_name(Executor e) {
 }
 
 std::optional<Executor> parse_executor(std::string_view name) {
-  for (Executor e : {Executor::Flash, Executor::Textbook})
+  for (const Executor e : kExecutors)
     if (executor_name(e) == name) return e;
   return std::nullopt;
 }
 
 std::string executor_names() {
-  return "flash, textbook";
+  std::string out;
+  for (const Executor e : kExecutors) {
+    if (!out.empty()) out += ", ";
+    out += executor_name(e);
+  }
+  return out;
 }
 
 }  // namespace spattn::experiments

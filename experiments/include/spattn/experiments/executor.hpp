@@ -1,6 +1,7 @@
 #pragma once
 // Which attention executor a measurement times. One enum for `spattn run --executor`, the
 // experiment file's `executor` axis, point JSON and the Measurement record.
+#include <array>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,6 +12,9 @@ enum class Executor {
   Flash,     // the block-sparse flash executor (spattn::attention): the fast path
   Textbook,  // the dense materialized baseline (spattn::textbook_attention): scores, softmax, P V
 };
+
+// Every executor, in the order the names list them.
+inline constexpr std::array<Executor, 2> kExecutors = {Executor::Flash, Executor::Textbook};
 
 // "flash" | "textbook".
 std::string_view executor_name(Executor e);
