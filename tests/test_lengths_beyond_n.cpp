@@ -271,7 +271,7 @@ TEST_CASE("experiments/scaling.toml runs every pattern at every N from 1K", "[le
     std::set<i64> ns;
     for (const auto& pt : points)
       if (pt.pattern.name == pattern.name) ns.insert(pt.n);
-    for (const i64 n : e.seq_len) {
+    for (const i64 n : e.axes.ints("seq_len")) {
       INFO("seq_len " << n);
       CHECK(ns.count(n) == (pattern.max_n == 0 || n <= pattern.max_n ? 1u : 0u));
     }
@@ -283,8 +283,8 @@ TEST_CASE("experiments/scaling.toml runs every pattern at every N from 1K", "[le
   for (const auto& pt : points) {
     if (pt.pattern.spec != "sliding(4096)" || pt.n > 2048) continue;
     INFO("N = " << pt.n);
-    const spattn::experiments::PointPrediction pred = spattn::experiments::predict_point(pt);
+    const spattn::experiments::PreparedPoint prep = spattn::experiments::prepare_point(pt);
     // Causal below the window: every head and batch sees n(n + 1) / 2 pairs.
-    CHECK(pred.allowed_pairs == causal_pairs(pt.n) * pt.heads * pt.batch);
+    CHECK(prep.figures.allowed_pairs == causal_pairs(pt.n) * pt.heads * pt.batch);
   }
 }
