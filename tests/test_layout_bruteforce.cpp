@@ -1,11 +1,12 @@
 // Layouts against an independent brute-force oracle.
 //
-// The oracle below restates every rule of DESIGN.md §3-4 directly from its formula (p = i + nk -
-// nq, floor division, ...) without calling the library's allows(), except for random(), whose
-// draw we do not reimplement: for random we compare with Pattern::allows and check the draw's
-// properties (exactly min(r, K) distinct whole key blocks per query block, per head, per seed,
-// independent of thread count, roughly uniform). Every layout is checked pair by pair, tile by
-// tile and count by count, for every head, at every combination of the four block sizes.
+// The oracle below restates every rule (docs/DESIGN.md §3.1-3.2, README pattern catalogue)
+// directly from its formula (p = i + nk - nq, floor division, ...) without calling the
+// library's allows(), except for random(), whose draw we do not reimplement: for random we
+// compare with Pattern::allows and check the draw's properties (exactly min(r, K) distinct
+// whole key blocks per query block, per head, per seed, independent of thread count, roughly
+// uniform). Every layout is checked pair by pair, tile by tile and count by count, for every
+// head, at every combination of the four block sizes.
 #include <fmt/format.h>
 #include <unistd.h>
 
