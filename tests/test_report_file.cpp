@@ -121,3 +121,38 @@ TEST_CASE("spattn report FILE: bad files and records are named", "[report][cli]"
   CHECK(missing.code == 2);
   CHECK(missing.err.find("does not exist") != std::string::npos);
 }
+
+TEST_CASE("spattn run --json records appended to a file feed spattn report", "[report][cli]") {
+  const TempDir dir("spattn_report_runs");
+  const fs::path file = dir.path() / "runs.jsonl";
+  auto append_run = [&](const std::string& args) {
+    const auto r = spattn::test::run_cli("run " + args + " --repeats 1 --json");
+    INFO(args << "\n" << r.err);
+    REQUIRE(r.code == 0);
+    std::ofstream(file, std::ios::binary | std::ios::app) << r.out;
+  };
+  append_run("causal --n 96");
+  append_run("causal --n 96 --seed 5");  // other inputs: its own point
+  append_run("'sliding(16)' --n 96 --executor textbook");
+  const auto first = spattn::test::run_cli(fmt::format("report '{}'", file.string()));
+  INFO(first.out << first.err);
+  REQUIRE(first.code == 0);
+  std::string md = slurp(dir.path() / "runs.md");
+  CHECK(md.find("Points: 3 (3 ok).") != std::string::npos);
+  CHECK(md.find("replaced") == std::string::npos);
+  const std::string csv = slurp(dir.path() / "runs.csv");
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 4);
+  CHECK(csv.find("\nrun,pattern=causal;n=96;d=64;h=1;hkv=1;b=1;t=0;block=64;tile=auto;"
+                 "inputs=random;seed=5,0,ok,") != std::string::npos);
+  // The causal pairs of N = 96, from the record: 96 * 97 / 2.
+  CHECK(csv.find(",causal,causal,96,96,") != std::string::npos);
+  CHECK(csv.find(",4656,") != std::string::npos);
+
+  // The same run again is the same point measured again: the later record replaces it.
+  append_run("causal --n 96");
+  REQUIRE(spattn::test::run_cli(fmt::format("report '{}'", file.string())).code == 0);
+  md = slurp(dir.path() / "runs.md");
+  CHECK(md.find("Points: 3 (3 ok).") != std::string::npos);
+  CHECK(md.find("1 point record(s) were replaced by a later record with the same key.") !=
+        std::string::npos);
+}

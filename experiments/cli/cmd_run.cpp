@@ -118,7 +118,8 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   st.check_max_n = std::numeric_limits<std::int64_t>::max();
   st.timeout_seconds = 0;
   if (!o.inputs.empty()) st.inputs = {"npy", o.inputs};
-  p.key = experiments::point_key(p);
+  // A sweep has one seed for all its points; runs appended to one file may differ only in it.
+  p.key = experiments::point_key(p) + (o.seed != 0 ? fmt::format(";seed={}", o.seed) : "");
   return p;
 }
 
