@@ -20,12 +20,6 @@ std::int64_t as_int(const AxisValue& v) {
   return std::get<std::int64_t>(v);
 }
 
-std::vector<std::string> executor_list() {
-  std::vector<std::string> out;
-  for (const Executor e : kExecutors) out.emplace_back(executor_name(e));
-  return out;
-}
-
 std::vector<AxisDef> make_table() {
   using K = AxisKind;
   return {
@@ -112,7 +106,7 @@ std::vector<AxisDef> make_table() {
        .key = "exec",
        .field = "executor",
        .kind = K::Name,
-       .names = executor_list(),
+       .names = executor_name_list(),
        .default_value = std::string(executor_name(Executor::Flash)),
        .set =
            [](SweepPoint& p, const AxisValue& v) {

@@ -1,6 +1,8 @@
 // Executor names (see executor.hpp).
 #include "spattn/experiments/executor.hpp"
 
+#include <fmt/format.h>
+
 namespace spattn::experiments {
 
 std::string_view executor_name(Executor e) {
@@ -19,13 +21,14 @@ std::optional<Executor> parse_executor(std::string_view name) {
   return std::nullopt;
 }
 
-std::string executor_names() {
-  std::string out;
-  for (const Executor e : kExecutors) {
-    if (!out.empty()) out += ", ";
-    out += executor_name(e);
-  }
+std::vector<std::string> executor_name_list() {
+  std::vector<std::string> out;
+  for (const Executor e : kExecutors) out.emplace_back(executor_name(e));
   return out;
+}
+
+std::string executor_names() {
+  return fmt::format("{}", fmt::join(executor_name_list(), ", "));
 }
 
 }  // namespace spattn::experiments

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace spattn::experiments {
 
@@ -20,6 +21,8 @@ inline constexpr std::array<Executor, 2> kExecutors = {Executor::Flash, Executor
 std::string_view executor_name(Executor e);
 // The executor named `name` (exact, lower case), or nullopt.
 std::optional<Executor> parse_executor(std::string_view name);
+// {"flash", "textbook"}: the allowed names, in kExecutors order (the executor axis's values).
+std::vector<std::string> executor_name_list();
 // "flash, textbook": the allowed names, for error messages.
 std::string executor_names();
 
