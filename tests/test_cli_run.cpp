@@ -98,7 +98,12 @@ TEST_CASE("cli run: human and JSON output agree with brute force", "[cli-run]") 
     REQUIRE(m.layout);
     CHECK(m.layout->allowed_pairs == 2 * per_batch);
     CHECK(m.layout->allowed_pairs == 2 * c.allowed_pairs);
-    CHECK(m.layout->computed_pairs == 2 * c.computed_pairs);
+    REQUIRE(m.layout->paths);
+    CHECK(m.layout->paths->tile_area_pairs == 2 * c.computed_pairs);
+    CHECK(m.layout->computed_pairs >= m.layout->allowed_pairs);
+    CHECK(m.layout->computed_pairs == m.layout->paths->whole_pairs + m.layout->paths->run_pairs +
+                                          m.layout->paths->gather_pairs +
+                                          m.layout->paths->diagonal_pairs);
     CHECK(m.layout->kept_tiles == 2 * c.kept_tiles);
     CHECK(m.layout->full_tiles == 2 * c.full_tiles);
     CHECK(m.layout->partial_tiles == 2 * c.partial_tiles);

@@ -54,12 +54,22 @@ TEST_CASE("cost: counts equal brute-force counts", "[cost]") {
     const std::int64_t batch = 3, d = 40, hq = c.heads, hkv = 1;
     const auto cost = spattn::attention_cost(layout, batch, hq, hkv, d, 2);
     CHECK(cost.allowed_pairs == batch * allowed);
-    CHECK(cost.computed_pairs == batch * computed);
+    CHECK(cost.tile_area_pairs == batch * computed);
+    // v1's whole-tile path computes exactly the tile area; every plan computes each allowed
+    // pair at least once.
+    const auto tiles =
+        spattn::attention_cost(layout, batch, hq, hkv, d, 2, spattn::ExecutionPath::Tiles);
+    CHECK(tiles.computed_pairs == batch * computed);
+    CHECK(tiles.paths.whole == batch * computed);
+    CHECK(cost.computed_pairs >= cost.allowed_pairs);
+    CHECK(cost.computed_pairs == cost.paths.total());
     // FLOPs: 4 d per pair (2 d for q.k, 2 d for p v).
     CHECK(cost.useful_flops == 4.0 * d * static_cast<double>(batch * allowed));
-    CHECK(cost.computed_flops == 4.0 * d * static_cast<double>(batch * computed));
+    CHECK(tiles.computed_flops == 4.0 * d * static_cast<double>(batch * computed));
     CHECK(cost.dense_flops == 4.0 * d * static_cast<double>(batch * hq * c.nq * c.nk));
-    CHECK(cost.efficiency == Approx(static_cast<double>(allowed) / static_cast<double>(computed)));
+    CHECK(tiles.efficiency == Approx(static_cast<double>(allowed) / static_cast<double>(computed)));
+    CHECK(cost.efficiency ==
+          Approx(static_cast<double>(batch * allowed) / static_cast<double>(cost.computed_pairs)));
     CHECK(spattn::useful_gflops(cost, 2.0) == Approx(cost.useful_flops / 2.0 * 1e-9));
     CHECK(spattn::computed_gflops(cost, 0.5) == Approx(cost.computed_flops / 0.5 * 1e-9));
     // Written: o and lse, float32, per query row of every (batch, head).
@@ -114,10 +124,19 @@ TEST_CASE("cost: memory estimates and bad shapes", "[cost]") {
   // Textbook: 3 concurrent tasks (min(threads, B * Hq)), plus outputs.
   CHECK(c.textbook_bytes == spattn::textbook_workspace_bytes(30, 60, 16, 3) + c.output_bytes);
   // Flash: group Hq / Hkv = 2 query heads share a step, so 2 x 16 = 32 lanes. Per thread, in
-  // floats: Q^T and O^T 2 x 16 x 32, scores 32 x 32, 4 x 32 per-lane values, K and V packing
-  // 2 x 32 x 16, and two masks of 32 keys x 32 lanes bits = 2048 bits = 64 floats.
-  CHECK(c.flash_workspace_bytes ==
-        3 * 4 * (2 * 16 * 32 + 32 * 32 + 4 * 32 + 2 * 32 * 16 + 2 * 32 * 32 / 32));
+  // floats: Q^T and O^T 2 x 16 x 32, scores 64 x 32 (a gather panel of 64 keys), 4 x 32
+  // per-lane values, K and V packing
+  // 2 x 32 x 16, two masks of 32 keys x 32 lanes bits = 2048 bits = 64 floats, the gather
+  // panel 2 x 64 x 16 and its lane bits 64 x 2 uint16 = 64 floats, the diagonal scratch
+  // 64 x 16 + 64 int64 (128) + 64 uint16 (32), and 256 floats of 64-byte rounding. The whole-
+  // tile path uses no diagonals, so no transposed K and V are added.
+  const std::int64_t per_thread = 2 * 16 * 32 + 64 * 32 + 4 * 32 + 2 * 32 * 16 + 2 * 32 * 32 / 32 +
+                                  2 * 64 * 16 + 64 + 64 * 16 + 128 + 32 + 256;
+  const auto tiles = spattn::attention_cost(layout, s, 3, spattn::ExecutionPath::Tiles);
+  CHECK(tiles.flash_workspace_bytes == 3 * 4 * per_thread);
+  // Auto runs causal's 60 diagonals here (nk = 60): K and V transposed, [2][2][16][60 + 32].
+  if (c.paths.diagonal_rows > 0)
+    CHECK(c.flash_workspace_bytes == 3 * 4 * per_thread + 2 * 4 * 2 * 2 * 16 * (60 + 32));
   s.nk = 61;
   CHECK_THROWS_AS(spattn::attention_cost(layout, s), spattn::UsageError);
   CHECK_THROWS_AS(spattn::attention_cost(layout, 1, 4, 3, 16), spattn::UsageError);

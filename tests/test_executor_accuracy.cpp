@@ -26,8 +26,8 @@
 #include "spattn/attention/cost.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/npy.hpp"
+#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
@@ -61,17 +61,30 @@ void check_case(const std::string& spec, const Shape& s, std::uint64_t seed) {
   const spattn::Tensor q = spattn::test::random_tensor(s.batch, s.hq, s.nq, s.d, seed, 0);
   const spattn::Tensor k = spattn::test::random_tensor(s.batch, s.hkv, s.nk, s.d, seed, 1);
   const spattn::Tensor v = spattn::test::random_tensor(s.batch, s.hkv, s.nk, s.d, seed, 2);
-  const spattn::AttentionResult r = spattn::attention(q.view(), k.view(), v.view(), layout);
   const spattn::ReferenceResult ref =
       spattn::reference_attention(q.view(), k.view(), v.view(), *p, g);
-  const spattn::ReferenceError e = spattn::compare_to_reference(r.o.view(), r.lse.view(), ref);
-  CHECK(e.finite);
-  CHECK(e.max_rel <= 1e-5);
-  CHECK(e.lse_max <= 1e-5);
-  // The cost model's workspace estimate bounds what the executor allocated (split heavy rows
-  // add partial results the estimate leaves out).
-  if (r.stats.split_rows == 0)
-    CHECK(r.stats.workspace_bytes <= spattn::flash_workspace_estimate(g, s.d, 0, s.hq / s.hkv));
+  // Every execution path, forced, gives the reference's result (a pair computed twice or left
+  // out would change the softmax), and the pairs it reports are those of the cost model's plan.
+  for (const spattn::ExecutionPath path :
+       {spattn::ExecutionPath::Auto, spattn::ExecutionPath::Tiles, spattn::ExecutionPath::Runs,
+        spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals}) {
+    INFO("path " << spattn::execution_path_name(path));
+    spattn::AttentionOptions opt;
+    opt.path = path;
+    const spattn::AttentionResult r = spattn::attention(q.view(), k.view(), v.view(), layout, opt);
+    const spattn::ReferenceError e = spattn::compare_to_reference(r.o.view(), r.lse.view(), ref);
+    CHECK(e.finite);
+    CHECK(e.max_rel <= 1e-5);
+    CHECK(e.lse_max <= 1e-5);
+    const spattn::AttentionCost cost =
+        spattn::attention_cost(layout, s.batch, s.hq, s.hkv, s.d, 0, path);
+    CHECK(r.stats.paths.total() == cost.computed_pairs);
+    CHECK(r.stats.paths.diagonal == cost.paths.diagonal);
+    CHECK(cost.computed_pairs >= cost.allowed_pairs);
+    // The cost model's workspace estimate bounds what the executor allocated (split heavy rows
+    // add partial results the estimate leaves out).
+    if (r.stats.split_rows == 0) CHECK(r.stats.workspace_bytes <= cost.flash_workspace_bytes);
+  }
 }
 
 // Shapes chosen round-robin over the axes so that every head dim, the GQA ratios 8:2 and 8:1 and

@@ -175,7 +175,13 @@ TEST_CASE("predict_point: the same counts as measure_point, and the memory and t
   // Memory: q [2, 4, 200, 16] + k, v [2, 1, 200, 16] + o and lse [2, 4, 200, 17], float32, plus
   // the layout and the executor's workspace estimate (2 threads, 4 query heads per K/V head).
   const i64 io = 4 * (2 * 4 * 200 * 16 + 2 * 2 * 1 * 200 * 16 + 2 * 4 * 200 * 17);
-  const i64 ws = spattn::flash_workspace_estimate(spattn::Geometry{200, 200, 4, 16, 16}, 16, 2, 4);
+  // sliding(20) is a band of 20 diagonals, short enough for the diagonal path; when the plan
+  // takes it, the transposed K and V ([2 batches][1 K/V head][16 dims][200 + 32 keys] each)
+  // are part of the workspace.
+  REQUIRE(u.figures.paths);
+  const i64 transposed = u.figures.paths->diagonal_rows > 0 ? 2 * 4 * 2 * 1 * 16 * (200 + 32) : 0;
+  const i64 ws = spattn::flash_workspace_estimate(spattn::Geometry{200, 200, 4, 16, 16}, 16, 2, 4) +
+                 transposed;
   CHECK(pred.workspace_bytes == ws);
   CHECK(pred.memory_bytes == io + m.layout->layout_bytes + ws);
   // Time: warm-up + repeats calls of the computed FLOPs at 50 GFLOP/s.

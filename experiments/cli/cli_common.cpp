@@ -5,8 +5,8 @@
 #include <charconv>
 #include <utility>
 
-#include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/io/deepspeed_config.hpp"
 
 namespace spattn::cli {
 
@@ -95,6 +95,14 @@ BuildOptions GeometryOptions::build_options() const {
   BuildOptions opt;
   opt.threads = threads;
   return opt;
+}
+
+std::string path_summary(const experiments::PathFigures& p, const std::string& path) {
+  return fmt::format(
+      "{}: whole tiles {}, key runs {}, gathered {}, diagonals {} ({} tile rows, {} tiles left "
+      "to the diagonals); tile area {}",
+      path, p.whole_pairs, p.run_pairs, p.gather_pairs, p.diagonal_pairs, p.diagonal_rows,
+      p.skipped_tiles, p.tile_area_pairs);
 }
 
 }  // namespace spattn::cli

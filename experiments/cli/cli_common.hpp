@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/layout.hpp"
 
@@ -58,5 +59,8 @@ Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 // Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
 Command add_point_command(CLI::App& app);
+
+// One line naming the pairs each execution path computes ("auto: whole tiles 1.2e6, ...").
+std::string path_summary(const experiments::PathFigures& p, const std::string& path);
 
 }  // namespace spattn::cli

@@ -40,6 +40,7 @@ struct RunOptions {
   bool check = false;
   bool json = false;
   bool mask_full_tiles = false;
+  std::string path = "auto";
   std::string inputs, save;
   std::string memory_budget;
   // Which options the user gave (the rest may come from --inputs files).
@@ -109,6 +110,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.block_k = g.block_k;
   p.tile_mode = o.mask_full_tiles ? "partial" : "auto";
   p.executor = ex;
+  p.path = parse_execution_path(o.path);
   experiments::Settings& st = p.settings;
   st.repeats = o.repeats;
   st.warmup = 1;
@@ -151,7 +153,9 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
                                 "warm-up)",
                                 t_med * 1e3, t_min * 1e3, t_max * 1e3, o.repeats));
   line("allowed pairs", fmt::format("{}", l.allowed_pairs));
-  line("computed pairs", fmt::format("{}  (area of kept tiles)", l.computed_pairs));
+  line("computed pairs", fmt::format("{}  (what the executor's paths evaluate)", l.computed_pairs));
+  if (l.paths && x.executor == experiments::Executor::Flash)
+    line("paths", path_summary(*l.paths, x.path));
   const std::optional<double> efficiency = m.efficiency();
   line("efficiency", efficiency ? fmt::format("{:.4f}  (allowed / computed)", *efficiency)
                                 : std::string("n/a (no tile kept)"));
@@ -293,6 +297,11 @@ Command add_run_command(CLI::App& app) {
   sub->add_flag("--mask-full-tiles", o->mask_full_tiles,
                 "run every kept Full tile through the masked kernel with an all-ones mask (same "
                 "output; measures the cost of masking)");
+  sub->add_option("--path", o->path,
+                  "execution path of the flash executor: " + execution_path_names() +
+                      " (auto: the cheapest per tile and row; the others force one, for "
+                      "measuring it; the output is exact on every path)")
+      ->capture_default_str();
   sub->add_option("--inputs", o->inputs,
                   "read q.npy, k.npy, v.npy (float32 [B, H, N, d], [H, N, d] or [N, d]) from this "
                   "directory")

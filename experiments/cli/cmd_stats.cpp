@@ -19,6 +19,7 @@ struct StatsOptions {
   GeometryOptions geo;
   int dim = 64;  // head dim of the record's prediction
   bool json = false;
+  std::string path = "auto";
 };
 
 // The sweep point whose layout `stats` reports: one batch, K/V heads = heads, the prediction's
@@ -33,6 +34,7 @@ experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
   p.threads = o.geo.threads;
   p.block = g.block_q;
   p.block_k = g.block_k;
+  p.path = parse_execution_path(o.path);
   p.key = experiments::point_key(p);
   return p;
 }
@@ -54,9 +56,10 @@ void run_stats(const StatsOptions& o) {
   const double all_pairs =
       static_cast<double>(g.heads) * static_cast<double>(g.nq) * static_cast<double>(g.nk);
   const double density = static_cast<double>(c.allowed_pairs) / all_pairs;
-  const bool has_efficiency = c.computed_pairs > 0;
+  const experiments::LayoutFigures& f = u.figures;
+  const bool has_efficiency = f.computed_pairs > 0;
   const double efficiency =
-      has_efficiency ? static_cast<double>(c.allowed_pairs) / static_cast<double>(c.computed_pairs)
+      has_efficiency ? static_cast<double>(f.allowed_pairs) / static_cast<double>(f.computed_pairs)
                      : 0.0;
   const double build_ms = layout.build_seconds * 1e3;
   const std::string build =
@@ -73,7 +76,11 @@ void run_stats(const StatsOptions& o) {
   line("density", fmt::format("{:.6g}  (allowed / (heads * nq * nk))", density));
   line("kept tiles",
        fmt::format("{}  ({} full, {} partial)", c.kept_tiles, c.full_tiles, c.partial_tiles));
-  line("computed pairs", fmt::format("{}  (area of kept tiles)", c.computed_pairs));
+  line("tile area", fmt::format("{}  (pairs of the kept tiles, per head)", c.computed_pairs));
+  line("computed pairs", fmt::format("{}  (what the executor's paths evaluate, {} heads x d {})",
+                                     f.computed_pairs, g.heads, o.dim));
+  if (f.paths)
+    line("paths", path_summary(*f.paths, std::string(execution_path_name(u.point.path))));
   line("efficiency", has_efficiency ? fmt::format("{:.6g}  (allowed / computed)", efficiency)
                                     : std::string("n/a (no tile kept)"));
   line("layout bytes", fmt::format("{}", c.bytes));
@@ -101,6 +108,9 @@ Command add_stats_command(CLI::App& app) {
   sub->add_option("--d", o->dim, "head dim of the --json record's cost prediction, 1..256")
       ->capture_default_str()
       ->transform(decimal(1, 256));
+  sub->add_option("--path", o->path,
+                  "execution path whose plan the computed pairs follow: " + execution_path_names())
+      ->capture_default_str();
   sub->add_flag("--json", o->json,
                 "print the measurement record (one JSON line, experiments/README.md) instead of a "
                 "table");

@@ -114,6 +114,16 @@ std::vector<AxisDef> make_table() {
            },
        .get =
            [](const SweepPoint& p) { return AxisValue{std::string(executor_name(p.executor))}; }},
+      {.name = "path",
+       .key = "path",
+       .field = "path",
+       .kind = K::Name,
+       .names = {"auto", "tiles", "runs", "gather", "diagonals"},
+       .default_value = std::string("auto"),
+       .set = [](SweepPoint& p,
+                 const AxisValue& v) { p.path = parse_execution_path(std::get<std::string>(v)); },
+       .get =
+           [](const SweepPoint& p) { return AxisValue{std::string(execution_path_name(p.path))}; }},
   };
 }
 

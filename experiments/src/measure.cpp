@@ -35,6 +35,9 @@ void validate(const SweepPoint& p) {
   if (p.tile_mode != "auto" && p.tile_mode != "partial")
     throw UsageError(fmt::format("point {}: tile_mode '{}' is not allowed: use auto or partial",
                                  p.key, p.tile_mode));
+  if (p.path != ExecutionPath::Auto && p.executor != Executor::Flash)
+    throw UsageError(fmt::format("point {}: path '{}' applies to the flash executor only, not {}",
+                                 p.key, execution_path_name(p.path), executor_name(p.executor)));
   if (p.tile_mode == "partial" && p.executor != Executor::Flash)
     throw UsageError(
         fmt::format("point {}: tile_mode 'partial' applies to the flash executor only, not {}",
@@ -118,6 +121,15 @@ LayoutFigures layout_figures(const Layout& layout, const AttentionCost& c) {
   f.scanned = layout.scanned;
   f.scanned_part = layout.scanned ? layout.scanned_part : "";
   f.build_seconds = layout.build_seconds;
+  PathFigures paths;
+  paths.tile_area_pairs = c.tile_area_pairs;
+  paths.whole_pairs = c.paths.whole;
+  paths.run_pairs = c.paths.run;
+  paths.gather_pairs = c.paths.gather;
+  paths.diagonal_pairs = c.paths.diagonal;
+  paths.skipped_tiles = c.paths.skipped_tiles;
+  paths.diagonal_rows = c.paths.diagonal_rows;
+  f.paths = paths;
   return f;
 }
 
@@ -128,6 +140,7 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   AttentionOptions ao;
   ao.threads = u.point.threads;
   ao.mask_full_tiles = u.point.tile_mode == "partial";
+  ao.path = u.point.path;
   TextbookOptions to;
   to.threads = u.point.threads;
   to.max_bytes = u.limit;
@@ -210,7 +223,7 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   bo.threads = p.threads;
   bo.max_layout_bytes = u.limit;
   u.layout = build_layout(*u.pattern, u.g, bo);
-  u.cost = attention_cost(u.layout, u.s, p.threads);
+  u.cost = attention_cost(u.layout, u.s, p.threads, p.path);
   u.figures = layout_figures(u.layout, u.cost);
   u.prediction = predict(u);
   return u;
@@ -239,6 +252,7 @@ Measurement point_record(const SweepPoint& p) {
   x.block_k = p.block_k > 0 ? p.block_k : x.block_q;
   x.tile_mode = p.tile_mode;
   x.executor = p.executor;
+  x.path = std::string(execution_path_name(p.path));
   x.inputs = input_name(p.settings.inputs);
   x.seed = p.settings.seed;
   return m;

@@ -175,6 +175,12 @@ MeasuredAxes axes_v2(const Reader& a) {
   const auto e = parse_executor(ex);
   if (!e) a.fail("executor", "one of " + executor_names(), a.find("executor"));
   x.executor = *e;
+  if (a.present("path")) {
+    x.path = a.string("path");
+    if (x.path != "auto" && x.path != "tiles" && x.path != "runs" && x.path != "gather" &&
+        x.path != "diagonals")
+      a.fail("path", "one of auto, tiles, runs, gather, diagonals", a.find("path"));
+  }
   x.inputs = a.string("inputs");
   x.seed = a.uint64("seed");
   return x;
@@ -195,6 +201,21 @@ LayoutFigures layout_v2(const Reader& l) {
   f.scanned = build == "scanned";
   f.scanned_part = l.string("scanned_part");
   f.build_seconds = l.number("build_seconds");
+  if (const auto p = l.object("paths", false)) {
+    PathFigures q;
+    q.tile_area_pairs = p->int64("tile_area_pairs");
+    q.whole_pairs = p->int64("whole_pairs");
+    q.run_pairs = p->int64("run_pairs");
+    q.gather_pairs = p->int64("gather_pairs");
+    q.diagonal_pairs = p->int64("diagonal_pairs");
+    q.skipped_tiles = p->int64("skipped_tiles");
+    q.diagonal_rows = p->int64("diagonal_rows");
+    if (q.whole_pairs + q.run_pairs + q.gather_pairs + q.diagonal_pairs != f.computed_pairs)
+      p->fail("whole_pairs",
+              fmt::format("such that the paths sum to computed_pairs = {}", f.computed_pairs),
+              p->find("whole_pairs"));
+    f.paths = q;
+  }
   return f;
 }
 
@@ -444,6 +465,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"block_k", x.block_k},
                {"tile_mode", x.tile_mode},
                {"executor", executor_name(x.executor)},
+               {"path", x.path},
                {"inputs", x.inputs},
                {"seed", x.seed}};
   j["layout"] = nullptr;
@@ -459,7 +481,18 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                    {"scanned_part", l->scanned_part},
                    {"build_seconds", num(l->build_seconds)},
                    {"density", opt(m.density())},
-                   {"efficiency", opt(m.efficiency())}};
+                   {"efficiency", opt(m.efficiency())},
+                   {"paths", nullptr}};
+  if (m.layout && m.layout->paths) {
+    const PathFigures& p = *m.layout->paths;
+    j["layout"]["paths"] = {{"tile_area_pairs", p.tile_area_pairs},
+                            {"whole_pairs", p.whole_pairs},
+                            {"run_pairs", p.run_pairs},
+                            {"gather_pairs", p.gather_pairs},
+                            {"diagonal_pairs", p.diagonal_pairs},
+                            {"skipped_tiles", p.skipped_tiles},
+                            {"diagonal_rows", p.diagonal_rows}};
+  }
   j["predicted"] = nullptr;
   if (const auto& p = m.predicted)
     j["predicted"] = {{"useful_flops", num(p->useful_flops)},

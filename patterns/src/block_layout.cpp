@@ -13,8 +13,8 @@
 #include <unordered_map>
 
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/layout.hpp"
 
 namespace spattn {
 
@@ -367,6 +367,7 @@ Layout build_layout(const Pattern& pattern, const Geometry& g, const BuildOption
     out.distinct.push_back(
         std::make_shared<const BlockLayout>(BlockLayoutBuilder(pattern, g, h, head_opt).build()));
     head_opt.max_layout_bytes -= out.distinct.back()->counts().bytes;
+    pattern.diagonal_cover(g, h, out.diagonals.emplace_back());
   }
   out.build_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

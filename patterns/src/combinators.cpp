@@ -136,6 +136,15 @@ class UnionPattern final : public NaryPattern {
       if (k == TileClass::Partial) c->fill_tile(g, h, t, mask);
     }
   }
+  // A diagonal covered by any child is covered by the union.
+  void diagonal_cover(const Geometry& g, int h, DiagonalCover& out) const override {
+    out.clear();
+    DiagonalCover part;
+    for (const auto& c : children_) {
+      c->diagonal_cover(g, h, part);
+      out.insert(out.end(), part.begin(), part.end());
+    }
+  }
   int precedence() const override { return 1; }
 
  protected:
@@ -208,6 +217,15 @@ class IntersectionPattern final : public NaryPattern {
       acc.get().and_with(part.get());
     }
     mask.or_with(acc.get());
+  }
+  // A diagonal is covered when every child covers it.
+  void diagonal_cover(const Geometry& g, int h, DiagonalCover& out) const override {
+    DiagonalCover part;
+    for (std::size_t k = 0; k < children_.size(); ++k) {
+      children_[k]->diagonal_cover(g, h, k == 0 ? out : part);
+      if (k > 0) out = intersect(out, part);
+      if (out.empty()) return;
+    }
   }
   int precedence() const override { return 2; }
 
@@ -384,6 +402,9 @@ class PerHeadPattern final : public Pattern {
   }
   void fill_tile(const Geometry& g, int h, const Tile& t, TileMask& mask) const override {
     at(h).fill_tile(g, h, t, mask);
+  }
+  void diagonal_cover(const Geometry& g, int h, DiagonalCover& out) const override {
+    at(h).diagonal_cover(g, h, out);
   }
 
  private:

@@ -54,4 +54,8 @@ void scan_fill(const Pattern& p, const Geometry& g, int head, const Tile& t, Til
 }
 
 }  // namespace detail
+void Pattern::diagonal_cover(const Geometry&, int, DiagonalCover& out) const {
+  out.clear();
+}
+
 }  // namespace spattn

@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "../flash/plan.hpp"
 #include "../saturating.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/attention/textbook.hpp"
@@ -46,13 +47,18 @@ std::int64_t flash_workspace_estimate(const Geometry& g, std::int64_t dim, int t
                                       std::int64_t group) {
   const std::int64_t bq = g.block_q, bk = g.block_k;
   const std::int64_t lanes = bq * std::clamp<std::int64_t>(group, 1, std::max<int>(1, 256 / bq));
-  const std::int64_t per_thread =
-      lanes * (2 * dim + bk + 4) + 2 * bk * dim + (2 * bk * lanes + 31) / 32;
+  // Floats: Q^T, O^T, S^T (block_k or a 64-key gather panel), per-lane vectors, K/V packing tiles,
+  // two lane-mask tiles; the gather panel (K and V rows of 64 keys, their lane bits); the diagonal
+  // path's probabilities, keys and lane bits (64 slots); 64-byte rounding of the 16 buffers.
+  const std::int64_t per_thread = lanes * (2 * dim + std::max<std::int64_t>(bk, 64) + 4) +
+                                  2 * bk * dim + (2 * bk * lanes + 31) / 32 + 2 * 64 * dim +
+                                  2 * lanes + 64 * 16 + 128 + 32 + 256;
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   return saturating_mul(saturating_mul(per_thread, t), sizeof(float));
 }
 
-AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int threads) {
+AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int threads,
+                             ExecutionPath path) {
   const Geometry& g = layout.geometry;
   if (g.nq != s.nq || g.nk != s.nk)
     throw UsageError(
@@ -76,7 +82,21 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   const std::int64_t copies = checked_mul(s.batch, g.heads == 1 ? s.q_heads : 1, "batch x heads");
   AttentionCost c;
   c.allowed_pairs = checked_mul(lc.allowed_pairs, copies, "allowed pairs");
-  c.computed_pairs = checked_mul(lc.computed_pairs, copies, "computed pairs");
+  c.tile_area_pairs = checked_mul(lc.computed_pairs, copies, "computed pairs");
+  // The plan of each distinct head layout once, counted for every query head using it.
+  std::vector<PathPairs> plan_pairs;
+  bool diagonals = false;
+  for (std::size_t u = 0; u < layout.distinct.size(); ++u) {
+    const flash::HeadPlan plan = flash::make_head_plan(
+        *layout.distinct[u], u < layout.diagonals.size() ? layout.diagonals[u] : DiagonalCover{},
+        path);
+    plan_pairs.push_back(plan.pairs);
+    diagonals = diagonals || plan.uses_diagonals();
+  }
+  for (std::int64_t h = 0; h < (g.heads == 1 ? 1 : s.q_heads); ++h)
+    c.paths +=
+        plan_pairs[layout.head_to_distinct[h]].scaled(s.batch * (g.heads == 1 ? s.q_heads : 1));
+  c.computed_pairs = c.paths.total();
   c.kept_tiles = checked_mul(lc.kept_tiles, copies, "kept tiles");
   c.full_tiles = checked_mul(lc.full_tiles, copies, "full tiles");
   c.partial_tiles = checked_mul(lc.partial_tiles, copies, "partial tiles");
@@ -112,6 +132,11 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
       sizeof(float));
   c.layout_bytes = lc.bytes;
   c.flash_workspace_bytes = flash_workspace_estimate(g, s.dim, threads, s.group());
+  if (diagonals)  // the transposed K and V of the diagonal path
+    c.flash_workspace_bytes = saturating_add(
+        c.flash_workspace_bytes,
+        saturating_mul(saturating_mul(2 * sizeof(float), saturating_mul(s.batch, s.kv_heads)),
+                       saturating_mul(s.dim, saturating_add(s.nk, 32))));
   c.reference_bytes = reference_memory_bytes(s);
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   const std::int64_t slots = std::min<std::int64_t>(t, saturating_mul(s.batch, s.q_heads));
@@ -121,7 +146,8 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
 }
 
 AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int64_t q_heads,
-                             std::int64_t kv_heads, std::int64_t dim, int threads) {
+                             std::int64_t kv_heads, std::int64_t dim, int threads,
+                             ExecutionPath path) {
   AttentionShape s;
   s.batch = batch;
   s.q_heads = q_heads;
@@ -129,7 +155,7 @@ AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int6
   s.nq = layout.geometry.nq;
   s.nk = layout.geometry.nk;
   s.dim = dim;
-  return attention_cost(layout, s, threads);
+  return attention_cost(layout, s, threads, path);
 }
 
 double gflops_per_second(double flops, double seconds) {

@@ -31,7 +31,9 @@
 #include <memory>
 #include <vector>
 
+#include "../kernels/diagonal_step.hpp"
 #include "../kernels/flash_tile.hpp"
+#include "plan.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn {
@@ -48,6 +50,12 @@ constexpr std::int64_t kMaxLanes = 256;
 // worth. Dense and causal rows (at most 2x the average) are never split; a global-token row
 // (all N / block_k tiles against an average of a few) is.
 constexpr std::int64_t kMinPartTiles = 64;
+
+// Gathered key columns are run in panels of this many keys.
+constexpr int kPanelKeys = 64;
+// Transposed K/V rows are padded by this many keys on each side, so that the diagonal path's
+// 16-key vectors never read outside the buffer (the padding is zero and always masked).
+constexpr std::int64_t kTransposePad = 16;
 
 struct FreeDeleter {
   void operator()(void* p) const { std::free(p); }
@@ -95,10 +103,17 @@ struct PartRef {
 struct Workspace {
   Buffer<float> qt, s, ot, m, l, scratch, kpack, vpack;
   Buffer<std::uint16_t> keep[2];
-  Buffer<std::uint16_t> all_ones;  // [block_k][lanes / 16] set bits, for mask_full_tiles
+  Buffer<std::uint16_t> all_ones;  // [max(block_k, panel)][lanes / 16] set bits
+  // Gather panel: packed K and V rows [kPanelKeys][d] and their lane bits.
+  Buffer<float> kpanel, vpanel;
+  Buffer<std::uint16_t> panel_keep;
+  // Diagonal path: probabilities [64][16], key of lane 0 and lane bits per slot.
+  Buffer<float> ds;
+  Buffer<std::int64_t> dkey0;
+  Buffer<std::uint16_t> dkeep;
   // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
-  const BlockLayout* keep_layout[2] = {nullptr, nullptr};
-  std::int32_t keep_mask[2] = {-1, -1};
+  const std::uint64_t* keep_bits[2] = {nullptr, nullptr};
+  int keep_col0[2] = {0, 0};
   int keep_keys[2] = {0, 0};
   std::int64_t keep_lanes[2] = {0, 0};
   int keep_next = 0;
@@ -106,8 +121,15 @@ struct Workspace {
 
   void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
                 bool ones) {
+    const std::int64_t keys = std::max<std::int64_t>(block_k, kPanelKeys);
+    kpanel.allocate(kPanelKeys * d);
+    vpanel.allocate(kPanelKeys * d);
+    panel_keep.allocate(kPanelKeys * (lanes / 16));
+    ds.allocate(kernels::kMaxDiagonalSlots * 16);
+    dkey0.allocate(kernels::kMaxDiagonalSlots);
+    dkeep.allocate(kernels::kMaxDiagonalSlots);
     qt.allocate(d * lanes);
-    s.allocate(block_k * lanes);
+    s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
     ot.allocate(d * lanes);
     m.allocate(lanes);
     l.allocate(lanes);
@@ -116,12 +138,13 @@ struct Workspace {
     if (pack_v) vpack.allocate(block_k * d);
     for (auto& k : keep) k.allocate(block_k * (lanes / 16));
     if (ones) {
-      all_ones.allocate(block_k * (lanes / 16));
-      std::fill(all_ones.get(), all_ones.get() + block_k * (lanes / 16), std::uint16_t{0xFFFF});
+      all_ones.allocate(keys * (lanes / 16));
+      std::fill(all_ones.get(), all_ones.get() + keys * (lanes / 16), std::uint16_t{0xFFFF});
     }
     bytes = qt.bytes + s.bytes + ot.bytes + m.bytes + l.bytes + scratch.bytes +
             (pack_k ? kpack.bytes : 0) + (pack_v ? vpack.bytes : 0) + keep[0].bytes +
-            keep[1].bytes + (ones ? all_ones.bytes : 0);
+            keep[1].bytes + (ones ? all_ones.bytes : 0) + kpanel.bytes + vpanel.bytes +
+            panel_keep.bytes + ds.bytes + dkey0.bytes + dkeep.bytes;
   }
 };
 
@@ -139,6 +162,10 @@ class Executor {
     q_blocks_ = layout.geometry.q_blocks();
     make_groups();
     make_splits(opt.split_tiles);
+    for (std::size_t u = 0; u < layout.distinct.size(); ++u)
+      plans_.push_back(flash::make_head_plan(
+          *layout.distinct[u], u < layout.diagonals.size() ? layout.diagonals[u] : DiagonalCover{},
+          opt.path));
   }
 
   AttentionStats run(int threads) {
@@ -161,11 +188,22 @@ class Executor {
     partial_ = partials.get();
     slot_ = slot;
 
+    const bool diagonals = std::any_of(plans_.begin(), plans_.end(),
+                                       [](const flash::HeadPlan& p) { return p.uses_diagonals(); });
+    Buffer<float> transposed;
+    if (diagonals) {
+      t_stride_ = shape_.nk + 2 * kTransposePad;
+      transposed.allocate(2 * shape_.batch * shape_.kv_heads * d_ * t_stride_);
+      kt_ = transposed.get();
+      vt_ = transposed.get() + shape_.batch * shape_.kv_heads * d_ * t_stride_;
+    }
+
     const std::int64_t row_items =
         shape_.batch * static_cast<std::int64_t>(groups_.size()) * q_blocks_;
     const std::int64_t part_items = shape_.batch * parts;
     const std::int64_t items = part_items + row_items;
     auto body = [&] {
+      if (diagonals) transpose_kv(transposed.get());
       tbb::parallel_for(
           tbb::blocked_range<std::int64_t>(0, items, 1),
           [&](const tbb::blocked_range<std::int64_t>& range) {
@@ -183,10 +221,10 @@ class Executor {
       if (parts > 0) {
         std::int64_t merges_per_batch = 0;
         for (const HeadGroup& g : groups_)
-          merges_per_batch += static_cast<std::int64_t>(plans_[g.distinct].rows.size());
+          merges_per_batch += static_cast<std::int64_t>(splits_[g.distinct].rows.size());
         std::vector<std::pair<int, int>> merges;  // (group, split row)
         for (std::size_t gi = 0; gi < groups_.size(); ++gi)
-          for (std::size_t si = 0; si < plans_[groups_[gi].distinct].rows.size(); ++si)
+          for (std::size_t si = 0; si < splits_[groups_[gi].distinct].rows.size(); ++si)
             merges.emplace_back(static_cast<int>(gi), static_cast<int>(si));
         tbb::parallel_for(std::int64_t{0}, shape_.batch * merges_per_batch, [&](std::int64_t e) {
           const auto [gi, si] = merges[e % merges_per_batch];
@@ -205,8 +243,12 @@ class Executor {
     for (const Workspace& ws : workspaces) st.workspace_bytes += ws.bytes;
     st.workspace_bytes += partials.bytes * (parts > 0);
     std::int64_t split_rows = 0;
-    for (const HeadGroup& g : groups_)
-      split_rows += static_cast<std::int64_t>(plans_[g.distinct].rows.size());
+    for (const HeadGroup& g : groups_) {
+      split_rows += static_cast<std::int64_t>(splits_[g.distinct].rows.size());
+      st.paths +=
+          plans_[g.distinct].pairs.scaled(static_cast<std::int64_t>(g.heads.size()) * shape_.batch);
+    }
+    st.workspace_bytes += transposed.bytes * (transposed.get() != nullptr);
     st.split_rows = split_rows * shape_.batch;
     st.tasks = items - st.split_rows;  // a split row's own item only returns
     st.split_parts = parts * shape_.batch;
@@ -244,11 +286,11 @@ class Executor {
   }
 
   void make_splits(std::int64_t split_tiles) {
-    plans_.resize(layout_.distinct.size());
+    splits_.resize(layout_.distinct.size());
     for (std::size_t di = 0; di < layout_.distinct.size(); ++di) {
       const BlockLayout& bl = *layout_.distinct[di];
       const auto rp = bl.row_ptr();
-      SplitPlan& plan = plans_[di];
+      SplitPlan& plan = splits_[di];
       if (split_tiles > 0) {
         plan.part_tiles = split_tiles;
       } else {
@@ -264,7 +306,7 @@ class Executor {
       }
     }
     for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      const SplitPlan& plan = plans_[groups_[gi].distinct];
+      const SplitPlan& plan = splits_[groups_[gi].distinct];
       const auto rp = layout_.distinct[groups_[gi].distinct]->row_ptr();
       for (std::size_t si = 0; si < plan.rows.size(); ++si) {
         const SplitRow& sr = plan.rows[si];
@@ -279,7 +321,7 @@ class Executor {
     first_part_.resize(groups_.size());
     std::int64_t e = 0;
     for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
-      const SplitPlan& plan = plans_[groups_[gi].distinct];
+      const SplitPlan& plan = splits_[groups_[gi].distinct];
       for (const SplitRow& sr : plan.rows) {
         first_part_[gi].push_back(e);
         e += sr.parts;
@@ -294,9 +336,9 @@ class Executor {
     const HeadGroup& g = groups_[gi];
     const BlockLayout& bl = block_layout(g);
     const auto rp = bl.row_ptr();
-    if (plans_[g.distinct].is_split(rp[r + 1] - rp[r])) return;  // done by part items
+    if (splits_[g.distinct].is_split(rp[r + 1] - rp[r])) return;  // done by part items
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
-    compute(ws, b, g, r, rp[r], rp[r + 1], lanes);
+    compute(ws, b, g, r, rp[r], rp[r + 1], lanes, true);
     kernels::normalize(ws.ot.get(), ws.l.get(), lanes, d_);
     finish(ws.ot.get(), ws.m.get(), ws.l.get(), lanes, b, g, r);
   }
@@ -304,19 +346,21 @@ class Executor {
   void part_item(Workspace& ws, std::int64_t b, std::int64_t e) {
     const PartRef& pr = parts_[e];
     const HeadGroup& g = groups_[pr.group];
-    const std::int64_t r = plans_[g.distinct].rows[pr.split].row;
+    const std::int64_t r = splits_[g.distinct].rows[pr.split].row;
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
-    compute(ws, b, g, r, pr.t0, pr.t1, lanes);
+    compute(ws, b, g, r, pr.t0, pr.t1, lanes, pr.part == 0);
     float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
     std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
     std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
     std::copy(ws.l.get(), ws.l.get() + lanes, out + d_ * lanes + lanes);
   }
 
-  // Runs kept tiles [t0, t1) of query block r for head group g into ws (O^T, m, l).
+  // Runs kept tiles [t0, t1) of query block r for head group g into ws (O^T, m, l), each by
+  // its planned path, then (with_diagonals) the row's diagonals.
   void compute(Workspace& ws, std::int64_t b, const HeadGroup& g, std::int64_t r, std::int64_t t0,
-               std::int64_t t1, std::int64_t lanes) {
+               std::int64_t t1, std::int64_t lanes, bool with_diagonals) {
     const BlockLayout& bl = block_layout(g);
+    const flash::HeadPlan& plan = plans_[g.distinct];
     const std::int64_t q0 = r * bq_;
     const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
     float* qt = ws.qt.get();
@@ -343,21 +387,127 @@ class Executor {
     st.l = ws.l.get();
     st.scratch = ws.scratch.get();
     const auto cols = bl.col_index();
-    const auto masks = bl.mask_index();
+    const std::int64_t vecs = lanes / 16;
+    int panel = 0;          // gathered keys waiting in the panel
+    bool panel_all = true;  // every lane of every gathered key is allowed
+    auto flush = [&] {
+      if (panel == 0) return;
+      st.k = ws.kpanel.get();
+      st.k_stride = d_;
+      st.v = ws.vpanel.get();
+      st.v_stride = d_;
+      st.keys = panel;
+      st.keep = panel_all ? (mask_full_ ? ws.all_ones.get() : nullptr) : ws.panel_keep.get();
+      kernels::flash_step(st);
+      panel = 0;
+      panel_all = true;
+    };
     for (std::int64_t t = t0; t < t1; ++t) {
+      const flash::TileAction action = plan.action[t];
+      if (action == flash::TileAction::Skip) continue;
       const std::int64_t k0 = static_cast<std::int64_t>(cols[t]) * bk_;
-      const int keys = static_cast<int>(std::min<std::int64_t>(bk_, shape_.nk - k0));
+      const std::uint64_t* bits = plan.mask_bits(bl, t);
+      if (action == flash::TileAction::Gather) {
+        for (int c = plan.c0[t]; c <= plan.c1[t]; ++c) {
+          std::uint16_t* keep = ws.panel_keep.get() + panel * vecs;
+          const bool all = kernels::column_lanes(bits, bl.mask_row_words(), bq_, c, lanes, keep);
+          if (!all && std::all_of(keep, keep + vecs, [](std::uint16_t x) { return x == 0; }))
+            continue;
+          copy_row(k_, b, g.kv_head, k0 + c, ws.kpanel.get() + panel * d_);
+          copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * d_);
+          panel_all = panel_all && all;
+          if (++panel == kPanelKeys) flush();
+        }
+        continue;
+      }
+      const int c0 = action == flash::TileAction::Run ? plan.c0[t] : 0;
+      const int keys = action == flash::TileAction::Run
+                           ? plan.c1[t] - plan.c0[t] + 1
+                           : static_cast<int>(std::min<std::int64_t>(bk_, shape_.nk - k0));
       st.keys = keys;
-      st.k = tile_rows(k_, b, g.kv_head, k0, keys, ws.kpack.get(), st.k_stride);
-      st.v = tile_rows(v_, b, g.kv_head, k0, keys, ws.vpack.get(), st.v_stride);
+      st.k = tile_rows(k_, b, g.kv_head, k0 + c0, keys, ws.kpack.get(), st.k_stride);
+      st.v = tile_rows(v_, b, g.kv_head, k0 + c0, keys, ws.vpack.get(), st.v_stride);
       // An all-ones mask keeps every lane, so the masked kernel's blends return their inputs
       // unchanged: the same arithmetic as the Full path, plus the masking work.
-      if (masks[t] >= 0)
-        st.keep = lane_mask(ws, bl, masks[t], keys, lanes);
+      if (bits != nullptr)
+        st.keep = lane_mask(ws, bl, bits, c0, keys, lanes);
       else
         st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
       kernels::flash_step(st);
     }
+    flush();
+    if (with_diagonals && plan.row_diagonal[r]) run_diagonals(ws, b, g, plan, q0, lanes);
+  }
+
+  // The diagonal path of one item: each 16-lane vector against the plan's offsets that reach a
+  // key of the sequence from one of its queries, 64 at a time.
+  void run_diagonals(Workspace& ws, std::int64_t b, const HeadGroup& g, const flash::HeadPlan& plan,
+                     std::int64_t q0, std::int64_t lanes) const {
+    const std::int64_t shift = shape_.nk - shape_.nq;
+    const std::int64_t head_vecs = bq_ / 16;
+    const std::int64_t base = ((b * shape_.kv_heads + g.kv_head) * d_) * t_stride_ + kTransposePad;
+    kernels::DiagonalStep ds;
+    ds.lanes = lanes;
+    ds.d = d_;
+    ds.kt = kt_ + base;
+    ds.vt = vt_ + base;
+    ds.t_stride = t_stride_;
+    ds.key0 = ws.dkey0.get();
+    ds.keep = ws.dkeep.get();
+    ds.s = ws.ds.get();
+    for (std::int64_t w = 0; w < lanes / 16; ++w) {
+      const std::int64_t qv = q0 + (w % head_vecs) * 16;
+      if (qv >= shape_.nq) continue;
+      const std::int64_t rows = std::min<std::int64_t>(16, shape_.nq - qv);
+      const std::int64_t p = qv + shift;
+      const auto [a, e] = flash::offset_range(plan.offsets, p - (shape_.nk - 1), p + rows - 1);
+      ds.qt = ws.qt.get() + w * 16;
+      ds.ot = ws.ot.get() + w * 16;
+      ds.m = ws.m.get() + w * 16;
+      ds.l = ws.l.get() + w * 16;
+      for (std::int64_t c = a; c < e; c += kernels::kMaxDiagonalSlots) {
+        const int slots =
+            static_cast<int>(std::min<std::int64_t>(kernels::kMaxDiagonalSlots, e - c));
+        for (int y = 0; y < slots; ++y) {
+          const std::int64_t key0 = p - plan.offsets[c + y];
+          const std::int64_t lo = std::max<std::int64_t>(0, -key0);
+          const std::int64_t hi = std::min<std::int64_t>(rows, shape_.nk - key0);
+          ws.dkey0.get()[y] = key0;
+          ws.dkeep.get()[y] = static_cast<std::uint16_t>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+        }
+        ds.slots = slots;
+        kernels::diagonal_step(ds);
+      }
+    }
+  }
+
+  // K and V of every (batch, K/V head) transposed into [d][pad + nk + pad], padding zero.
+  void transpose_kv(float* out) const {
+    const std::int64_t heads = shape_.batch * shape_.kv_heads;
+    const std::int64_t per = d_ * t_stride_;
+    tbb::parallel_for(std::int64_t{0}, 2 * heads, [&](std::int64_t e) {
+      const ConstTensorView& t = e < heads ? k_ : v_;
+      const std::int64_t bh = e % heads;
+      float* dst = out + e * per;
+      for (int p = 0; p < d_; ++p) {
+        std::fill(dst + p * t_stride_, dst + p * t_stride_ + kTransposePad, 0.0f);
+        std::fill(dst + p * t_stride_ + kTransposePad + shape_.nk, dst + (p + 1) * t_stride_, 0.0f);
+      }
+      constexpr std::int64_t kChunk = 64;
+      for (std::int64_t j0 = 0; j0 < shape_.nk; j0 += kChunk) {
+        const std::int64_t j1 = std::min(shape_.nk, j0 + kChunk);
+        for (int p = 0; p < d_; ++p)
+          for (std::int64_t j = j0; j < j1; ++j)
+            dst[p * t_stride_ + kTransposePad + j] =
+                t.row(bh / shape_.kv_heads, bh % shape_.kv_heads, j)[p * t.stride[3]];
+      }
+    });
+  }
+
+  void copy_row(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j,
+                float* dst) const {
+    const float* src = t.row(b, h, j);
+    for (int p = 0; p < d_; ++p) dst[p] = src[p * t.stride[3]];
   }
 
   // Pointer to key rows k0..k0+keys-1 of (b, h) with contiguous elements: in place when the
@@ -376,17 +526,17 @@ class Executor {
     return pack;
   }
 
-  const std::uint16_t* lane_mask(Workspace& ws, const BlockLayout& bl, std::int32_t mask, int keys,
-                                 std::int64_t lanes) const {
+  const std::uint16_t* lane_mask(Workspace& ws, const BlockLayout& bl, const std::uint64_t* bits,
+                                 int col0, int keys, std::int64_t lanes) const {
     for (int c = 0; c < 2; ++c)
-      if (ws.keep_layout[c] == &bl && ws.keep_mask[c] == mask && ws.keep_keys[c] == keys &&
+      if (ws.keep_bits[c] == bits && ws.keep_col0[c] == col0 && ws.keep_keys[c] == keys &&
           ws.keep_lanes[c] == lanes)
         return ws.keep[c].get();
     const int c = ws.keep_next;
     ws.keep_next ^= 1;
-    kernels::transpose_mask(bl.mask(mask), bl.mask_row_words(), bq_, keys, lanes, ws.keep[c].get());
-    ws.keep_layout[c] = &bl;
-    ws.keep_mask[c] = mask;
+    kernels::transpose_mask(bits, bl.mask_row_words(), bq_, col0, keys, lanes, ws.keep[c].get());
+    ws.keep_bits[c] = bits;
+    ws.keep_col0[c] = col0;
     ws.keep_keys[c] = keys;
     ws.keep_lanes[c] = lanes;
     return ws.keep[c].get();
@@ -417,7 +567,7 @@ class Executor {
   // e^(m_p - M), O = sum w_p O_p / sum w_p l_p, LSE = M + log(sum w_p l_p).
   void merge(std::int64_t b, int gi, int si) const {
     const HeadGroup& g = groups_[gi];
-    const SplitRow& sr = plans_[g.distinct].rows[si];
+    const SplitRow& sr = splits_[g.distinct].rows[si];
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
     const float* first =
         partial_ + (b * static_cast<std::int64_t>(parts_.size()) + first_part_[gi][si]) * slot_;
@@ -460,7 +610,13 @@ class Executor {
   bool mask_full_ = false;
   std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, lanes_ = 0;
   std::vector<HeadGroup> groups_;
-  std::vector<SplitPlan> plans_;                       // per distinct layout
+  std::vector<SplitPlan> splits_;       // per distinct layout
+  std::vector<flash::HeadPlan> plans_;  // per distinct layout
+  // Transposed K and V for the diagonal path: [B][Hkv][d][kTransposePad + nk + kTransposePad]
+  // each (null when no row uses it).
+  const float* kt_ = nullptr;
+  const float* vt_ = nullptr;
+  std::int64_t t_stride_ = 0;
   std::vector<PartRef> parts_;                         // parts of one batch, all groups
   std::vector<std::vector<std::int64_t>> first_part_;  // [group][split row] -> index in parts_
   float* partial_ = nullptr;

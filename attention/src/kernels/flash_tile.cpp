@@ -235,29 +235,32 @@ void normalize(float* ot, const float* l, std::int64_t lanes, int d) {
       store(ot + x * lanes + w, div(load(ot + x * lanes + w), load(l + w)));
 }
 
-void transpose_mask(const std::uint64_t* mask, int row_words, int block_q, int keys,
+void transpose_mask(const std::uint64_t* mask, int row_words, int block_q, int col0, int keys,
                     std::int64_t lanes, std::uint16_t* keep) {
   const std::int64_t vecs = lanes / kLanes;
   const int head_vecs = block_q / kLanes;
   for (int w = 0; w < head_vecs; ++w) {
-    for (int word = 0; word * 64 < keys; ++word) {
+    for (int word = col0 / 64; word * 64 < col0 + keys; ++word) {
       std::uint64_t rows[kLanes];
       for (int b = 0; b < kLanes; ++b) rows[b] = mask[(w * kLanes + b) * row_words + word];
-      const int c_end = keys - word * 64 < 64 ? keys - word * 64 : 64;
+      // Columns of this word inside [col0, col0 + keys), as bit positions c of the word.
+      const int c_begin = col0 > word * 64 ? col0 - word * 64 : 0;
+      const int c_end = col0 + keys - word * 64 < 64 ? col0 + keys - word * 64 : 64;
+      const int j_of_c0 = word * 64 - col0;  // key index j of bit c is j_of_c0 + c
 #if defined(__AVX512F__)
       const __m512i lo = _mm512_loadu_si512(rows);
       const __m512i hi = _mm512_loadu_si512(rows + 8);
-      for (int c = 0; c < c_end; ++c) {
+      for (int c = c_begin; c < c_end; ++c) {
         const __m512i bit = _mm512_set1_epi64(static_cast<long long>(std::uint64_t{1} << c));
         const unsigned bits = static_cast<unsigned>(_mm512_test_epi64_mask(lo, bit)) |
                               static_cast<unsigned>(_mm512_test_epi64_mask(hi, bit)) << 8;
-        keep[(word * 64 + c) * vecs + w] = static_cast<std::uint16_t>(bits);
+        keep[(j_of_c0 + c) * vecs + w] = static_cast<std::uint16_t>(bits);
       }
 #else
-      for (int c = 0; c < c_end; ++c) {
+      for (int c = c_begin; c < c_end; ++c) {
         unsigned bits = 0;
         for (int b = 0; b < kLanes; ++b) bits |= static_cast<unsigned>((rows[b] >> c) & 1u) << b;
-        keep[(word * 64 + c) * vecs + w] = static_cast<std::uint16_t>(bits);
+        keep[(j_of_c0 + c) * vecs + w] = static_cast<std::uint16_t>(bits);
       }
 #endif
     }
@@ -266,6 +269,23 @@ void transpose_mask(const std::uint64_t* mask, int row_words, int block_q, int k
   for (int j = 0; j < keys; ++j)
     for (std::int64_t w = head_vecs; w < vecs; ++w)
       keep[j * vecs + w] = keep[j * vecs + w % head_vecs];
+}
+
+bool column_lanes(const std::uint64_t* mask, int row_words, int block_q, int col,
+                  std::int64_t lanes, std::uint16_t* keep) {
+  const std::int64_t vecs = lanes / kLanes;
+  const int head_vecs = block_q / kLanes;
+  const int word = col / 64, bit = col % 64;
+  bool all = true;
+  for (int w = 0; w < head_vecs; ++w) {
+    unsigned bits = 0;
+    for (int b = 0; b < kLanes; ++b)
+      bits |= static_cast<unsigned>((mask[(w * kLanes + b) * row_words + word] >> bit) & 1u) << b;
+    keep[w] = static_cast<std::uint16_t>(bits);
+    all = all && bits == 0xFFFFu;
+  }
+  for (std::int64_t w = head_vecs; w < vecs; ++w) keep[w] = keep[w % head_vecs];
+  return all;
 }
 
 }  // namespace spattn::kernels

@@ -41,9 +41,15 @@ void flash_step(const TileStep& t);
 void normalize(float* ot, const float* l, std::int64_t lanes, int d);
 
 // Lane bits of a Partial tile: keep[j * (lanes / 16) + w] bit b = mask row ((16 w + b) mod
-// block_q), key j, for j < keys. `mask` is a BlockLayout mask (block_q rows of row_words words,
-// bit c of a row = key c). Lanes repeat every block_q (one block per query head of a group).
-void transpose_mask(const std::uint64_t* mask, int row_words, int block_q, int keys,
+// block_q), key col0 + j, for j < keys. `mask` is a BlockLayout mask (block_q rows of row_words
+// words, bit c of a row = key c). Lanes repeat every block_q (one block per query head of a
+// group).
+void transpose_mask(const std::uint64_t* mask, int row_words, int block_q, int col0, int keys,
                     std::int64_t lanes, std::uint16_t* keep);
+
+// One key column of a mask as lane bits: keep[w] bit b = mask row ((16 w + b) mod block_q), key
+// `col`, for the lanes / 16 vectors. Returns whether every lane is set.
+bool column_lanes(const std::uint64_t* mask, int row_words, int block_q, int col,
+                  std::int64_t lanes, std::uint16_t* keep);
 
 }  // namespace spattn::kernels

@@ -8,6 +8,9 @@ class Causal final : public Band {
  public:
   std::int64_t lo(std::int64_t) const override { return kFarLeft; }
   std::int64_t hi(std::int64_t p) const override { return p; }
+  void diagonal_cover(const Geometry& g, int, DiagonalCover& out) const override {
+    out.assign(1, make_run(g, 0, max_offset(g), 1));
+  }
   std::string spec() const override { return "causal"; }
 };
 

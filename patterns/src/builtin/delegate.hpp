@@ -32,6 +32,9 @@ class Delegate : public Pattern {
   void fill_tile(const Geometry& g, int h, const Tile& t, TileMask& m) const override {
     inner_->fill_tile(g, h, t, m);
   }
+  void diagonal_cover(const Geometry& g, int h, DiagonalCover& out) const override {
+    inner_->diagonal_cover(g, h, out);
+  }
   bool bounds_keys() const override { return inner_->bounds_keys(); }
   bool analytic_tiles() const override { return inner_->analytic_tiles(); }
   std::string scanned_part() const override {

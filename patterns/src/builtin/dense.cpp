@@ -17,6 +17,9 @@ class Dense final : public Leaf {
                        std::vector<KeyRange>& out) const override {
     out.assign(1, KeyRange{0, g.nk});
   }
+  void diagonal_cover(const Geometry& g, int, DiagonalCover& out) const override {
+    out.assign(1, make_run(g, min_offset(g), max_offset(g), 1));
+  }
   TileClass classify(const Geometry&, int, const Tile&) const override { return TileClass::Full; }
   void fill_tile(const Geometry&, int, const Tile&, TileMask& m) const override { m.fill(); }
 };

@@ -18,6 +18,9 @@ class Dilated final : public Leaf {
     out.assign(1, KeyRange{s.first - reach_, s.last + reach_ + 1});
     return true;
   }
+  void diagonal_cover(const Geometry& g, int, DiagonalCover& out) const override {
+    out.assign(1, make_run(g, -reach_, reach_, d_));
+  }
   TileClass classify(const Geometry& g, int, const Tile& t) const override {
     const std::int64_t p0 = g.position(t.q_begin), p1 = g.position(t.q_end - 1);
     // Differences p - j over the tile span [p0 - (k_end-1), p1 - k_begin].

@@ -9,6 +9,9 @@ class Sliding final : public Band {
   explicit Sliding(std::int64_t w) : w_(w) {}
   std::int64_t lo(std::int64_t p) const override { return p - w_ + 1; }
   std::int64_t hi(std::int64_t p) const override { return p; }
+  void diagonal_cover(const Geometry& g, int, DiagonalCover& out) const override {
+    out.assign(1, make_run(g, 0, w_ - 1, 1));
+  }
   std::string spec() const override { return fmt::format("sliding({})", w_); }
 
  private:

@@ -26,6 +26,10 @@ class Strided final : public Leaf {
       out.push_back({start, start + span});
     return true;
   }
+  // Every l-th diagonal, both directions.
+  void diagonal_cover(const Geometry& g, int, DiagonalCover& out) const override {
+    out.assign(1, make_run(g, min_offset(g), max_offset(g), l_));
+  }
   TileClass classify(const Geometry& g, int, const Tile& t) const override {
     if (l_ == 1) return TileClass::Full;
     const std::int64_t dmin = g.position(t.q_begin) - (t.k_end - 1);

@@ -9,6 +9,9 @@ class Window final : public Band {
   Window(std::int64_t left, std::int64_t right) : left_(left), right_(right) {}
   std::int64_t lo(std::int64_t p) const override { return p - left_; }
   std::int64_t hi(std::int64_t p) const override { return p + right_; }
+  void diagonal_cover(const Geometry& g, int, DiagonalCover& out) const override {
+    out.assign(1, make_run(g, -right_, left_, 1));
+  }
   std::string spec() const override { return fmt::format("window({}, {})", left_, right_); }
 
  private:

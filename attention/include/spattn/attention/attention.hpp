@@ -1,15 +1,20 @@
 #pragma once
 // The block-sparse flash attention executor (the fast path).
 //
-// For each query tile of the layout it walks the tile's kept key tiles: S = scale * Q K^T, the
-// Partial tiles' bitsets applied (Full tiles pay no masking unless options.mask_full_tiles),
-// online softmax with a running max and sum, O += P V; then O /= l and LSE = max + log(l).
+// For each query tile of the layout it walks the tile's kept key tiles, each by its planned path
+// (execution_path.hpp: whole, narrowed to its key run, or its kept columns gathered into a
+// packed panel), then the row's diagonals when the pattern has a usable diagonal cover:
+// S = scale * Q K^T, the bits applied where rows differ (Full tiles pay no masking unless
+// options.mask_full_tiles), online softmax with a running max and sum, O += P V; then O /= l
+// and LSE = max + log(l).
 // oneTBB runs (batch, K/V head group, query tile) tasks; rows with far more kept tiles than
 // average are split over key tiles and merged through their LSE in a fixed order, so the output
-// is bitwise identical for every thread count. Workspace is O(threads x tile), never O(nq x nk).
+// is bitwise identical for every thread count. Workspace is O(threads x tile) plus, when
+// diagonals run, a transposed copy of K and V (the size of K and V); never O(nq x nk).
 #include <cstdint>
 #include <optional>
 
+#include "spattn/attention/execution_path.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/patterns/layout.hpp"
@@ -30,6 +35,10 @@ struct AttentionOptions {
   // mask (mask loads and blends included), so that the price of masking can be measured on any
   // layout. The output is bitwise the same as without it; only the time changes.
   bool mask_full_tiles = false;
+  // How kept pairs are run (execution_path.hpp): Auto picks per tile and per query-tile row;
+  // the others force one path where it applies, for tests and for measuring a path. The output
+  // is exact on every path.
+  ExecutionPath path = ExecutionPath::Auto;
 };
 
 // What one call did, for benchmarks and sweeps.
@@ -38,6 +47,7 @@ struct AttentionStats {
   std::int64_t tasks = 0;            // parallel tasks (after splitting heavy rows)
   std::int64_t split_rows = 0;       // query tiles split over key tiles (x batch x head groups)
   std::int64_t split_parts = 0;      // parts those rows were split into
+  PathPairs paths;                   // pairs computed by each path (all batches and heads)
 };
 
 struct AttentionResult {

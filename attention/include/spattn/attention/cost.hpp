@@ -3,9 +3,11 @@
 // layout's exact counts alone (no tensors, no timing).
 //
 // Pairs and FLOPs cover every (batch, query head): a layout with one head stands for all Hq query
-// heads. FLOPs count 2·d for the logit (Q·K) and 2·d for the P·V product of one (query, key)
-// pair: 4·d per pair. Softmax, scaling and masking are not counted (as FlashAttention's papers
-// count). Useful FLOPs use the allowed pairs, computed FLOPs the area of the kept tiles.
+// heads. Computed pairs follow the flash executor's plan (execution_path.hpp): what its paths
+// evaluate, masked lanes included. FLOPs count 2·d for the logit (Q·K) and 2·d for the P·V product
+// of one (query, key) pair: 4·d per pair. Softmax, scaling and masking are not counted (as
+// FlashAttention's papers count). Useful FLOPs use the allowed pairs, computed FLOPs the area of
+// the kept tiles.
 //
 // Bytes moved (float32, the flash executor's access pattern, no cache reuse assumed, so an upper
 // bound on memory traffic): each query head reads its Q rows once (nq·d·4) and, for every kept
@@ -13,6 +15,7 @@
 // (block_q·mask_row_words·8); it writes O (nq·d·4) and LSE (nq·4).
 #include <cstdint>
 
+#include "spattn/attention/execution_path.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/patterns/layout.hpp"
 
@@ -20,8 +23,10 @@ namespace spattn {
 
 struct AttentionCost {
   // Work, over all batches and query heads.
-  std::int64_t allowed_pairs = 0;   // pairs the pattern allows
-  std::int64_t computed_pairs = 0;  // area of kept tiles (what a tile executor computes)
+  std::int64_t allowed_pairs = 0;    // pairs the pattern allows
+  std::int64_t computed_pairs = 0;   // what the flash executor's plan computes: paths.total()
+  std::int64_t tile_area_pairs = 0;  // area of kept tiles (what v1's whole-tile executor computed)
+  PathPairs paths;                   // computed pairs per execution path
   std::int64_t kept_tiles = 0, full_tiles = 0, partial_tiles = 0;
   double useful_flops = 0;    // 4·d·allowed_pairs
   double computed_flops = 0;  // 4·d·computed_pairs
@@ -44,19 +49,24 @@ struct AttentionCost {
 
 // Cost of attention over `layout` with sizes `s` (layout geometry must match s.nq, s.nk and have
 // 1 or s.q_heads heads; throws UsageError otherwise, or when a count overflows int64). `threads`
-// (0: oneTBB's default) sets the number of concurrent workspaces in the memory estimates.
-AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int threads = 0);
+// (0: oneTBB's default) sets the number of concurrent workspaces in the memory estimates; `path`
+// is the executor's AttentionOptions::path (the computed pairs follow its plan).
+AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int threads = 0,
+                             ExecutionPath path = ExecutionPath::Auto);
 
 // The same from sizes: B, Hq, Hkv and d (nq and nk come from the layout).
 AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int64_t q_heads,
-                             std::int64_t kv_heads, std::int64_t dim, int threads = 0);
+                             std::int64_t kv_heads, std::int64_t dim, int threads = 0,
+                             ExecutionPath path = ExecutionPath::Auto);
 
 // Estimated bytes of the flash executor's workspace, an upper bound for its current buffers
 // (src/flash/attention.cpp): per thread, for `lanes` = block_q x min(group, max(1, 256 /
 // block_q)) query rows (the query heads of a K/V group, `group` = Hq / Hkv, share one step):
 // Q^T and O^T (d x lanes), the score tile (block_k x lanes), four per-lane vectors, K and V
-// packing tiles (block_k x d each, used for strided inputs) and two tile masks (block_k x lanes
-// bits each), float32. Split heavy rows add partial results this does not count.
+// packing tiles (block_k x d each, used for strided inputs), two tile masks (block_k x lanes
+// bits each), the gather panel (64 K and V rows and their lane bits) and the diagonal path's
+// 64-slot scratch, float32. Split heavy rows add partial results this does not count, and the
+// diagonal path's transposed K and V are added by attention_cost when its plan uses them.
 std::int64_t flash_workspace_estimate(const Geometry& g, std::int64_t dim, int threads,
                                       std::int64_t group = 1);
 

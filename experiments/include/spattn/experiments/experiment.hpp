@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "spattn/attention/execution_path.hpp"
 #include "spattn/experiments/axes.hpp"
 #include "spattn/experiments/executor.hpp"
 #include "spattn/patterns/registry.hpp"
@@ -91,6 +92,7 @@ struct SweepPoint {
   int block_k = 0;  // key tile size; 0: equal to block (the query tile size)
   std::string tile_mode = "auto";
   Executor executor = Executor::Flash;
+  ExecutionPath path = ExecutionPath::Auto;  // the flash executor's AttentionOptions::path
   Settings settings;
 };
 

@@ -57,14 +57,25 @@ struct MeasuredAxes {
   int block_q = 64, block_k = 64;
   std::string tile_mode = "auto";  // "auto" | "partial" (every kept tile through the mask)
   Executor executor = Executor::Flash;
+  std::string path = "auto";      // the flash executor's execution path (execution_path.hpp)
   std::string inputs = "random";  // "random" | "synthetic" | "npy:DIR"
   std::uint64_t seed = 0;
+};
+
+// Pairs computed by each path of the flash executor's plan (execution_path.hpp), all batches and
+// query heads.
+struct PathFigures {
+  std::int64_t tile_area_pairs = 0;  // area of the kept tiles (v1's computed pairs)
+  std::int64_t whole_pairs = 0, run_pairs = 0, gather_pairs = 0, diagonal_pairs = 0;
+  std::int64_t skipped_tiles = 0;  // kept tiles whose pairs all ran as diagonals
+  std::int64_t diagonal_rows = 0;  // query-tile rows (x heads x batch) on the diagonal path
 };
 
 // The layout's exact counts (all batches and query heads), from the cost model.
 struct LayoutFigures {
   std::int64_t allowed_pairs = 0;
-  std::int64_t computed_pairs = 0;  // area of kept tiles
+  std::int64_t computed_pairs = 0;   // what the executor's plan computes (sum of the paths)
+  std::optional<PathFigures> paths;  // none in records written before the paths existed
   std::int64_t kept_tiles = 0, full_tiles = 0, partial_tiles = 0;
   std::int64_t layout_bytes = 0;
   int distinct_head_layouts = 1;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "spattn/patterns/block_layout.hpp"
+#include "spattn/patterns/diagonals.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/pattern.hpp"
 
@@ -30,6 +31,10 @@ struct Layout {
   std::string spec;                                          // canonical spec of the pattern
   std::vector<std::shared_ptr<const BlockLayout>> distinct;  // distinct head layouts
   std::vector<int> head_to_distinct;                         // head h -> index into distinct
+  // Per distinct head layout: diagonals on which every pair is allowed (Pattern::diagonal_cover
+  // of its first head; empty when unknown). An execution hint: the BlockLayout still holds
+  // every allowed pair, and the executor removes from its tiles what it runs as diagonals.
+  std::vector<DiagonalCover> diagonals;
   bool scanned = false;      // some part was built by scanning pairs with allows()
   std::string scanned_part;  // which pattern lacked fast paths (when scanned)
   double build_seconds = 0;  // wall time of build_layout

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "spattn/patterns/diagonals.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/tile.hpp"
 
@@ -48,6 +49,12 @@ class Pattern {
   // Fast path: sets exactly the allowed bits of tile `t` into `mask` (already reset to t's
   // rows x cols, all zero). Default: scans with `allows`.
   virtual void fill_tile(const Geometry& g, int head, const Tile& t, TileMask& mask) const;
+
+  // Fast path for the executor: replaces `out` with diagonals o = p(i) - j on which every pair
+  // (with 0 <= j < nk) is allowed on `head` (a subset is fine; empty means "none known", the
+  // default). Residue-class rules report their sparse diagonals here, bands their offset range,
+  // and combinators combine their children's (diagonals.hpp).
+  virtual void diagonal_cover(const Geometry& g, int head, DiagonalCover& out) const;
 
   // True when key_ranges is implemented for every head (the builder need not try every key).
   virtual bool bounds_keys() const { return false; }

@@ -1,0 +1,332 @@
+// The execution plan of one head layout (plan.hpp).
+#include "plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+
+#include "spattn/patterns/error.hpp"
+
+namespace spattn {
+
+std::string_view execution_path_name(ExecutionPath p) {
+  switch (p) {
+    case ExecutionPath::Auto:
+      return "auto";
+    case ExecutionPath::Tiles:
+      return "tiles";
+    case ExecutionPath::Runs:
+      return "runs";
+    case ExecutionPath::Gather:
+      return "gather";
+    case ExecutionPath::Diagonals:
+      return "diagonals";
+  }
+  return "?";
+}
+
+namespace {
+constexpr std::array kPaths = {ExecutionPath::Auto, ExecutionPath::Tiles, ExecutionPath::Runs,
+                               ExecutionPath::Gather, ExecutionPath::Diagonals};
+}  // namespace
+
+std::string execution_path_names() {
+  std::string s;
+  for (ExecutionPath p : kPaths) {
+    if (!s.empty()) s += ", ";
+    s += execution_path_name(p);
+  }
+  return s;
+}
+
+ExecutionPath parse_execution_path(std::string_view name) {
+  for (ExecutionPath p : kPaths)
+    if (execution_path_name(p) == name) return p;
+  throw UsageError(fmt::format("execution path '{}': use one of {}", name, execution_path_names()));
+}
+
+PathPairs& PathPairs::operator+=(const PathPairs& o) {
+  whole += o.whole;
+  run += o.run;
+  gather += o.gather;
+  diagonal += o.diagonal;
+  skipped_tiles += o.skipped_tiles;
+  diagonal_rows += o.diagonal_rows;
+  return *this;
+}
+
+PathPairs PathPairs::scaled(std::int64_t copies) const {
+  auto mul = [&](std::int64_t x) {
+    std::int64_t r = 0;
+    if (__builtin_mul_overflow(x, copies, &r))
+      throw UsageError(fmt::format("a path's pair count ({} x {}) overflows 64 bits", x, copies));
+    return r;
+  };
+  PathPairs p;
+  p.whole = mul(whole);
+  p.run = mul(run);
+  p.gather = mul(gather);
+  p.diagonal = mul(diagonal);
+  p.skipped_tiles = mul(skipped_tiles);
+  p.diagonal_rows = mul(diagonal_rows);
+  return p;
+}
+
+namespace flash {
+namespace {
+
+// Key columns that some row of a mask keeps.
+struct Usage {
+  std::int64_t used = 0;  // columns
+  int c0 = 0, c1 = -1;    // first and last, inclusive
+  std::int64_t bits = 0;  // allowed pairs
+};
+
+Usage mask_usage(const std::uint64_t* m, int row_words, int rows) {
+  Usage u;
+  for (int w = 0; w < row_words; ++w) {
+    std::uint64_t any = 0;
+    for (int r = 0; r < rows; ++r) {
+      any |= m[r * row_words + w];
+      u.bits += std::popcount(m[r * row_words + w]);
+    }
+    if (any == 0) continue;
+    u.used += std::popcount(any);
+    if (u.c1 < 0) u.c0 = w * 64 + std::countr_zero(any);
+    u.c1 = w * 64 + 63 - std::countl_zero(any);
+  }
+  return u;
+}
+
+struct Choice {
+  TileAction action = TileAction::Whole;
+  std::int64_t pairs = 0;  // computed
+  double cost = 0;
+  int c0 = 0, c1 = 0;
+};
+
+Choice choose(const Usage* u, std::int64_t rows, std::int64_t cols, ExecutionPath path) {
+  Choice c;
+  c.pairs = rows * cols;
+  c.cost = static_cast<double>(c.pairs);
+  c.c1 = static_cast<int>(cols) - 1;
+  if (u == nullptr || path == ExecutionPath::Tiles) return c;  // Full tile, or v1's path
+  const std::int64_t span = u->c1 - u->c0 + 1;
+  Choice run{TileAction::Run, rows * span, static_cast<double>(rows * span), u->c0, u->c1};
+  Choice gather{TileAction::Gather, rows * u->used,
+                kGatherWeight * static_cast<double>(rows * u->used), u->c0, u->c1};
+  if (path == ExecutionPath::Gather) return gather;
+  if (path != ExecutionPath::Runs && gather.cost < run.cost) return gather;
+  return span == cols ? c : run;
+}
+
+class Planner {
+ public:
+  Planner(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path)
+      : bl_(bl), path_(path), shift_(bl.nk() - bl.nq()), words_(bl.mask_row_words()) {
+    const bool diagonals_allowed = path == ExecutionPath::Auto || path == ExecutionPath::Diagonals;
+    if (diagonals_allowed) {
+      DiagonalCover usable;
+      for (const DiagonalRun& r : cover)
+        if (r.step > 1 || r.size() <= kMaxDenseDiagonalRun) usable.push_back(r);
+      offsets_ = cover_offsets(usable);
+    }
+    usage_.resize(bl.distinct_masks());
+    known_.assign(bl.distinct_masks(), 0);
+    scratch_.resize(bl.mask_words());
+  }
+
+  HeadPlan run() {
+    const std::int64_t tiles = bl_.row_ptr().back();
+    plan_.action.resize(tiles);
+    plan_.c0.resize(tiles);
+    plan_.c1.resize(tiles);
+    plan_.mask.resize(tiles);
+    plan_.row_diagonal.assign(bl_.q_blocks(), 0);
+    for (std::int64_t r = 0; r < bl_.q_blocks(); ++r) plan_row(r);
+    if (plan_.uses_diagonals()) plan_.offsets = std::move(offsets_);
+    return std::move(plan_);
+  }
+
+ private:
+  const Usage& usage(std::int32_t m) {
+    if (!known_[m]) {
+      usage_[m] = mask_usage(bl_.mask(m), words_, bl_.block_q());
+      known_[m] = 1;
+    }
+    return usage_[m];
+  }
+
+  // Valid query lanes times offsets evaluated by the row's 16-lane vectors.
+  std::int64_t diagonal_pairs(std::int64_t r) const {
+    std::int64_t pairs = 0;
+    const std::int64_t q_end = std::min(bl_.nq(), (r + 1) * bl_.block_q());
+    for (std::int64_t q0 = r * bl_.block_q(); q0 < q_end; q0 += 16) {
+      const std::int64_t rows = std::min<std::int64_t>(16, q_end - q0);
+      const std::int64_t p = q0 + shift_;
+      const auto [a, b] = offset_range(offsets_, p - (bl_.nk() - 1), p + rows - 1);
+      pairs += rows * (b - a);
+    }
+    return pairs;
+  }
+
+  // Pairs of tile `t` on the usable diagonals.
+  std::int64_t covered(const Tile& t, std::int64_t a, std::int64_t b) const {
+    const std::int64_t p0 = t.q_begin + shift_, p1 = t.q_end - 1 + shift_;
+    std::int64_t n = 0;
+    for (std::int64_t k = a; k < b; ++k) {
+      const std::int64_t o = offsets_[k];
+      n += std::max<std::int64_t>(0,
+                                  std::min(p1, t.k_end - 1 + o) - std::max(p0, t.k_begin + o) + 1);
+    }
+    return n;
+  }
+
+  struct Pending {
+    Choice choice;
+    std::int32_t mask = -1;
+    std::int64_t residual = -1;  // index into pending_masks_
+    bool skip = false;
+  };
+
+  void plan_row(std::int64_t r) {
+    const auto rp = bl_.row_ptr();
+    const auto cols = bl_.col_index();
+    const auto masks = bl_.mask_index();
+    base_.clear();
+    double cost_tiles = 0;
+    for (std::int64_t t = rp[r]; t < rp[r + 1]; ++t) {
+      const Tile tile = bl_.tile(r, cols[t]);
+      Pending p;
+      p.mask = masks[t];
+      p.choice =
+          choose(masks[t] >= 0 ? &usage(masks[t]) : nullptr, tile.rows(), tile.cols(), path_);
+      cost_tiles += p.choice.cost;
+      base_.push_back(p);
+    }
+    bool diagonal = false;
+    std::int64_t dpairs = 0;
+    if (!offsets_.empty()) dpairs = diagonal_pairs(r);
+    if (dpairs > 0) {
+      double cost = kDiagonalWeight * static_cast<double>(dpairs);
+      with_.clear();
+      pending_masks_.clear();
+      for (std::int64_t t = rp[r]; t < rp[r + 1]; ++t) {
+        const Tile tile = bl_.tile(r, cols[t]);
+        const std::int64_t p0 = tile.q_begin + shift_, p1 = tile.q_end - 1 + shift_;
+        const auto [a, b] = offset_range(offsets_, p0 - (tile.k_end - 1), p1 - tile.k_begin);
+        Pending p = base_[t - rp[r]];
+        if (a < b) {
+          const std::int64_t allowed = masks[t] >= 0 ? usage(masks[t]).bits : tile.area();
+          if (covered(tile, a, b) == allowed) {
+            p.skip = true;
+            p.choice = Choice{TileAction::Skip, 0, 0, 0, 0};
+          } else {
+            const Usage u = residual_usage(tile, masks[t], a, b);
+            p.choice = choose(&u, tile.rows(), tile.cols(),
+                              path_ == ExecutionPath::Diagonals ? ExecutionPath::Auto : path_);
+            // A residual tile always carries its own mask, even when run whole.
+            p.residual = static_cast<std::int64_t>(pending_masks_.size() / scratch_.size());
+            pending_masks_.insert(pending_masks_.end(), scratch_.begin(), scratch_.end());
+          }
+        }
+        cost += p.choice.cost;
+        with_.push_back(p);
+      }
+      diagonal = path_ == ExecutionPath::Diagonals || cost < cost_tiles;
+    }
+    if (diagonal) {
+      plan_.row_diagonal[r] = 1;
+      plan_.pairs.diagonal += dpairs;
+      ++plan_.pairs.diagonal_rows;
+      const std::int64_t first = static_cast<std::int64_t>(plan_.residual.size()) /
+                                 std::max<std::int64_t>(1, bl_.mask_words());
+      plan_.residual.insert(plan_.residual.end(), pending_masks_.begin(), pending_masks_.end());
+      for (Pending& p : with_)
+        if (p.residual >= 0) p.mask = static_cast<std::int32_t>(-2 - (first + p.residual));
+      commit(r, with_);
+    } else {
+      commit(r, base_);
+    }
+  }
+
+  // The residual of a tile (its mask, or all pairs, minus the usable diagonals [a, b)) into
+  // scratch_, and its usage.
+  Usage residual_usage(const Tile& t, std::int32_t m, std::int64_t a, std::int64_t b) {
+    const int rows = static_cast<int>(t.rows()), cols = static_cast<int>(t.cols());
+    if (m >= 0) {
+      std::copy(bl_.mask(m), bl_.mask(m) + bl_.mask_words(), scratch_.begin());
+    } else {
+      std::fill(scratch_.begin(), scratch_.end(), 0);
+      for (int r = 0; r < rows; ++r)
+        for (int w = 0; w * 64 < cols; ++w) {
+          const int n = std::min(64, cols - w * 64);
+          scratch_[r * words_ + w] = n == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << n) - 1;
+        }
+    }
+    for (std::int64_t k = a; k < b; ++k)
+      for (int r = 0; r < rows; ++r) {
+        const std::int64_t c = t.q_begin + r + shift_ - offsets_[k] - t.k_begin;
+        if (c >= 0 && c < cols) scratch_[r * words_ + c / 64] &= ~(std::uint64_t{1} << (c % 64));
+      }
+    return mask_usage(scratch_.data(), words_, rows);
+  }
+
+  void commit(std::int64_t r, const std::vector<Pending>& row) {
+    const auto rp = bl_.row_ptr();
+    const auto cols = bl_.col_index();
+    for (std::size_t k = 0; k < row.size(); ++k) {
+      const std::int64_t t = rp[r] + static_cast<std::int64_t>(k);
+      const Pending& p = row[k];
+      plan_.action[t] = p.choice.action;
+      plan_.c0[t] = static_cast<std::uint8_t>(p.choice.c0);
+      plan_.c1[t] = static_cast<std::uint8_t>(p.choice.c1);
+      plan_.mask[t] = p.mask;
+      switch (p.choice.action) {
+        case TileAction::Skip:
+          ++plan_.pairs.skipped_tiles;
+          break;
+        case TileAction::Whole:
+          plan_.pairs.whole += p.choice.pairs;
+          break;
+        case TileAction::Run:
+          plan_.pairs.run += p.choice.pairs;
+          break;
+        case TileAction::Gather:
+          plan_.pairs.gather += p.choice.pairs;
+          break;
+      }
+      (void)cols;
+    }
+  }
+
+  const BlockLayout& bl_;
+  ExecutionPath path_;
+  std::int64_t shift_;  // position of query i is i + shift_
+  int words_;
+  std::vector<std::int64_t> offsets_;
+  std::vector<Usage> usage_;
+  std::vector<std::uint8_t> known_;
+  std::vector<std::uint64_t> scratch_;
+  std::vector<Pending> base_, with_;
+  std::vector<std::uint64_t> pending_masks_;
+  HeadPlan plan_;
+};
+
+}  // namespace
+
+std::pair<std::int64_t, std::int64_t> offset_range(const std::vector<std::int64_t>& offsets,
+                                                   std::int64_t lo, std::int64_t hi) {
+  const auto a = std::lower_bound(offsets.begin(), offsets.end(), lo);
+  const auto b = std::upper_bound(a, offsets.end(), hi);
+  return {a - offsets.begin(), b - offsets.begin()};
+}
+
+HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path) {
+  return Planner(bl, cover, path).run();
+}
+
+}  // namespace flash
+}  // namespace spattn

@@ -1,0 +1,58 @@
+#pragma once
+// The execution plan of one head layout: which path each kept tile and each query-tile row
+// takes (execution_path.hpp), decided from the layout and its diagonal cover alone, so the
+// executor and the cost model follow the same plan and the output does not depend on threads.
+//
+// Decisions. A Partial tile's cost is rows x keys evaluated: whole (rows x cols), narrowed to
+// its used key run (rows x run length) or gathered (rows x used columns x kGatherWeight, the
+// copy and the masked kernel); Auto takes the cheapest. A row uses the diagonal path when the
+// weighted cost of its diagonals (kDiagonalWeight per pair: the diagonal kernel loads one K or V
+// vector per FMA, the tile kernel fewer) plus what its tiles still hold after the diagonals are
+// removed is below the cost of its tiles alone.
+#include <cstdint>
+#include <vector>
+
+#include "spattn/attention/execution_path.hpp"
+#include "spattn/patterns/block_layout.hpp"
+#include "spattn/patterns/diagonals.hpp"
+
+namespace spattn::flash {
+
+enum class TileAction : std::uint8_t { Skip, Whole, Run, Gather };
+
+// Offsets of a dense (step 1) cover run longer than this stay on the tiles (a causal or wide
+// window band is cheaper there).
+inline constexpr std::int64_t kMaxDenseDiagonalRun = 128;
+inline constexpr double kGatherWeight = 1.15;
+inline constexpr double kDiagonalWeight = 1.5;
+
+struct HeadPlan {
+  std::vector<TileAction> action;  // per kept tile (index into col_index)
+  std::vector<std::uint8_t> c0;    // per kept tile: first used key column (Run, Gather)
+  std::vector<std::uint8_t> c1;    // per kept tile: last used key column, inclusive
+  // Per kept tile: -1 every pair of the tile (Full, nothing removed); >= 0 mask m of the layout;
+  // <= -2 residual mask -2 - k of `residual` (a tile's mask with the diagonals removed).
+  std::vector<std::int32_t> mask;
+  std::vector<std::uint64_t> residual;     // residual masks, layout mask format
+  std::vector<std::uint8_t> row_diagonal;  // per query-tile row: 1 when it runs the diagonals
+  std::vector<std::int64_t> offsets;       // usable diagonal offsets, increasing
+  PathPairs pairs;                         // one head, one batch
+
+  bool uses_diagonals() const { return pairs.diagonal_rows > 0; }
+  // The bits of kept tile t, or null when every pair of the tile is kept.
+  const std::uint64_t* mask_bits(const BlockLayout& bl, std::int64_t t) const {
+    const std::int32_t m = mask[t];
+    if (m == -1) return nullptr;
+    if (m >= 0) return bl.mask(m);
+    return residual.data() + static_cast<std::int64_t>(-2 - m) * bl.mask_words();
+  }
+};
+
+// Plans `bl` (positions: query i at i + nk - nq) with the diagonal `cover` of its pattern.
+HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path);
+
+// Offsets of `offsets` (sorted) in [lo, hi]: the index range [first, last).
+std::pair<std::int64_t, std::int64_t> offset_range(const std::vector<std::int64_t>& offsets,
+                                                   std::int64_t lo, std::int64_t hi);
+
+}  // namespace spattn::flash

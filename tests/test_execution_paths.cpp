@@ -1,0 +1,229 @@
+// The flash executor's execution paths (execution_path.hpp) and the diagonal covers behind the
+// diagonal path: covers against brute-force diagonals, run arithmetic against brute-force sets,
+// bitwise determinism of every path over thread counts, and the plan's efficiency on the
+// patterns whose tiles waste most. Accuracy of every path against the reference, for every
+// registered pattern and compositions, is in test_executor_accuracy.cpp.
+#include <fmt/format.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "attention_testing.hpp"
+#include "spattn/attention/attention.hpp"
+#include "spattn/attention/cost.hpp"
+#include "spattn/patterns/diagonals.hpp"
+#include "spattn/patterns/layout.hpp"
+#include "spattn/patterns/spec.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+
+// Offsets o whose diagonal holds at least one pair of the geometry and whose every pair is
+// allowed on head h, by brute force.
+std::set<i64> full_diagonals(const spattn::Pattern& p, const spattn::Geometry& g, int h) {
+  std::set<i64> out;
+  for (i64 o = spattn::min_offset(g); o <= spattn::max_offset(g); ++o) {
+    bool any = false, all = true;
+    for (i64 i = 0; i < g.nq && all; ++i) {
+      const i64 j = g.position(i) - o;
+      if (j < 0 || j >= g.nk) continue;
+      any = true;
+      all = p.allows(g, h, i, j);
+    }
+    if (any && all) out.insert(o);
+  }
+  return out;
+}
+
+std::set<i64> offsets_of(const spattn::DiagonalCover& c) {
+  const auto v = spattn::cover_offsets(c);
+  return {v.begin(), v.end()};
+}
+
+spattn::Geometry geometry(i64 nq, i64 nk, int heads, int block) {
+  spattn::Geometry g;
+  g.nq = nq, g.nk = nk, g.heads = heads, g.block_q = block, g.block_k = block;
+  return g;
+}
+
+}  // namespace
+
+TEST_CASE("diagonal covers: exact for residue rules and bands, a subset for compositions",
+          "[paths]") {
+  struct Case {
+    std::string spec;
+    bool exact;  // the cover is every full diagonal
+  };
+  const Case cases[] = {
+      {"strided(9)", true},
+      {"dilated(5, 3)", true},
+      {"sliding(12)", true},
+      {"window(6, 2)", true},
+      {"causal", true},
+      {"dense", true},
+      {"strided(9) & causal", true},
+      {"st_strided(16)", true},
+      {"longformer_dilated(8, d=2)", false},  // its global tokens add diagonals of their own
+      {"causal & (strided(5) | sliding(20))", true},
+      {"(sliding(30) | strided(8)) & window(40, 10)", true},
+      {"strided(6) & strided(4)", false},  // lcm 12: not a divisor pair, left to the tiles
+      {"strided(7) | sink(2)", false},
+      {"sliding(40) - strided(5)", false},
+      {"heads(0: strided(3); 1: dilated(2, 5))", true},
+  };
+  for (const auto& [nq, nk] : {std::pair<i64, i64>{50, 70}, {64, 64}, {33, 20}}) {
+    const spattn::Geometry g = geometry(nq, nk, 2, 16);
+    for (const Case& c : cases) {
+      INFO(c.spec << " nq=" << nq << " nk=" << nk);
+      const auto p = spattn::parse_spec(c.spec);
+      for (int h = 0; h < 2; ++h) {
+        spattn::DiagonalCover cover;
+        p->diagonal_cover(g, h, cover);
+        const std::set<i64> got = offsets_of(cover);
+        const std::set<i64> full = full_diagonals(*p, g, h);
+        for (i64 o : got) {
+          INFO("offset " << o);
+          CHECK(full.count(o) == 1);
+        }
+        if (c.exact) CHECK(got == full);
+      }
+    }
+  }
+  // A layout carries the cover of each distinct head layout.
+  const auto layout =
+      spattn::build_layout(*spattn::parse_spec("strided(10)"), geometry(40, 40, 1, 16));
+  REQUIRE(layout.diagonals.size() == 1);
+  CHECK(offsets_of(layout.diagonals[0]) == std::set<i64>{-30, -20, -10, 0, 10, 20, 30});
+}
+
+TEST_CASE("diagonal runs: intersection against brute-force sets", "[paths]") {
+  std::mt19937_64 rng(11);
+  auto pick = [&](i64 lo, i64 hi) { return std::uniform_int_distribution<i64>(lo, hi)(rng); };
+  auto members = [](const spattn::DiagonalRun& r) {
+    std::set<i64> s;
+    for (i64 o = r.first; !r.empty() && o <= r.last; o += r.step) s.insert(o);
+    return s;
+  };
+  for (int trial = 0; trial < 2000; ++trial) {
+    spattn::DiagonalRun a{pick(-40, 40), 0, pick(1, 12)}, b{pick(-40, 40), 0, pick(1, 12)};
+    a.last = a.first + pick(-3, 80);
+    b.last = b.first + pick(-3, 80);
+    const std::set<i64> sa = members(a), sb = members(b);
+    std::set<i64> both;
+    for (i64 o : sa)
+      if (sb.count(o)) both.insert(o);
+    const spattn::DiagonalRun r = spattn::intersect(a, b);
+    INFO(fmt::format("a = [{}, {}] / {}, b = [{}, {}] / {}", a.first, a.last, a.step, b.first,
+                     b.last, b.step));
+    const std::set<i64> got = members(r);
+    for (i64 o : got) CHECK(both.count(o) == 1);
+    if (a.step % b.step == 0 || b.step % a.step == 0) CHECK(got == both);
+    for (i64 o = -50; o <= 130; ++o) CHECK(r.contains(o) == (got.count(o) == 1));
+  }
+}
+
+TEST_CASE("execution paths: bitwise the same output on 1, 2 and 3 threads", "[paths]") {
+  const i64 B = 2, Hq = 4, Hkv = 2, N = 96, d = 24;
+  const std::string specs[] = {"st_strided(16) | sink(2)", "dilated(5, 3) | global(2)",
+                               "st_fixed(32, 8)", "sliding(12) | sink(3)",
+                               "ds_fixed(block=16, num_local_blocks=4, num_global_blocks=1)"};
+  const spattn::Tensor q = spattn::test::random_tensor(B, Hq, N, d, 3, 0);
+  const spattn::Tensor k = spattn::test::random_tensor(B, Hkv, N, d, 3, 1);
+  const spattn::Tensor v = spattn::test::random_tensor(B, Hkv, N, d, 3, 2);
+  for (const std::string& spec : specs) {
+    const auto layout = spattn::build_layout(*spattn::parse_spec(spec), geometry(N, N, 1, 32));
+    for (const spattn::ExecutionPath path :
+         {spattn::ExecutionPath::Auto, spattn::ExecutionPath::Tiles, spattn::ExecutionPath::Runs,
+          spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals}) {
+      INFO(spec << " path " << spattn::execution_path_name(path));
+      spattn::AttentionOptions opt;
+      opt.path = path;
+      opt.threads = 1;
+      const auto one = spattn::attention(q.view(), k.view(), v.view(), layout, opt);
+      for (int t : {2, 3}) {
+        opt.threads = t;
+        const auto r = spattn::attention(q.view(), k.view(), v.view(), layout, opt);
+        CHECK(r.o.values == one.o.values);
+        CHECK(r.lse.values == one.lse.values);
+      }
+    }
+  }
+}
+
+TEST_CASE("execution paths: the paths each force, and the pairs they count", "[paths]") {
+  const spattn::Geometry g = geometry(200, 200, 1, 64);
+  auto cost = [&](const std::string& spec, spattn::ExecutionPath path) {
+    return spattn::attention_cost(spattn::build_layout(*spattn::parse_spec(spec), g), 1, 1, 1, 8, 1,
+                                  path);
+  };
+  // strided(10) & causal on the diagonal path: offsets 0, 10, ..., 190, each evaluated by the
+  // 16-lane vectors whose queries reach a key on it. Vector v (queries 16v .. 16v + 15, the
+  // last one 8 rows) evaluates offsets <= 16v + 15 (<= 199): 2, 4, 5, ... offsets, counted
+  // here by hand as rows x offsets.
+  i64 expected = 0;
+  for (i64 q0 = 0; q0 < 200; q0 += 16) {
+    const i64 rows = std::min<i64>(16, 200 - q0);
+    expected += rows * ((q0 + rows - 1) / 10 + 1);
+  }
+  const auto diag = cost("strided(10) & causal", spattn::ExecutionPath::Diagonals);
+  CHECK(diag.paths.diagonal == expected);
+  CHECK(diag.paths.whole + diag.paths.run + diag.paths.gather == 0);  // every tile left empty
+  CHECK(diag.paths.skipped_tiles == diag.kept_tiles);
+  // Tiles: the whole area, nothing else.
+  const auto tiles = cost("strided(10) & causal", spattn::ExecutionPath::Tiles);
+  CHECK(tiles.paths.whole == tiles.tile_area_pairs);
+  CHECK(tiles.paths.diagonal == 0);
+  // sink(3) | sliding(12): the sink tile's 3 used columns are gathered or run, never whole.
+  const auto gather = cost("sink(3) | sliding(12)", spattn::ExecutionPath::Gather);
+  CHECK(gather.paths.diagonal == 0);
+  CHECK(gather.paths.gather > 0);
+  const auto runs = cost("sink(3) | sliding(12)", spattn::ExecutionPath::Runs);
+  CHECK(runs.paths.gather == 0);
+  CHECK(runs.paths.run > 0);
+  CHECK(runs.computed_pairs < tiles.tile_area_pairs);
+  // A plan never computes fewer pairs than it keeps.
+  for (auto p : {spattn::ExecutionPath::Auto, spattn::ExecutionPath::Runs,
+                 spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals})
+    CHECK(cost("st_fixed(32, 4) | strided(7)", p).computed_pairs >=
+          cost("st_fixed(32, 4) | strided(7)", p).allowed_pairs);
+  CHECK(spattn::parse_execution_path("gather") == spattn::ExecutionPath::Gather);
+  CHECK_THROWS_WITH(
+      spattn::parse_execution_path("fast"),
+      Catch::Contains("'fast'") && Catch::Contains("auto, tiles, runs, gather, diagonals"));
+}
+
+TEST_CASE("execution paths: efficiency of the patterns that waste tiles, at 16K and 64K",
+          "[paths]") {
+  // Efficiency = allowed / computed pairs of the Auto plan (counts, not speed).
+  std::vector<std::string> specs = {
+      "strided(128)",
+      "st_strided(128)",
+      "st_fixed(128, 8)",
+      "ds_variable(block=16, local_window_blocks=[4], global_block_indices=[0])",
+      "ds_fixed(block=16, num_local_blocks=4, num_global_blocks=1, attention=\"unidirectional\")",
+      "dilated(256, 4)",
+      "longformer_dilated(512, d=4)",
+      "window(256) | global(16)",
+      "sliding(512) | sink(4)"};
+  for (i64 l : {16, 64, 256, 512}) {
+    specs.push_back(fmt::format("strided({})", l));
+    specs.push_back(fmt::format("st_fixed({}, {})", l, l / 8));
+    specs.push_back(fmt::format("dilated({}, 4)", l));
+    specs.push_back(fmt::format("dilated(128, {})", l / 16));
+  }
+  for (i64 n : {16384, 65536}) {
+    const spattn::Geometry g = geometry(n, n, 1, 64);
+    for (const std::string& spec : specs) {
+      INFO(spec << " N=" << n);
+      if (spec == "dilated(128, 1)") continue;  // a plain band of 257 keys (tiles: 0.80)
+      const auto layout = spattn::build_layout(*spattn::parse_spec(spec), g);
+      const auto c = spattn::attention_cost(layout, 1, 8, 8, 64, 2);
+      CHECK(c.efficiency >= 0.75);
+    }
+  }
+}
