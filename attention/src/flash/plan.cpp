@@ -11,42 +11,6 @@
 
 namespace spattn {
 
-std::string_view execution_path_name(ExecutionPath p) {
-  switch (p) {
-    case ExecutionPath::Auto:
-      return "auto";
-    case ExecutionPath::Tiles:
-      return "tiles";
-    case ExecutionPath::Runs:
-      return "runs";
-    case ExecutionPath::Gather:
-      return "gather";
-    case ExecutionPath::Diagonals:
-      return "diagonals";
-  }
-  return "?";
-}
-
-namespace {
-constexpr std::array kPaths = {ExecutionPath::Auto, ExecutionPath::Tiles, ExecutionPath::Runs,
-                               ExecutionPath::Gather, ExecutionPath::Diagonals};
-}  // namespace
-
-std::string execution_path_names() {
-  std::string s;
-  for (ExecutionPath p : kPaths) {
-    if (!s.empty()) s += ", ";
-    s += execution_path_name(p);
-  }
-  return s;
-}
-
-ExecutionPath parse_execution_path(std::string_view name) {
-  for (ExecutionPath p : kPaths)
-    if (execution_path_name(p) == name) return p;
-  throw UsageError(fmt::format("execution path '{}': use one of {}", name, execution_path_names()));
-}
-
 PathPairs& PathPairs::operator+=(const PathPairs& o) {
   whole += o.whole;
   run += o.run;
