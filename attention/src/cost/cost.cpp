@@ -133,10 +133,11 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   c.layout_bytes = lc.bytes;
   c.flash_workspace_bytes = flash_workspace_estimate(g, s.dim, threads, s.group());
   if (diagonals)  // the transposed K and V of the diagonal path
-    c.flash_workspace_bytes = saturating_add(
-        c.flash_workspace_bytes,
-        saturating_mul(saturating_mul(2 * sizeof(float), saturating_mul(s.batch, s.kv_heads)),
-                       saturating_mul(s.dim, saturating_add(s.nk, 32))));
+    c.flash_workspace_bytes =
+        saturating_add(c.flash_workspace_bytes,
+                       flash::large_buffer_bytes(saturating_mul(
+                           saturating_mul(2 * sizeof(float), saturating_mul(s.batch, s.kv_heads)),
+                           saturating_mul(s.dim, saturating_add(s.nk, 32)))));
   c.reference_bytes = reference_memory_bytes(s);
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   const std::int64_t slots = std::min<std::int64_t>(t, saturating_mul(s.batch, s.q_heads));

@@ -20,6 +20,7 @@
 #include "spattn/attention/attention.hpp"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -33,6 +34,7 @@
 
 #include "../kernels/diagonal_step.hpp"
 #include "../kernels/flash_tile.hpp"
+#include "../kernels/transpose16.hpp"
 #include "plan.hpp"
 #include "spattn/patterns/error.hpp"
 
@@ -72,6 +74,22 @@ struct Buffer {
     if (bytes == 0) bytes = 64;
     ptr.reset(static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes))));
     if (!ptr) throw std::bad_alloc();
+  }
+  // For the transposed K and V (the size of K and V): from 4 MiB on, 2 MiB aligned and advised
+  // as huge pages, so that first touches fault once per 2 MiB instead of once per 4 KiB and the
+  // diagonal kernel's reads, one row of K^T per dimension, stay in the TLB.
+  void allocate_large(std::int64_t n) {
+    constexpr std::int64_t kHuge = std::int64_t{2} << 20;
+    bytes = flash::large_buffer_bytes(static_cast<std::int64_t>(n * sizeof(T)));
+    if (bytes < 2 * kHuge) {
+      allocate(n);
+      return;
+    }
+    ptr.reset(static_cast<T*>(std::aligned_alloc(kHuge, static_cast<std::size_t>(bytes))));
+    if (!ptr) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)
+    madvise(ptr.get(), static_cast<std::size_t>(bytes), MADV_HUGEPAGE);  // a hint; may fail
+#endif
   }
 };
 
@@ -193,7 +211,7 @@ class Executor {
     Buffer<float> transposed;
     if (diagonals) {
       t_stride_ = shape_.nk + 2 * kTransposePad;
-      transposed.allocate(2 * shape_.batch * shape_.kv_heads * d_ * t_stride_);
+      transposed.allocate_large(2 * shape_.batch * shape_.kv_heads * d_ * t_stride_);
       kt_ = transposed.get();
       vt_ = transposed.get() + shape_.batch * shape_.kv_heads * d_ * t_stride_;
     }
@@ -493,13 +511,19 @@ class Executor {
         std::fill(dst + p * t_stride_, dst + p * t_stride_ + kTransposePad, 0.0f);
         std::fill(dst + p * t_stride_ + kTransposePad + shape_.nk, dst + (p + 1) * t_stride_, 0.0f);
       }
-      constexpr std::int64_t kChunk = 64;
-      for (std::int64_t j0 = 0; j0 < shape_.nk; j0 += kChunk) {
-        const std::int64_t j1 = std::min(shape_.nk, j0 + kChunk);
+      const std::int64_t b = bh / shape_.kv_heads, h = bh % shape_.kv_heads;
+      // 16 keys at a time (the last block's keys past nk land in the zero padding).
+      for (std::int64_t j0 = 0; j0 < shape_.nk; j0 += 16) {
+        const float* src[16];
+        for (int i = 0; i < 16; ++i) src[i] = j0 + i < shape_.nk ? t.row(b, h, j0 + i) : nullptr;
+        float* out = dst + kTransposePad + j0;
+        if (t.stride[3] == 1) {
+          kernels::transpose16(src, d_, 1.0f, out, t_stride_);
+          continue;
+        }
         for (int p = 0; p < d_; ++p)
-          for (std::int64_t j = j0; j < j1; ++j)
-            dst[p * t_stride_ + kTransposePad + j] =
-                t.row(bh / shape_.kv_heads, bh % shape_.kv_heads, j)[p * t.stride[3]];
+          for (int i = 0; i < 16; ++i)
+            out[p * t_stride_ + i] = src[i] != nullptr ? src[i][p * t.stride[3]] : 0.0f;
       }
     });
   }

@@ -10,6 +10,7 @@
 // vector per FMA, the tile kernel fewer) plus what its tiles still hold after the diagonals are
 // removed is below the cost of its tiles alone.
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 #include "spattn/attention/execution_path.hpp"
@@ -47,6 +48,15 @@ struct HeadPlan {
     return residual.data() + static_cast<std::int64_t>(-2 - m) * bl.mask_words();
   }
 };
+
+// Bytes the executor allocates for a large per-call buffer of `bytes` (the transposed K and V):
+// from 4 MiB on, rounded up to whole 2 MiB huge pages; below, to 64 bytes.
+inline std::int64_t large_buffer_bytes(std::int64_t bytes) {
+  constexpr std::int64_t kHuge = std::int64_t{2} << 20;
+  if (bytes > std::numeric_limits<std::int64_t>::max() - kHuge) return bytes;  // saturated
+  if (bytes >= 2 * kHuge) return (bytes + kHuge - 1) / kHuge * kHuge;
+  return bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+}
 
 // Plans `bl` (positions: query i at i + nk - nq) with the diagonal `cover` of its pattern.
 HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path);
