@@ -156,26 +156,30 @@ TEST_CASE("execution paths: bitwise the same output on 1, 2 and 3 threads", "[pa
 }
 
 TEST_CASE("execution paths: the paths each force, and the pairs they count", "[paths]") {
-  const spattn::Geometry g = geometry(200, 200, 1, 64);
+  const spattn::Geometry g = geometry(256, 256, 1, 64);
   auto cost = [&](const std::string& spec, spattn::ExecutionPath path) {
     return spattn::attention_cost(spattn::build_layout(*spattn::parse_spec(spec), g), 1, 1, 1, 8, 1,
                                   path);
   };
-  // strided(10) & causal on the diagonal path: offsets 0, 10, ..., 190, each evaluated by the
-  // 16-lane vectors whose queries reach a key on it. Vector v (queries 16v .. 16v + 15, the
-  // last one 8 rows) evaluates offsets <= 16v + 15 (<= 199): 2, 4, 5, ... offsets, counted
-  // here by hand as rows x offsets.
-  i64 expected = 0;
-  for (i64 q0 = 0; q0 < 200; q0 += 16) {
-    const i64 rows = std::min<i64>(16, 200 - q0);
-    expected += rows * ((q0 + rows - 1) / 10 + 1);
-  }
-  const auto diag = cost("strided(10) & causal", spattn::ExecutionPath::Diagonals);
-  CHECK(diag.paths.diagonal == expected);
+  // strided(16) & causal on the diagonal path, as residue tracks: T = 16, one residue (0), one
+  // track of the 16 query vectors, query blocks of 4 (each meets up to 16 key vectors). Block
+  // a0 = 0, 4, 8, 12 meets key vectors 0 .. a0 + 3 at offsets 16(a - b) >= 0, in chunks of 8
+  // from 0, so it evaluates 4 x (a0 + 4) vector pairs of 16 lanes: 16 x 4 x (4 + 8 + 12 + 16)
+  // = 2560 pairs, against 16 x (1 + 2 + ... + 16) = 2176 allowed (the pairs above the diagonal
+  // of each block's last 4 key vectors, 6 x 16 per block, are masked).
+  const auto diag = cost("strided(16) & causal", spattn::ExecutionPath::Diagonals);
+  CHECK(diag.allowed_pairs == 2176);
+  CHECK(diag.paths.diagonal == 2560);
   CHECK(diag.paths.whole + diag.paths.run + diag.paths.gather == 0);  // every tile left empty
   CHECK(diag.paths.skipped_tiles == diag.kept_tiles);
+  // sliding(10) is a dense band of 10 diagonals: the single-vector path evaluates all 10
+  // offsets in each of the 16 vectors (every offset reaches a key from some lane), 2560 pairs,
+  // against 2560 - 45 allowed (the first 9 queries see fewer keys).
+  const auto band = cost("sliding(10)", spattn::ExecutionPath::Diagonals);
+  CHECK(band.allowed_pairs == 2560 - 45);
+  CHECK(band.paths.diagonal == 2560);
   // Tiles: the whole area, nothing else.
-  const auto tiles = cost("strided(10) & causal", spattn::ExecutionPath::Tiles);
+  const auto tiles = cost("strided(16) & causal", spattn::ExecutionPath::Tiles);
   CHECK(tiles.paths.whole == tiles.tile_area_pairs);
   CHECK(tiles.paths.diagonal == 0);
   // sink(3) | sliding(12): the sink tile's 3 used columns are gathered or run, never whole.

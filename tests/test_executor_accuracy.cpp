@@ -226,6 +226,10 @@ TEST_CASE("accuracy: compositions against the reference", "[accuracy]") {
       "dense - causal",  // strictly upper triangle: the last rows are fully masked
       "(chunked(16) & causal) | (random(1, block=16, seed=3) & causal)",
       "(dilated(3, 2) | prefix(10)) - window(0)",
+      // Residue tracks (sparse diagonals with one key alignment): T = 48 and T = 32, two-sided.
+      "st_strided(48)",
+      "strided(32) & window(200, 40)",
+      "st_strided(16) | global(tokens=[5])",
   };
   std::uint64_t seed = 100;
   for (const std::string& spec : specs) check_case(spec, picker.next(), seed++);

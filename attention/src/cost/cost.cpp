@@ -49,10 +49,11 @@ std::int64_t flash_workspace_estimate(const Geometry& g, std::int64_t dim, int t
   const std::int64_t lanes = bq * std::clamp<std::int64_t>(group, 1, std::max<int>(1, 256 / bq));
   // Floats: Q^T, O^T, S^T (block_k or a 64-key gather panel), per-lane vectors, K/V packing tiles,
   // two lane-mask tiles; the gather panel (K and V rows of 64 keys, their lane bits); the diagonal
-  // path's probabilities, keys and lane bits (64 slots); 64-byte rounding of the 16 buffers.
+  // path's probabilities, keys and lane bits (64 slots); the residue tracks' Q^T and O^T of 16
+  // query vectors (an item's 4 blocks of 4) and their scratch; 64-byte rounding of the buffers.
   const std::int64_t per_thread = lanes * (2 * dim + std::max<std::int64_t>(bk, 64) + 4) +
                                   2 * bk * dim + (2 * bk * lanes + 31) / 32 + 2 * 64 * dim +
-                                  2 * lanes + 64 * 16 + 128 + 32 + 256;
+                                  2 * lanes + 64 * 16 + 128 + 32 + 256 + 512 * dim + 1792;
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   return saturating_mul(saturating_mul(per_thread, t), sizeof(float));
 }
@@ -85,14 +86,15 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   c.tile_area_pairs = checked_mul(lc.computed_pairs, copies, "computed pairs");
   // The plan of each distinct head layout once, counted for every query head using it.
   std::vector<PathPairs> plan_pairs;
-  bool diagonals = false;
+  std::vector<flash::HeadPlan> plans;
   for (std::size_t u = 0; u < layout.distinct.size(); ++u) {
-    const flash::HeadPlan plan = flash::make_head_plan(
+    plans.push_back(flash::make_head_plan(
         *layout.distinct[u], u < layout.diagonals.size() ? layout.diagonals[u] : DiagonalCover{},
-        path);
-    plan_pairs.push_back(plan.pairs);
-    diagonals = diagonals || plan.uses_diagonals();
+        path));
+    plan_pairs.push_back(plans.back().pairs);
   }
+  const flash::DiagonalBuffers buffers = flash::diagonal_buffers(plans);
+  plans.clear();
   for (std::int64_t h = 0; h < (g.heads == 1 ? 1 : s.q_heads); ++h)
     c.paths +=
         plan_pairs[layout.head_to_distinct[h]].scaled(s.batch * (g.heads == 1 ? s.q_heads : 1));
@@ -132,12 +134,19 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
       sizeof(float));
   c.layout_bytes = lc.bytes;
   c.flash_workspace_bytes = flash_workspace_estimate(g, s.dim, threads, s.group());
-  if (diagonals)  // the transposed K and V of the diagonal path
+  const std::int64_t kv_floats =
+      saturating_mul(saturating_mul(2, saturating_mul(s.batch, s.kv_heads)), s.dim);
+  if (buffers.transposed)  // the transposed K and V of the single-vector diagonal path
     c.flash_workspace_bytes =
         saturating_add(c.flash_workspace_bytes,
                        flash::large_buffer_bytes(saturating_mul(
-                           saturating_mul(2 * sizeof(float), saturating_mul(s.batch, s.kv_heads)),
-                           saturating_mul(s.dim, saturating_add(s.nk, 32)))));
+                           saturating_mul(kv_floats, saturating_add(s.nk, 32)), sizeof(float))));
+  if (!buffers.aligns.empty())  // the residue tracks' 16-key panels of K and V
+    c.flash_workspace_bytes = saturating_add(
+        c.flash_workspace_bytes,
+        flash::large_buffer_bytes(saturating_mul(
+            saturating_mul(kv_floats, static_cast<std::int64_t>(buffers.aligns.size())),
+            saturating_mul(flash::panel_count(s.nk) * 16, sizeof(float)))));
   c.reference_bytes = reference_memory_bytes(s);
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   const std::int64_t slots = std::min<std::int64_t>(t, saturating_mul(s.batch, s.q_heads));

@@ -34,6 +34,7 @@
 
 #include "../kernels/diagonal_step.hpp"
 #include "../kernels/flash_tile.hpp"
+#include "../kernels/track_step.hpp"
 #include "../kernels/transpose16.hpp"
 #include "plan.hpp"
 #include "spattn/patterns/error.hpp"
@@ -75,9 +76,10 @@ struct Buffer {
     ptr.reset(static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes))));
     if (!ptr) throw std::bad_alloc();
   }
-  // For the transposed K and V (the size of K and V): from 4 MiB on, 2 MiB aligned and advised
-  // as huge pages, so that first touches fault once per 2 MiB instead of once per 4 KiB and the
-  // diagonal kernel's reads, one row of K^T per dimension, stay in the TLB.
+  // For the large per-call buffers (transposed K and V, the tracks' panels, each the size of K
+  // and V): from 4 MiB on, 2 MiB aligned and advised as huge pages, so that first touches
+  // fault once per 2 MiB instead of once per 4 KiB and the diagonal kernels' reads stay in the
+  // TLB.
   void allocate_large(std::int64_t n) {
     constexpr std::int64_t kHuge = std::int64_t{2} << 20;
     bytes = flash::large_buffer_bytes(static_cast<std::int64_t>(n * sizeof(T)));
@@ -129,6 +131,9 @@ struct Workspace {
   Buffer<float> ds;
   Buffer<std::int64_t> dkey0;
   Buffer<std::uint16_t> dkeep;
+  // Residue tracks: Q^T and O^T of an item's 16 query vectors [16][d][16], their max and sum
+  // [16][16], and the probabilities of one block [4][16][16].
+  Buffer<float> tq, tot, tm, tl, ts;
   // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
   const std::uint64_t* keep_bits[2] = {nullptr, nullptr};
   int keep_col0[2] = {0, 0};
@@ -146,6 +151,12 @@ struct Workspace {
     ds.allocate(kernels::kMaxDiagonalSlots * 16);
     dkey0.allocate(kernels::kMaxDiagonalSlots);
     dkeep.allocate(kernels::kMaxDiagonalSlots);
+    constexpr std::int64_t kItemVectors = flash::kTrackGroupBlocks * flash::kTrackQueries;
+    tq.allocate(kItemVectors * d * 16);
+    tot.allocate(kItemVectors * d * 16);
+    tm.allocate(kItemVectors * 16);
+    tl.allocate(kItemVectors * 16);
+    ts.allocate(kernels::kTrackMaxQueries * kernels::kTrackMaxKeys * 16);
     qt.allocate(d * lanes);
     s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
     ot.allocate(d * lanes);
@@ -162,7 +173,8 @@ struct Workspace {
     bytes = qt.bytes + s.bytes + ot.bytes + m.bytes + l.bytes + scratch.bytes +
             (pack_k ? kpack.bytes : 0) + (pack_v ? vpack.bytes : 0) + keep[0].bytes +
             keep[1].bytes + (ones ? all_ones.bytes : 0) + kpanel.bytes + vpanel.bytes +
-            panel_keep.bytes + ds.bytes + dkey0.bytes + dkeep.bytes;
+            panel_keep.bytes + ds.bytes + dkey0.bytes + dkeep.bytes + tq.bytes + tot.bytes +
+            tm.bytes + tl.bytes + ts.bytes;
   }
 };
 
@@ -206,22 +218,38 @@ class Executor {
     partial_ = partials.get();
     slot_ = slot;
 
-    const bool diagonals = std::any_of(plans_.begin(), plans_.end(),
-                                       [](const flash::HeadPlan& p) { return p.uses_diagonals(); });
-    Buffer<float> transposed;
-    if (diagonals) {
+    const flash::DiagonalBuffers need = flash::diagonal_buffers(plans_);
+    const bool diagonals = need.transposed;
+    Buffer<float> transposed, panels;
+    if (need.transposed) {
       t_stride_ = shape_.nk + 2 * kTransposePad;
       transposed.allocate_large(2 * shape_.batch * shape_.kv_heads * d_ * t_stride_);
       kt_ = transposed.get();
       vt_ = transposed.get() + shape_.batch * shape_.kv_heads * d_ * t_stride_;
+    }
+    panel_aligns_ = need.aligns;
+    if (!panel_aligns_.empty()) {
+      panels.allocate_large(2 * shape_.batch * shape_.kv_heads *
+                            static_cast<std::int64_t>(panel_aligns_.size()) *
+                            flash::panel_count(shape_.nk) * d_ * 16);
+      panels_ = panels.get();
     }
 
     const std::int64_t row_items =
         shape_.batch * static_cast<std::int64_t>(groups_.size()) * q_blocks_;
     const std::int64_t part_items = shape_.batch * parts;
     const std::int64_t items = part_items + row_items;
+    // Residue-track items, one per (batch, query head, track group): they run after the rows
+    // (and the merges of split rows) and fold their pairs into the finished O and LSE.
+    std::vector<std::pair<int, int>> track_items;  // (query head, track group), one batch
+    for (std::int64_t h = 0; h < shape_.q_heads; ++h) {
+      const flash::HeadPlan& plan = plans_[distinct_of(h)];
+      for (std::size_t k = 0; k < plan.track_groups.size(); ++k)
+        track_items.emplace_back(static_cast<int>(h), static_cast<int>(k));
+    }
     auto body = [&] {
       if (diagonals) transpose_kv(transposed.get());
+      if (panels_ != nullptr) make_panels();
       tbb::parallel_for(
           tbb::blocked_range<std::int64_t>(0, items, 1),
           [&](const tbb::blocked_range<std::int64_t>& range) {
@@ -249,6 +277,18 @@ class Executor {
           merge(e / merges_per_batch, gi, si);
         });
       }
+      const std::int64_t per_batch = static_cast<std::int64_t>(track_items.size());
+      if (per_batch > 0)
+        tbb::parallel_for(
+            tbb::blocked_range<std::int64_t>(0, shape_.batch * per_batch, 1),
+            [&](const tbb::blocked_range<std::int64_t>& range) {
+              Workspace& ws = local();
+              for (std::int64_t it = range.begin(); it != range.end(); ++it) {
+                const auto [h, k] = track_items[it % per_batch];
+                track_item(ws, it / per_batch, h, k);
+              }
+            },
+            tbb::simple_partitioner());
     };
     if (threads > 0) {
       tbb::task_arena arena(threads);
@@ -267,6 +307,7 @@ class Executor {
           plans_[g.distinct].pairs.scaled(static_cast<std::int64_t>(g.heads.size()) * shape_.batch);
     }
     st.workspace_bytes += transposed.bytes * (transposed.get() != nullptr);
+    st.workspace_bytes += panels.bytes * (panels.get() != nullptr);
     st.split_rows = split_rows * shape_.batch;
     st.tasks = items - st.split_rows;  // a split row's own item only returns
     st.split_parts = parts * shape_.batch;
@@ -454,7 +495,84 @@ class Executor {
       kernels::flash_step(st);
     }
     flush();
-    if (with_diagonals && plan.row_diagonal[r]) run_diagonals(ws, b, g, plan, q0, lanes);
+    if (with_diagonals && plan.row_diagonal[r]) {
+      run_diagonals(ws, b, g, plan, q0, lanes);
+    }
+  }
+
+  int distinct_of(std::int64_t h) const {
+    return layout_.geometry.heads == 1 ? layout_.head_to_distinct[0] : layout_.head_to_distinct[h];
+  }
+
+  // One residue-track item: track group k of query head h's plan through the track kernel,
+  // then its pairs folded into the finished O and LSE of its queries through the log-sum-exp:
+  // with the rows' (O, LSE) and the tracks' unnormalized (O_t, m, l), LSE_t = m + log l,
+  // M = max(LSE, LSE_t), w = e^(LSE - M), w_t = e^(LSE_t - M): O = (w O + w_t O_t / l) /
+  // (w + w_t), LSE = M + log(w + w_t).
+  void track_item(Workspace& ws, std::int64_t b, int h, int k) const {
+    const flash::HeadPlan& plan = plans_[distinct_of(h)];
+    const flash::TrackGroup& grp = plan.track_groups[k];
+    const std::int64_t* v = plan.track.members[grp.tau].data() + grp.first;
+    const std::int64_t kvh = h / shape_.group();
+    // Alignment slots of this plan's residues among the panels built.
+    int slot_of[16];
+    for (std::size_t k2 = 0; k2 < plan.track.aligns.size(); ++k2)
+      slot_of[k2] = static_cast<int>(
+          std::lower_bound(panel_aligns_.begin(), panel_aligns_.end(), plan.track.aligns[k2]) -
+          panel_aligns_.begin());
+    for (int a = 0; a < grp.count; ++a) {
+      const std::int64_t q0 = 16 * v[a], rows = std::min<std::int64_t>(16, shape_.nq - q0);
+      pack16(q_, b, h, q0, rows, scale_, ws.tq.get() + a * d_ * 16, 16);
+      std::fill(ws.tot.get() + a * d_ * 16, ws.tot.get() + (a + 1) * d_ * 16, 0.0f);
+      std::fill(ws.tm.get() + a * 16, ws.tm.get() + (a + 1) * 16, kNegInf);
+      std::fill(ws.tl.get() + a * 16, ws.tl.get() + (a + 1) * 16, 0.0f);
+    }
+    kernels::TrackStep st;
+    st.d = d_;
+    st.kv_stride = 16;
+    st.s = ws.ts.get();
+    flash::for_each_track_block(plan.track, grp, shape_.nq, shape_.nk,
+                                [&](const flash::TrackBlock& blk) {
+                                  const int a0 = blk.query_block * plan.track.queries;
+                                  st.queries = blk.queries;
+                                  for (int a = 0; a < blk.queries; ++a) {
+                                    st.qt[a] = ws.tq.get() + (a0 + a) * d_ * 16;
+                                    st.ot[a] = ws.tot.get() + (a0 + a) * d_ * 16;
+                                    st.m[a] = ws.tm.get() + (a0 + a) * 16;
+                                    st.l[a] = ws.tl.get() + (a0 + a) * 16;
+                                  }
+                                  st.keys = blk.keys;
+                                  const int slot = slot_of[blk.align];
+                                  const std::int64_t r = plan.track.aligns[blk.align];
+                                  const float* kp = panel_base(b, kvh, slot, 0);
+                                  const float* vp = panel_base(b, kvh, slot, 1);
+                                  for (int c = 0; c < blk.keys; ++c) {
+                                    const std::int64_t i = (blk.key0[c] - r + 16) / 16;
+                                    st.k[c] = kp + i * d_ * 16;
+                                    st.v[c] = vp + i * d_ * 16;
+                                  }
+                                  st.keep = blk.keep;
+                                  kernels::track_step(st);
+                                });
+    for (int a = 0; a < grp.count; ++a) {
+      const std::int64_t q0 = 16 * v[a], rows = std::min<std::int64_t>(16, shape_.nq - q0);
+      const float* ot = ws.tot.get() + a * d_ * 16;
+      for (std::int64_t i = 0; i < rows; ++i) {
+        const float mt = ws.tm.get()[a * 16 + i];
+        if (mt == kNegInf) continue;  // no pair of this query on the tracks
+        const float lt = ws.tl.get()[a * 16 + i];
+        const float lse_t = mt + std::log(lt);
+        float& lse = lse_.at(b, h, q0 + i, 0);
+        float* o = o_.row(b, h, q0 + i);
+        const float mm = std::max(lse, lse_t);
+        const float w = lse == kNegInf ? 0.0f : std::exp(lse - mm);
+        const float wt = std::exp(lse_t - mm);
+        const float sum = w + wt;
+        for (int x = 0; x < d_; ++x)
+          o[x * o_.stride[3]] = (w * o[x * o_.stride[3]] + wt * ot[x * 16 + i] / lt) / sum;
+        lse = mm + std::log(sum);
+      }
+    }
   }
 
   // The diagonal path of one item: each 16-lane vector against the plan's offsets that reach a
@@ -499,6 +617,32 @@ class Executor {
     }
   }
 
+  // First float of panel 0 of (batch b, K/V head, alignment slot, K = 0 or V = 1).
+  float* panel_base(std::int64_t b, std::int64_t kvh, std::int64_t slot, int kv) const {
+    const std::int64_t per = flash::panel_count(shape_.nk) * d_ * 16;
+    const std::int64_t aligns = static_cast<std::int64_t>(panel_aligns_.size());
+    return panels_ + (((b * shape_.kv_heads + kvh) * aligns + slot) * 2 + kv) * per;
+  }
+
+  // K and V of every (batch, K/V head) as 16-key panels [panel][d][16] for each alignment r:
+  // panel i holds keys 16 i + r - 16 + lane, zero outside the sequence.
+  void make_panels() const {
+    const std::int64_t aligns = static_cast<std::int64_t>(panel_aligns_.size());
+    const std::int64_t count = flash::panel_count(shape_.nk);
+    tbb::parallel_for(std::int64_t{0}, shape_.batch * shape_.kv_heads * aligns * 2,
+                      [&](std::int64_t e) {
+                        const int kv = static_cast<int>(e % 2);
+                        const std::int64_t slot = (e / 2) % aligns;
+                        const std::int64_t bh = e / 2 / aligns;
+                        const std::int64_t b = bh / shape_.kv_heads, h = bh % shape_.kv_heads;
+                        const ConstTensorView& t = kv == 0 ? k_ : v_;
+                        float* dst = panel_base(b, h, slot, kv);
+                        const int r = panel_aligns_[slot];
+                        for (std::int64_t i = 0; i < count; ++i)
+                          pack16(t, b, h, 16 * i + r - 16, 16, 1.0f, dst + i * d_ * 16, 16);
+                      });
+  }
+
   // K and V of every (batch, K/V head) transposed into [d][pad + nk + pad], padding zero.
   void transpose_kv(float* out) const {
     const std::int64_t heads = shape_.batch * shape_.kv_heads;
@@ -511,21 +655,28 @@ class Executor {
         std::fill(dst + p * t_stride_, dst + p * t_stride_ + kTransposePad, 0.0f);
         std::fill(dst + p * t_stride_ + kTransposePad + shape_.nk, dst + (p + 1) * t_stride_, 0.0f);
       }
-      const std::int64_t b = bh / shape_.kv_heads, h = bh % shape_.kv_heads;
-      // 16 keys at a time (the last block's keys past nk land in the zero padding).
-      for (std::int64_t j0 = 0; j0 < shape_.nk; j0 += 16) {
-        const float* src[16];
-        for (int i = 0; i < 16; ++i) src[i] = j0 + i < shape_.nk ? t.row(b, h, j0 + i) : nullptr;
-        float* out = dst + kTransposePad + j0;
-        if (t.stride[3] == 1) {
-          kernels::transpose16(src, d_, 1.0f, out, t_stride_);
-          continue;
-        }
-        for (int p = 0; p < d_; ++p)
-          for (int i = 0; i < 16; ++i)
-            out[p * t_stride_ + i] = src[i] != nullptr ? src[i][p * t.stride[3]] : 0.0f;
-      }
+      for (std::int64_t j0 = 0; j0 < shape_.nk; j0 += 16)
+        pack16(t, bh / shape_.kv_heads, bh % shape_.kv_heads, j0, 16, 1.0f,
+               dst + kTransposePad + j0, t_stride_);
     });
+  }
+
+  // Rows j0 .. j0 + 15 of (b, h) (those in [0, min(j0 + rows, n)), the others zero) transposed
+  // into out[p * out_stride + lane], times scale.
+  void pack16(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j0,
+              std::int64_t rows, float scale, float* out, std::int64_t out_stride) const {
+    const float* src[16];
+    for (int i = 0; i < 16; ++i) {
+      const std::int64_t j = j0 + i;
+      src[i] = i < rows && j >= 0 && j < t.shape[2] ? t.row(b, h, j) : nullptr;
+    }
+    if (t.stride[3] == 1) {
+      kernels::transpose16(src, d_, scale, out, out_stride);
+      return;
+    }
+    for (int p = 0; p < d_; ++p)
+      for (int i = 0; i < 16; ++i)
+        out[p * out_stride + i] = src[i] != nullptr ? src[i][p * t.stride[3]] * scale : 0.0f;
   }
 
   void copy_row(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j,
@@ -641,6 +792,10 @@ class Executor {
   const float* kt_ = nullptr;
   const float* vt_ = nullptr;
   std::int64_t t_stride_ = 0;
+  // The residue tracks' 16-key panels [B][Hkv][alignment][K, V][panel][d][16] (null when no
+  // plan has tracks) and their alignments.
+  float* panels_ = nullptr;
+  std::vector<int> panel_aligns_;
   std::vector<PartRef> parts_;                         // parts of one batch, all groups
   std::vector<std::vector<std::int64_t>> first_part_;  // [group][split row] -> index in parts_
   float* partial_ = nullptr;

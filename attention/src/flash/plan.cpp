@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <iterator>
+#include <numeric>
 
 #include "spattn/patterns/error.hpp"
 
@@ -92,10 +94,25 @@ class Planner {
       : bl_(bl), path_(path), shift_(bl.nk() - bl.nq()), words_(bl.mask_row_words()) {
     const bool diagonals_allowed = path == ExecutionPath::Auto || path == ExecutionPath::Diagonals;
     if (diagonals_allowed) {
-      DiagonalCover usable;
-      for (const DiagonalRun& r : cover)
+      DiagonalCover usable, sparse;
+      for (const DiagonalRun& r : cover) {
+        if (r.empty()) continue;
+        if (r.step > 1) {
+          sparse.push_back(r);
+          step_gcd_ = std::gcd(step_gcd_, r.step);
+        }
         if (r.step > 1 || r.size() <= kMaxDenseDiagonalRun) usable.push_back(r);
+      }
       offsets_ = cover_offsets(usable);
+      sparse_ = cover_offsets(sparse);
+      std::set_difference(offsets_.begin(), offsets_.end(), sparse_.begin(), sparse_.end(),
+                          std::back_inserter(dense_));
+      // Too many key alignments for the tracks' panels: every diagonal on single vectors.
+      if (!sparse_.empty() &&
+          make_track_plan(sparse_, step_gcd_, shift_).aligns.size() > kMaxTrackAlignments) {
+        dense_ = offsets_;
+        sparse_.clear();
+      }
     }
     usage_.resize(bl.distinct_masks());
     known_.assign(bl.distinct_masks(), 0);
@@ -110,7 +127,17 @@ class Planner {
     plan_.mask.resize(tiles);
     plan_.row_diagonal.assign(bl_.q_blocks(), 0);
     for (std::int64_t r = 0; r < bl_.q_blocks(); ++r) plan_row(r);
-    if (plan_.uses_diagonals()) plan_.offsets = std::move(offsets_);
+    if (plan_.uses_diagonals()) {
+      plan_.offsets = std::move(dense_);
+      plan_.track = make_track_plan(sparse_, step_gcd_, shift_);
+      set_track_members(plan_.track, plan_.row_diagonal, bl_.block_q(), bl_.nq());
+      if (!plan_.track.empty()) plan_.track_groups = track_groups(plan_.track);
+      // The tracks' pairs: what their kernel evaluates, 16 lanes per vector pair of a block.
+      for (const TrackGroup& grp : plan_.track_groups)
+        for_each_track_block(plan_.track, grp, bl_.nq(), bl_.nk(), [&](const TrackBlock& blk) {
+          plan_.pairs.diagonal += std::int64_t{16} * blk.queries * blk.keys;
+        });
+    }
     return std::move(plan_);
   }
 
@@ -123,14 +150,14 @@ class Planner {
     return usage_[m];
   }
 
-  // Valid query lanes times offsets evaluated by the row's 16-lane vectors.
-  std::int64_t diagonal_pairs(std::int64_t r) const {
+  // Valid query lanes times offsets of `offsets` reaching a key, over the row's 16-lane vectors.
+  std::int64_t diagonal_pairs(std::int64_t r, const std::vector<std::int64_t>& offsets) const {
     std::int64_t pairs = 0;
     const std::int64_t q_end = std::min(bl_.nq(), (r + 1) * bl_.block_q());
     for (std::int64_t q0 = r * bl_.block_q(); q0 < q_end; q0 += 16) {
       const std::int64_t rows = std::min<std::int64_t>(16, q_end - q0);
       const std::int64_t p = q0 + shift_;
-      const auto [a, b] = offset_range(offsets_, p - (bl_.nk() - 1), p + rows - 1);
+      const auto [a, b] = offset_range(offsets, p - (bl_.nk() - 1), p + rows - 1);
       pairs += rows * (b - a);
     }
     return pairs;
@@ -171,10 +198,15 @@ class Planner {
       base_.push_back(p);
     }
     bool diagonal = false;
-    std::int64_t dpairs = 0;
-    if (!offsets_.empty()) dpairs = diagonal_pairs(r);
-    if (dpairs > 0) {
-      double cost = kDiagonalWeight * static_cast<double>(dpairs);
+    std::int64_t dpairs = 0, spairs = 0;  // dense-band and sparse diagonal pairs of the row
+    if (!offsets_.empty()) {
+      dpairs = diagonal_pairs(r, dense_);
+      spairs = diagonal_pairs(r, sparse_);
+    }
+    if (dpairs + spairs > 0) {
+      // The tracks' exact count depends on the neighbouring rows; their pairs estimate it.
+      double cost = kDiagonalWeight * static_cast<double>(dpairs) +
+                    kTrackWeight * static_cast<double>(spairs);
       with_.clear();
       pending_masks_.clear();
       for (std::int64_t t = rp[r]; t < rp[r + 1]; ++t) {
@@ -270,7 +302,10 @@ class Planner {
   ExecutionPath path_;
   std::int64_t shift_;  // position of query i is i + shift_
   int words_;
-  std::vector<std::int64_t> offsets_;
+  std::vector<std::int64_t> offsets_;  // every usable diagonal: the tiles lose these pairs
+  std::vector<std::int64_t> sparse_;   // from runs with step > 1: residue tracks
+  std::vector<std::int64_t> dense_;    // the others (short dense bands): vector path
+  std::int64_t step_gcd_ = 0;
   std::vector<Usage> usage_;
   std::vector<std::uint8_t> known_;
   std::vector<std::uint64_t> scratch_;
@@ -286,6 +321,19 @@ std::pair<std::int64_t, std::int64_t> offset_range(const std::vector<std::int64_
   const auto a = std::lower_bound(offsets.begin(), offsets.end(), lo);
   const auto b = std::upper_bound(a, offsets.end(), hi);
   return {a - offsets.begin(), b - offsets.begin()};
+}
+
+DiagonalBuffers diagonal_buffers(const std::vector<HeadPlan>& plans) {
+  DiagonalBuffers out;
+  for (const HeadPlan& p : plans) {
+    if (!p.uses_diagonals()) continue;
+    out.transposed = out.transposed || !p.offsets.empty();
+    if (!p.track_groups.empty())
+      out.aligns.insert(out.aligns.end(), p.track.aligns.begin(), p.track.aligns.end());
+  }
+  std::sort(out.aligns.begin(), out.aligns.end());
+  out.aligns.erase(std::unique(out.aligns.begin(), out.aligns.end()), out.aligns.end());
+  return out;
 }
 
 HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path) {

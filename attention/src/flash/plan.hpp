@@ -16,6 +16,7 @@
 #include "spattn/attention/execution_path.hpp"
 #include "spattn/patterns/block_layout.hpp"
 #include "spattn/patterns/diagonals.hpp"
+#include "tracks.hpp"
 
 namespace spattn::flash {
 
@@ -25,7 +26,8 @@ enum class TileAction : std::uint8_t { Skip, Whole, Run, Gather };
 // window band is cheaper there).
 inline constexpr std::int64_t kMaxDenseDiagonalRun = 128;
 inline constexpr double kGatherWeight = 1.15;
-inline constexpr double kDiagonalWeight = 1.5;
+inline constexpr double kDiagonalWeight = 1.5;  // the single-vector kernel (short dense bands)
+inline constexpr double kTrackWeight = 1.1;     // residue tracks (sparse diagonals)
 
 struct HeadPlan {
   std::vector<TileAction> action;  // per kept tile (index into col_index)
@@ -36,8 +38,12 @@ struct HeadPlan {
   std::vector<std::int32_t> mask;
   std::vector<std::uint64_t> residual;     // residual masks, layout mask format
   std::vector<std::uint8_t> row_diagonal;  // per query-tile row: 1 when it runs the diagonals
-  std::vector<std::int64_t> offsets;       // usable diagonal offsets, increasing
-  PathPairs pairs;                         // one head, one batch
+  // Diagonals of those rows: the dense bands' offsets, run per 16-query vector
+  // (diagonal_step.hpp), increasing, and the sparse ones, run as residue tracks (tracks.hpp).
+  std::vector<std::int64_t> offsets;
+  TrackPlan track;
+  std::vector<TrackGroup> track_groups;  // the residue tracks' work items
+  PathPairs pairs;                       // one head, one batch
 
   bool uses_diagonals() const { return pairs.diagonal_rows > 0; }
   // The bits of kept tile t, or null when every pair of the tile is kept.
@@ -56,6 +62,19 @@ inline std::int64_t large_buffer_bytes(std::int64_t bytes) {
   if (bytes > std::numeric_limits<std::int64_t>::max() - kHuge) return bytes;  // saturated
   if (bytes >= 2 * kHuge) return (bytes + kHuge - 1) / kHuge * kHuge;
   return bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
+}
+
+// What the diagonal paths of a set of plans need besides the workspaces: a transposed K and V
+// ([d][16 + nk + 16] per K/V head) for the single-vector path, and 16-key panels of K and V
+// ([panel][d][16], panel_count(nk) panels per alignment) for the residue tracks.
+struct DiagonalBuffers {
+  bool transposed = false;
+  std::vector<int> aligns;  // alignments mod 16 needing panels, increasing
+};
+DiagonalBuffers diagonal_buffers(const std::vector<HeadPlan>& plans);
+// Panels of one alignment r: panel i holds keys 16 i + r - 16 + lane (zero outside [0, nk)).
+inline std::int64_t panel_count(std::int64_t nk) {
+  return (nk + 31) / 16 + 1;
 }
 
 // Plans `bl` (positions: query i at i + nk - nq) with the diagonal `cover` of its pattern.

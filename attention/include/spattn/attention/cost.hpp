@@ -64,9 +64,10 @@ AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int6
 // block_q)) query rows (the query heads of a K/V group, `group` = Hq / Hkv, share one step):
 // Q^T and O^T (d x lanes), the score tile (block_k x lanes), four per-lane vectors, K and V
 // packing tiles (block_k x d each, used for strided inputs), two tile masks (block_k x lanes
-// bits each), the gather panel (64 K and V rows and their lane bits) and the diagonal path's
-// 64-slot scratch, float32. Split heavy rows add partial results this does not count, and the
-// diagonal path's transposed K and V are added by attention_cost when its plan uses them.
+// bits each), the gather panel (64 K and V rows and their lane bits), the diagonal path's
+// 64-slot scratch and the residue tracks' 4-vector Q^T, O^T and scratch, float32. Split heavy
+// rows add partial results this does not count; the diagonal path's transposed K and V and the
+// tracks' per-query (O, m, l) are added by attention_cost when its plan uses them.
 std::int64_t flash_workspace_estimate(const Geometry& g, std::int64_t dim, int threads,
                                       std::int64_t group = 1);
 
