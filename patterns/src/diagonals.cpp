@@ -7,13 +7,6 @@
 namespace spattn {
 namespace {
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
-}
-std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
-  return -floor_div(-a, b);
-}
-
 // Smallest o >= lo with o = residue (mod step), and largest o <= hi.
 DiagonalRun aligned(std::int64_t lo, std::int64_t hi, std::int64_t step, std::int64_t residue) {
   DiagonalRun r;
@@ -29,7 +22,8 @@ DiagonalRun aligned(std::int64_t lo, std::int64_t hi, std::int64_t step, std::in
 DiagonalRun make_run(const Geometry& g, std::int64_t lo, std::int64_t hi, std::int64_t step,
                      std::int64_t residue) {
   if (step < 1) return DiagonalRun{};
-  return aligned(std::max(lo, min_offset(g)), std::min(hi, max_offset(g)), step, residue % step);
+  return aligned(std::max(lo, min_offset(g)), std::min(hi, max_offset(g)), step,
+                 floor_mod(residue, step));
 }
 
 DiagonalRun intersect(const DiagonalRun& a, const DiagonalRun& b) {
@@ -40,7 +34,7 @@ DiagonalRun intersect(const DiagonalRun& a, const DiagonalRun& b) {
   // The coarse run's offsets all share one residue mod fine.step; it must be the fine run's.
   if (((coarse.first - fine.first) % fine.step) != 0) return DiagonalRun{};
   return aligned(std::max(a.first, b.first), std::min(a.last, b.last), coarse.step,
-                 ((coarse.first % coarse.step) + coarse.step) % coarse.step);
+                 floor_mod(coarse.first, coarse.step));
 }
 
 DiagonalCover intersect(const DiagonalCover& a, const DiagonalCover& b) {

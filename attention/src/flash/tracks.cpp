@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <numeric>
 
+#include "spattn/patterns/geometry.hpp"
+
 namespace spattn::flash {
 
 std::int64_t TrackPlan::query_blocks() const {
@@ -24,16 +26,16 @@ TrackPlan make_track_plan(const std::vector<std::int64_t>& offsets, std::int64_t
   for (const std::int64_t o : offsets) {
     const std::int64_t k = o - tp.omin;
     tp.bits[k / 64] |= std::uint64_t{1} << (k % 64);
-    seen[((o % tp.step) + tp.step) % tp.step] = 1;
+    seen[floor_mod(o, tp.step)] = 1;
   }
   for (std::int64_t r = 0; r < tp.step; ++r)
     if (seen[r]) tp.deltas.push_back(r);
   std::vector<std::uint8_t> used(16, 0);
-  for (const std::int64_t delta : tp.deltas) used[((shift - delta) % 16 + 16) % 16] = 1;
+  for (const std::int64_t delta : tp.deltas) used[floor_mod(shift - delta, 16)] = 1;
   for (int r = 0; r < 16; ++r)
     if (used[r]) tp.aligns.push_back(r);
   for (const std::int64_t delta : tp.deltas) {
-    const int r = static_cast<int>(((shift - delta) % 16 + 16) % 16);
+    const int r = static_cast<int>(floor_mod(shift - delta, 16));
     tp.align_of.push_back(static_cast<int>(std::lower_bound(tp.aligns.begin(), tp.aligns.end(), r) -
                                            tp.aligns.begin()));
   }

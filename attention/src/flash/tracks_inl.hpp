@@ -3,15 +3,9 @@
 // executor, which runs them, so that the two agree by construction.
 #include <algorithm>
 
+#include "spattn/patterns/geometry.hpp"
+
 namespace spattn::flash {
-namespace detail {
-inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
-}
-inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
-  return -floor_div(-a, b);
-}
-}  // namespace detail
 
 template <class F>
 void for_each_track_block(const TrackPlan& tp, const TrackGroup& grp, std::int64_t nq,
@@ -24,10 +18,10 @@ void for_each_track_block(const TrackPlan& tp, const TrackGroup& grp, std::int64
     const std::int64_t delta = tp.deltas[di];
     const std::int64_t base = 16 * grp.tau + shift - delta;
     // Offsets (a - b)T + delta within [omin, omax], keys base + bT + [0, 16) meeting [0, nk).
-    std::int64_t b_lo = a_lo - detail::floor_div(tp.omax - delta, T);
-    std::int64_t b_hi = a_hi - detail::ceil_div(tp.omin - delta, T);
-    b_lo = std::max(b_lo, detail::ceil_div(-15 - base, T));
-    b_hi = std::min(b_hi, detail::floor_div(nk - 1 - base, T));
+    std::int64_t b_lo = a_lo - floor_div(tp.omax - delta, T);
+    std::int64_t b_hi = a_hi - ceil_div(tp.omin - delta, T);
+    b_lo = std::max(b_lo, ceil_div(-15 - base, T));
+    b_hi = std::min(b_hi, floor_div(nk - 1 - base, T));
     for (std::int64_t b0 = b_lo; b0 <= b_hi; b0 += kTrackKeys) {
       const int chunk = static_cast<int>(std::min<std::int64_t>(kTrackKeys, b_hi - b0 + 1));
       for (int qb = 0; qb < blocks; ++qb) {

@@ -30,13 +30,16 @@ inline constexpr int kMaxHeads = 4096;
 
 bool is_valid_block_size(int b);
 
-// Floor division and non-negative modulo for possibly negative positions.
+// Floor division, non-negative modulo and ceiling division for possibly negative positions.
 inline std::int64_t floor_div(std::int64_t a, std::int64_t b) {
   std::int64_t q = a / b;
   return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 inline std::int64_t floor_mod(std::int64_t a, std::int64_t b) {
   return a - floor_div(a, b) * b;
+}
+inline std::int64_t ceil_div(std::int64_t a, std::int64_t b) {
+  return -floor_div(-a, b);
 }
 
 }  // namespace spattn
