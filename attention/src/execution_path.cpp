@@ -31,18 +31,24 @@ constexpr std::array kPaths = {ExecutionPath::Auto, ExecutionPath::Tiles, Execut
                                ExecutionPath::Gather, ExecutionPath::Diagonals};
 }  // namespace
 
+std::vector<std::string> execution_path_name_list() {
+  std::vector<std::string> out;
+  for (const ExecutionPath p : kPaths) out.emplace_back(execution_path_name(p));
+  return out;
+}
+
 std::string execution_path_names() {
-  std::string s;
-  for (ExecutionPath p : kPaths) {
-    if (!s.empty()) s += ", ";
-    s += execution_path_name(p);
-  }
-  return s;
+  return fmt::format("{}", fmt::join(execution_path_name_list(), ", "));
+}
+
+std::optional<ExecutionPath> find_execution_path(std::string_view name) {
+  for (const ExecutionPath p : kPaths)
+    if (execution_path_name(p) == name) return p;
+  return std::nullopt;
 }
 
 ExecutionPath parse_execution_path(std::string_view name) {
-  for (ExecutionPath p : kPaths)
-    if (execution_path_name(p) == name) return p;
+  if (const auto p = find_execution_path(name)) return *p;
   throw UsageError(fmt::format("execution path '{}': use one of {}", name, execution_path_names()));
 }
 

@@ -118,7 +118,7 @@ std::vector<AxisDef> make_table() {
        .key = "path",
        .field = "path",
        .kind = K::Name,
-       .names = {"auto", "tiles", "runs", "gather", "diagonals"},
+       .names = execution_path_name_list(),
        .default_value = std::string("auto"),
        .set = [](SweepPoint& p,
                  const AxisValue& v) { p.path = parse_execution_path(std::get<std::string>(v)); },

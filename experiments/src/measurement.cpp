@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 
+#include "spattn/attention/execution_path.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::experiments {
@@ -177,9 +178,8 @@ MeasuredAxes axes_v2(const Reader& a) {
   x.executor = *e;
   if (a.present("path")) {
     x.path = a.string("path");
-    if (x.path != "auto" && x.path != "tiles" && x.path != "runs" && x.path != "gather" &&
-        x.path != "diagonals")
-      a.fail("path", "one of auto, tiles, runs, gather, diagonals", a.find("path"));
+    if (!find_execution_path(x.path))
+      a.fail("path", "one of " + execution_path_names(), a.find("path"));
   }
   x.inputs = a.string("inputs");
   x.seed = a.uint64("seed");

@@ -15,8 +15,10 @@
 //                vector step from transposed K/V; the tiles then keep only what the diagonals
 //                do not hold, so no pair is computed twice.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace spattn {
 
@@ -30,8 +32,12 @@ enum class ExecutionPath {
 
 // "auto", "tiles", "runs", "gather", "diagonals".
 std::string_view execution_path_name(ExecutionPath p);
+// The names above, in that order (the sweep axis's allowed values).
+std::vector<std::string> execution_path_name_list();
 // The names above, comma separated, for help texts and errors.
 std::string execution_path_names();
+// The path of a name; none when it names no path.
+std::optional<ExecutionPath> find_execution_path(std::string_view name);
 // Parses a name; throws UsageError naming the value and the allowed names.
 ExecutionPath parse_execution_path(std::string_view name);
 
