@@ -77,8 +77,8 @@ void run_stats(const StatsOptions& o) {
   line("kept tiles",
        fmt::format("{}  ({} full, {} partial)", c.kept_tiles, c.full_tiles, c.partial_tiles));
   line("tile area", fmt::format("{}  (pairs of the kept tiles, per head)", c.computed_pairs));
-  line("computed pairs", fmt::format("{}  (what the executor's paths evaluate, {} heads x d {})",
-                                     f.computed_pairs, g.heads, o.dim));
+  line("computed pairs", fmt::format("{}  (what the executor's paths evaluate, all {} heads)",
+                                     f.computed_pairs, g.heads));
   if (f.paths)
     line("paths", path_summary(*f.paths, std::string(execution_path_name(u.point.path))));
   line("efficiency", has_efficiency ? fmt::format("{:.6g}  (allowed / computed)", efficiency)

@@ -85,19 +85,11 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   c.allowed_pairs = checked_mul(lc.allowed_pairs, copies, "allowed pairs");
   c.tile_area_pairs = checked_mul(lc.computed_pairs, copies, "computed pairs");
   // The plan of each distinct head layout once, counted for every query head using it.
-  std::vector<PathPairs> plan_pairs;
-  std::vector<flash::HeadPlan> plans;
-  for (std::size_t u = 0; u < layout.distinct.size(); ++u) {
-    plans.push_back(flash::make_head_plan(
-        *layout.distinct[u], u < layout.diagonals.size() ? layout.diagonals[u] : DiagonalCover{},
-        path));
-    plan_pairs.push_back(plans.back().pairs);
-  }
+  const std::vector<flash::HeadPlan> plans = flash::make_layout_plans(layout, path);
   const flash::DiagonalBuffers buffers = flash::diagonal_buffers(plans);
-  plans.clear();
   for (std::int64_t h = 0; h < (g.heads == 1 ? 1 : s.q_heads); ++h)
     c.paths +=
-        plan_pairs[layout.head_to_distinct[h]].scaled(s.batch * (g.heads == 1 ? s.q_heads : 1));
+        plans[layout.head_to_distinct[h]].pairs.scaled(s.batch * (g.heads == 1 ? s.q_heads : 1));
   c.computed_pairs = c.paths.total();
   c.kept_tiles = checked_mul(lc.kept_tiles, copies, "kept tiles");
   c.full_tiles = checked_mul(lc.full_tiles, copies, "full tiles");

@@ -192,10 +192,7 @@ class Executor {
     q_blocks_ = layout.geometry.q_blocks();
     make_groups();
     make_splits(opt.split_tiles);
-    for (std::size_t u = 0; u < layout.distinct.size(); ++u)
-      plans_.push_back(flash::make_head_plan(
-          *layout.distinct[u], u < layout.diagonals.size() ? layout.diagonals[u] : DiagonalCover{},
-          opt.path));
+    plans_ = flash::make_layout_plans(layout, opt.path);
   }
 
   AttentionStats run(int threads) {
@@ -219,7 +216,6 @@ class Executor {
     slot_ = slot;
 
     const flash::DiagonalBuffers need = flash::diagonal_buffers(plans_);
-    const bool diagonals = need.transposed;
     Buffer<float> transposed, panels;
     if (need.transposed) {
       t_stride_ = shape_.nk + 2 * kTransposePad;
@@ -248,7 +244,7 @@ class Executor {
         track_items.emplace_back(static_cast<int>(h), static_cast<int>(k));
     }
     auto body = [&] {
-      if (diagonals) transpose_kv(transposed.get());
+      if (need.transposed) transpose_kv(transposed.get());
       if (panels_ != nullptr) make_panels();
       tbb::parallel_for(
           tbb::blocked_range<std::int64_t>(0, items, 1),

@@ -108,10 +108,11 @@ class Planner {
       std::set_difference(offsets_.begin(), offsets_.end(), sparse_.begin(), sparse_.end(),
                           std::back_inserter(dense_));
       // Too many key alignments for the tracks' panels: every diagonal on single vectors.
-      if (!sparse_.empty() &&
-          make_track_plan(sparse_, step_gcd_, shift_).aligns.size() > kMaxTrackAlignments) {
+      if (!sparse_.empty()) track_ = make_track_plan(sparse_, step_gcd_, shift_);
+      if (track_.aligns.size() > kMaxTrackAlignments) {
         dense_ = offsets_;
         sparse_.clear();
+        track_ = TrackPlan{};
       }
     }
     usage_.resize(bl.distinct_masks());
@@ -129,7 +130,7 @@ class Planner {
     for (std::int64_t r = 0; r < bl_.q_blocks(); ++r) plan_row(r);
     if (plan_.uses_diagonals()) {
       plan_.offsets = std::move(dense_);
-      plan_.track = make_track_plan(sparse_, step_gcd_, shift_);
+      plan_.track = std::move(track_);
       set_track_members(plan_.track, plan_.row_diagonal, bl_.block_q(), bl_.nq());
       if (!plan_.track.empty()) plan_.track_groups = track_groups(plan_.track);
       // The tracks' pairs: what their kernel evaluates, 16 lanes per vector pair of a block.
@@ -179,7 +180,6 @@ class Planner {
     Choice choice;
     std::int32_t mask = -1;
     std::int64_t residual = -1;  // index into pending_masks_
-    bool skip = false;
   };
 
   void plan_row(std::int64_t r) {
@@ -217,7 +217,6 @@ class Planner {
         if (a < b) {
           const std::int64_t allowed = masks[t] >= 0 ? usage(masks[t]).bits : tile.area();
           if (covered(tile, a, b) == allowed) {
-            p.skip = true;
             p.choice = Choice{TileAction::Skip, 0, 0, 0, 0};
           } else {
             const Usage u = residual_usage(tile, masks[t], a, b);
@@ -272,7 +271,6 @@ class Planner {
 
   void commit(std::int64_t r, const std::vector<Pending>& row) {
     const auto rp = bl_.row_ptr();
-    const auto cols = bl_.col_index();
     for (std::size_t k = 0; k < row.size(); ++k) {
       const std::int64_t t = rp[r] + static_cast<std::int64_t>(k);
       const Pending& p = row[k];
@@ -294,7 +292,6 @@ class Planner {
           plan_.pairs.gather += p.choice.pairs;
           break;
       }
-      (void)cols;
     }
   }
 
@@ -306,6 +303,7 @@ class Planner {
   std::vector<std::int64_t> sparse_;   // from runs with step > 1: residue tracks
   std::vector<std::int64_t> dense_;    // the others (short dense bands): vector path
   std::int64_t step_gcd_ = 0;
+  TrackPlan track_;  // of sparse_ (members set once the rows are planned)
   std::vector<Usage> usage_;
   std::vector<std::uint8_t> known_;
   std::vector<std::uint64_t> scratch_;
@@ -338,6 +336,15 @@ DiagonalBuffers diagonal_buffers(const std::vector<HeadPlan>& plans) {
 
 HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path) {
   return Planner(bl, cover, path).run();
+}
+
+std::vector<HeadPlan> make_layout_plans(const Layout& layout, ExecutionPath path) {
+  std::vector<HeadPlan> plans;
+  for (std::size_t u = 0; u < layout.distinct.size(); ++u)
+    plans.push_back(
+        make_head_plan(*layout.distinct[u],
+                       u < layout.diagonals.size() ? layout.diagonals[u] : DiagonalCover{}, path));
+  return plans;
 }
 
 }  // namespace flash

@@ -16,6 +16,7 @@
 #include "spattn/attention/execution_path.hpp"
 #include "spattn/patterns/block_layout.hpp"
 #include "spattn/patterns/diagonals.hpp"
+#include "spattn/patterns/layout.hpp"
 #include "tracks.hpp"
 
 namespace spattn::flash {
@@ -79,6 +80,9 @@ inline std::int64_t panel_count(std::int64_t nk) {
 
 // Plans `bl` (positions: query i at i + nk - nq) with the diagonal `cover` of its pattern.
 HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path);
+// The plans of a layout's distinct head layouts, in Layout::distinct order (a layout without
+// diagonal covers plans with none).
+std::vector<HeadPlan> make_layout_plans(const Layout& layout, ExecutionPath path);
 
 // Offsets of `offsets` (sorted) in [lo, hi]: the index range [first, last).
 std::pair<std::int64_t, std::int64_t> offset_range(const std::vector<std::int64_t>& offsets,
