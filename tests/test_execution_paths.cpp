@@ -139,7 +139,8 @@ TEST_CASE("execution paths: bitwise the same output on 1, 2 and 3 threads", "[pa
     const auto layout = spattn::build_layout(*spattn::parse_spec(spec), geometry(N, N, 1, 32));
     for (const spattn::ExecutionPath path :
          {spattn::ExecutionPath::Auto, spattn::ExecutionPath::Tiles, spattn::ExecutionPath::Runs,
-          spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals}) {
+          spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals,
+          spattn::ExecutionPath::Classes}) {
       INFO(spec << " path " << spattn::execution_path_name(path));
       spattn::AttentionOptions opt;
       opt.path = path;
@@ -196,9 +197,38 @@ TEST_CASE("execution paths: the paths each force, and the pairs they count", "[p
     CHECK(cost("st_fixed(32, 4) | strided(7)", p).computed_pairs >=
           cost("st_fixed(32, 4) | strided(7)", p).allowed_pairs);
   CHECK(spattn::parse_execution_path("gather") == spattn::ExecutionPath::Gather);
-  CHECK_THROWS_WITH(
-      spattn::parse_execution_path("fast"),
-      Catch::Contains("'fast'") && Catch::Contains("auto, tiles, runs, gather, diagonals"));
+  CHECK(spattn::parse_execution_path("classes") == spattn::ExecutionPath::Classes);
+  CHECK_THROWS_WITH(spattn::parse_execution_path("fast"),
+                    Catch::Contains("'fast'") &&
+                        Catch::Contains("auto, tiles, runs, gather, diagonals, classes"));
+}
+
+TEST_CASE("execution paths: residue classes, hand-counted", "[paths]") {
+  auto cost = [&](const std::string& spec, i64 n, spattn::ExecutionPath path) {
+    return spattn::attention_cost(
+        spattn::build_layout(*spattn::parse_spec(spec), geometry(n, n, 1, 64)), 1, 1, 1, 8, 1,
+        path);
+  };
+  // strided(16) & causal at N = 1024: 16 classes of 64 queries, each a causal block over its 64
+  // keys (allowed 16 x 64 x 65 / 2 = 33280). Items of Q queries meet key indices 0 .. a0 + Q - 1:
+  // Q = 64 evaluates 64 x 64 per class (65536 in all, efficiency 0.51), Q = 32 32 x (32 + 64)
+  // (49152, 0.68), Q = 16 16 x (16 + 32 + 48 + 64) (40960, 0.81): only Q = 16 keeps 80%, and
+  // it is also the cheapest by the kernel costs, in Auto as when forced.
+  for (const auto path : {spattn::ExecutionPath::Classes, spattn::ExecutionPath::Auto}) {
+    INFO(spattn::execution_path_name(path));
+    const auto c = cost("strided(16) & causal", 1024, path);
+    CHECK(c.allowed_pairs == 33280);
+    CHECK(c.paths.diagonal == 40960);
+    CHECK(c.paths.whole + c.paths.run + c.paths.gather == 0);
+  }
+  // sliding(10) at N = 256, forced: one class of step 1 (the band itself). No item size keeps
+  // 80% (2560 pairs of the rows against 6256 for Q = 16), so the first, Q = 64, stays: items at
+  // 0, 64, 128, 192 meet keys 0 .. 63, then a0 - 9 .. a0 + 63: 64 x 64 + 3 x 64 x 73 = 18112.
+  const auto band = cost("sliding(10)", 256, spattn::ExecutionPath::Classes);
+  CHECK(band.allowed_pairs == 2560 - 45);
+  CHECK(band.paths.diagonal == 18112);
+  // Diagonals never takes classes: the residue tracks' count of the test above.
+  CHECK(cost("strided(16) & causal", 256, spattn::ExecutionPath::Diagonals).paths.diagonal == 2560);
 }
 
 TEST_CASE("execution paths: efficiency of the patterns that waste tiles, at 16K and 64K",

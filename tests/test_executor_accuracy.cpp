@@ -67,7 +67,8 @@ void check_case(const std::string& spec, const Shape& s, std::uint64_t seed) {
   // out would change the softmax), and the pairs it reports are those of the cost model's plan.
   for (const spattn::ExecutionPath path :
        {spattn::ExecutionPath::Auto, spattn::ExecutionPath::Tiles, spattn::ExecutionPath::Runs,
-        spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals}) {
+        spattn::ExecutionPath::Gather, spattn::ExecutionPath::Diagonals,
+        spattn::ExecutionPath::Classes}) {
     INFO("path " << spattn::execution_path_name(path));
     spattn::AttentionOptions opt;
     opt.path = path;
@@ -278,4 +279,27 @@ TEST_CASE("accuracy: strided [B, N, H, d] inputs and huge logits", "[accuracy]")
     CHECK(e.finite);
     CHECK(e.lse_max <= 1e-5);
   }
+}
+
+TEST_CASE("accuracy: residue classes and bands against the reference", "[accuracy]") {
+  // Lengths where classes hold at least 16 queries (the planner's minimum), so that the forced
+  // Classes path runs class items: strided sets (one residue, dense blocks per class), dilated
+  // windows (narrow bands per class), two-sided rules, unequal nq < nk (queries at the end),
+  // GQA groups and a head dim that is not a multiple of 16, next to bands of step 1.
+  const Shape shapes[] = {
+      {1, 2, 2, 300, 300, 64, 64, 64, true},
+      {2, 8, 2, 200, 333, 7, 32, 32, true},
+      {1, 4, 1, 257, 257, 24, 16, 16, false},
+  };
+  const std::string specs[] = {"strided(8)",
+                               "dilated(48, 3)",
+                               "st_strided(12) | sink(2)",
+                               "sliding(30)",
+                               "strided(5) & window(90, 11)",
+                               "longformer_dilated(32, d=2)",
+                               "st_strided(16)",
+                               "dilated(20, 2) | global(tokens=[3])"};
+  std::uint64_t seed = 500;
+  for (const Shape& s : shapes)
+    for (const std::string& spec : specs) check_case(spec, s, seed++);
 }

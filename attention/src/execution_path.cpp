@@ -22,13 +22,16 @@ std::string_view execution_path_name(ExecutionPath p) {
       return "gather";
     case ExecutionPath::Diagonals:
       return "diagonals";
+    case ExecutionPath::Classes:
+      return "classes";
   }
   return "?";
 }
 
 namespace {
-constexpr std::array kPaths = {ExecutionPath::Auto, ExecutionPath::Tiles, ExecutionPath::Runs,
-                               ExecutionPath::Gather, ExecutionPath::Diagonals};
+constexpr std::array kPaths = {ExecutionPath::Auto,      ExecutionPath::Tiles,
+                               ExecutionPath::Runs,      ExecutionPath::Gather,
+                               ExecutionPath::Diagonals, ExecutionPath::Classes};
 }  // namespace
 
 std::vector<std::string> execution_path_name_list() {

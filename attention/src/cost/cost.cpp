@@ -46,7 +46,9 @@ double kv_bytes_read(const BlockLayout& bl, std::int64_t dim) {
 std::int64_t flash_workspace_estimate(const Geometry& g, std::int64_t dim, int threads,
                                       std::int64_t group) {
   const std::int64_t bq = g.block_q, bk = g.block_k;
-  const std::int64_t lanes = bq * std::clamp<std::int64_t>(group, 1, std::max<int>(1, 256 / bq));
+  // Lanes of a row item, or of a residue-class item (up to 64 queries of one head).
+  const std::int64_t lanes = std::max<std::int64_t>(
+      64, bq * std::clamp<std::int64_t>(group, 1, std::max<int>(1, 256 / bq)));
   // Floats: Q^T, O^T, S^T (block_k or a 64-key gather panel), per-lane vectors, K/V packing tiles,
   // two lane-mask tiles; the gather panel (K and V rows of 64 keys, their lane bits); the diagonal
   // path's probabilities, keys and lane bits (64 slots); the residue tracks' Q^T and O^T of 16

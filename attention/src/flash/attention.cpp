@@ -199,6 +199,9 @@ class Executor {
     lanes_ = 0;
     for (const HeadGroup& g : groups_)
       lanes_ = std::max<std::int64_t>(lanes_, static_cast<std::int64_t>(g.heads.size()) * bq_);
+    for (const flash::HeadPlan& p : plans_)
+      for (const flash::ClassPlan* cp : {&p.classes, &p.bands})
+        if (!cp->items.empty()) lanes_ = std::max<std::int64_t>(lanes_, cp->queries);
     const bool pack_k = !k_.rows_contiguous(), pack_v = !v_.rows_contiguous();
     tbb::enumerable_thread_specific<Workspace> workspaces;
     auto local = [&]() -> Workspace& {
@@ -235,13 +238,21 @@ class Executor {
         shape_.batch * static_cast<std::int64_t>(groups_.size()) * q_blocks_;
     const std::int64_t part_items = shape_.batch * parts;
     const std::int64_t items = part_items + row_items;
-    // Residue-track items, one per (batch, query head, track group): they run after the rows
-    // (and the merges of split rows) and fold their pairs into the finished O and LSE.
-    std::vector<std::pair<int, int>> track_items;  // (query head, track group), one batch
+    // Late items, one per (batch, query head, track group or class item): they run after the
+    // rows (and the merges of split rows) and fold their pairs into the finished O and LSE, in
+    // two rounds so that no query is folded by two items at once: the sparse diagonals (tracks
+    // or classes), then the dense bands run as classes.
+    std::vector<LateItem> sparse_items, band_items;  // one batch each
     for (std::int64_t h = 0; h < shape_.q_heads; ++h) {
       const flash::HeadPlan& plan = plans_[distinct_of(h)];
       for (std::size_t k = 0; k < plan.track_groups.size(); ++k)
-        track_items.emplace_back(static_cast<int>(h), static_cast<int>(k));
+        sparse_items.push_back(
+            {static_cast<int>(h), LateKind::Track, static_cast<std::int64_t>(k)});
+      for (std::size_t k = 0; k < plan.classes.items.size(); ++k)
+        sparse_items.push_back(
+            {static_cast<int>(h), LateKind::Class, static_cast<std::int64_t>(k)});
+      for (std::size_t k = 0; k < plan.bands.items.size(); ++k)
+        band_items.push_back({static_cast<int>(h), LateKind::Band, static_cast<std::int64_t>(k)});
     }
     auto body = [&] {
       if (need.transposed) transpose_kv(transposed.get());
@@ -273,18 +284,8 @@ class Executor {
           merge(e / merges_per_batch, gi, si);
         });
       }
-      const std::int64_t per_batch = static_cast<std::int64_t>(track_items.size());
-      if (per_batch > 0)
-        tbb::parallel_for(
-            tbb::blocked_range<std::int64_t>(0, shape_.batch * per_batch, 1),
-            [&](const tbb::blocked_range<std::int64_t>& range) {
-              Workspace& ws = local();
-              for (std::int64_t it = range.begin(); it != range.end(); ++it) {
-                const auto [h, k] = track_items[it % per_batch];
-                track_item(ws, it / per_batch, h, k);
-              }
-            },
-            tbb::simple_partitioner());
+      run_late(sparse_items, local);
+      run_late(band_items, local);
     };
     if (threads > 0) {
       tbb::task_arena arena(threads);
@@ -393,6 +394,16 @@ class Executor {
     const auto rp = bl.row_ptr();
     if (splits_[g.distinct].is_split(rp[r + 1] - rp[r])) return;  // done by part items
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
+    const flash::HeadPlan& plan = plans_[g.distinct];
+    const bool empty =
+        std::all_of(plan.action.begin() + rp[r], plan.action.begin() + rp[r + 1],
+                    [](flash::TileAction a) { return a == flash::TileAction::Skip; }) &&
+        !(plan.row_diagonal[r] && !plan.offsets.empty());
+    if (empty) {  // everything left to the late items: O = 0, LSE = -inf until they fold
+      std::fill(ws.m.get(), ws.m.get() + lanes, kNegInf);
+      finish(ws.ot.get(), ws.m.get(), ws.l.get(), lanes, b, g, r);
+      return;
+    }
     compute(ws, b, g, r, rp[r], rp[r + 1], lanes, true);
     kernels::normalize(ws.ot.get(), ws.l.get(), lanes, d_);
     finish(ws.ot.get(), ws.m.get(), ws.l.get(), lanes, b, g, r);
@@ -552,23 +563,115 @@ class Executor {
                                 });
     for (int a = 0; a < grp.count; ++a) {
       const std::int64_t q0 = 16 * v[a], rows = std::min<std::int64_t>(16, shape_.nq - q0);
-      const float* ot = ws.tot.get() + a * d_ * 16;
-      for (std::int64_t i = 0; i < rows; ++i) {
-        const float mt = ws.tm.get()[a * 16 + i];
-        if (mt == kNegInf) continue;  // no pair of this query on the tracks
-        const float lt = ws.tl.get()[a * 16 + i];
-        const float lse_t = mt + std::log(lt);
-        float& lse = lse_.at(b, h, q0 + i, 0);
-        float* o = o_.row(b, h, q0 + i);
-        const float mm = std::max(lse, lse_t);
-        const float w = lse == kNegInf ? 0.0f : std::exp(lse - mm);
-        const float wt = std::exp(lse_t - mm);
-        const float sum = w + wt;
-        for (int x = 0; x < d_; ++x)
-          o[x * o_.stride[3]] = (w * o[x * o_.stride[3]] + wt * ot[x * 16 + i] / lt) / sum;
-        lse = mm + std::log(sum);
-      }
+      for (std::int64_t i = 0; i < rows; ++i)
+        fold(b, h, q0 + i, ws.tot.get() + a * d_ * 16 + i, 16, ws.tm.get()[a * 16 + i],
+             ws.tl.get()[a * 16 + i]);
     }
+  }
+
+  // Folds a late item's pairs of query i (unnormalized O_t[x] = ot[x * ot_stride], max m and
+  // sum l) into the finished O and LSE through the log-sum-exp: LSE_t = m + log l, M =
+  // max(LSE, LSE_t), w = e^(LSE - M), w_t = e^(LSE_t - M): O = w / (w + w_t) O + w_t / (l (w +
+  // w_t)) O_t, LSE = M + log(w + w_t). Nothing changes when m = -inf (no pair of the query in the
+  // item).
+  void fold(std::int64_t b, std::int64_t h, std::int64_t i, const float* ot, std::int64_t ot_stride,
+            float m, float l) const {
+    if (m == kNegInf) return;
+    const float lse_t = m + std::log(l);
+    float& lse = lse_.at(b, h, i, 0);
+    float* o = o_.row(b, h, i);
+    if (lse == kNegInf) {  // nothing before: O_t / l, without reading O
+      const float c = 1.0f / l;
+      for (int x = 0; x < d_; ++x) o[x * o_.stride[3]] = c * ot[x * ot_stride];
+      lse = lse_t;
+      return;
+    }
+    const float mm = std::max(lse, lse_t);
+    const float w = std::exp(lse - mm);
+    const float wt = std::exp(lse_t - mm);
+    const float sum = w + wt;
+    const float a = w / sum, c = wt / (l * sum);
+    for (int x = 0; x < d_; ++x)
+      o[x * o_.stride[3]] = a * o[x * o_.stride[3]] + c * ot[x * ot_stride];
+    lse = mm + std::log(sum);
+  }
+
+  enum class LateKind { Track, Class, Band };
+  struct LateItem {
+    int head = 0;
+    LateKind kind = LateKind::Track;
+    std::int64_t index = 0;  // track group or class item
+  };
+
+  // The items of one round, for every batch, in parallel (each writes its own queries).
+  template <class Local>
+  void run_late(const std::vector<LateItem>& items, Local& local) const {
+    const std::int64_t per_batch = static_cast<std::int64_t>(items.size());
+    if (per_batch == 0) return;
+    tbb::parallel_for(
+        tbb::blocked_range<std::int64_t>(0, shape_.batch * per_batch, 1),
+        [&](const tbb::blocked_range<std::int64_t>& range) {
+          Workspace& ws = local();
+          for (std::int64_t it = range.begin(); it != range.end(); ++it) {
+            const LateItem& li = items[it % per_batch];
+            const flash::HeadPlan& plan = plans_[distinct_of(li.head)];
+            const std::int64_t b = it / per_batch;
+            if (li.kind == LateKind::Track)
+              track_item(ws, b, li.head, static_cast<int>(li.index));
+            else
+              class_item(ws, b, li.head, li.kind == LateKind::Class ? plan.classes : plan.bands,
+                         li.index);
+          }
+        },
+        tbb::simple_partitioner());
+  }
+
+  // Item k of residue-class plan cp (classes.hpp) of query head h: its queries' Q^T gathered
+  // from rows s apart, each band step's K and V rows gathered into the panel and run through
+  // the tile kernel, masked on the band's edges, then folded into O and LSE.
+  void class_item(Workspace& ws, std::int64_t b, int h, const flash::ClassPlan& cp,
+                  std::int64_t k) const {
+    const flash::ClassItem& item = cp.items[k];
+    const std::int64_t lanes = cp.queries, s = cp.step, shift = shape_.nk - shape_.nq;
+    const std::int64_t kvh = h / shape_.group();
+    auto query = [&](std::int64_t q) { return (item.a0 + q) * s + item.c - shift; };
+    for (std::int64_t w = 0; w < lanes / 16; ++w) {
+      const float* src[16];
+      for (int t = 0; t < 16; ++t) {
+        const std::int64_t q = 16 * w + t;
+        src[t] = (item.lanes >> q) & 1u ? q_.row(b, h, query(q)) : nullptr;
+      }
+      transpose_rows(q_, src, scale_, ws.qt.get() + 16 * w, lanes);
+    }
+    std::fill(ws.ot.get(), ws.ot.get() + d_ * lanes, 0.0f);
+    std::fill(ws.m.get(), ws.m.get() + lanes, kNegInf);
+    std::fill(ws.l.get(), ws.l.get() + lanes, 0.0f);
+    kernels::TileStep st;
+    st.qt = ws.qt.get();
+    st.lanes = lanes;
+    st.d = d_;
+    st.s = ws.s.get();
+    st.ot = ws.ot.get();
+    st.m = ws.m.get();
+    st.l = ws.l.get();
+    st.scratch = ws.scratch.get();
+    flash::for_each_class_chunk(cp, item, shape_.nk, [&](const flash::ClassChunk& ch) {
+      // Keys of a class are rows s apart: read in place (stride s rows) when rows are
+      // contiguous, else gathered into the panel.
+      st.k = class_rows(k_, b, kvh, ch, s, ws.kpanel.get(), st.k_stride);
+      st.v = class_rows(v_, b, kvh, ch, s, ws.vpanel.get(), st.v_stride);
+      st.keys = ch.keys;
+      if (ch.full) {
+        st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
+      } else {
+        flash::class_chunk_keep(cp, item, ch, lanes, ws.panel_keep.get());
+        st.keep = ws.panel_keep.get();
+      }
+      kernels::flash_step(st);
+    });
+    for (std::int64_t q = 0; q < lanes; ++q)
+      if ((item.lanes >> q) & 1u)
+        fold(b, h, query(q), ws.ot.get() + q, lanes, ws.m.get()[q], ws.l.get()[q]);
   }
 
   // The diagonal path of one item: each 16-lane vector against the plan's offsets that reach a
@@ -666,6 +769,26 @@ class Executor {
       const std::int64_t j = j0 + i;
       src[i] = i < rows && j >= 0 && j < t.shape[2] ? t.row(b, h, j) : nullptr;
     }
+    transpose_rows(t, src, scale, out, out_stride);
+  }
+
+  // Key rows cp + (b0 + x) s, x < keys, of (b, h) with contiguous elements: in place when the
+  // view's rows are contiguous, else copied into `pack` ([keys][d]).
+  const float* class_rows(const ConstTensorView& t, std::int64_t b, std::int64_t h,
+                          const flash::ClassChunk& ch, std::int64_t s, float* pack,
+                          std::int64_t& stride) const {
+    if (t.rows_contiguous()) {
+      stride = s * t.stride[2];
+      return t.row(b, h, ch.cp + ch.b0 * s);
+    }
+    for (int x = 0; x < ch.keys; ++x) copy_row(t, b, h, ch.cp + (ch.b0 + x) * s, pack + x * d_);
+    stride = d_;
+    return pack;
+  }
+
+  // 16 rows of t (null: zeros) transposed into out[p * out_stride + lane], times scale.
+  void transpose_rows(const ConstTensorView& t, const float* const src[16], float scale, float* out,
+                      std::int64_t out_stride) const {
     if (t.stride[3] == 1) {
       kernels::transpose16(src, d_, scale, out, out_stride);
       return;

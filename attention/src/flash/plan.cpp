@@ -90,9 +90,12 @@ Choice choose(const Usage* u, std::int64_t rows, std::int64_t cols, ExecutionPat
 
 class Planner {
  public:
-  Planner(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path)
+  // dense_bands: short dense cover runs (step 1) may run on the diagonal path.
+  Planner(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path, bool dense_bands)
       : bl_(bl), path_(path), shift_(bl.nk() - bl.nq()), words_(bl.mask_row_words()) {
-    const bool diagonals_allowed = path == ExecutionPath::Auto || path == ExecutionPath::Diagonals;
+    const bool diagonals_allowed = path == ExecutionPath::Auto ||
+                                   path == ExecutionPath::Diagonals ||
+                                   path == ExecutionPath::Classes;
     if (diagonals_allowed) {
       DiagonalCover usable, sparse;
       for (const DiagonalRun& r : cover) {
@@ -101,18 +104,27 @@ class Planner {
           sparse.push_back(r);
           step_gcd_ = std::gcd(step_gcd_, r.step);
         }
-        if (r.step > 1 || r.size() <= kMaxDenseDiagonalRun) usable.push_back(r);
+        if (r.step > 1) {
+          usable.push_back(r);
+        } else if (r.size() <= kMaxDenseDiagonalRun) {
+          has_dense_bands_ = true;
+          if (dense_bands) usable.push_back(r);
+        }
       }
       offsets_ = cover_offsets(usable);
       sparse_ = cover_offsets(sparse);
       std::set_difference(offsets_.begin(), offsets_.end(), sparse_.begin(), sparse_.end(),
                           std::back_inserter(dense_));
-      // Too many key alignments for the tracks' panels: every diagonal on single vectors.
-      if (!sparse_.empty()) track_ = make_track_plan(sparse_, step_gcd_, shift_);
-      if (track_.aligns.size() > kMaxTrackAlignments) {
-        dense_ = offsets_;
-        sparse_.clear();
-        track_ = TrackPlan{};
+      if (!sparse_.empty()) {
+        track_ = make_track_plan(sparse_, step_gcd_, shift_);
+        // Too many key alignments for the tracks' panels.
+        if (track_.aligns.size() > kMaxTrackAlignments) track_ = TrackPlan{};
+        if (path != ExecutionPath::Diagonals && step_gcd_ * kMinClassLength <= bl.nq())
+          classes_ = make_class_bands(sparse_, step_gcd_);
+        if (track_.empty() && classes_.empty()) {  // every diagonal on single vectors
+          dense_ = offsets_;
+          sparse_.clear();
+        }
       }
     }
     usage_.resize(bl.distinct_masks());
@@ -130,16 +142,92 @@ class Planner {
     for (std::int64_t r = 0; r < bl_.q_blocks(); ++r) plan_row(r);
     if (plan_.uses_diagonals()) {
       plan_.offsets = std::move(dense_);
-      plan_.track = std::move(track_);
-      set_track_members(plan_.track, plan_.row_diagonal, bl_.block_q(), bl_.nq());
-      if (!plan_.track.empty()) plan_.track_groups = track_groups(plan_.track);
-      // The tracks' pairs: what their kernel evaluates, 16 lanes per vector pair of a block.
-      for (const TrackGroup& grp : plan_.track_groups)
-        for_each_track_block(plan_.track, grp, bl_.nq(), bl_.nk(), [&](const TrackBlock& blk) {
-          plan_.pairs.diagonal += std::int64_t{16} * blk.queries * blk.keys;
-        });
+      plan_dense();
+      if (!sparse_.empty()) plan_sparse();
     }
     return std::move(plan_);
+  }
+
+  // The kernel of the sparse diagonals, the cheapest by pairs evaluated times kernel cost (or
+  // the one `path` forces): residue classes, residue tracks, or single vectors.
+  bool has_dense_bands() const { return has_dense_bands_; }
+
+  // Items of `base` with 64, 32 and 16 queries: the one of lowest cost below `best` whose
+  // pairs hold at least kMinClassEfficiency `kept` pairs (any, when `forced`) into `out`.
+  bool choose_classes(const ClassPlan& base, std::int64_t kept, bool forced, double& best,
+                      std::int64_t& pairs, ClassPlan& out) const {
+    constexpr int kQueries[3] = {64, 32, 16};
+    bool chosen = false;
+    for (int k = 0; k < 3; ++k) {
+      ClassPlan cp = base;
+      set_class_items(cp, kQueries[k], plan_.row_diagonal, bl_.block_q(), bl_.nq(), bl_.nk(),
+                      shift_);
+      const double cost = kClassCost[k] * static_cast<double>(cp.pairs);
+      const bool tight =
+          static_cast<double>(kept) >= kMinClassEfficiency * static_cast<double>(cp.pairs);
+      if ((forced && !chosen) || (tight && cost < best)) {
+        chosen = true;
+        best = cost;
+        pairs = cp.pairs;
+        out = std::move(cp);
+      }
+    }
+    return chosen;
+  }
+
+  // The kernel of the short dense bands: single vectors, or, when their offsets are one run,
+  // residue classes of step 1 (the band in plain coordinates, by the tile kernel).
+  void plan_dense() {
+    double best = kSingleVectorCost * static_cast<double>(dense_pairs_);
+    std::int64_t pairs = dense_pairs_;
+    if (path_ != ExecutionPath::Diagonals && !plan_.offsets.empty()) {
+      const ClassPlan base = make_class_bands(plan_.offsets, 1);
+      if (!base.empty() && choose_classes(base, dense_pairs_, path_ == ExecutionPath::Classes, best,
+                                          pairs, plan_.bands))
+        plan_.offsets.clear();
+    }
+    plan_.pairs.diagonal += pairs;
+    plan_.cost += best;
+  }
+
+  void plan_sparse() {
+    enum class Kernel { Single, Tracks, Classes } kernel = Kernel::Single;
+    double best = kSingleVectorCost * static_cast<double>(sparse_pairs_);
+    std::int64_t pairs = sparse_pairs_;
+    TrackPlan track = std::move(track_);
+    std::vector<TrackGroup> groups;
+    if (!track.empty()) {
+      set_track_members(track, plan_.row_diagonal, bl_.block_q(), bl_.nq());
+      groups = track_groups(track);
+      // What the track kernel evaluates: 16 lanes per vector pair of a block.
+      std::int64_t n = 0;
+      for (const TrackGroup& grp : groups)
+        for_each_track_block(track, grp, bl_.nq(), bl_.nk(), [&](const TrackBlock& blk) {
+          n += std::int64_t{16} * blk.queries * blk.keys;
+        });
+      if (path_ == ExecutionPath::Diagonals || kTrackCost * static_cast<double>(n) < best) {
+        kernel = Kernel::Tracks;
+        best = kTrackCost * static_cast<double>(n);
+        pairs = n;
+      }
+    }
+    ClassPlan classes;
+    if (!classes_.empty() && choose_classes(classes_, sparse_pairs_,
+                                            path_ == ExecutionPath::Classes, best, pairs, classes))
+      kernel = Kernel::Classes;
+    plan_.pairs.diagonal += pairs;
+    plan_.cost += best;
+    if (kernel == Kernel::Tracks) {
+      plan_.track = std::move(track);
+      plan_.track_groups = std::move(groups);
+    } else if (kernel == Kernel::Classes) {
+      plan_.classes = std::move(classes);
+    } else {
+      std::vector<std::int64_t> all;
+      std::merge(plan_.offsets.begin(), plan_.offsets.end(), sparse_.begin(), sparse_.end(),
+                 std::back_inserter(all));
+      plan_.offsets = std::move(all);
+    }
   }
 
  private:
@@ -230,11 +318,13 @@ class Planner {
         cost += p.choice.cost;
         with_.push_back(p);
       }
-      diagonal = path_ == ExecutionPath::Diagonals || cost < cost_tiles;
+      diagonal =
+          path_ == ExecutionPath::Diagonals || path_ == ExecutionPath::Classes || cost < cost_tiles;
     }
     if (diagonal) {
       plan_.row_diagonal[r] = 1;
-      plan_.pairs.diagonal += dpairs;
+      dense_pairs_ += dpairs;
+      sparse_pairs_ += spairs;
       ++plan_.pairs.diagonal_rows;
       const std::int64_t first = static_cast<std::int64_t>(plan_.residual.size()) /
                                  std::max<std::int64_t>(1, bl_.mask_words());
@@ -278,6 +368,7 @@ class Planner {
       plan_.c0[t] = static_cast<std::uint8_t>(p.choice.c0);
       plan_.c1[t] = static_cast<std::uint8_t>(p.choice.c1);
       plan_.mask[t] = p.mask;
+      plan_.cost += p.choice.cost;
       switch (p.choice.action) {
         case TileAction::Skip:
           ++plan_.pairs.skipped_tiles;
@@ -303,7 +394,11 @@ class Planner {
   std::vector<std::int64_t> sparse_;   // from runs with step > 1: residue tracks
   std::vector<std::int64_t> dense_;    // the others (short dense bands): vector path
   std::int64_t step_gcd_ = 0;
-  TrackPlan track_;  // of sparse_ (members set once the rows are planned)
+  TrackPlan track_;    // of sparse_ (members set once the rows are planned), or empty
+  ClassPlan classes_;  // the bands of sparse_ (items set once the rows are planned), or empty
+  std::int64_t sparse_pairs_ = 0;  // sparse_'s pairs over the rows that run diagonals
+  std::int64_t dense_pairs_ = 0;   // dense_'s
+  bool has_dense_bands_ = false;   // the cover has short dense runs (usable or not)
   std::vector<Usage> usage_;
   std::vector<std::uint8_t> known_;
   std::vector<std::uint64_t> scratch_;
@@ -335,7 +430,12 @@ DiagonalBuffers diagonal_buffers(const std::vector<HeadPlan>& plans) {
 }
 
 HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, ExecutionPath path) {
-  return Planner(bl, cover, path).run();
+  Planner with(bl, cover, path, true);
+  HeadPlan a = with.run();
+  if (path != ExecutionPath::Auto || !with.has_dense_bands()) return a;
+  // Short dense bands (a local window next to strided diagonals) may be cheaper on the tiles.
+  HeadPlan b = Planner(bl, cover, path, false).run();
+  return b.cost < a.cost ? std::move(b) : std::move(a);
 }
 
 std::vector<HeadPlan> make_layout_plans(const Layout& layout, ExecutionPath path) {

@@ -13,6 +13,7 @@
 #include <limits>
 #include <vector>
 
+#include "classes.hpp"
 #include "spattn/attention/execution_path.hpp"
 #include "spattn/patterns/block_layout.hpp"
 #include "spattn/patterns/diagonals.hpp"
@@ -29,6 +30,18 @@ inline constexpr std::int64_t kMaxDenseDiagonalRun = 128;
 inline constexpr double kGatherWeight = 1.15;
 inline constexpr double kDiagonalWeight = 1.5;  // the single-vector kernel (short dense bands)
 inline constexpr double kTrackWeight = 1.1;     // residue tracks (sparse diagonals)
+// Once the rows are chosen, the sparse diagonals run on the cheapest of three kernels, costed
+// per pair they evaluate relative to a 64-lane tile step: single vectors, residue tracks, or
+// residue classes of 64, 32 or 16 queries per item (attention/README.md has the rates these
+// come from).
+inline constexpr double kSingleVectorCost = 2.0;
+inline constexpr double kTrackCost = 3.0;
+inline constexpr double kClassCost[3] = {1.0, 1.15, 1.25};  // 64, 32, 16 queries
+// Residue classes need classes of at least this many queries, and run only where a quarter
+// of what they evaluate or less falls outside the band (a narrow band wastes more: a block of Q
+// queries over a band of W offsets evaluates Q + W - 1 keys per query for W).
+inline constexpr std::int64_t kMinClassLength = 16;
+inline constexpr double kMinClassEfficiency = 0.8;
 
 struct HeadPlan {
   std::vector<TileAction> action;  // per kept tile (index into col_index)
@@ -44,7 +57,10 @@ struct HeadPlan {
   std::vector<std::int64_t> offsets;
   TrackPlan track;
   std::vector<TrackGroup> track_groups;  // the residue tracks' work items
-  PathPairs pairs;                       // one head, one batch
+  ClassPlan classes;                     // or the sparse diagonals as residue classes
+  ClassPlan bands;  // the dense bands as classes of step 1 (then `offsets` is left empty)
+  PathPairs pairs;  // one head, one batch
+  double cost = 0;  // pairs times their kernel's cost (plan.hpp's weights), for choosing plans
 
   bool uses_diagonals() const { return pairs.diagonal_rows > 0; }
   // The bits of kept tile t, or null when every pair of the tile is kept.

@@ -14,6 +14,9 @@
 //                strided, dilated, short bands), run 16 queries x 16 keys at one offset per
 //                vector step from transposed K/V; the tiles then keep only what the diagonals
 //                do not hold, so no pair is computed twice.
+//   Classes      sparse diagonals (steps >= 2) in residue-class order: queries and keys of one
+//                class s apart become a dense or banded block run by the tile kernel (the
+//                Sparse Transformer's reordering), folded into O and LSE like the diagonals.
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -27,10 +30,13 @@ enum class ExecutionPath {
   Tiles,      // every kept tile whole (v1's executor)
   Runs,       // Partial tiles narrowed to their key run; no gather, no diagonals
   Gather,     // Partial tiles gathered; no diagonals
-  Diagonals,  // diagonals wherever the pattern has a usable cover; the rest as in Auto
+  Diagonals,  // diagonals wherever the pattern has a usable cover, on the diagonal kernels
+              // (single vectors, residue tracks); the rest as in Auto
+  Classes,    // as Diagonals, with the sparse diagonals run as residue classes wherever their
+              // offsets allow it
 };
 
-// "auto", "tiles", "runs", "gather", "diagonals".
+// "auto", "tiles", "runs", "gather", "diagonals", "classes".
 std::string_view execution_path_name(ExecutionPath p);
 // The names above, in that order (the sweep axis's allowed values).
 std::vector<std::string> execution_path_name_list();
@@ -47,7 +53,7 @@ struct PathPairs {
   std::int64_t whole = 0;          // whole tiles
   std::int64_t run = 0;            // narrowed key runs
   std::int64_t gather = 0;         // gathered key columns
-  std::int64_t diagonal = 0;       // diagonal path (valid query lanes x offsets evaluated)
+  std::int64_t diagonal = 0;       // diagonal path: query lanes x offsets (or class keys) evaluated
   std::int64_t skipped_tiles = 0;  // kept tiles left with nothing once diagonals ran
   std::int64_t diagonal_rows = 0;  // query-tile rows that use the diagonal path
   std::int64_t total() const { return whole + run + gather + diagonal; }
