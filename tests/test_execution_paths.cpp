@@ -212,7 +212,7 @@ TEST_CASE("execution paths: residue classes, hand-counted", "[paths]") {
   // strided(16) & causal at N = 1024: 16 classes of 64 queries, each a causal block over its 64
   // keys (allowed 16 x 64 x 65 / 2 = 33280). Items of Q queries meet key indices 0 .. a0 + Q - 1:
   // Q = 64 evaluates 64 x 64 per class (65536 in all, efficiency 0.51), Q = 32 32 x (32 + 64)
-  // (49152, 0.68), Q = 16 16 x (16 + 32 + 48 + 64) (40960, 0.81): only Q = 16 keeps 80%, and
+  // (49152, 0.68), Q = 16 16 x (16 + 32 + 48 + 64) (40960, 0.81): only Q = 16 keeps 70%, and
   // it is also the cheapest by the kernel costs, in Auto as when forced.
   for (const auto path : {spattn::ExecutionPath::Classes, spattn::ExecutionPath::Auto}) {
     INFO(spattn::execution_path_name(path));
@@ -222,7 +222,7 @@ TEST_CASE("execution paths: residue classes, hand-counted", "[paths]") {
     CHECK(c.paths.whole + c.paths.run + c.paths.gather == 0);
   }
   // sliding(10) at N = 256, forced: one class of step 1 (the band itself). No item size keeps
-  // 80% (2560 pairs of the rows against 6256 for Q = 16), so the first, Q = 64, stays: items at
+  // 70% (2560 pairs of the rows against 6256 for Q = 16), so the first, Q = 64, stays: items at
   // 0, 64, 128, 192 meet keys 0 .. 63, then a0 - 9 .. a0 + 63: 64 x 64 + 3 x 64 x 73 = 18112.
   const auto band = cost("sliding(10)", 256, spattn::ExecutionPath::Classes);
   CHECK(band.allowed_pairs == 2560 - 45);

@@ -368,7 +368,7 @@ class Planner {
       plan_.c0[t] = static_cast<std::uint8_t>(p.choice.c0);
       plan_.c1[t] = static_cast<std::uint8_t>(p.choice.c1);
       plan_.mask[t] = p.mask;
-      plan_.cost += p.choice.cost;
+      plan_.cost += p.choice.cost * tile_cost(bl_.block_k());
       switch (p.choice.action) {
         case TileAction::Skip:
           ++plan_.pairs.skipped_tiles;
@@ -433,9 +433,12 @@ HeadPlan make_head_plan(const BlockLayout& bl, const DiagonalCover& cover, Execu
   Planner with(bl, cover, path, true);
   HeadPlan a = with.run();
   if (path != ExecutionPath::Auto || !with.has_dense_bands()) return a;
-  // Short dense bands (a local window next to strided diagonals) may be cheaper on the tiles.
+  // Short dense bands (a local window next to strided diagonals) may be cheaper on the tiles,
+  // if that keeps the efficiency (allowed / evaluated pairs) at kMinPlanEfficiency.
   HeadPlan b = Planner(bl, cover, path, false).run();
-  return b.cost < a.cost ? std::move(b) : std::move(a);
+  const double allowed = static_cast<double>(bl.counts().allowed_pairs);
+  const bool b_tight = allowed >= kMinPlanEfficiency * static_cast<double>(b.pairs.total());
+  return b_tight && b.cost < a.cost ? std::move(b) : std::move(a);
 }
 
 std::vector<HeadPlan> make_layout_plans(const Layout& layout, ExecutionPath path) {

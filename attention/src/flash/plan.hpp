@@ -34,14 +34,22 @@ inline constexpr double kTrackWeight = 1.1;     // residue tracks (sparse diagon
 // per pair they evaluate relative to a 64-lane tile step: single vectors, residue tracks, or
 // residue classes of 64, 32 or 16 queries per item (attention/README.md has the rates these
 // come from).
-inline constexpr double kSingleVectorCost = 2.0;
-inline constexpr double kTrackCost = 3.0;
-inline constexpr double kClassCost[3] = {1.0, 1.15, 1.25};  // 64, 32, 16 queries
-// Residue classes need classes of at least this many queries, and run only where a quarter
-// of what they evaluate or less falls outside the band (a narrow band wastes more: a block of Q
-// queries over a band of W offsets evaluates Q + W - 1 keys per query for W).
+inline constexpr double kSingleVectorCost = 2.4;
+inline constexpr double kTrackCost = 2.4;
+inline constexpr double kClassCost[3] = {1.4, 1.45, 1.5};  // 64, 32, 16 queries
+// Residue classes need classes of at least this many queries, and run only where at least 70%
+// of what they evaluate is kept (a narrow band wastes more: a block of Q queries over a band of
+// W offsets evaluates Q + W - 1 keys per query for W; a short causal class wastes its corner).
 inline constexpr std::int64_t kMinClassLength = 16;
-inline constexpr double kMinClassEfficiency = 0.8;
+// Cost of a tile pair by the tile's width, for choosing between whole plans: narrow tiles
+// rescale the output every block_k keys and pay a row's overheads over fewer pairs.
+inline double tile_cost(std::int64_t block_k) {
+  return block_k <= 16 ? 1.2 : block_k <= 32 ? 1.1 : 1.0;
+}
+inline constexpr double kMinClassEfficiency = 0.7;
+// Short dense bands leave the diagonal path for the tiles only where the plan keeps this
+// efficiency (allowed / evaluated pairs).
+inline constexpr double kMinPlanEfficiency = 0.75;
 
 struct HeadPlan {
   std::vector<TileAction> action;  // per kept tile (index into col_index)
