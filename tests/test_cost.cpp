@@ -125,16 +125,17 @@ TEST_CASE("cost: memory estimates and bad shapes", "[cost]") {
   CHECK(c.textbook_bytes == spattn::textbook_workspace_bytes(30, 60, 16, 3) + c.output_bytes);
   // Flash: group Hq / Hkv = 2 query heads share a step, so 2 x 16 = 32 lanes for a row item, but
   // a residue-class item takes up to 64 queries of one head: 64 lanes. Per thread, in floats:
-  // Q^T and O^T 2 x 16 x 64, scores 64 x 64 (a gather panel of 64 keys), 4 x 64 per-lane
-  // values, K and V packing 2 x 32 x 16, two masks of 32 keys x 64 lanes bits = 4096 bits = 128
-  // floats, the gather panel 2 x 64 x 16 and its lane bits 64 x 4 uint16 = 128 floats, the
-  // diagonal scratch
-  // 64 x 16 + 64 int64 (128) + 64 uint16 (32), 256 floats of 64-byte rounding, and the residue
-  // tracks' Q^T and O^T of an item's 16 vectors (2 x 16 x 16 x 16), their max and sum and one
-  // block's probabilities (1024 floats) and 768 floats of rounding. The whole-
-  // tile path uses no diagonals, so no transposed K and V are added.
-  const std::int64_t per_thread = 2 * 16 * 64 + 64 * 64 + 4 * 64 + 2 * 32 * 16 + 2 * 32 * 64 / 32 +
-                                  2 * 64 * 16 + 128 + 64 * 16 + 128 + 32 + 256 + 512 * 16 + 1792;
+  // Q^T and O^T 2 x 16 x 64 and the max and sum 2 x 64 for each of the 4 rows of a blocked row
+  // item, scores 64 x 64 (a gather panel of 64 keys), 2 x 64 scratch values, K and V packing 2 x 32
+  // x 16, two masks of 32 keys x 64 lanes bits = 4096 bits = 128 floats, the gather panel 2 x 64 x
+  // 16 and its lane bits 64 x 4 uint16 = 128 floats, the diagonal scratch 64 x 16 + 64 int64 (128)
+  // + 64 uint16 (32), 256 floats of 64-byte rounding, and the residue tracks' Q^T and O^T of an
+  // item's 16 vectors (2 x 16 x 16 x 16), their max and sum and one block's probabilities (1024
+  // floats) and 768 floats of rounding. The whole- tile path uses no diagonals, so no transposed K
+  // and V are added.
+  const std::int64_t per_thread = 4 * (2 * 16 * 64 + 2 * 64) + 64 * 64 + 2 * 64 + 2 * 32 * 16 +
+                                  2 * 32 * 64 / 32 + 2 * 64 * 16 + 128 + 64 * 16 + 128 + 32 + 256 +
+                                  512 * 16 + 1792;
   const auto tiles = spattn::attention_cost(layout, s, 3, spattn::ExecutionPath::Tiles);
   CHECK(tiles.flash_workspace_bytes == 3 * 4 * per_thread);
   // Auto runs causal's 60 diagonals here (nk = 60): K and V transposed, [2][2][16][60 + 32].

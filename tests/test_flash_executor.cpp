@@ -386,14 +386,15 @@ TEST_CASE("flash executor: workspace does not grow with N", "[flash]") {
     return res.stats.workspace_bytes;
   };
   const std::int64_t small = bytes_at(16384), large = bytes_at(262144);
-  // Float buffers: Q^T and O^T (d x 64 each), S^T (64 x 64), m, l and 2 x scratch (64 each);
+  // Float buffers: Q^T and O^T (d x 64 each) and m and l (64 each) for the 4 rows of a
+  // key-loop-blocked row item, S^T (64 x 64), 2 x scratch (64 each);
   // lane masks: 2 x (64 keys x 4 vectors) uint16; the gather panel: K and V rows of 64 keys
   // (d floats each) and their lane bits (64 x 4 uint16); the diagonal path's scratch: 64 x 16
   // floats, 64 int64 keys, 64 uint16 lane masks; the residue tracks' Q^T and O^T of an item's
   // 16 vectors (d x 16 floats each), their max and sum (16 x 16 floats each) and one block's
   // probabilities (4 x 16 x 16 floats). All are multiples of 64 bytes already.
-  const std::int64_t bound = 4 * (2 * d * 64 + 64 * 64 + 4 * 64) + 2 * 2 * 64 * 4 + 4 * 2 * 64 * d +
-                             2 * 64 * 4 + 4 * 64 * 16 + 8 * 64 + 2 * 64 +
+  const std::int64_t bound = 4 * (4 * (2 * d * 64 + 2 * 64) + 64 * 64 + 2 * 64) + 2 * 2 * 64 * 4 +
+                             4 * 2 * 64 * d + 2 * 64 * 4 + 4 * 64 * 16 + 8 * 64 + 2 * 64 +
                              4 * (2 * 16 * d * 16 + 2 * 256 + 4 * 16 * 16);
   CHECK(small == large);
   CHECK(large <= bound);

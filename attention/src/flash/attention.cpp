@@ -54,6 +54,14 @@ constexpr std::int64_t kMaxLanes = 256;
 // (all N / block_k tiles against an average of a few) is.
 constexpr std::int64_t kMinPartTiles = 64;
 
+// Key-loop blocking: a row item takes up to kRowBlock consecutive query-tile rows of a head
+// group and walks their key tiles kKeyBlockTiles columns at a time, every row through the
+// chunk before the next, so each K/V tile is read from memory once for the block and then from
+// cache. Each row runs its tiles in the same order as alone: the same arithmetic, only
+// interleaved (a gather panel is flushed at each chunk's end).
+constexpr std::int64_t kRowBlock = 4;
+constexpr std::int64_t kKeyBlockTiles = 8;
+
 // Gathered key columns are run in panels of this many keys.
 constexpr int kPanelKeys = 64;
 // Transposed K/V rows are padded by this many keys on each side, so that the diagonal path's
@@ -120,7 +128,13 @@ struct PartRef {
   std::int64_t t0, t1;  // kept-tile range [t0, t1) of the part
 };
 
+// One row's running state: Q^T and O^T [d][lanes], max and sum [lanes].
+struct Slot {
+  float *qt, *ot, *m, *l;
+};
+
 struct Workspace {
+  // qt, ot, m and l hold kRowBlock slots (slot 0: single rows and late items).
   Buffer<float> qt, s, ot, m, l, scratch, kpack, vpack;
   Buffer<std::uint16_t> keep[2];
   Buffer<std::uint16_t> all_ones;  // [max(block_k, panel)][lanes / 16] set bits
@@ -142,6 +156,11 @@ struct Workspace {
   int keep_next = 0;
   std::int64_t bytes = 0;
 
+  Slot slot(int k, std::int64_t lanes, std::int64_t d) const {
+    return {qt.get() + k * d * lanes, ot.get() + k * d * lanes, m.get() + k * lanes,
+            l.get() + k * lanes};
+  }
+
   void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
                 bool ones) {
     const std::int64_t keys = std::max<std::int64_t>(block_k, kPanelKeys);
@@ -157,11 +176,11 @@ struct Workspace {
     tm.allocate(kItemVectors * 16);
     tl.allocate(kItemVectors * 16);
     ts.allocate(kernels::kTrackMaxQueries * kernels::kTrackMaxKeys * 16);
-    qt.allocate(d * lanes);
+    qt.allocate(kRowBlock * d * lanes);
     s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
-    ot.allocate(d * lanes);
-    m.allocate(lanes);
-    l.allocate(lanes);
+    ot.allocate(kRowBlock * d * lanes);
+    m.allocate(kRowBlock * lanes);
+    l.allocate(kRowBlock * lanes);
     scratch.allocate(2 * lanes);
     if (pack_k) kpack.allocate(block_k * d);
     if (pack_v) vpack.allocate(block_k * d);
@@ -234,8 +253,9 @@ class Executor {
       panels_ = panels.get();
     }
 
+    row_blocks_ = (q_blocks_ + kRowBlock - 1) / kRowBlock;
     const std::int64_t row_items =
-        shape_.batch * static_cast<std::int64_t>(groups_.size()) * q_blocks_;
+        shape_.batch * static_cast<std::int64_t>(groups_.size()) * row_blocks_;
     const std::int64_t part_items = shape_.batch * parts;
     const std::int64_t items = part_items + row_items;
     // Late items, one per (batch, query head, track group or class item): they run after the
@@ -385,28 +405,54 @@ class Executor {
     }
   }
 
+  // Rows kRowBlock x rb .. of head group gi, batch b (item it): each row not split (part items
+  // run those) and not empty, key-loop blocked (kKeyBlockTiles tile columns at a time).
   void row_item(Workspace& ws, std::int64_t it) {
-    const std::int64_t r = it % q_blocks_;
-    const std::int64_t gi = (it / q_blocks_) % static_cast<std::int64_t>(groups_.size());
-    const std::int64_t b = it / q_blocks_ / static_cast<std::int64_t>(groups_.size());
+    const std::int64_t rb = it % row_blocks_;
+    const std::int64_t gi = (it / row_blocks_) % static_cast<std::int64_t>(groups_.size());
+    const std::int64_t b = it / row_blocks_ / static_cast<std::int64_t>(groups_.size());
     const HeadGroup& g = groups_[gi];
     const BlockLayout& bl = block_layout(g);
     const auto rp = bl.row_ptr();
-    if (splits_[g.distinct].is_split(rp[r + 1] - rp[r])) return;  // done by part items
+    const auto cols = bl.col_index();
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
     const flash::HeadPlan& plan = plans_[g.distinct];
-    const bool empty =
-        std::all_of(plan.action.begin() + rp[r], plan.action.begin() + rp[r + 1],
-                    [](flash::TileAction a) { return a == flash::TileAction::Skip; }) &&
-        !(plan.row_diagonal[r] && !plan.offsets.empty());
-    if (empty) {  // everything left to the late items: O = 0, LSE = -inf until they fold
-      std::fill(ws.m.get(), ws.m.get() + lanes, kNegInf);
-      finish(ws.ot.get(), ws.m.get(), ws.l.get(), lanes, b, g, r);
-      return;
+    std::int64_t rows[kRowBlock], next[kRowBlock];
+    int n = 0;
+    for (std::int64_t r = rb * kRowBlock; r < std::min(q_blocks_, (rb + 1) * kRowBlock); ++r) {
+      if (splits_[g.distinct].is_split(rp[r + 1] - rp[r])) continue;  // done by part items
+      const bool empty =
+          std::all_of(plan.action.begin() + rp[r], plan.action.begin() + rp[r + 1],
+                      [](flash::TileAction a) { return a == flash::TileAction::Skip; }) &&
+          !(plan.row_diagonal[r] && !plan.offsets.empty());
+      if (empty) {  // everything left to the late items: O = 0, LSE = -inf until they fold
+        const Slot z = ws.slot(0, lanes, d_);
+        std::fill(z.m, z.m + lanes, kNegInf);
+        finish(z.ot, z.m, z.l, lanes, b, g, r);
+        continue;
+      }
+      begin_row(ws.slot(n, lanes, d_), b, g, r, lanes);
+      next[n] = rp[r];
+      rows[n++] = r;
     }
-    compute(ws, b, g, r, rp[r], rp[r + 1], lanes, true);
-    kernels::normalize(ws.ot.get(), ws.l.get(), lanes, d_);
-    finish(ws.ot.get(), ws.m.get(), ws.l.get(), lanes, b, g, r);
+    const std::int64_t k_blocks = layout_.geometry.k_blocks();
+    for (std::int64_t c1 = kKeyBlockTiles;; c1 += kKeyBlockTiles) {
+      bool more = false;
+      for (int k = 0; k < n; ++k) {
+        std::int64_t t = next[k];
+        while (t < rp[rows[k] + 1] && (cols[t] < c1 || c1 >= k_blocks)) ++t;
+        run_tiles(ws, ws.slot(k, lanes, d_), b, g, next[k], t, lanes);
+        next[k] = t;
+        more = more || t < rp[rows[k] + 1];
+      }
+      if (!more) break;
+    }
+    for (int k = 0; k < n; ++k) {
+      const Slot sl = ws.slot(k, lanes, d_);
+      if (plan.row_diagonal[rows[k]]) run_diagonals(ws, sl, b, g, plan, rows[k] * bq_, lanes);
+      kernels::normalize(sl.ot, sl.l, lanes, d_);
+      finish(sl.ot, sl.m, sl.l, lanes, b, g, rows[k]);
+    }
   }
 
   void part_item(Workspace& ws, std::int64_t b, std::int64_t e) {
@@ -414,22 +460,24 @@ class Executor {
     const HeadGroup& g = groups_[pr.group];
     const std::int64_t r = splits_[g.distinct].rows[pr.split].row;
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
-    compute(ws, b, g, r, pr.t0, pr.t1, lanes, pr.part == 0);
+    const Slot sl = ws.slot(0, lanes, d_);
+    begin_row(sl, b, g, r, lanes);
+    run_tiles(ws, sl, b, g, pr.t0, pr.t1, lanes);
+    if (pr.part == 0 && plans_[g.distinct].row_diagonal[r])
+      run_diagonals(ws, sl, b, g, plans_[g.distinct], r * bq_, lanes);
     float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
     std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
     std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
     std::copy(ws.l.get(), ws.l.get() + lanes, out + d_ * lanes + lanes);
   }
 
-  // Runs kept tiles [t0, t1) of query block r for head group g into ws (O^T, m, l), each by
-  // its planned path, then (with_diagonals) the row's diagonals.
-  void compute(Workspace& ws, std::int64_t b, const HeadGroup& g, std::int64_t r, std::int64_t t0,
-               std::int64_t t1, std::int64_t lanes, bool with_diagonals) {
-    const BlockLayout& bl = block_layout(g);
-    const flash::HeadPlan& plan = plans_[g.distinct];
+  // Starts query block r of head group g in slot sl: Q^T packed (times the scale, padding
+  // lanes zero), O^T = 0, m = -inf, l = 0.
+  void begin_row(const Slot& sl, std::int64_t b, const HeadGroup& g, std::int64_t r,
+                 std::int64_t lanes) const {
     const std::int64_t q0 = r * bq_;
     const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
-    float* qt = ws.qt.get();
+    float* qt = sl.qt;
     for (std::size_t hi = 0; hi < g.heads.size(); ++hi) {
       const std::int64_t lane0 = static_cast<std::int64_t>(hi) * bq_;
       for (std::int64_t i = 0; i < rows; ++i) {
@@ -439,18 +487,26 @@ class Executor {
       for (std::int64_t i = rows; i < bq_; ++i)
         for (int p = 0; p < d_; ++p) qt[p * lanes + lane0 + i] = 0.0f;
     }
-    std::fill(ws.ot.get(), ws.ot.get() + d_ * lanes, 0.0f);
-    std::fill(ws.m.get(), ws.m.get() + lanes, kNegInf);
-    std::fill(ws.l.get(), ws.l.get() + lanes, 0.0f);
+    std::fill(sl.ot, sl.ot + d_ * lanes, 0.0f);
+    std::fill(sl.m, sl.m + lanes, kNegInf);
+    std::fill(sl.l, sl.l + lanes, 0.0f);
+  }
 
+  // Runs kept tiles [t0, t1) of one row of head group g into slot sl, each by its planned path
+  // (gathered columns flushed at the end).
+  void run_tiles(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g, std::int64_t t0,
+                 std::int64_t t1, std::int64_t lanes) {
+    if (t0 == t1) return;
+    const BlockLayout& bl = block_layout(g);
+    const flash::HeadPlan& plan = plans_[g.distinct];
     kernels::TileStep st;
-    st.qt = qt;
+    st.qt = sl.qt;
     st.lanes = lanes;
     st.d = d_;
     st.s = ws.s.get();
-    st.ot = ws.ot.get();
-    st.m = ws.m.get();
-    st.l = ws.l.get();
+    st.ot = sl.ot;
+    st.m = sl.m;
+    st.l = sl.l;
     st.scratch = ws.scratch.get();
     const auto cols = bl.col_index();
     const std::int64_t vecs = lanes / 16;
@@ -502,9 +558,6 @@ class Executor {
       kernels::flash_step(st);
     }
     flush();
-    if (with_diagonals && plan.row_diagonal[r]) {
-      run_diagonals(ws, b, g, plan, q0, lanes);
-    }
   }
 
   int distinct_of(std::int64_t h) const {
@@ -676,8 +729,8 @@ class Executor {
 
   // The diagonal path of one item: each 16-lane vector against the plan's offsets that reach a
   // key of the sequence from one of its queries, 64 at a time.
-  void run_diagonals(Workspace& ws, std::int64_t b, const HeadGroup& g, const flash::HeadPlan& plan,
-                     std::int64_t q0, std::int64_t lanes) const {
+  void run_diagonals(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g,
+                     const flash::HeadPlan& plan, std::int64_t q0, std::int64_t lanes) const {
     const std::int64_t shift = shape_.nk - shape_.nq;
     const std::int64_t head_vecs = bq_ / 16;
     const std::int64_t base = ((b * shape_.kv_heads + g.kv_head) * d_) * t_stride_ + kTransposePad;
@@ -696,10 +749,10 @@ class Executor {
       const std::int64_t rows = std::min<std::int64_t>(16, shape_.nq - qv);
       const std::int64_t p = qv + shift;
       const auto [a, e] = flash::offset_range(plan.offsets, p - (shape_.nk - 1), p + rows - 1);
-      ds.qt = ws.qt.get() + w * 16;
-      ds.ot = ws.ot.get() + w * 16;
-      ds.m = ws.m.get() + w * 16;
-      ds.l = ws.l.get() + w * 16;
+      ds.qt = sl.qt + w * 16;
+      ds.ot = sl.ot + w * 16;
+      ds.m = sl.m + w * 16;
+      ds.l = sl.l + w * 16;
       for (std::int64_t c = a; c < e; c += kernels::kMaxDiagonalSlots) {
         const int slots =
             static_cast<int>(std::min<std::int64_t>(kernels::kMaxDiagonalSlots, e - c));
@@ -902,7 +955,7 @@ class Executor {
   int d_ = 0;
   float scale_ = 1.0f;
   bool mask_full_ = false;
-  std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, lanes_ = 0;
+  std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, row_blocks_ = 0, lanes_ = 0;
   std::vector<HeadGroup> groups_;
   std::vector<SplitPlan> splits_;       // per distinct layout
   std::vector<flash::HeadPlan> plans_;  // per distinct layout
