@@ -227,6 +227,15 @@ TEST_CASE("execution paths: residue classes, hand-counted", "[paths]") {
   const auto band = cost("sliding(10)", 256, spattn::ExecutionPath::Classes);
   CHECK(band.allowed_pairs == 2560 - 45);
   CHECK(band.paths.diagonal == 18112);
+  // random(4, block=1): four keys per query and no shared columns; a column gather would
+  // evaluate 64 rows x ~40 used columns per tile, so every tile runs its kept pairs one by one
+  // (the row-level gather): evaluated = allowed, counted as gathered.
+  const auto rnd = cost("random(4, block=1, seed=1)", 256, spattn::ExecutionPath::Auto);
+  CHECK(rnd.allowed_pairs == 4 * 256);
+  CHECK(rnd.paths.gather == rnd.allowed_pairs);
+  CHECK(rnd.paths.whole + rnd.paths.run + rnd.paths.diagonal == 0);
+  CHECK(cost("random(4, block=1, seed=1)", 256, spattn::ExecutionPath::Gather).paths.gather >
+        4 * rnd.allowed_pairs);
   // Diagonals never takes classes: the residue tracks' count of the test above.
   CHECK(cost("strided(16) & causal", 256, spattn::ExecutionPath::Diagonals).paths.diagonal == 2560);
 }

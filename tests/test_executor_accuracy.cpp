@@ -281,7 +281,8 @@ TEST_CASE("accuracy: strided [B, N, H, d] inputs and huge logits", "[accuracy]")
   }
 }
 
-TEST_CASE("accuracy: residue classes and bands against the reference", "[accuracy]") {
+TEST_CASE("accuracy: residue classes, bands and row-level pairs against the reference",
+          "[accuracy]") {
   // Lengths where classes hold at least 16 queries (the planner's minimum), so that the forced
   // Classes path runs class items: strided sets (one residue, dense blocks per class), dilated
   // windows (narrow bands per class), two-sided rules, unequal nq < nk (queries at the end),
@@ -291,14 +292,12 @@ TEST_CASE("accuracy: residue classes and bands against the reference", "[accurac
       {2, 8, 2, 200, 333, 7, 32, 32, true},
       {1, 4, 1, 257, 257, 24, 16, 16, false},
   };
-  const std::string specs[] = {"strided(8)",
-                               "dilated(48, 3)",
-                               "st_strided(12) | sink(2)",
-                               "sliding(30)",
-                               "strided(5) & window(90, 11)",
-                               "longformer_dilated(32, d=2)",
-                               "st_strided(16)",
-                               "dilated(20, 2) | global(tokens=[3])"};
+  const std::string specs[] = {
+      "strided(8)", "dilated(48, 3)", "st_strided(12) | sink(2)", "sliding(30)",
+      "strided(5) & window(90, 11)", "longformer_dilated(32, d=2)", "st_strided(16)",
+      "dilated(20, 2) | global(tokens=[3])",
+      // Row-level pairs: a few scattered keys per query.
+      "random(3, block=1, seed=2)", "random(2, block=1, seed=5) | sliding(20)"};
   std::uint64_t seed = 500;
   for (const Shape& s : shapes)
     for (const std::string& spec : specs) check_case(spec, s, seed++);

@@ -26,6 +26,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
@@ -441,7 +442,7 @@ class Executor {
       for (int k = 0; k < n; ++k) {
         std::int64_t t = next[k];
         while (t < rp[rows[k] + 1] && (cols[t] < c1 || c1 >= k_blocks)) ++t;
-        run_tiles(ws, ws.slot(k, lanes, d_), b, g, next[k], t, lanes);
+        run_tiles(ws, ws.slot(k, lanes, d_), b, g, rows[k], next[k], t, lanes);
         next[k] = t;
         more = more || t < rp[rows[k] + 1];
       }
@@ -462,13 +463,85 @@ class Executor {
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
     const Slot sl = ws.slot(0, lanes, d_);
     begin_row(sl, b, g, r, lanes);
-    run_tiles(ws, sl, b, g, pr.t0, pr.t1, lanes);
+    run_tiles(ws, sl, b, g, r, pr.t0, pr.t1, lanes);
     if (pr.part == 0 && plans_[g.distinct].row_diagonal[r])
       run_diagonals(ws, sl, b, g, plans_[g.distinct], r * bq_, lanes);
     float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
     std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
     std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
     std::copy(ws.l.get(), ws.l.get() + lanes, out + d_ * lanes + lanes);
+  }
+
+  // A Pairs tile (key-tile column kc, mask bits) of the row in slot sl: for each query lane,
+  // its kept keys one by one (dot product with its own Q row, online softmax in a local
+  // (m, l, O)), merged into the slot's state once per lane. Row r of the slot is lane % block_q.
+  void run_pairs(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g, std::int64_t q0,
+                 const BlockLayout& bl, const std::uint64_t* bits, std::int64_t kc,
+                 std::int64_t lanes) const {
+    const int words = bl.mask_row_words();
+    const std::int64_t k0 = kc * bk_;
+    float* q = ws.ds.get();  // [4][d]: Q row (scaled), local O, K and V rows
+    float* o = q + d_;
+    float* kr = o + d_;
+    float* vr = kr + d_;
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
+      for (std::int64_t i = 0; i < bq_ && q0 + i < shape_.nq; ++i) {
+        const std::uint64_t* row = bits + i * words;
+        const std::int64_t lane = static_cast<std::int64_t>(hi) * bq_ + i;
+        bool any = false;
+        const float* qp = q;
+        float m = kNegInf, l = 0.0f;
+        for (int w = 0; w < words; ++w)
+          for (std::uint64_t x = row[w]; x != 0; x &= x - 1) {
+            const std::int64_t j = k0 + w * 64 + std::countr_zero(x);
+            if (!any) {
+              qp = load_row(q_, b, g.heads[hi], q0 + i, scale_, q);
+              std::fill(o, o + d_, 0.0f);
+              any = true;
+            }
+            const float* kp = load_row(k_, b, g.kv_head, j, 1.0f, kr);
+            const float sc = dot(qp, kp);
+            const float* vp = load_row(v_, b, g.kv_head, j, 1.0f, vr);
+            if (sc > m) {
+              const float a = m == kNegInf ? 0.0f : std::exp(m - sc);
+              l *= a;
+              for (int x2 = 0; x2 < d_; ++x2) o[x2] *= a;
+              m = sc;
+            }
+            const float p = std::exp(sc - m);
+            l += p;
+            for (int x2 = 0; x2 < d_; ++x2) o[x2] += p * vp[x2];
+          }
+        if (!any) continue;
+        // Merge (m, l, o) into the slot's lane.
+        const float mo = sl.m[lane], mm = std::max(mo, m);
+        const float a = mo == kNegInf ? 0.0f : std::exp(mo - mm), c = std::exp(m - mm);
+        for (int x2 = 0; x2 < d_; ++x2)
+          sl.ot[x2 * lanes + lane] = a * sl.ot[x2 * lanes + lane] + c * o[x2];
+        sl.l[lane] = a * sl.l[lane] + c * l;
+        sl.m[lane] = mm;
+      }
+  }
+
+  // Row j of (b, h) times scale: in place when contiguous and scale is 1, else into buf.
+  const float* load_row(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j,
+                        float scale, float* buf) const {
+    const float* src = t.row(b, h, j);
+    if (t.stride[3] == 1 && scale == 1.0f) return src;
+    for (int p = 0; p < d_; ++p) buf[p] = src[p * t.stride[3]] * scale;
+    return buf;
+  }
+
+  // Dot product of two d-vectors, summed in 16 lanes then across them (a fixed order).
+  float dot(const float* a, const float* c) const {
+    float acc[16] = {};
+    int p = 0;
+    for (; p + 16 <= d_; p += 16)
+      for (int t = 0; t < 16; ++t) acc[t] += a[p + t] * c[p + t];
+    for (int t = 0; p < d_; ++p, ++t) acc[t] += a[p] * c[p];
+    float s = 0.0f;
+    for (float v : acc) s += v;
+    return s;
   }
 
   // Starts query block r of head group g in slot sl: Q^T packed (times the scale, padding
@@ -492,10 +565,10 @@ class Executor {
     std::fill(sl.l, sl.l + lanes, 0.0f);
   }
 
-  // Runs kept tiles [t0, t1) of one row of head group g into slot sl, each by its planned path
+  // Runs kept tiles [t0, t1) of row r of head group g into slot sl, each by its planned path
   // (gathered columns flushed at the end).
-  void run_tiles(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g, std::int64_t t0,
-                 std::int64_t t1, std::int64_t lanes) {
+  void run_tiles(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g, std::int64_t r,
+                 std::int64_t t0, std::int64_t t1, std::int64_t lanes) {
     if (t0 == t1) return;
     const BlockLayout& bl = block_layout(g);
     const flash::HeadPlan& plan = plans_[g.distinct];
@@ -529,6 +602,10 @@ class Executor {
       if (action == flash::TileAction::Skip) continue;
       const std::int64_t k0 = static_cast<std::int64_t>(cols[t]) * bk_;
       const std::uint64_t* bits = plan.mask_bits(bl, t);
+      if (action == flash::TileAction::Pairs) {
+        run_pairs(ws, sl, b, g, r * bq_, bl, bits, cols[t], lanes);
+        continue;
+      }
       if (action == flash::TileAction::Gather) {
         for (int c = plan.c0[t]; c <= plan.c1[t]; ++c) {
           std::uint16_t* keep = ws.panel_keep.get() + panel * vecs;

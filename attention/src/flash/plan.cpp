@@ -84,8 +84,12 @@ Choice choose(const Usage* u, std::int64_t rows, std::int64_t cols, ExecutionPat
   Choice gather{TileAction::Gather, rows * u->used,
                 kGatherWeight * static_cast<double>(rows * u->used), u->c0, u->c1};
   if (path == ExecutionPath::Gather) return gather;
-  if (path != ExecutionPath::Runs && gather.cost < run.cost) return gather;
-  return span == cols ? c : run;
+  Choice best = span == cols ? c : run;
+  if (path != ExecutionPath::Runs && gather.cost < best.cost) best = gather;
+  const Choice pairs{TileAction::Pairs, u->bits, kPairWeight * static_cast<double>(u->bits), u->c0,
+                     u->c1};
+  if (path == ExecutionPath::Auto && pairs.cost < best.cost) best = pairs;
+  return best;
 }
 
 class Planner {
@@ -380,6 +384,7 @@ class Planner {
           plan_.pairs.run += p.choice.pairs;
           break;
         case TileAction::Gather:
+        case TileAction::Pairs:
           plan_.pairs.gather += p.choice.pairs;
           break;
       }

@@ -22,12 +22,17 @@
 
 namespace spattn::flash {
 
-enum class TileAction : std::uint8_t { Skip, Whole, Run, Gather };
+// Pairs: a tile whose rows keep a few scattered keys each (no shared columns): every kept pair
+// on its own, one query row against its own keys (the row-level gather).
+enum class TileAction : std::uint8_t { Skip, Whole, Run, Gather, Pairs };
 
 // Offsets of a dense (step 1) cover run longer than this stay on the tiles (a causal or wide
 // window band is cheaper there).
 inline constexpr std::int64_t kMaxDenseDiagonalRun = 128;
 inline constexpr double kGatherWeight = 1.15;
+// A pair run on its own (a dot product, an exponential and a V row per pair, the row's state
+// merged once per tile) against a pair of a 64-wide tile.
+inline constexpr double kPairWeight = 8.0;
 inline constexpr double kDiagonalWeight = 1.5;  // the single-vector kernel (short dense bands)
 inline constexpr double kTrackWeight = 1.1;     // residue tracks (sparse diagonals)
 // Once the rows are chosen, the sparse diagonals run on the cheapest of three kernels, costed
