@@ -285,12 +285,13 @@ TEST_CASE("accuracy: residue classes, bands and row-level pairs against the refe
           "[accuracy]") {
   // Lengths where classes hold at least 16 queries (the planner's minimum), so that the forced
   // Classes path runs class items: strided sets (one residue, dense blocks per class), dilated
-  // windows (narrow bands per class), two-sided rules, unequal nq < nk (queries at the end),
-  // GQA groups and a head dim that is not a multiple of 16, next to bands of step 1.
+  // windows (narrow bands per class), two-sided rules, unequal nq < nk (queries at the end) and
+  // nq > nk, GQA groups and a head dim that is not a multiple of 16, next to bands of step 1.
   const Shape shapes[] = {
       {1, 2, 2, 300, 300, 64, 64, 64, true},
       {2, 8, 2, 200, 333, 7, 32, 32, true},
       {1, 4, 1, 257, 257, 24, 16, 16, false},
+      {1, 2, 1, 333, 200, 16, 32, 32, true},  // nq > nk: queries from position -133
   };
   const std::string specs[] = {
       "strided(8)", "dilated(48, 3)", "st_strided(12) | sink(2)", "sliding(30)",

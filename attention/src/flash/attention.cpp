@@ -484,6 +484,19 @@ class Executor {
     float* o = q + d_;
     float* kr = o + d_;
     float* vr = kr + d_;
+    // The keys are scattered: ask for their K and V rows first, so that the loads overlap.
+    if (k_.rows_contiguous() && v_.rows_contiguous())
+      for (std::int64_t i = 0; i < bq_ && q0 + i < shape_.nq; ++i)
+        for (int w = 0; w < words; ++w)
+          for (std::uint64_t x = bits[i * words + w]; x != 0; x &= x - 1) {
+            const std::int64_t j = k0 + w * 64 + std::countr_zero(x);
+            const char* kp = reinterpret_cast<const char*>(k_.row(b, g.kv_head, j));
+            const char* vp = reinterpret_cast<const char*>(v_.row(b, g.kv_head, j));
+            for (int c = 0; c < d_ * 4; c += 64) {
+              __builtin_prefetch(kp + c);
+              __builtin_prefetch(vp + c);
+            }
+          }
     for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
       for (std::int64_t i = 0; i < bq_ && q0 + i < shape_.nq; ++i) {
         const std::uint64_t* row = bits + i * words;

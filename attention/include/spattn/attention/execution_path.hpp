@@ -9,7 +9,9 @@
 //                (window and slash edges that cross tile boundaries start anywhere).
 //   Gather       a Partial tile's kept key columns (sinks, global tokens, summary columns, 16-key
 //                blocks) copied into a packed K/V panel shared with other tiles of the row and
-//                run through the same kernel, masked where rows differ.
+//                run through the same kernel, masked where rows differ; a tile whose rows
+//                keep a few scattered keys each (no shared columns) runs its kept pairs one by
+//                one instead (row-level pairs, Auto only), counted with the gathered pairs.
 //   Diagonals    diagonals o = p - j that the pattern keeps whole (residue-class rules:
 //                strided, dilated, short bands), run 16 queries x 16 keys at one offset per
 //                vector step from transposed K/V; the tiles then keep only what the diagonals
