@@ -43,7 +43,7 @@ constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
 const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
                                                "min_n", "block", "fidelity_baseline"};
 const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
-const std::vector<std::string> kInputsKeys = {"kind", "dir"};
+const std::vector<std::string> kInputsKeys = {"kind", "dir", "tokens"};
 const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget"};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
@@ -416,6 +416,7 @@ class Reader {
   std::vector<AxisValue> geometric_range(const AxisDef& a, const toml::table& t,
                                          const std::string& path) const;
   InputSpec read_inputs(const toml::node& n, const std::string& path) const;
+  void check_input_dir(const InputSpec& in, const std::string& path, int line) const;
   // Applies an axis or setting key (in [quick]: only the axes [quick] may override); false when
   // `key` is neither.
   bool apply(const std::string& key, const toml::node& n, const std::string& path, bool quick,
@@ -526,9 +527,20 @@ std::vector<AxisValue> Reader::axis_values(const AxisDef& a, const toml::node& n
   fail(line_of(n), fmt::format("{}: unknown axis kind", path));
 }
 
+// The npy directory's placeholders must be {n} or {sqrt_n}.
+void Reader::check_input_dir(const InputSpec& in, const std::string& path, int line) const {
+  if (in.kind != "npy") return;
+  try {
+    (void)spec_at(in.npy_dir, 1024);
+  } catch (const UsageError& e) {
+    fail(line, fmt::format("{}: directory {}: {}", path, show(in.npy_dir), e.what()));
+  }
+}
+
 InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) const {
   const std::string allowed =
-      "\"random\", \"synthetic\", \"npy:DIR\" or a table {kind = \"npy\", dir = \"DIR\"}";
+      "\"random\", \"synthetic\", \"npy:DIR\" or a table {kind = \"npy\", dir = \"DIR\", "
+      "tokens = \"first\" | \"last\"}";
   InputSpec in;
   if (const toml::table* t = n.as_table()) {
     for (auto&& [k, v] : *t)
@@ -548,10 +560,15 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
         fail(line_of(*dir), fmt::format("{}.dir is empty: give the directory with q.npy, k.npy "
                                         "and v.npy",
                                         path));
-    } else if (dir) {
-      fail(line_of(*dir), fmt::format("{}.dir is only allowed with kind = \"npy\" (kind is {})",
-                                      path, show(in.kind)));
+      if (const toml::node* tokens = t->get("tokens"))
+        in.tokens = get_choice(*tokens, path + ".tokens", {"first", "last"});
+    } else {
+      for (const char* key : {"dir", "tokens"})
+        if (const toml::node* x = t->get(key))
+          fail(line_of(*x), fmt::format("{}.{} is only allowed with kind = \"npy\" (kind is {})",
+                                        path, key, show(in.kind)));
     }
+    check_input_dir(in, path, line_of(n));
     return in;
   }
   if (!n.is_string())
@@ -565,6 +582,7 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
   } else {
     fail(line_of(n), fmt::format("{} = {} is not allowed: use {}", path, show(s), allowed));
   }
+  check_input_dir(in, path, line_of(n));
   return in;
 }
 
@@ -1093,6 +1111,11 @@ Experiment load_experiment(const std::filesystem::path& path) {
   return e;
 }
 
+std::string InputSpec::name() const {
+  if (kind != "npy") return kind;
+  return "npy:" + npy_dir + (tokens == "last" ? " (last tokens)" : "");
+}
+
 std::string point_key(const SweepPoint& p) {
   // The axes of the first key format, then the inputs, then any later axis off its default: old
   // keys stay byte-identical.
@@ -1108,9 +1131,7 @@ std::string point_key(const SweepPoint& p) {
   // Geometry that only `spattn run` sets (sweeps have nq = nk and square tiles).
   if (p.nk != 0 && p.nk != p.n) later += fmt::format(";nk={}", p.nk);
   if (p.block_k != 0 && p.block_k != p.block) later += fmt::format(";block_k={}", p.block_k);
-  const std::string inputs =
-      p.settings.inputs.kind == "npy" ? "npy:" + p.settings.inputs.npy_dir : p.settings.inputs.kind;
-  return key + ";inputs=" + inputs + later;
+  return key + ";inputs=" + p.settings.inputs.name() + later;
 }
 
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
@@ -1190,31 +1211,33 @@ std::string spec_at(const std::string& spec, std::int64_t n) {
 
 nlohmann::json point_to_json(const SweepPoint& p) {
   const Settings& s = p.settings;
-  nlohmann::json j{{"index", p.index},
-                   {"key", p.key},
-                   {"pattern",
-                    {{"name", p.pattern.name},
-                     {"spec", p.pattern.spec},
-                     {"max_n", p.pattern.max_n},
-                     {"min_n", p.pattern.min_n},
-                     {"block", p.pattern.block},
-                     {"fidelity_baseline", p.pattern.fidelity_baseline},
-                     {"line", p.pattern.line}}},
-                   {"nk", p.nk},
-                   {"block_k", p.block_k},
-                   {"settings",
-                    {{"repeats", s.repeats},
-                     {"warmup", s.warmup},
-                     {"timeout_seconds", s.timeout_seconds},
-                     {"memory_bytes", s.memory_bytes},
-                     {"seed", s.seed},
-                     {"check", s.check},
-                     {"check_max_n", s.check_max_n},
-                     {"fidelity", s.fidelity},
-                     {"fidelity_max_n", s.fidelity_max_n},
-                     {"fidelity_baseline", s.fidelity_baseline},
-                     {"inputs", {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}}},
-                     {"predict_gflops", s.predict_gflops}}}};
+  nlohmann::json j{
+      {"index", p.index},
+      {"key", p.key},
+      {"pattern",
+       {{"name", p.pattern.name},
+        {"spec", p.pattern.spec},
+        {"max_n", p.pattern.max_n},
+        {"min_n", p.pattern.min_n},
+        {"block", p.pattern.block},
+        {"fidelity_baseline", p.pattern.fidelity_baseline},
+        {"line", p.pattern.line}}},
+      {"nk", p.nk},
+      {"block_k", p.block_k},
+      {"settings",
+       {{"repeats", s.repeats},
+        {"warmup", s.warmup},
+        {"timeout_seconds", s.timeout_seconds},
+        {"memory_bytes", s.memory_bytes},
+        {"seed", s.seed},
+        {"check", s.check},
+        {"check_max_n", s.check_max_n},
+        {"fidelity", s.fidelity},
+        {"fidelity_max_n", s.fidelity_max_n},
+        {"fidelity_baseline", s.fidelity_baseline},
+        {"inputs",
+         {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}, {"tokens", s.inputs.tokens}}},
+        {"predict_gflops", s.predict_gflops}}}};
   for (const AxisDef& a : axis_table())
     std::visit([&](const auto& v) { j[std::string(a.field)] = v; }, a.get(p));
   return j;
@@ -1268,6 +1291,11 @@ SweepPoint point_from_json(const nlohmann::json& j) {
     json_fail("settings.inputs.kind", "must be \"random\", \"synthetic\" or \"npy\"", in["kind"]);
   if ((t.inputs.kind == "npy") == t.inputs.npy_dir.empty())
     json_fail("settings.inputs.npy_dir", "must be set exactly when kind is \"npy\"", in["npy_dir"]);
+  if (in.contains("tokens")) {  // points written before it existed read as "first"
+    t.inputs.tokens = json_string(in, "settings.inputs", "tokens");
+    if (t.inputs.tokens != "first" && t.inputs.tokens != "last")
+      json_fail("settings.inputs.tokens", "must be \"first\" or \"last\"", in["tokens"]);
+  }
   t.predict_gflops = json_number(s, "settings", "predict_gflops", 0, kMaxPredictGflops);
   return p;
 }

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
 #include "spattn/experiments/meta.hpp"
@@ -69,7 +70,8 @@ std::string stderr_tail(const std::string& err, int max_lines = 5) {
 struct Planned {
   SweepPoint point;
   Measurement record;
-  bool run = false;  // run it in a child
+  bool run = false;         // run it in a child
+  bool bad_inputs = false;  // its npy inputs cannot serve it (the sweep refuses to start)
 };
 
 Planned plan_point(const SweepPoint& p) {
@@ -89,6 +91,21 @@ Planned plan_point(const SweepPoint& p) {
   } catch (const std::bad_alloc&) {
     return refuse(Status::Skipped, "predicting the point ran out of memory (std::bad_alloc)");
   } catch (const std::exception& e) {  // UsageError and anything else the prediction refuses
+    if (p.settings.inputs.kind == "npy") {
+      const std::string shape_error = e.what();
+      try {  // the same check prepare_point made: did the inputs fail, or something else?
+        AttentionShape s;
+        s.batch = p.batch;
+        s.q_heads = p.heads;
+        s.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
+        s.nq = p.n;
+        s.nk = p.nk > 0 ? p.nk : p.n;
+        s.dim = p.head_dim;
+        (void)check_npy_inputs(p.settings.inputs, s);
+      } catch (const UsageError&) {
+        plan.bad_inputs = true;
+      }
+    }
     return refuse(Status::Error, e.what());
   }
   const std::int64_t limit = memory_limit(p.settings);
@@ -401,6 +418,17 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
     summary.interrupted_by = interrupt_signal();
     return summary;
   }
+  // Inputs that cannot serve a point are a mistake in the experiment, not a measurement: refuse
+  // before the first point rather than record every point as an error.
+  const auto bad =
+      std::find_if(plans.begin(), plans.end(), [](const Planned& x) { return x.bad_inputs; });
+  if (bad != plans.end())
+    throw UsageError(fmt::format(
+        "{} of {} points cannot use their inputs, so nothing was run; the first, point {}: {}. "
+        "Fix the files, or keep the patterns to the lengths the capture holds (max_n); "
+        "--dry-run lists every point",
+        std::count_if(plans.begin(), plans.end(), [](const Planned& x) { return x.bad_inputs; }),
+        plans.size(), bad->point.key, bad->record.message));
 
   // The run directory, its header and meta.json.
   std::optional<ResultsWriter> writer;

@@ -30,7 +30,14 @@ struct PatternEntry {
 // Where Q, K and V come from.
 struct InputSpec {
   std::string kind = "random";  // "random" | "synthetic" | "npy"
-  std::string npy_dir;          // for "npy": a directory with q.npy, k.npy, v.npy
+  // For "npy": a directory with q.npy, k.npy, v.npy; may hold {n} (the point's seq_len) and
+  // {sqrt_n}, filled in per point as in pattern specs (input_dir in inputs.hpp).
+  std::string npy_dir;
+  // For "npy": which tokens of a capture longer than the point serves it, "first" or "last".
+  std::string tokens = "first";
+  // How keys and records name the inputs: "random", "synthetic", "npy:DIR", and
+  // "npy:DIR (last tokens)" when tokens is "last".
+  std::string name() const;
 };
 
 // Settings that apply to every point (TOML top-level keys, overridable by [quick]).
