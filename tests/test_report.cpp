@@ -627,3 +627,39 @@ TEST_CASE("scaling report: a pattern with its own block size shares the baseline
   CHECK(md2.find("block=16") != std::string::npos);
   CHECK(md2.find("block=64") != std::string::npos);
 }
+
+TEST_CASE("scaling report: noisy timings are flagged, fidelity names each row's baseline",
+          "[report]") {
+  namespace ex = spattn::experiments;
+  // N = 256: dense 0.60/0.67/0.70 ms (max/min 7/6 = 1.17); bigbird 0.62/5.0/9.5 ms (max/min
+  // 15.32: noisy), so its speedup 0.67/5.0 = 0.134 is marked; causal compared with causal.
+  auto with_times = [](Measurement m, std::vector<double> ms, const std::string& baseline) {
+    for (double& t : ms) t /= 1e3;
+    m.attention = ex::AttentionTimes{1, ms};
+    m.fidelity = ex::FidelityFigures{0.25, 0.5, 0.125, "synthetic", baseline};
+    return json::parse(ex::to_json(m).dump());
+  };
+  json h = header("scaling");
+  h["overrides"] = {{"repeats", 3}, {"threads", 1}};
+  const std::vector<json> records = {
+      h, with_times(measurement(0, "dense", 256, "ok", dense(256)), {0.60, 0.67, 0.70}, "dense"),
+      with_times(measurement(1, "bigbird", 256, "ok", sliding(256)), {0.62, 5.0, 9.5}, "dense"),
+      with_times(measurement(2, "causal", 256, "ok", sliding(256)), {0.30, 0.31, 0.32}, "causal")};
+  const TempDir dir("spattn_report_noisy");
+  write_lines(dir.path() / "results.jsonl", records);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md = slurp(dir.path() / "table.md");
+  INFO(md);
+  const std::string per_n = "## Time, speed and memory per N";
+  CHECK(md_cell(md, per_n, {"dense", "256"}, "max/min") == "1.17");
+  CHECK(md_cell(md, per_n, {"bigbird", "256"}, "max/min") == "15.32 noisy");
+  CHECK(md_cell(md, per_n, {"bigbird", "256"}, "speedup vs dense") == "0.13x (noisy)");
+  CHECK(md_cell(md, per_n, {"causal", "256"}, "speedup vs dense") == "2.16x");
+  CHECK(md_cell(md, per_n, {"dense", "256"}, "fidelity baseline") == "dense");
+  CHECK(md_cell(md, per_n, {"causal", "256"}, "fidelity baseline") == "causal");
+  CHECK(md_cell(md, per_n, {"causal", "256"}, "rel L2 vs baseline") == "2.50e-01");
+  CHECK(md.find("noisy: the slowest timed call took more than 1.5x the fastest") !=
+        std::string::npos);
+  CHECK(md.find("Set on the command line for every point: repeats 3, threads 1.") !=
+        std::string::npos);
+}

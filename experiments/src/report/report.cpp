@@ -91,6 +91,12 @@ std::string render_table(const ResultsFile& results) {
   for (const auto& [s, c] : by_status)
     counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", c, s);
   out += fmt::format("Points: {}{}.\n\n", pts.size(), counts.empty() ? "" : " (" + counts + ")");
+  if (h.contains("overrides") && h["overrides"].is_object() && !h["overrides"].empty()) {
+    std::string given;
+    for (const auto& [k, v] : h["overrides"].items())
+      given += fmt::format("{}{} {}", given.empty() ? "" : ", ", k, v.dump());
+    out += fmt::format("Set on the command line for every point: {}.\n\n", given);
+  }
   if (results.truncated_line > 0)
     out += fmt::format("Line {} of {} is incomplete (an interrupted write) and was ignored.\n\n",
                        results.truncated_line, results.file_name);
