@@ -663,3 +663,44 @@ TEST_CASE("scaling report: noisy timings are flagged, fidelity names each row's 
   CHECK(md.find("Set on the command line for every point: repeats 3, threads 1.") !=
         std::string::npos);
 }
+
+TEST_CASE("reports print published figures beside the measured ones", "[report]") {
+  // The scaling sweep (dense 2e-10·N^2 s, sliding 5e-8·N s) with figures "published" for it.
+  std::vector<json> records = scaling_records();
+  records[0]["report"]["published"] = {{{"pattern", "sliding"},
+                                        {"source", "Paper A, Table 2"},
+                                        {"quantity", "speedup"},
+                                        {"n", {1024, 2048, 4096}},
+                                        {"values", {2, 4, 8}}},
+                                       {{"pattern", "dense"},
+                                        {"source", "Paper B, Table 18"},
+                                        {"quantity", "time_ms"},
+                                        {"n", {1024, 2048, 4096}},
+                                        {"values", {1, 3, 12}}},
+                                       {{"pattern", "sliding"},
+                                        {"source", "Survey, Table 1"},
+                                        {"quantity", "pairs_slope"},
+                                        {"n", json::array()},
+                                        {"values", {1.5}}}};
+  const TempDir dir("spattn_report_published");
+  write_lines(dir.path() / "results.jsonl", records);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md = slurp(dir.path() / "table.md");
+  INFO(md);
+  // Measured speedup 0.004·N: 4.096x at 1K (2.05 times the published 2x), growth 4x over 1K..4K.
+  const std::string a = "### sliding: Paper A, Table 2";
+  CHECK(md_cell(md, a, {"1024"}, "measured speedup") == "4.10x");
+  CHECK(md_cell(md, a, {"1024"}, "measured / published") == "2.05");
+  CHECK(md_cell(md, a, {"4096"}, "published speedup") == "8.00x");
+  CHECK(md_cell(md, a, {"growth, first to last N measured"}, "published speedup") == "4.00x");
+  CHECK(md_cell(md, a, {"growth, first to last N measured"}, "measured speedup") == "4.00x");
+  // Exponents: published log2(3) = 1.58 then 2.00; measured 2.00 (t ∝ N^2).
+  const std::string b = "### dense: Paper B, Table 18";
+  CHECK(md_cell(md, b, {"1024"}, "published exponent") == "-");
+  CHECK(md_cell(md, b, {"2048"}, "published exponent") == "1.58");
+  CHECK(md_cell(md, b, {"4096"}, "published exponent") == "2.00");
+  CHECK(md_cell(md, b, {"4096"}, "measured exponent") == "2.00");
+  const std::string c = "### sliding: Survey, Table 1";
+  CHECK(md_cell(md, c, {"1.50"}, "allowed pairs slope") == "1.000");
+  CHECK(md_cell(md, c, {"1.50"}, "time slope") == "1.000");
+}

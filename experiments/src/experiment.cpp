@@ -44,7 +44,9 @@ const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
                                                "min_n", "block", "fidelity_baseline"};
 const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
 const std::vector<std::string> kInputsKeys = {"kind", "dir", "tokens"};
-const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget"};
+const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget", "published"};
+const std::vector<std::string> kPublishedKeys = {"pattern", "source", "quantity", "n", "values"};
+const std::vector<std::string> kPublishedQuantities = {"speedup", "time_ms", "pairs_slope"};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
   std::string out;
@@ -425,6 +427,8 @@ class Reader {
   PatternEntry read_pattern(const toml::node& n, const std::string& path) const;
   void check_spec(const std::string& spec, int line, const std::string& path) const;
   void read_report(const toml::table& t, Experiment& e, int line) const;
+  PublishedFigures read_published(const toml::node& n, const std::string& path,
+                                  const Experiment& e) const;
   void check_axes(const Grid& a, const std::vector<PatternEntry>& patterns, std::string_view what,
                   int line) const;
   void check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& patterns,
@@ -772,6 +776,64 @@ std::vector<PatternEntry> Reader::read_patterns(const toml::node& n) const {
   return out;
 }
 
+PublishedFigures Reader::read_published(const toml::node& n, const std::string& path,
+                                        const Experiment& e) const {
+  const toml::table* t = n.as_table();
+  if (t == nullptr) fail(line_of(n), fmt::format("{} must be a table, got {}", path, describe(n)));
+  for (auto&& [k, v] : *t)
+    if (std::find(kPublishedKeys.begin(), kPublishedKeys.end(), k.str()) == kPublishedKeys.end())
+      unknown_key(k, path, kPublishedKeys);
+  auto need = [&](const char* key) -> const toml::node& {
+    const toml::node* x = t->get(key);
+    if (x == nullptr) fail(line_of(n), fmt::format("{} needs '{}'", path, key));
+    return *x;
+  };
+  PublishedFigures p;
+  const toml::node& pattern = need("pattern");
+  p.pattern = get_string(pattern, path + ".pattern");
+  std::vector<std::string> names;
+  for (const PatternEntry& x : e.patterns) names.push_back(show(x.name));
+  if (std::none_of(e.patterns.begin(), e.patterns.end(),
+                   [&](const PatternEntry& x) { return x.name == p.pattern; }))
+    fail(line_of(pattern), fmt::format("{}.pattern = {} names no pattern; the pattern names are {}",
+                                       path, show(p.pattern), join(names)));
+  p.source = get_string(need("source"), path + ".source");
+  if (p.source.empty() || p.source.size() > 200)
+    fail(line_of(n), fmt::format("{}.source must be 1..200 characters", path));
+  p.quantity = get_choice(need("quantity"), path + ".quantity", kPublishedQuantities);
+  const toml::node& values = need("values");
+  const toml::array* va = values.as_array();
+  if (va == nullptr || va->empty() || va->size() > 64)
+    fail(line_of(values), fmt::format("{}.values must be an array of 1..64 numbers, got {}", path,
+                                      describe(values)));
+  for (std::size_t i = 0; i < va->size(); ++i)
+    p.values.push_back(get_number(*va->get(i), fmt::format("{}.values[{}]", path, i), 0, 1e12));
+  const toml::node* ns = t->get("n");
+  if (p.quantity == "pairs_slope") {
+    if (ns != nullptr)
+      fail(line_of(*ns), fmt::format("{}.n is not used with quantity \"pairs_slope\" (one "
+                                     "exponent for all N)",
+                                     path));
+    if (p.values.size() != 1)
+      fail(line_of(values),
+           fmt::format("{}.values must hold one exponent with quantity \"pairs_slope\", got {}",
+                       path, p.values.size()));
+    return p;
+  }
+  if (ns == nullptr) fail(line_of(n), fmt::format("{} needs 'n', the N of each value", path));
+  const toml::array* na = ns->as_array();
+  if (na == nullptr || na->size() != p.values.size())
+    fail(line_of(*ns), fmt::format("{}.n must be an array of as many integers as values ({})", path,
+                                   p.values.size()));
+  for (std::size_t i = 0; i < na->size(); ++i) {
+    p.n.push_back(get_int(*na->get(i), fmt::format("{}.n[{}]", path, i), 1, kMaxTokens));
+    if (i > 0 && p.n[i] <= p.n[i - 1])
+      fail(line_of(*na->get(i)),
+           fmt::format("{}.n must be ascending: {} follows {}", path, p.n[i], p.n[i - 1]));
+  }
+  return p;
+}
+
 void Reader::read_report(const toml::table& t, Experiment& e, int line) const {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -792,6 +854,14 @@ void Reader::read_report(const toml::table& t, Experiment& e, int line) const {
                                      show(e.report.baseline), join(names)));
     } else if (key == "budget") {
       e.report.budget_bytes = get_bytes(v, path);
+    } else if (key == "published") {
+      const toml::array* a = v.as_array();
+      if (a == nullptr || a->empty() || a->size() > 64)
+        fail(line_of(v), fmt::format("{} must be an array of 1..64 tables ([[report.published]]), "
+                                     "got {}",
+                                     path, describe(v)));
+      for (std::size_t i = 0; i < a->size(); ++i)
+        e.report.published.push_back(read_published(*a->get(i), fmt::format("{}[{}]", path, i), e));
     } else {
       unknown_key(k, fmt::format("[report] (line {})", line), kReportKeys);
     }
@@ -1109,6 +1179,56 @@ Experiment load_experiment(const std::filesystem::path& path) {
       s->inputs.npy_dir = (ec ? joined : abs).lexically_normal().string();
     }
   return e;
+}
+
+nlohmann::json published_to_json(const std::vector<PublishedFigures>& p) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PublishedFigures& f : p)
+    out.push_back({{"pattern", f.pattern},
+                   {"source", f.source},
+                   {"quantity", f.quantity},
+                   {"n", f.n},
+                   {"values", f.values}});
+  return out;
+}
+
+std::vector<PublishedFigures> published_from_json(const nlohmann::json& j,
+                                                  const std::string& where) {
+  auto bad = [&](const std::string& field, const std::string& what) {
+    throw UsageError(fmt::format("{}: report.published{} must be {}", where, field, what));
+  };
+  if (!j.is_array()) bad("", "an array");
+  std::vector<PublishedFigures> out;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const nlohmann::json& e = j[i];
+    const std::string at = fmt::format("[{}]", i);
+    if (!e.is_object()) bad(at, "an object");
+    PublishedFigures f;
+    for (auto [key, field] : {std::pair{"pattern", &f.pattern}, std::pair{"source", &f.source},
+                              std::pair{"quantity", &f.quantity}}) {
+      if (!e.contains(key) || !e[key].is_string()) bad(at + "." + key, "a string");
+      *field = e[key].get<std::string>();
+    }
+    if (std::find(kPublishedQuantities.begin(), kPublishedQuantities.end(), f.quantity) ==
+        kPublishedQuantities.end())
+      bad(at + ".quantity", "one of " + join(kPublishedQuantities));
+    if (!e.contains("values") || !e["values"].is_array() || e["values"].empty())
+      bad(at + ".values", "a non-empty array of numbers");
+    for (const nlohmann::json& v : e["values"]) {
+      if (!v.is_number() || !(v.get<double>() > 0)) bad(at + ".values", "numbers > 0");
+      f.values.push_back(v.get<double>());
+    }
+    if (!e.contains("n") || !e["n"].is_array()) bad(at + ".n", "an array of integers");
+    for (const nlohmann::json& v : e["n"]) {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 1) bad(at + ".n", "integers >= 1");
+      f.n.push_back(v.get<std::int64_t>());
+    }
+    if (f.quantity == "pairs_slope" ? (f.values.size() != 1 || !f.n.empty())
+                                    : f.n.size() != f.values.size())
+      bad(at + ".n", "one N per value (none, and one value, for pairs_slope)");
+    out.push_back(std::move(f));
+  }
+  return out;
 }
 
 std::string InputSpec::name() const {

@@ -491,6 +491,8 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
                                {"budget_bytes", e.report.budget_bytes}}},
                              {"experiment_toml", e.source_text}};
     if (o.overrides.any()) header["overrides"] = o.overrides.to_json();
+    if (!e.report.published.empty())
+      header["report"]["published"] = published_to_json(e.report.published);
     writer->append(header);
     write_meta(summary.dir / "meta.json", build_meta(e, o.command_line, start_time));
   } else {

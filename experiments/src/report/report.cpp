@@ -14,6 +14,7 @@
 #include "report/groups.hpp"
 #include "report/markdown.hpp"
 #include "report/points.hpp"
+#include "report/published.hpp"
 #include "report/registry.hpp"
 #include "report/sections.hpp"
 #include "spattn/experiments/report_layouts.hpp"
@@ -126,6 +127,11 @@ std::string render_table(const ResultsFile& results) {
   }
 
   out += chosen->render({pts, baseline, results});
+  if (report.contains("published"))
+    out += report::published_section(
+        pts, baseline,
+        published_from_json(report["published"],
+                            fmt::format("{} line 1 (the header)", results.file_name)));
   out += report::failures_section(pts);
   while (out.size() > 1 && out[out.size() - 1] == '\n' && out[out.size() - 2] == '\n')
     out.pop_back();
