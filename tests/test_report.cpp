@@ -662,6 +662,14 @@ TEST_CASE("scaling report: noisy timings are flagged, fidelity names each row's 
         std::string::npos);
   CHECK(md.find("Set on the command line for every point: repeats 3, threads 1.") !=
         std::string::npos);
+  // The layouts' own tables mark them too.
+  std::vector<json> lra = records;
+  lra[0]["report"]["layout"] = "lra_table2";
+  write_lines(dir.path() / "results.jsonl", lra);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md2 = slurp(dir.path() / "table.md");
+  CHECK(md_cell(md2, "## Speed relative to dense", {"bigbird"}, "256") == "0.13x (noisy)");
+  CHECK(md_cell(md2, "## Speed relative to dense", {"causal"}, "256") == "2.16x");
 }
 
 TEST_CASE("reports print published figures beside the measured ones", "[report]") {

@@ -7,6 +7,7 @@
 
 #include "report/groups.hpp"
 #include "report/markdown.hpp"
+#include "report/sections.hpp"
 #include "report/slopes.hpp"
 
 namespace spattn::experiments::report {
@@ -32,7 +33,9 @@ std::string speedup_table(const PublishedFigures& f, const Group& g, const std::
     const Point* p = g.find(f.pattern, f.n[i]);
     const double measured =
         p != nullptr && p->ok() ? baseline_time(g, baseline, *p) / p->time() : kNaN;
-    t.rows.push_back({fmt::format("{}", f.n[i]), fmt_ratio(f.values[i]), fmt_ratio(measured),
+    const std::string mark =
+        p != nullptr && p->ok() ? noisy_mark(*p, baseline_point(g, baseline, p->n)) : "";
+    t.rows.push_back({fmt::format("{}", f.n[i]), fmt_ratio(f.values[i]), fmt_ratio(measured) + mark,
                       fmt_fixed(measured / f.values[i], 2)});
     if (std::isfinite(measured)) {
       if (!std::isfinite(first_meas)) first_pub = f.values[i], first_meas = measured;
@@ -61,7 +64,8 @@ std::string time_table(const PublishedFigures& f, const Group& g) {
     const double meas_exp = prev_n > 0 ? exponent(static_cast<double>(prev_n), prev_meas,
                                                   static_cast<double>(f.n[i]), measured)
                                        : kNaN;
-    t.rows.push_back({fmt::format("{}", f.n[i]), fmt_fixed(f.values[i], 2), fmt_ms(measured),
+    t.rows.push_back({fmt::format("{}", f.n[i]), fmt_fixed(f.values[i], 2),
+                      fmt_ms(measured) + (p != nullptr && p->ok() ? noisy_mark(*p) : ""),
                       fmt_fixed(pub_exp, 2), fmt_fixed(meas_exp, 2)});
     prev_n = f.n[i], prev_pub = f.values[i], prev_meas = measured;
   }

@@ -41,7 +41,6 @@ std::string points_table(const Group& g, const std::string& baseline) {
   for (const std::string& pattern : g.patterns) {
     for (const Point* p : points_of(g, pattern, true)) {
       const Point* base = baseline_point(g, baseline, p->n);
-      const bool noisy_speedup = p->noisy() || (base != nullptr && base->noisy());
       any_noisy |= p->noisy();
       std::vector<std::string> row = {
           p->pattern,
@@ -50,7 +49,7 @@ std::string points_table(const Group& g, const std::string& baseline) {
           fmt::format("{}..{}", fmt_ms(p->min_time()), fmt_ms(p->max_time())),
           fmt_spread(*p),
           fmt_ratio(baseline_time(g, baseline, *p) / p->time()) +
-              (noisy_speedup && base != nullptr ? " (noisy)" : ""),
+              (base != nullptr ? noisy_mark(*p, base) : ""),
           fmt_bytes(p->rss()),
           fmt_bytes(p->workspace()),
           fmt_bytes(p->layout_bytes()),
@@ -79,6 +78,10 @@ std::string points_table(const Group& g, const std::string& baseline) {
         "sweep --repeats`).\n\n",
         kNoisySpread);
   return out;
+}
+
+std::string noisy_mark(const Point& p, const Point* base) {
+  return p.noisy() || (base != nullptr && base->noisy()) ? " (noisy)" : "";
 }
 
 std::string fmt_spread(const Point& p) {

@@ -21,6 +21,10 @@ std::string points_table(const Group& g, const std::string& baseline);
 // timings.
 std::string fmt_spread(const Point& p);
 
+// " (noisy)" when p, or `base` (a baseline point p is compared with, may be null), is noisy;
+// else "". For the cells of the layouts' own time and speed tables.
+std::string noisy_mark(const Point& p, const Point* base = nullptr);
+
 // "All points that ran": points_table per group of every N (the closing section of the layouts
 // other than "scaling", which shows the same table per N as its body).
 std::string all_points_sections(const std::vector<Point>& pts, const std::string& baseline);
