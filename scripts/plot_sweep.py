@@ -298,12 +298,15 @@ def n_ticks(ax, ns):
 
 
 def plain_log_y(ax):
-    """Log y axis with plain numbers (0.1, 2, 500) instead of powers of ten."""
+    """Log y axis with plain numbers (0.1, 2, 500) instead of powers of ten; the minor ticks
+    labelled too (all of them when the axis spans under 1.5 decades, else 2x and 5x)."""
+    import math
     import matplotlib.ticker as ticker
-    fmt = ticker.FuncFormatter(lambda y, _: "%g" % y)
-    ax.yaxis.set_major_formatter(fmt)
+    lo, hi = ax.get_ylim()
+    every = math.log10(hi / lo) < 1.5
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: "%g" % y))
     ax.yaxis.set_minor_formatter(ticker.FuncFormatter(
-        lambda y, _: "%g" % y if str("%g" % y)[0] in "25" else ""))
+        lambda y, _: "%g" % y if every or ("%g" % y)[0] in "25" else ""))
 
 
 def place_labels(ax, labels, log_y):
@@ -330,7 +333,8 @@ def place_labels(ax, labels, log_y):
     for (name, x, y, color), u in zip(order, placed):
         ax.annotate(name, (x, y), xytext=(x * 1.12, from_u(u)), textcoords="data", fontsize=7,
                     color=color, va="center",
-                    arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.5})
+                    arrowprops={"arrowstyle": "-", "color": color, "linewidth": 0.5,
+                                "relpos": (0, 0.5)})
 
 
 def describe(fig, ax, name, series, noisy, summary, labels=()):
@@ -361,8 +365,9 @@ def chart_vs_n(plt, points, title, ylabel, value, charts, name, written, summary
             continue
         xs, ys = [x for x, _, _ in xy], [y for _, y, _ in xy]
         marker, dash = style_of(k)
+        # Labelled lines stay out of the legend, which then holds the guides alone.
         line, = ax.plot(xs, ys, marker=marker, markersize=5, linewidth=1.5, linestyle=dash,
-                        label=label, zorder=3)
+                        label="_" + label if direct_labels else label, zorder=3)
         if bars is not None:
             lo_hi = [bars(p) for _, _, p in xy]
             if all(b is not None for b in lo_hi):
@@ -401,7 +406,7 @@ def chart_vs_n(plt, points, title, ylabel, value, charts, name, written, summary
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(True, which="both", linewidth=0.3, alpha=0.5)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left" if direct_labels else "best")
     describe(fig, ax, name, drawn, noisy, summary, [l[0] for l in labels])
     save(plt, fig, charts, name, written)
 
