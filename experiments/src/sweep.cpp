@@ -93,7 +93,6 @@ Planned plan_point(const SweepPoint& p) {
     return refuse(Status::Skipped, "predicting the point ran out of memory (std::bad_alloc)");
   } catch (const std::exception& e) {  // UsageError and anything else the prediction refuses
     if (p.settings.inputs.kind == "npy") {
-      const std::string shape_error = e.what();
       try {  // the same check prepare_point made: did the inputs fail, or something else?
         AttentionShape s;
         s.batch = p.batch;

@@ -56,8 +56,11 @@ struct SweepSummary {
 // experiments/README.md). When report.budget_bytes > 0, "budget" records follow the points.
 // SIGINT/SIGTERM kill the running child, which is not recorded, and return with interrupted_by set;
 // a second one exits at once. When resuming, the directory's header must name the same experiment,
-// and only points (and budget records) missing from the file run. Throws UsageError for a bad
-// resume directory and std::runtime_error for I/O errors.
+// and only points (and budget records) missing from the file run. options.overrides replace the
+// settings of every point before anything is predicted. Throws UsageError for a bad resume
+// directory, or (before anything is written) when any point's .npy inputs cannot serve it
+// (check_npy_inputs; a dry run lists such points as errors instead), and std::runtime_error for
+// I/O errors.
 SweepSummary run_sweep(const Experiment& e, const SweepOptions& options);
 
 // The run directory's header record (the first line of results.jsonl).
