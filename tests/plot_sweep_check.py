@@ -15,8 +15,10 @@ import tempfile
 SKIP = 77
 
 
-def point(index, pattern, n, seconds, density, mode="auto", status="ok", schema=2):
-    """A point record: schema 2 (the measurement record) or 1 (untyped, earlier versions)."""
+def point(index, pattern, n, seconds, density, mode="auto", status="ok", schema=2, times=None,
+          recall=None, baseline="dense"):
+    """A point record: schema 2 (the measurement record) or 1 (untyped, earlier versions).
+    times: the timed calls (default [seconds]); recall: fidelity.recall_mean vs `baseline`."""
     key = "%s/%d/%s" % (pattern, n, mode)
     message = "" if status == "ok" else "killed"
     rss = int(2**20 * (10 + n / 256))
@@ -40,6 +42,11 @@ def point(index, pattern, n, seconds, density, mode="auto", status="ok", schema=
                               "density": 2 * density, "useful_gflops": 2 * gflops}
         return rec
     ok = status == "ok"
+    times = times or [seconds]
+    fidelity = None
+    if recall is not None:
+        fidelity = {"rel_l2_error": 0.1, "recall_mean": recall, "recall_min": recall / 2,
+                    "inputs": "synthetic", "baseline": baseline}
     return {"schema": schema, "kind": "point", "source": "sweep", "key": key, "index": index,
             "status": status, "message": message,
             "axes": {"pattern": pattern, "spec": pattern, "n": n, "nk": n, "head_dim": 64,
@@ -48,12 +55,12 @@ def point(index, pattern, n, seconds, density, mode="auto", status="ok", schema=
                      "seed": 0},
             "layout": {"allowed_pairs": allowed, "computed_pairs": allowed, "density": density},
             "predicted": None,
-            "attention": {"warmup": 1, "repeats": 1, "seconds": [seconds], "median": seconds,
-                          "min": seconds, "max": seconds, "useful_gflops": gflops,
-                          "computed_gflops": gflops} if ok else None,
+            "attention": {"warmup": 1, "repeats": len(times), "seconds": times,
+                          "median": seconds, "min": min(times), "max": max(times),
+                          "useful_gflops": gflops, "computed_gflops": gflops} if ok else None,
             "resources": {"workspace_bytes": None, "peak_rss_bytes": rss if ok else None,
                           "wall_seconds": 1.0 if ok else None},
-            "check": None, "fidelity": None, "saved": None}
+            "check": None, "fidelity": fidelity, "saved": None}
 
 
 def write(directory, layout, points):
@@ -67,8 +74,8 @@ def write(directory, layout, points):
         f.write('{"kind":"point","key":"trunc')  # an interrupted write: ignored
 
 
-def run(python, script, directory, expect=0):
-    r = subprocess.run([python, script, directory], capture_output=True, text=True)
+def run(python, script, directory, expect=0, extra=()):
+    r = subprocess.run([python, script, directory] + list(extra), capture_output=True, text=True)
     if r.returncode == 3:
         print("SKIP: no Python with matplotlib:", r.stderr.strip())
         sys.exit(SKIP)
@@ -115,6 +122,74 @@ def scaling_points(schema):
     return pts
 
 
+def check_content(python, script, tmp):
+    """What the charts draw, from plot_sweep.py --summary, against values computed here."""
+    errors = []
+    d = os.path.join(tmp, "content")
+    pts, i = [], 0
+    # dense: 2e-10·N^2 s; bigbird at 2K measured 0.62/5.0/9.5 ms (max/min 15.3: noisy);
+    # causal compared with causal (recall 1); sliding with dense.
+    for n in (1024, 2048, 4096, 8192):
+        pts.append(point(i, "dense", n, 2e-10 * n * n, 1.0, recall=1.0)); i += 1
+    for n in (1024, 2048, 4096, 8192):
+        t = 5e-8 * n
+        times = [0.62e-3, 5.0e-3, 9.5e-3] if n == 2048 else [t]
+        med = 5.0e-3 if n == 2048 else t
+        pts.append(point(i, "bigbird", n, med, 0.5, times=times, recall=0.25)); i += 1
+    for n in (1024, 2048, 4096, 8192):
+        pts.append(point(i, "causal", n, 1e-10 * n * n, 0.5, recall=1.0, baseline="causal"))
+        i += 1
+    write(d, "scaling", pts)
+    summary_path = os.path.join(tmp, "summary.json")
+    printed = run(python, script, d, extra=["--summary", summary_path])
+    errors += check(printed, d, ["time_vs_n", "memory_vs_n", "gflops_vs_n", "recall_vs_speedup",
+                                 "recall_vs_n"])
+    with open(summary_path) as f:
+        s = json.load(f)
+
+    def close(a, b):
+        return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
+
+    # Recall against speedup: speedup = dense time / time at the same N.
+    got = s["recall_vs_speedup"]["series"]
+    want = {"dense": [[1.0, 1.0]] * 4,
+            "bigbird": sorted([[2e-10 * n * n / (5e-8 * n), 0.25] for n in (1024, 4096, 8192)]
+                              + [[2e-10 * 2048 ** 2 / 5.0e-3, 0.25]]),
+            "causal": [[2.0, 1.0]] * 4}
+    for name, xy in want.items():
+        g = got.get(name, [])
+        if len(g) != len(xy) or not all(close(a[0], b[0]) and close(a[1], b[1])
+                                        for a, b in zip(g, xy)):
+            errors.append("recall_vs_speedup %s: %s, want %s" % (name, g, xy))
+    # The noisy point is ringed where it is drawn: time (ms) and recall/speedup.
+    if s["time_vs_n"]["noisy"] != [[2048, 5.0]]:
+        errors.append("time_vs_n noisy points: %s, want [[2048, 5.0]]" % s["time_vs_n"]["noisy"])
+    if len(s["recall_vs_speedup"]["noisy"]) != 1:
+        errors.append("recall_vs_speedup noisy points: %s" % s["recall_vs_speedup"]["noisy"])
+    # Recall against N names each series' baseline.
+    if sorted(s["recall_vs_n"]["series"]) != ["bigbird (vs dense)", "causal (vs causal)",
+                                              "dense (vs dense)"]:
+        errors.append("recall_vs_n series: %s" % sorted(s["recall_vs_n"]["series"]))
+    # N axes read 1K..8K; GFLOP/s ticks are plain numbers.
+    for name in ("time_vs_n", "memory_vs_n", "gflops_vs_n", "recall_vs_n"):
+        if s[name]["xticklabels"] != ["1K", "2K", "4K", "8K"]:
+            errors.append("%s x ticks: %s" % (name, s[name]["xticklabels"]))
+    for label in s["gflops_vs_n"]["yticklabels"] + s["time_vs_n"]["yticklabels"]:
+        try:
+            float(label.replace("\u2212", "-"))
+        except ValueError:
+            errors.append("tick label %r is not a plain number" % label)
+    # Memory: each line labelled directly, and the y range is the data's, not the guides'.
+    mem = s["memory_vs_n"]
+    if sorted(mem["labels"]) != ["bigbird", "causal", "dense"]:
+        errors.append("memory_vs_n direct labels: %s" % mem["labels"])
+    ys = [y for xy in mem["series"].values() for _, y in xy]
+    if not (mem["ylim"][0] >= min(ys) / 1.51 and mem["ylim"][1] <= max(ys) * 1.51):
+        errors.append("memory_vs_n y range %s is not the data's %s..%s" % (mem["ylim"], min(ys),
+                                                                          max(ys)))
+    return errors
+
+
 def main():
     script, python = sys.argv[1], sys.argv[2]
     tmp = tempfile.mkdtemp(prefix="spattn_plot_")
@@ -153,6 +228,8 @@ def main():
                           % (jsonl, r.returncode, r.stderr.strip()))
         if os.path.exists(os.path.join(newer, "charts")):
             errors.append("charts written for a file with a schema-3 record")
+
+        errors += check_content(python, script, tmp)
 
         for schema in (2, 1):
             density = os.path.join(tmp, "density%d" % schema)

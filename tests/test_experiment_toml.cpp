@@ -823,3 +823,44 @@ TEST_CASE("experiment file: every axis of the table is read, overridden, keyed a
                  a.name == "seq_len" ? 3 : 4);
   }
 }
+
+TEST_CASE("experiment file: published figures in [[report.published]]", "[toml]") {
+  const std::string pub = kBase + "[report]\n[[report.published]]\n";
+  const spattn::experiments::Experiment e = parse_experiment(
+      pub +
+          "pattern = \"dense\"\nsource = \"Paper, Table 1\"\nquantity = \"time_ms\"\n"
+          "n = [1024, 2048]\nvalues = [0.5, 2]\n",
+      "ok.toml");
+  REQUIRE(e.report.published.size() == 1);
+  CHECK(e.report.published[0].n == std::vector<std::int64_t>{1024, 2048});
+  CHECK(e.report.published[0].values == std::vector<double>{0.5, 2.0});
+  // The header form reads back the same.
+  const auto back = spattn::experiments::published_from_json(
+      spattn::experiments::published_to_json(e.report.published), "h");
+  CHECK(back[0].source == "Paper, Table 1");
+  CHECK(back[0].values == e.report.published[0].values);
+  expect_error(pub +
+                   "pattern = \"sparse\"\nsource = \"s\"\nquantity = \"speedup\"\nn = [1]\n"
+                   "values = [1]\n",
+               "report.published[0].pattern = \"sparse\" names no pattern", 6);
+  expect_error(pub +
+                   "pattern = \"dense\"\nsource = \"s\"\nquantity = \"speed\"\nn = [1]\n"
+                   "values = [1]\n",
+               "report.published[0].quantity = \"speed\" is not allowed", 8);
+  expect_error(pub +
+                   "pattern = \"dense\"\nsource = \"s\"\nquantity = \"speedup\"\nn = [1, 2]\n"
+                   "values = [1]\n",
+               "report.published[0].n must be an array of as many integers as values (1)", 9);
+  expect_error(pub +
+                   "pattern = \"dense\"\nsource = \"s\"\nquantity = \"time_ms\"\nn = [2, 1]\n"
+                   "values = [1, 2]\n",
+               "report.published[0].n must be ascending: 1 follows 2", 9);
+  expect_error(pub +
+                   "pattern = \"dense\"\nsource = \"s\"\nquantity = \"pairs_slope\"\n"
+                   "values = [1, 2]\n",
+               "must hold one exponent", 9);
+  expect_error(pub +
+                   "pattern = \"dense\"\nsource = \"s\"\nquantity = \"speedup\"\nn = [1]\n"
+                   "values = [-1]\n",
+               "report.published[0].values[0] = -1 is out of range", 10);
+}

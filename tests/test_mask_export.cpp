@@ -11,10 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "cli_runner.hpp"
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/mask_export.hpp"
 #include "spattn/patterns/io/npy.hpp"
+#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 
@@ -412,4 +413,94 @@ TEST_CASE("describe_heads compresses runs", "[mask_export]") {
   CHECK(spattn::describe_heads({3}) == "head 3");
   CHECK(spattn::describe_heads({0, 1, 2, 3, 6}) == "heads 0..3, 6");
   CHECK(spattn::describe_heads({1, 3}) == "heads 1, 3");
+}
+
+TEST_CASE("PNG scale and legend: cells of scale x scale pixels, labels above, legend below",
+          "[mask_export]") {
+  TempDir dir;
+  // causal, 64 tokens in 16 x 16 tiles: tile (r, c) full below the diagonal, partial on it,
+  // empty above; two heads.
+  const spattn::Layout layout =
+      spattn::build_layout(*spattn::parse_spec("causal"), Geometry{64, 64, 2, 16, 16});
+  spattn::MaskPngOptions o;
+  o.scale = 5;
+  o.legend = true;
+  const std::string path = dir.file("legend.png");
+  const spattn::ImageSize size = spattn::write_mask_png(path, layout, MaskLevel::Block, -1, o);
+  // Panels: 2 x 4 tiles x 5 px + a separator of max(2, 5/2) = 2: 42 px, so text size t = 1.
+  // Legend items (swatch 10 + text 6n-1 + gap 8): "kept, full" 77, "kept, partial" 95,
+  // "empty" 47, "head separator" 101, from x = 2: width 2 + 320 = 322. Height: head labels 11,
+  // panels 20, legend 13.
+  CHECK(size.width == 322);
+  CHECK(size.height == 44);
+  CHECK(size.scale == 5);
+  CHECK(size.top == 11);
+  const Image im = read_png(path);
+  REQUIRE(im.width == 322);
+  REQUIRE(im.height == 44);
+  for (int h = 0; h < 2; ++h)
+    for (int r = 0; r < 4; ++r)
+      for (int c = 0; c < 4; ++c) {
+        const int v = r > c ? 0 : r == c ? 128 : 255;
+        for (int dy : {0, 4})
+          for (int dx : {0, 4}) check_pixel(im, h * 22 + c * 5 + dx, 11 + r * 5 + dy, v, v, v);
+      }
+  for (int y = 11; y < 31; ++y) {
+    check_pixel(im, 20, y, 255, 0, 0);  // the separator
+    check_pixel(im, 21, y, 255, 0, 0);
+    check_pixel(im, 42, y, 255, 255, 255);  // right of the panels: white
+    check_pixel(im, 321, y, 255, 255, 255);
+  }
+  // Head labels: "head 0" (35 px) does not fit a 20-px panel, so "0" at x = 0 and "1" at
+  // x = 22, from y = 2. The top row of '0' is .###. and that of '1' is ..#..
+  check_pixel(im, 0, 2, 255, 255, 255);
+  check_pixel(im, 1, 2, 0, 0, 0);
+  check_pixel(im, 3, 2, 0, 0, 0);
+  check_pixel(im, 24, 2, 0, 0, 0);
+  check_pixel(im, 23, 2, 255, 255, 255);
+  check_pixel(im, 1, 1, 255, 255, 255);
+  // Swatches from y = 31 + 3: interiors at x + 3 of x = 2, 79, 174, 221; a gray border.
+  check_pixel(im, 5, 37, 0, 0, 0);
+  check_pixel(im, 82, 37, 128, 128, 128);
+  check_pixel(im, 177, 37, 255, 255, 255);
+  check_pixel(im, 224, 37, 255, 0, 0);
+  check_pixel(im, 2, 34, 96, 96, 96);
+  check_pixel(im, 174, 40, 96, 96, 96);
+
+  // Automatic scale: 256 / 4 tiles = 64, capped at 32.
+  o.scale = 0;
+  CHECK(spattn::write_mask_png(path, layout, MaskLevel::Block, 0, o).scale == 32);
+  // Out of range, and a scaled picture beyond 16384 pixels.
+  o.scale = 65;
+  CHECK_THROWS_WITH(spattn::write_mask_png(path, layout, MaskLevel::Block, 0, o),
+                    Catch::Contains("scale 65 is not allowed: use 1..64"));
+  const spattn::Layout big =
+      spattn::build_layout(*spattn::parse_spec("sliding(4)"), Geometry{4096, 4096, 1, 64, 64});
+  o.scale = 8;
+  CHECK_THROWS_WITH(spattn::write_mask_png(path, big, MaskLevel::Element, 0, o),
+                    Catch::Contains("32768 x 32768 pixels, more than 16384"));
+}
+
+TEST_CASE("spattn mask --scale and --no-legend", "[mask_export][cli]") {
+  TempDir dir;
+  const std::string png = dir.file("m.png");
+  // 20 x 27 tokens in 16 x 16 tiles: 2 x 2 tiles per head, 2 heads, separator 2.
+  const std::string base =
+      "mask causal --n 20 --nk 27 --heads 2 --block 16 --level block --out '" + png + "'";
+  const auto raw = spattn::test::run_cli(base + " --scale 1 --no-legend");
+  REQUIRE(raw.code == 0);
+  CHECK_THAT(raw.out, Catch::Contains("6 x 2 pixel block-level PNG") &&
+                          Catch::Contains("(1 pixels per tile)"));
+  CHECK(read_png(png).width == 6);
+  const auto scaled = spattn::test::run_cli(base + " --scale 3");
+  REQUIRE(scaled.code == 0);
+  CHECK_THAT(scaled.out, Catch::Contains("(3 pixels per tile, with a legend)"));
+  const Image im = read_png(png);
+  CHECK(im.height == 11 + 2 * 3 + 13);
+  // Automatic: 256 / 2 tiles = 128, capped at 32 pixels per tile.
+  const auto automatic = spattn::test::run_cli(base);
+  CHECK_THAT(automatic.out, Catch::Contains("(32 pixels per tile, with a legend)"));
+  const auto bad = spattn::test::run_cli(base + " --scale 65");
+  CHECK(bad.code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("--scale"));
 }

@@ -279,10 +279,16 @@ TEST_CASE("measure inputs: .npy files fitted to the point", "[measure]") {
           }
   }
   SECTION("an axis that differs from the point's is refused with both shapes") {
-    s.nq = s.nk = 41;
+    s.dim = 9;
     CHECK_THROWS_WITH(
         spattn::experiments::make_inputs(spec, s, 0, 1 << 30),
-        Catch::Contains("q.npy has shape (40, 8)") && Catch::Contains("(2, 4, 41, 8)"));
+        Catch::Contains("q.npy has shape (40, 8)") && Catch::Contains("(2, 4, 40, 9)"));
+  }
+  SECTION("fewer tokens than the point's: the file, its token count and N") {
+    s.nq = s.nk = 41;
+    CHECK_THROWS_WITH(spattn::experiments::make_inputs(spec, s, 0, 1 << 30),
+                      Catch::Contains("q.npy has 40 tokens (axis 0 of shape (40, 8))") &&
+                          Catch::Contains("needs 41 queries"));
   }
   SECTION("NaN and Inf are refused with the file and the first bad index") {
     spattn::Tensor bad = k;

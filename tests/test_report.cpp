@@ -627,3 +627,88 @@ TEST_CASE("scaling report: a pattern with its own block size shares the baseline
   CHECK(md2.find("block=16") != std::string::npos);
   CHECK(md2.find("block=64") != std::string::npos);
 }
+
+TEST_CASE("scaling report: noisy timings are flagged, fidelity names each row's baseline",
+          "[report]") {
+  namespace ex = spattn::experiments;
+  // N = 256: dense 0.60/0.67/0.70 ms (max/min 7/6 = 1.17); bigbird 0.62/5.0/9.5 ms (max/min
+  // 15.32: noisy), so its speedup 0.67/5.0 = 0.134 is marked; causal compared with causal.
+  auto with_times = [](Measurement m, std::vector<double> ms, const std::string& baseline) {
+    for (double& t : ms) t /= 1e3;
+    m.attention = ex::AttentionTimes{1, ms};
+    m.fidelity = ex::FidelityFigures{0.25, 0.5, 0.125, "synthetic", baseline};
+    return json::parse(ex::to_json(m).dump());
+  };
+  json h = header("scaling");
+  h["overrides"] = {{"repeats", 3}, {"threads", 1}};
+  const std::vector<json> records = {
+      h, with_times(measurement(0, "dense", 256, "ok", dense(256)), {0.60, 0.67, 0.70}, "dense"),
+      with_times(measurement(1, "bigbird", 256, "ok", sliding(256)), {0.62, 5.0, 9.5}, "dense"),
+      with_times(measurement(2, "causal", 256, "ok", sliding(256)), {0.30, 0.31, 0.32}, "causal")};
+  const TempDir dir("spattn_report_noisy");
+  write_lines(dir.path() / "results.jsonl", records);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md = slurp(dir.path() / "table.md");
+  INFO(md);
+  const std::string per_n = "## Time, speed and memory per N";
+  CHECK(md_cell(md, per_n, {"dense", "256"}, "max/min") == "1.17");
+  CHECK(md_cell(md, per_n, {"bigbird", "256"}, "max/min") == "15.32 noisy");
+  CHECK(md_cell(md, per_n, {"bigbird", "256"}, "speedup vs dense") == "0.13x (noisy)");
+  CHECK(md_cell(md, per_n, {"causal", "256"}, "speedup vs dense") == "2.16x");
+  CHECK(md_cell(md, per_n, {"dense", "256"}, "fidelity baseline") == "dense");
+  CHECK(md_cell(md, per_n, {"causal", "256"}, "fidelity baseline") == "causal");
+  CHECK(md_cell(md, per_n, {"causal", "256"}, "rel L2 vs baseline") == "2.50e-01");
+  CHECK(md.find("noisy: the slowest timed call took more than 1.5x the fastest") !=
+        std::string::npos);
+  CHECK(md.find("Set on the command line for every point: repeats 3, threads 1.") !=
+        std::string::npos);
+  // The layouts' own tables mark them too.
+  std::vector<json> lra = records;
+  lra[0]["report"]["layout"] = "lra_table2";
+  write_lines(dir.path() / "results.jsonl", lra);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md2 = slurp(dir.path() / "table.md");
+  CHECK(md_cell(md2, "## Speed relative to dense", {"bigbird"}, "256") == "0.13x (noisy)");
+  CHECK(md_cell(md2, "## Speed relative to dense", {"causal"}, "256") == "2.16x");
+}
+
+TEST_CASE("reports print published figures beside the measured ones", "[report]") {
+  // The scaling sweep (dense 2e-10·N^2 s, sliding 5e-8·N s) with figures "published" for it.
+  std::vector<json> records = scaling_records();
+  records[0]["report"]["published"] = {{{"pattern", "sliding"},
+                                        {"source", "Paper A, Table 2"},
+                                        {"quantity", "speedup"},
+                                        {"n", {1024, 2048, 4096}},
+                                        {"values", {2, 4, 8}}},
+                                       {{"pattern", "dense"},
+                                        {"source", "Paper B, Table 18"},
+                                        {"quantity", "time_ms"},
+                                        {"n", {1024, 2048, 4096}},
+                                        {"values", {1, 3, 12}}},
+                                       {{"pattern", "sliding"},
+                                        {"source", "Survey, Table 1"},
+                                        {"quantity", "pairs_slope"},
+                                        {"n", json::array()},
+                                        {"values", {1.5}}}};
+  const TempDir dir("spattn_report_published");
+  write_lines(dir.path() / "results.jsonl", records);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md = slurp(dir.path() / "table.md");
+  INFO(md);
+  // Measured speedup 0.004·N: 4.096x at 1K (2.05 times the published 2x), growth 4x over 1K..4K.
+  const std::string a = "### sliding: Paper A, Table 2";
+  CHECK(md_cell(md, a, {"1024"}, "measured speedup") == "4.10x");
+  CHECK(md_cell(md, a, {"1024"}, "measured / published") == "2.05");
+  CHECK(md_cell(md, a, {"4096"}, "published speedup") == "8.00x");
+  CHECK(md_cell(md, a, {"growth, first to last N measured"}, "published speedup") == "4.00x");
+  CHECK(md_cell(md, a, {"growth, first to last N measured"}, "measured speedup") == "4.00x");
+  // Exponents: published log2(3) = 1.58 then 2.00; measured 2.00 (t ∝ N^2).
+  const std::string b = "### dense: Paper B, Table 18";
+  CHECK(md_cell(md, b, {"1024"}, "published exponent") == "-");
+  CHECK(md_cell(md, b, {"2048"}, "published exponent") == "1.58");
+  CHECK(md_cell(md, b, {"4096"}, "published exponent") == "2.00");
+  CHECK(md_cell(md, b, {"4096"}, "measured exponent") == "2.00");
+  const std::string c = "### sliding: Survey, Table 1";
+  CHECK(md_cell(md, c, {"1.50"}, "allowed pairs slope") == "1.000");
+  CHECK(md_cell(md, c, {"1.50"}, "time slope") == "1.000");
+}

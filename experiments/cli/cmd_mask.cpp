@@ -29,6 +29,8 @@ struct MaskOptions {
   bool format_given = false;  // else inferred from the --out extension (.npy, .png)
   std::string out;
   std::int64_t max_elements = 0;  // 0: the level's default limit
+  std::int64_t scale = 0;         // png: pixels per cell; 0: automatic
+  bool no_legend = false;         // png: the picture alone
 };
 
 // Case-insensitive: "mask.NPY" is a .npy file too.
@@ -85,9 +87,14 @@ void run_mask(MaskOptions o) {
                              level == MaskLevel::Element ? "1 = allowed" : "1 = tile kept");
     return;
   }
-  const ImageSize size = write_mask_png(path, layout, level, o.head);
-  std::cout << fmt::format("wrote {}: {} x {} pixel {}-level PNG of {}\n", path, size.width,
-                           size.height, o.level, layout.spec);
+  MaskPngOptions png;
+  png.scale = o.scale;
+  png.legend = !o.no_legend;
+  const ImageSize size = write_mask_png(path, layout, level, o.head, png);
+  std::cout << fmt::format("wrote {}: {} x {} pixel {}-level PNG of {} ({} pixels per {}{})\n",
+                           path, size.width, size.height, o.level, layout.spec, size.scale,
+                           level == MaskLevel::Element ? "element" : "tile",
+                           png.legend ? ", with a legend" : "");
 }
 
 }  // namespace
@@ -121,6 +128,12 @@ Command add_mask_command(CLI::App& app) {
                   "largest .npy array to write, in elements (default: 2^28 at element level, "
                   "2^30 at block level)")
       ->transform(decimal(1, std::numeric_limits<std::int64_t>::max()));
+  sub->add_option("--scale", o->scale,
+                  "png: pixels per tile (block level) or per element, each way, 1..64; 0 (the "
+                  "default): as many as keep a head's picture within 256 pixels")
+      ->transform(decimal(0, kMaxPngScale));
+  sub->add_flag("--no-legend", o->no_legend,
+                "png: the picture alone, without the legend below and the head labels above");
   return {sub, [o, format] {
             o->format_given = format->count() > 0;
             run_mask(*o);

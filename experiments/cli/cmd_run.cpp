@@ -45,7 +45,7 @@ struct RunOptions {
   std::string memory_budget;
   // Which options the user gave (the rest may come from --inputs files).
   CLI::Option *dim_opt = nullptr, *heads_opt = nullptr, *kv_heads_opt = nullptr,
-              *batch_opt = nullptr, *nk_opt = nullptr;
+              *batch_opt = nullptr, *nk_opt = nullptr, *n_opt = nullptr;
 };
 
 // A flag the user gave must equal the file's size; `flag` and `axis` name both in the message.
@@ -81,6 +81,7 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   match(o.heads_opt, o.geo.heads, "--heads", qs[1], qp, "heads (axis 1)");
   match(o.kv_heads_opt, o.kv_heads, "--kv-heads", ks[1], kp, "heads (axis 1)");
   match(o.dim_opt, o.dim, "--d", qs[3], qp, "head dim (axis 3)");
+  if (o.n_opt->count() == 0) o.geo.n = qs[2];  // N from the files, as the other sizes
   if (qs[2] != o.geo.n)
     throw UsageError(fmt::format("{} has {} tokens (axis 2) but --n {} was given: they must agree",
                                  qp, qs[2], o.geo.n));
@@ -195,6 +196,8 @@ void run_run(RunOptions o) {
   if (o.mask_full_tiles && *executor != experiments::Executor::Flash)
     throw UsageError("--mask-full-tiles applies to the flash executor only");
 
+  if (o.inputs.empty() && o.n_opt->count() == 0)
+    throw UsageError("--n is required (the number of queries), unless --inputs DIR gives it");
   experiments::PointTensors tensors;
   if (!o.inputs.empty()) tensors.inputs = load_inputs(o, budget);
   if (o.kv_heads == 0) o.kv_heads = o.geo.heads;
@@ -269,6 +272,7 @@ Command add_run_command(CLI::App& app) {
           "threads for the layout build and the executor (0: all cores); results do not depend on "
           "it");
   o->heads_opt = sub->get_option("--heads");
+  o->n_opt = sub->get_option("--n")->required(false);  // --inputs may give it
   o->nk_opt = sub->get_option("--nk");
   o->dim_opt = sub->add_option("--d", o->dim, "head dim, 1..256")
                    ->capture_default_str()
@@ -303,8 +307,9 @@ Command add_run_command(CLI::App& app) {
                       "measuring it; the output is exact on every path)")
       ->capture_default_str();
   sub->add_option("--inputs", o->inputs,
-                  "read q.npy, k.npy, v.npy (float32 [B, H, N, d], [H, N, d] or [N, d]) from this "
-                  "directory")
+                  "read q.npy, k.npy, v.npy (float32, float16 or bfloat16 as uint16; [B, H, N, d], "
+                  "[H, N, d] or [N, d]) from this directory; sizes not given as flags come from "
+                  "the files")
       ->check(non_empty());
   sub->add_option("--save", o->save, "write o.npy [B, H, nq, d] and lse.npy [B, H, nq] here")
       ->check(non_empty());

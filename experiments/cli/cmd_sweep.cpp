@@ -32,7 +32,18 @@ struct SweepCliOptions {
   bool quick = false;
   bool dry_run = false;
   bool no_report = false;
+  // --repeats, --warmup, --threads: given ones replace the experiment's for every point.
+  int repeats = 0, warmup = 0, threads = 0;
+  CLI::Option *repeats_opt = nullptr, *warmup_opt = nullptr, *threads_opt = nullptr;
 };
+
+experiments::SweepOverrides overrides_of(const SweepCliOptions& o) {
+  experiments::SweepOverrides v;
+  if (o.repeats_opt->count() > 0) v.repeats = o.repeats;
+  if (o.warmup_opt->count() > 0) v.warmup = o.warmup;
+  if (o.threads_opt->count() > 0) v.threads = o.threads;
+  return v;
+}
 
 // This process's argv, for meta.json.
 std::vector<std::string> own_command_line() {
@@ -70,6 +81,7 @@ void run(SweepCliOptions o) {
   so.progress = &std::cerr;
   so.listing = &std::cout;
   so.tty = ::isatty(2) != 0;
+  so.overrides = overrides_of(o);
 
   experiments::Experiment e;
   if (!resume) {
@@ -108,6 +120,13 @@ void run(SweepCliOptions o) {
       throw UsageError(fmt::format(
           "--quick: the run in {} was started without --quick; resume it without --quick",
           dir.string()));
+    // A resumed run measures its remaining points as it measured the others.
+    if (so.overrides.any() && !(so.overrides == h.overrides))
+      throw UsageError(fmt::format(
+          "--resume: the run in {} was started with the overrides {}; --repeats, --warmup and "
+          "--threads cannot change in a resumed run (leave them out: the run's own apply)",
+          dir.string(), h.overrides.any() ? h.overrides.to_json().dump() : "none"));
+    so.overrides = h.overrides;
     so.resume_dir = dir;
   }
 
@@ -164,6 +183,17 @@ Command add_sweep_command(CLI::App& app) {
   sub->add_flag("--dry-run", o->dry_run,
                 "list the points with predicted pairs, GFLOP, memory and time; run nothing");
   sub->add_flag("--no-report", o->no_report, "do not write results.csv and table.md at the end");
+  o->repeats_opt = sub->add_option("--repeats", o->repeats,
+                                   "timed calls per point, replacing the file's `repeats` "
+                                   "(recorded in the run's header)")
+                       ->transform(decimal(1, 100000));
+  o->warmup_opt = sub->add_option("--warmup", o->warmup,
+                                  "untimed calls per point, replacing the file's `warmup`")
+                      ->transform(decimal(0, 100000));
+  o->threads_opt = sub->add_option("--threads", o->threads,
+                                   "executor threads of every point (0: all cores), replacing "
+                                   "the file's `threads` axis")
+                       ->transform(decimal(0, 1024));
   return {sub, [o] { run(*o); }};
 }
 

@@ -43,8 +43,10 @@ constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
 const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
                                                "min_n", "block", "fidelity_baseline"};
 const std::vector<std::string> kRangeKeys = {"from", "to", "factor"};
-const std::vector<std::string> kInputsKeys = {"kind", "dir"};
-const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget"};
+const std::vector<std::string> kInputsKeys = {"kind", "dir", "tokens"};
+const std::vector<std::string> kReportKeys = {"layout", "baseline", "budget", "published"};
+const std::vector<std::string> kPublishedKeys = {"pattern", "source", "quantity", "n", "values"};
+const std::vector<std::string> kPublishedQuantities = {"speedup", "time_ms", "pairs_slope"};
 
 std::string join(const std::vector<std::string>& v, std::string_view sep = ", ") {
   std::string out;
@@ -416,6 +418,7 @@ class Reader {
   std::vector<AxisValue> geometric_range(const AxisDef& a, const toml::table& t,
                                          const std::string& path) const;
   InputSpec read_inputs(const toml::node& n, const std::string& path) const;
+  void check_input_dir(const InputSpec& in, const std::string& path, int line) const;
   // Applies an axis or setting key (in [quick]: only the axes [quick] may override); false when
   // `key` is neither.
   bool apply(const std::string& key, const toml::node& n, const std::string& path, bool quick,
@@ -424,6 +427,8 @@ class Reader {
   PatternEntry read_pattern(const toml::node& n, const std::string& path) const;
   void check_spec(const std::string& spec, int line, const std::string& path) const;
   void read_report(const toml::table& t, Experiment& e, int line) const;
+  PublishedFigures read_published(const toml::node& n, const std::string& path,
+                                  const Experiment& e) const;
   void check_axes(const Grid& a, const std::vector<PatternEntry>& patterns, std::string_view what,
                   int line) const;
   void check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& patterns,
@@ -526,9 +531,20 @@ std::vector<AxisValue> Reader::axis_values(const AxisDef& a, const toml::node& n
   fail(line_of(n), fmt::format("{}: unknown axis kind", path));
 }
 
+// The npy directory's placeholders must be {n} or {sqrt_n}.
+void Reader::check_input_dir(const InputSpec& in, const std::string& path, int line) const {
+  if (in.kind != "npy") return;
+  try {
+    (void)spec_at(in.npy_dir, 1024);
+  } catch (const UsageError& e) {
+    fail(line, fmt::format("{}: directory {}: {}", path, show(in.npy_dir), e.what()));
+  }
+}
+
 InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) const {
   const std::string allowed =
-      "\"random\", \"synthetic\", \"npy:DIR\" or a table {kind = \"npy\", dir = \"DIR\"}";
+      "\"random\", \"synthetic\", \"npy:DIR\" or a table {kind = \"npy\", dir = \"DIR\", "
+      "tokens = \"first\" | \"last\"}";
   InputSpec in;
   if (const toml::table* t = n.as_table()) {
     for (auto&& [k, v] : *t)
@@ -548,10 +564,15 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
         fail(line_of(*dir), fmt::format("{}.dir is empty: give the directory with q.npy, k.npy "
                                         "and v.npy",
                                         path));
-    } else if (dir) {
-      fail(line_of(*dir), fmt::format("{}.dir is only allowed with kind = \"npy\" (kind is {})",
-                                      path, show(in.kind)));
+      if (const toml::node* tokens = t->get("tokens"))
+        in.tokens = get_choice(*tokens, path + ".tokens", {"first", "last"});
+    } else {
+      for (const char* key : {"dir", "tokens"})
+        if (const toml::node* x = t->get(key))
+          fail(line_of(*x), fmt::format("{}.{} is only allowed with kind = \"npy\" (kind is {})",
+                                        path, key, show(in.kind)));
     }
+    check_input_dir(in, path, line_of(n));
     return in;
   }
   if (!n.is_string())
@@ -565,6 +586,7 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
   } else {
     fail(line_of(n), fmt::format("{} = {} is not allowed: use {}", path, show(s), allowed));
   }
+  check_input_dir(in, path, line_of(n));
   return in;
 }
 
@@ -754,6 +776,64 @@ std::vector<PatternEntry> Reader::read_patterns(const toml::node& n) const {
   return out;
 }
 
+PublishedFigures Reader::read_published(const toml::node& n, const std::string& path,
+                                        const Experiment& e) const {
+  const toml::table* t = n.as_table();
+  if (t == nullptr) fail(line_of(n), fmt::format("{} must be a table, got {}", path, describe(n)));
+  for (auto&& [k, v] : *t)
+    if (std::find(kPublishedKeys.begin(), kPublishedKeys.end(), k.str()) == kPublishedKeys.end())
+      unknown_key(k, path, kPublishedKeys);
+  auto need = [&](const char* key) -> const toml::node& {
+    const toml::node* x = t->get(key);
+    if (x == nullptr) fail(line_of(n), fmt::format("{} needs '{}'", path, key));
+    return *x;
+  };
+  PublishedFigures p;
+  const toml::node& pattern = need("pattern");
+  p.pattern = get_string(pattern, path + ".pattern");
+  std::vector<std::string> names;
+  for (const PatternEntry& x : e.patterns) names.push_back(show(x.name));
+  if (std::none_of(e.patterns.begin(), e.patterns.end(),
+                   [&](const PatternEntry& x) { return x.name == p.pattern; }))
+    fail(line_of(pattern), fmt::format("{}.pattern = {} names no pattern; the pattern names are {}",
+                                       path, show(p.pattern), join(names)));
+  p.source = get_string(need("source"), path + ".source");
+  if (p.source.empty() || p.source.size() > 200)
+    fail(line_of(n), fmt::format("{}.source must be 1..200 characters", path));
+  p.quantity = get_choice(need("quantity"), path + ".quantity", kPublishedQuantities);
+  const toml::node& values = need("values");
+  const toml::array* va = values.as_array();
+  if (va == nullptr || va->empty() || va->size() > 64)
+    fail(line_of(values), fmt::format("{}.values must be an array of 1..64 numbers, got {}", path,
+                                      describe(values)));
+  for (std::size_t i = 0; i < va->size(); ++i)
+    p.values.push_back(get_number(*va->get(i), fmt::format("{}.values[{}]", path, i), 0, 1e12));
+  const toml::node* ns = t->get("n");
+  if (p.quantity == "pairs_slope") {
+    if (ns != nullptr)
+      fail(line_of(*ns), fmt::format("{}.n is not used with quantity \"pairs_slope\" (one "
+                                     "exponent for all N)",
+                                     path));
+    if (p.values.size() != 1)
+      fail(line_of(values),
+           fmt::format("{}.values must hold one exponent with quantity \"pairs_slope\", got {}",
+                       path, p.values.size()));
+    return p;
+  }
+  if (ns == nullptr) fail(line_of(n), fmt::format("{} needs 'n', the N of each value", path));
+  const toml::array* na = ns->as_array();
+  if (na == nullptr || na->size() != p.values.size())
+    fail(line_of(*ns), fmt::format("{}.n must be an array of as many integers as values ({})", path,
+                                   p.values.size()));
+  for (std::size_t i = 0; i < na->size(); ++i) {
+    p.n.push_back(get_int(*na->get(i), fmt::format("{}.n[{}]", path, i), 1, kMaxTokens));
+    if (i > 0 && p.n[i] <= p.n[i - 1])
+      fail(line_of(*na->get(i)),
+           fmt::format("{}.n must be ascending: {} follows {}", path, p.n[i], p.n[i - 1]));
+  }
+  return p;
+}
+
 void Reader::read_report(const toml::table& t, Experiment& e, int line) const {
   for (auto&& [k, v] : t) {
     const std::string key(k.str());
@@ -774,6 +854,14 @@ void Reader::read_report(const toml::table& t, Experiment& e, int line) const {
                                      show(e.report.baseline), join(names)));
     } else if (key == "budget") {
       e.report.budget_bytes = get_bytes(v, path);
+    } else if (key == "published") {
+      const toml::array* a = v.as_array();
+      if (a == nullptr || a->empty() || a->size() > 64)
+        fail(line_of(v), fmt::format("{} must be an array of 1..64 tables ([[report.published]]), "
+                                     "got {}",
+                                     path, describe(v)));
+      for (std::size_t i = 0; i < a->size(); ++i)
+        e.report.published.push_back(read_published(*a->get(i), fmt::format("{}[{}]", path, i), e));
     } else {
       unknown_key(k, fmt::format("[report] (line {})", line), kReportKeys);
     }
@@ -1093,6 +1181,61 @@ Experiment load_experiment(const std::filesystem::path& path) {
   return e;
 }
 
+nlohmann::json published_to_json(const std::vector<PublishedFigures>& p) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const PublishedFigures& f : p)
+    out.push_back({{"pattern", f.pattern},
+                   {"source", f.source},
+                   {"quantity", f.quantity},
+                   {"n", f.n},
+                   {"values", f.values}});
+  return out;
+}
+
+std::vector<PublishedFigures> published_from_json(const nlohmann::json& j,
+                                                  const std::string& where) {
+  auto bad = [&](const std::string& field, const std::string& what) {
+    throw UsageError(fmt::format("{}: report.published{} must be {}", where, field, what));
+  };
+  if (!j.is_array()) bad("", "an array");
+  std::vector<PublishedFigures> out;
+  for (std::size_t i = 0; i < j.size(); ++i) {
+    const nlohmann::json& e = j[i];
+    const std::string at = fmt::format("[{}]", i);
+    if (!e.is_object()) bad(at, "an object");
+    PublishedFigures f;
+    for (auto [key, field] : {std::pair{"pattern", &f.pattern}, std::pair{"source", &f.source},
+                              std::pair{"quantity", &f.quantity}}) {
+      if (!e.contains(key) || !e[key].is_string()) bad(at + "." + key, "a string");
+      *field = e[key].get<std::string>();
+    }
+    if (std::find(kPublishedQuantities.begin(), kPublishedQuantities.end(), f.quantity) ==
+        kPublishedQuantities.end())
+      bad(at + ".quantity", "one of " + join(kPublishedQuantities));
+    if (!e.contains("values") || !e["values"].is_array() || e["values"].empty())
+      bad(at + ".values", "a non-empty array of numbers");
+    for (const nlohmann::json& v : e["values"]) {
+      if (!v.is_number() || !(v.get<double>() > 0)) bad(at + ".values", "numbers > 0");
+      f.values.push_back(v.get<double>());
+    }
+    if (!e.contains("n") || !e["n"].is_array()) bad(at + ".n", "an array of integers");
+    for (const nlohmann::json& v : e["n"]) {
+      if (!v.is_number_integer() || v.get<std::int64_t>() < 1) bad(at + ".n", "integers >= 1");
+      f.n.push_back(v.get<std::int64_t>());
+    }
+    if (f.quantity == "pairs_slope" ? (f.values.size() != 1 || !f.n.empty())
+                                    : f.n.size() != f.values.size())
+      bad(at + ".n", "one N per value (none, and one value, for pairs_slope)");
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+std::string InputSpec::name() const {
+  if (kind != "npy") return kind;
+  return "npy:" + npy_dir + (tokens == "last" ? " (last tokens)" : "");
+}
+
 std::string point_key(const SweepPoint& p) {
   // The axes of the first key format, then the inputs, then any later axis off its default: old
   // keys stay byte-identical.
@@ -1108,9 +1251,7 @@ std::string point_key(const SweepPoint& p) {
   // Geometry that only `spattn run` sets (sweeps have nq = nk and square tiles).
   if (p.nk != 0 && p.nk != p.n) later += fmt::format(";nk={}", p.nk);
   if (p.block_k != 0 && p.block_k != p.block) later += fmt::format(";block_k={}", p.block_k);
-  const std::string inputs =
-      p.settings.inputs.kind == "npy" ? "npy:" + p.settings.inputs.npy_dir : p.settings.inputs.kind;
-  return key + ";inputs=" + inputs + later;
+  return key + ";inputs=" + p.settings.inputs.name() + later;
 }
 
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
@@ -1190,31 +1331,33 @@ std::string spec_at(const std::string& spec, std::int64_t n) {
 
 nlohmann::json point_to_json(const SweepPoint& p) {
   const Settings& s = p.settings;
-  nlohmann::json j{{"index", p.index},
-                   {"key", p.key},
-                   {"pattern",
-                    {{"name", p.pattern.name},
-                     {"spec", p.pattern.spec},
-                     {"max_n", p.pattern.max_n},
-                     {"min_n", p.pattern.min_n},
-                     {"block", p.pattern.block},
-                     {"fidelity_baseline", p.pattern.fidelity_baseline},
-                     {"line", p.pattern.line}}},
-                   {"nk", p.nk},
-                   {"block_k", p.block_k},
-                   {"settings",
-                    {{"repeats", s.repeats},
-                     {"warmup", s.warmup},
-                     {"timeout_seconds", s.timeout_seconds},
-                     {"memory_bytes", s.memory_bytes},
-                     {"seed", s.seed},
-                     {"check", s.check},
-                     {"check_max_n", s.check_max_n},
-                     {"fidelity", s.fidelity},
-                     {"fidelity_max_n", s.fidelity_max_n},
-                     {"fidelity_baseline", s.fidelity_baseline},
-                     {"inputs", {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}}},
-                     {"predict_gflops", s.predict_gflops}}}};
+  nlohmann::json j{
+      {"index", p.index},
+      {"key", p.key},
+      {"pattern",
+       {{"name", p.pattern.name},
+        {"spec", p.pattern.spec},
+        {"max_n", p.pattern.max_n},
+        {"min_n", p.pattern.min_n},
+        {"block", p.pattern.block},
+        {"fidelity_baseline", p.pattern.fidelity_baseline},
+        {"line", p.pattern.line}}},
+      {"nk", p.nk},
+      {"block_k", p.block_k},
+      {"settings",
+       {{"repeats", s.repeats},
+        {"warmup", s.warmup},
+        {"timeout_seconds", s.timeout_seconds},
+        {"memory_bytes", s.memory_bytes},
+        {"seed", s.seed},
+        {"check", s.check},
+        {"check_max_n", s.check_max_n},
+        {"fidelity", s.fidelity},
+        {"fidelity_max_n", s.fidelity_max_n},
+        {"fidelity_baseline", s.fidelity_baseline},
+        {"inputs",
+         {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}, {"tokens", s.inputs.tokens}}},
+        {"predict_gflops", s.predict_gflops}}}};
   for (const AxisDef& a : axis_table())
     std::visit([&](const auto& v) { j[std::string(a.field)] = v; }, a.get(p));
   return j;
@@ -1268,6 +1411,11 @@ SweepPoint point_from_json(const nlohmann::json& j) {
     json_fail("settings.inputs.kind", "must be \"random\", \"synthetic\" or \"npy\"", in["kind"]);
   if ((t.inputs.kind == "npy") == t.inputs.npy_dir.empty())
     json_fail("settings.inputs.npy_dir", "must be set exactly when kind is \"npy\"", in["npy_dir"]);
+  if (in.contains("tokens")) {  // points written before it existed read as "first"
+    t.inputs.tokens = json_string(in, "settings.inputs", "tokens");
+    if (t.inputs.tokens != "first" && t.inputs.tokens != "last")
+      json_fail("settings.inputs.tokens", "must be \"first\" or \"last\"", in["tokens"]);
+  }
   t.predict_gflops = json_number(s, "settings", "predict_gflops", 0, kMaxPredictGflops);
   return p;
 }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numbers>
 #include <optional>
@@ -36,15 +37,48 @@ std::int64_t elements(const std::array<std::int64_t, 4>& shape) {
   return shape[0] * shape[1] * shape[2] * shape[3];
 }
 
-// t repeated along its size-1 axes to `shape`; UsageError when another axis differs.
-Tensor fit_to(InputFile&& f, const std::array<std::int64_t, 4>& shape, const char* axes) {
-  const auto& have = f.tensor.shape;
+// Where a file's rows come from: the first token row of the file that the point's first row reads.
+struct Fit {
+  std::int64_t token_start = 0;
+};
+
+// How a file of shape `have` (4 axes, missing leading ones as 1) serves `shape`: each axis equal
+// or 1 (repeated), and the token axis (2) may also be longer: a window of the capture, the first
+// or the last nk tokens for k and v, the window's last nq tokens for q. UsageError naming the
+// file otherwise.
+Fit plan_fit(const std::string& path, const std::vector<std::int64_t>& file_shape,
+             const std::array<std::int64_t, 4>& have, const std::array<std::int64_t, 4>& shape,
+             const char* axes, bool query, const AttentionShape& s, const std::string& tokens) {
   for (int a = 0; a < 4; ++a)
-    if (have[a] != shape[a] && have[a] != 1)
+    if (a != 2 && have[a] != shape[a] && have[a] != 1)
       throw UsageError(fmt::format(
           "{} has shape ({}) but the point needs {} = ({}): each axis must equal the point's "
           "or be 1 (repeated), and missing leading axes count as 1",
-          f.path, fmt::join(f.file_shape, ", "), axes, fmt::join(shape, ", ")));
+          path, fmt::join(file_shape, ", "), axes, fmt::join(shape, ", ")));
+  Fit fit;
+  const std::int64_t t = have[2];
+  if (t == shape[2] || t == 1) return fit;
+  const bool last = tokens == "last";
+  if (t < shape[2])
+    throw UsageError(fmt::format(
+        "{} has {} tokens (axis {} of shape ({})) but the point needs {} {}: a capture must hold "
+        "at least the point's tokens (the {} {} are used) or exactly 1",
+        path, t, file_shape.size() - 2, fmt::join(file_shape, ", "), shape[2],
+        query ? "queries" : "keys", last ? "last" : "first", shape[2]));
+  if (query && !last && t < s.nk)
+    throw UsageError(fmt::format(
+        "{} has {} tokens: more than the point's {} queries but fewer than its {} keys; the "
+        "queries are the last {} of the first {} tokens, so give {} or at least {} tokens",
+        path, t, s.nq, s.nk, s.nq, s.nk, s.nq, s.nk));
+  fit.token_start = last ? t - shape[2] : (query ? s.nk - s.nq : 0);
+  return fit;
+}
+
+// f's tensor fitted to `shape` as plan_fit says.
+Tensor fit_to(InputFile&& f, const std::array<std::int64_t, 4>& shape, const char* axes, bool query,
+              const AttentionShape& s, const std::string& tokens) {
+  const auto& have = f.tensor.shape;
+  const Fit fit = plan_fit(f.path, f.file_shape, have, shape, axes, query, s, tokens);
   if (have == shape) return std::move(f.tensor);
   Tensor out(shape[0], shape[1], shape[2], shape[3]);
   const ConstTensorView src = f.tensor.view();
@@ -52,11 +86,37 @@ Tensor fit_to(InputFile&& f, const std::array<std::int64_t, 4>& shape, const cha
   for (std::int64_t b = 0; b < shape[0]; ++b)
     for (std::int64_t h = 0; h < shape[1]; ++h)
       for (std::int64_t n = 0; n < shape[2]; ++n) {
-        const float* s = src.row(have[0] == 1 ? 0 : b, have[1] == 1 ? 0 : h, have[2] == 1 ? 0 : n);
+        const float* r = src.row(have[0] == 1 ? 0 : b, have[1] == 1 ? 0 : h,
+                                 have[2] == 1 ? 0 : fit.token_start + n);
         float* d = dst.row(b, h, n);
-        for (std::int64_t x = 0; x < shape[3]; ++x) d[x] = s[have[3] == 1 ? 0 : x];
+        for (std::int64_t x = 0; x < shape[3]; ++x) d[x] = r[have[3] == 1 ? 0 : x];
       }
   return out;
+}
+
+// A file's shape as 4 axes, missing leading ones set to 1.
+std::array<std::int64_t, 4> as_four_axes(const std::vector<std::int64_t>& shape) {
+  std::array<std::int64_t, 4> out{1, 1, 1, 1};
+  std::copy(shape.begin(), shape.end(), out.end() - shape.size());
+  return out;
+}
+
+// Checks dtype, rank and axes of an input file (header only).
+void check_input_header(const NpyArray& a, const std::string& path) {
+  if (a.descr != "<f4" && a.descr != "<f2" && a.descr != "<u2")
+    throw UsageError(fmt::format(
+        "{}: dtype '{}' is not allowed: inputs must be float32 ('<f4'), float16 ('<f2') or "
+        "bfloat16 bits saved as uint16 ('<u2')",
+        path, a.descr));
+  if (a.shape.size() < 2 || a.shape.size() > 4)
+    throw UsageError(
+        fmt::format("{}: shape ({}) has {} dimensions: inputs must be [batch, heads, tokens, "
+                    "head dim], [heads, tokens, head dim] or [tokens, head dim]",
+                    path, fmt::join(a.shape, ", "), a.shape.size()));
+  for (std::int64_t d : a.shape)
+    if (d < 1)
+      throw UsageError(
+          fmt::format("{}: shape ({}) has an empty axis", path, fmt::join(a.shape, ", ")));
 }
 
 }  // namespace
@@ -110,24 +170,21 @@ void check_output_finite(const ConstTensorView& o, const ConstTensorView& lse) {
 
 InputFile read_input_npy(const std::string& path, std::int64_t max_bytes) {
   NpyArray a = read_npy(path, max_bytes);
-  if (a.descr != "<f4")
-    throw UsageError(fmt::format("{}: dtype '{}' is not allowed: inputs must be float32 ('<f4')",
-                                 path, a.descr));
-  if (a.shape.size() < 2 || a.shape.size() > 4)
-    throw UsageError(
-        fmt::format("{}: shape ({}) has {} dimensions: inputs must be [batch, heads, tokens, "
-                    "head dim], [heads, tokens, head dim] or [tokens, head dim]",
-                    path, fmt::join(a.shape, ", "), a.shape.size()));
-  for (std::int64_t s : a.shape)
-    if (s < 1)
-      throw UsageError(
-          fmt::format("{}: shape ({}) has an empty axis", path, fmt::join(a.shape, ", ")));
+  check_input_header(a, path);
   InputFile f;
   f.path = path;
   f.file_shape = a.shape;
-  f.tensor.shape = {1, 1, 1, 1};
-  std::copy(a.shape.begin(), a.shape.end(), f.tensor.shape.end() - a.shape.size());
-  f.tensor.values = a.as_float32();
+  f.tensor.shape = as_four_axes(a.shape);
+  if (a.descr == "<u2") {  // bfloat16 bits
+    f.tensor.values.resize(static_cast<std::size_t>(a.size()));
+    for (std::size_t k = 0; k < f.tensor.values.size(); ++k) {
+      std::uint16_t b;
+      std::memcpy(&b, a.data.data() + 2 * k, 2);
+      f.tensor.values[k] = bfloat16_to_float(b);
+    }
+  } else {
+    f.tensor.values = a.as_float32();
+  }
   a.data = {};
   check_finite(f.tensor.view(), path, static_cast<int>(a.shape.size()));
   return f;
@@ -219,18 +276,48 @@ Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t se
         fmt::format("inputs kind '{}' is not allowed: use random, synthetic or npy", spec.kind));
   if (spec.npy_dir.empty())
     throw UsageError("inputs kind 'npy' needs a directory holding q.npy, k.npy and v.npy");
-  QkvFiles f = read_qkv_npy(spec.npy_dir, max_bytes);
+  QkvFiles f = read_qkv_npy(input_dir(spec, s.nq), max_bytes);
   Qkv in;
-  in.q = fit_to(std::move(f.q), {s.batch, s.q_heads, s.nq, s.dim}, "[batch, heads, n, head_dim]");
-  in.k =
-      fit_to(std::move(f.k), {s.batch, s.kv_heads, s.nk, s.dim}, "[batch, kv_heads, n, head_dim]");
-  in.v =
-      fit_to(std::move(f.v), {s.batch, s.kv_heads, s.nk, s.dim}, "[batch, kv_heads, n, head_dim]");
+  in.q = fit_to(std::move(f.q), {s.batch, s.q_heads, s.nq, s.dim}, "[batch, heads, n, head_dim]",
+                true, s, spec.tokens);
+  in.k = fit_to(std::move(f.k), {s.batch, s.kv_heads, s.nk, s.dim},
+                "[batch, kv_heads, n, head_dim]", false, s, spec.tokens);
+  in.v = fit_to(std::move(f.v), {s.batch, s.kv_heads, s.nk, s.dim},
+                "[batch, kv_heads, n, head_dim]", false, s, spec.tokens);
   return in;
 }
 
+std::filesystem::path input_dir(const InputSpec& spec, std::int64_t n) {
+  return spec_at(spec.npy_dir, n);
+}
+
+std::int64_t check_npy_inputs(const InputSpec& spec, const AttentionShape& s) {
+  const std::filesystem::path dir = input_dir(spec, s.nq);
+  std::int64_t scratch = 0;
+  std::vector<std::int64_t> kv_shape;
+  for (const char* name : {"q", "k", "v"}) {
+    const std::string path = (dir / (std::string(name) + ".npy")).string();
+    const NpyArray a = read_npy_header(path);
+    check_input_header(a, path);
+    const bool query = name[0] == 'q';
+    if (!query && !kv_shape.empty() && a.shape != kv_shape)
+      throw UsageError(fmt::format(
+          "{} has shape ({}) but {} has ({}): k and v must have the same shape",
+          (dir / "k.npy").string(), fmt::join(kv_shape, ", "), path, fmt::join(a.shape, ", ")));
+    if (!query) kv_shape = a.shape;
+    plan_fit(path, a.shape, as_four_axes(a.shape),
+             query ? std::array<std::int64_t, 4>{s.batch, s.q_heads, s.nq, s.dim}
+                   : std::array<std::int64_t, 4>{s.batch, s.kv_heads, s.nk, s.dim},
+             query ? "[batch, heads, n, head_dim]" : "[batch, kv_heads, n, head_dim]", query, s,
+             spec.tokens);
+    // The raw file and its float copy, beside the tensors already made.
+    scratch = std::max(scratch, a.size() * (a.item_size() + std::int64_t{sizeof(float)}));
+  }
+  return scratch;
+}
+
 std::string input_name(const InputSpec& spec) {
-  return spec.kind == "npy" ? "npy:" + spec.npy_dir : spec.kind;
+  return spec.name();
 }
 
 std::int64_t input_scratch_bytes(const InputSpec& spec, const AttentionShape& s) {

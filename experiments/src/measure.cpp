@@ -87,7 +87,7 @@ Prediction predict(const PreparedPoint& u) {
   r.workspace_bytes = flash ? c.flash_workspace_bytes : c.textbook_bytes;
   double bytes = static_cast<double>(c.input_bytes) + static_cast<double>(c.layout_bytes) +
                  static_cast<double>(r.workspace_bytes) +
-                 static_cast<double>(input_scratch_bytes(st.inputs, u.s));
+                 static_cast<double>(u.input_scratch_bytes);
   if (flash) bytes += static_cast<double>(c.output_bytes);
   double flops = (st.warmup + st.repeats) * (flash ? c.computed_flops : c.dense_flops);
   if (u.fidelity) {  // dense O and LSE beside the sparse ones, and the dense layout
@@ -219,6 +219,8 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   u.limit = memory_limit(st);
   u.check = st.check && p.n <= st.check_max_n;
   u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
+  u.input_scratch_bytes = st.inputs.kind == "npy" ? check_npy_inputs(st.inputs, u.s)
+                                                  : input_scratch_bytes(st.inputs, u.s);
   BuildOptions bo;
   bo.threads = p.threads;
   bo.max_layout_bytes = u.limit;

@@ -16,7 +16,9 @@
 #include <ostream>
 #include <set>
 #include <sstream>
+#include <string_view>
 
+#include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
 #include "spattn/experiments/meta.hpp"
@@ -69,7 +71,8 @@ std::string stderr_tail(const std::string& err, int max_lines = 5) {
 struct Planned {
   SweepPoint point;
   Measurement record;
-  bool run = false;  // run it in a child
+  bool run = false;         // run it in a child
+  bool bad_inputs = false;  // its npy inputs cannot serve it (the sweep refuses to start)
 };
 
 Planned plan_point(const SweepPoint& p) {
@@ -89,6 +92,20 @@ Planned plan_point(const SweepPoint& p) {
   } catch (const std::bad_alloc&) {
     return refuse(Status::Skipped, "predicting the point ran out of memory (std::bad_alloc)");
   } catch (const std::exception& e) {  // UsageError and anything else the prediction refuses
+    if (p.settings.inputs.kind == "npy") {
+      try {  // the same check prepare_point made: did the inputs fail, or something else?
+        AttentionShape s;
+        s.batch = p.batch;
+        s.q_heads = p.heads;
+        s.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
+        s.nq = p.n;
+        s.nk = p.nk > 0 ? p.nk : p.n;
+        s.dim = p.head_dim;
+        (void)check_npy_inputs(p.settings.inputs, s);
+      } catch (const UsageError&) {
+        plan.bad_inputs = true;
+      }
+    }
     return refuse(Status::Error, e.what());
   }
   const std::int64_t limit = memory_limit(p.settings);
@@ -306,7 +323,47 @@ void note_resume_in_meta(const fs::path& meta_path, const std::vector<std::strin
   write_meta(meta_path, meta);
 }
 
+// The overrides applied to a point; its key follows (threads is an axis).
+void apply_overrides(SweepPoint& p, const SweepOverrides& o) {
+  if (o.repeats) p.settings.repeats = *o.repeats;
+  if (o.warmup) p.settings.warmup = *o.warmup;
+  if (o.threads) {
+    p.threads = *o.threads;
+    p.key = point_key(p);
+  }
+}
+
 }  // namespace
+
+nlohmann::json SweepOverrides::to_json() const {
+  nlohmann::json j = nlohmann::json::object();
+  if (repeats) j["repeats"] = *repeats;
+  if (warmup) j["warmup"] = *warmup;
+  if (threads) j["threads"] = *threads;
+  return j;
+}
+
+SweepOverrides SweepOverrides::from_json(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_object())
+    throw UsageError(
+        fmt::format("{}: 'overrides' must be an object, found {}", where, j.dump().substr(0, 60)));
+  SweepOverrides o;
+  const std::pair<const char*, std::pair<int, int>> fields[] = {
+      {"repeats", {1, 100000}}, {"warmup", {0, 100000}}, {"threads", {0, 1024}}};
+  for (const auto& [name, range] : fields) {
+    const auto it = j.find(name);
+    if (it == j.end()) continue;
+    if (!it->is_number_integer() || it->get<std::int64_t>() < range.first ||
+        it->get<std::int64_t>() > range.second)
+      throw UsageError(fmt::format("{}: overrides.{} must be an integer {}..{}, found {}", where,
+                                   name, range.first, range.second, it->dump().substr(0, 60)));
+    const int v = it->get<int>();
+    (std::string_view(name) == "repeats"  ? o.repeats
+     : std::string_view(name) == "warmup" ? o.warmup
+                                          : o.threads) = v;
+  }
+  return o;
+}
 
 SweepHeader read_sweep_header(const fs::path& dir) {
   const fs::path file = dir / "results.jsonl";
@@ -340,6 +397,9 @@ SweepHeader read_sweep_header(const fs::path& dir) {
   header.experiment_toml =
       field("experiment_toml", &nlohmann::json::is_string, "the experiment file's text")
           .get<std::string>();
+  if (h.contains("overrides"))
+    header.overrides =
+        SweepOverrides::from_json(h["overrides"], fmt::format("{}: line 1", file.string()));
   return header;
 }
 
@@ -375,7 +435,8 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
     }
   }
 
-  const std::vector<SweepPoint> points = expand_points(e, quick);
+  std::vector<SweepPoint> points = expand_points(e, quick);
+  for (SweepPoint& p : points) apply_overrides(p, o.overrides);
   summary.total = static_cast<int>(points.size());
   std::vector<Planned> plans;
   std::set<std::string> seen;
@@ -401,6 +462,17 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
     summary.interrupted_by = interrupt_signal();
     return summary;
   }
+  // Inputs that cannot serve a point are a mistake in the experiment, not a measurement: refuse
+  // before the first point rather than record every point as an error.
+  const auto bad =
+      std::find_if(plans.begin(), plans.end(), [](const Planned& x) { return x.bad_inputs; });
+  if (bad != plans.end())
+    throw UsageError(fmt::format(
+        "{} of {} points cannot use their inputs, so nothing was run; the first, point {}: {}. "
+        "Fix the files, or keep the patterns to the lengths the capture holds (max_n); "
+        "--dry-run lists every point",
+        std::count_if(plans.begin(), plans.end(), [](const Planned& x) { return x.bad_inputs; }),
+        plans.size(), bad->point.key, bad->record.message));
 
   // The run directory, its header and meta.json.
   std::optional<ResultsWriter> writer;
@@ -408,15 +480,19 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
     const std::string stamp = utc_time("%Y%m%d-%H%M%S");
     summary.dir = create_run_dir(o.out_base, e.name, stamp);
     writer.emplace(summary.dir / "results.jsonl");
-    writer->append({{"kind", "header"},
-                    {"experiment", e.name},
-                    {"stamp", stamp},
-                    {"quick", quick},
-                    {"report",
-                     {{"layout", e.report.layout},
-                      {"baseline", e.report.baseline},
-                      {"budget_bytes", e.report.budget_bytes}}},
-                    {"experiment_toml", e.source_text}});
+    nlohmann::json header = {{"kind", "header"},
+                             {"experiment", e.name},
+                             {"stamp", stamp},
+                             {"quick", quick},
+                             {"report",
+                              {{"layout", e.report.layout},
+                               {"baseline", e.report.baseline},
+                               {"budget_bytes", e.report.budget_bytes}}},
+                             {"experiment_toml", e.source_text}};
+    if (o.overrides.any()) header["overrides"] = o.overrides.to_json();
+    if (!e.report.published.empty())
+      header["report"]["published"] = published_to_json(e.report.published);
+    writer->append(header);
     write_meta(summary.dir / "meta.json", build_meta(e, o.command_line, start_time));
   } else {
     summary.dir = o.resume_dir;

@@ -17,6 +17,11 @@ namespace spattn::experiments::report {
 
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
+// A point whose slowest timed call took more than this many times its fastest is flagged
+// "noisy": its median (and a speedup from it) may say more about the machine than the pattern.
+// scripts/plot_sweep.py uses the same threshold.
+inline constexpr double kNoisySpread = 1.5;
+
 // The value, or NaN when there is none.
 template <class T>
 double or_nan(const std::optional<T>& v) {
@@ -44,6 +49,9 @@ struct Point {
   double time() const { return ok() && m->attention ? m->attention->median() : kNaN; }
   double min_time() const { return ok() && m->attention ? m->attention->min() : kNaN; }
   double max_time() const { return ok() && m->attention ? m->attention->max() : kNaN; }
+  // max / min of the timed calls (NaN without timings or with a zero minimum).
+  double spread() const { return min_time() > 0 ? max_time() / min_time() : kNaN; }
+  bool noisy() const { return spread() > kNoisySpread; }
   double rss() const { return or_nan(m->resources.peak_rss_bytes); }         // bytes
   double workspace() const { return or_nan(m->resources.workspace_bytes); }  // bytes
   double layout_bytes() const { return m->layout ? m->layout->layout_bytes : kNaN; }

@@ -14,6 +14,7 @@
 #include "report/groups.hpp"
 #include "report/markdown.hpp"
 #include "report/points.hpp"
+#include "report/published.hpp"
 #include "report/registry.hpp"
 #include "report/sections.hpp"
 #include "spattn/experiments/report_layouts.hpp"
@@ -91,6 +92,12 @@ std::string render_table(const ResultsFile& results) {
   for (const auto& [s, c] : by_status)
     counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", c, s);
   out += fmt::format("Points: {}{}.\n\n", pts.size(), counts.empty() ? "" : " (" + counts + ")");
+  if (h.contains("overrides") && h["overrides"].is_object() && !h["overrides"].empty()) {
+    std::string given;
+    for (const auto& [k, v] : h["overrides"].items())
+      given += fmt::format("{}{} {}", given.empty() ? "" : ", ", k, v.dump());
+    out += fmt::format("Set on the command line for every point: {}.\n\n", given);
+  }
   if (results.truncated_line > 0)
     out += fmt::format("Line {} of {} is incomplete (an interrupted write) and was ignored.\n\n",
                        results.truncated_line, results.file_name);
@@ -120,6 +127,11 @@ std::string render_table(const ResultsFile& results) {
   }
 
   out += chosen->render({pts, baseline, results});
+  if (report.contains("published"))
+    out += report::published_section(
+        pts, baseline,
+        published_from_json(report["published"],
+                            fmt::format("{} line 1 (the header)", results.file_name)));
   out += report::failures_section(pts);
   while (out.size() > 1 && out[out.size() - 1] == '\n' && out[out.size() - 2] == '\n')
     out.pop_back();

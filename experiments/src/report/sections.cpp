@@ -26,31 +26,30 @@ std::string points_table(const Group& g, const std::string& baseline) {
                                    std::isfinite(p->m->fidelity->recall_mean));
   }
   Table t;
-  t.head = {"pattern",
-            "N",
-            "time ms (median)",
-            "min..max ms",
-            fmt::format("speedup vs {}", baseline),
-            "peak RSS",
-            "workspace",
-            "layout",
-            "useful GFLOP/s",
-            "efficiency",
-            "build ms"};
+  t.head = {"pattern",        "N",          "time ms (median)",
+            "min..max ms",    "max/min",    fmt::format("speedup vs {}", baseline),
+            "peak RSS",       "workspace",  "layout",
+            "useful GFLOP/s", "efficiency", "build ms"};
   if (check) t.head.push_back("check rel L2");
   if (fidelity) {
-    t.head.push_back("rel L2 vs dense");
+    t.head.push_back("fidelity baseline");
+    t.head.push_back("rel L2 vs baseline");
     t.head.push_back("recall mean");
     t.head.push_back("recall min");
   }
+  bool any_noisy = false;
   for (const std::string& pattern : g.patterns) {
     for (const Point* p : points_of(g, pattern, true)) {
+      const Point* base = baseline_point(g, baseline, p->n);
+      any_noisy |= p->noisy();
       std::vector<std::string> row = {
           p->pattern,
           fmt::format("{}", p->n),
           fmt_ms(p->time()),
           fmt::format("{}..{}", fmt_ms(p->min_time()), fmt_ms(p->max_time())),
-          fmt_ratio(baseline_time(g, baseline, *p) / p->time()),
+          fmt_spread(*p),
+          fmt_ratio(baseline_time(g, baseline, *p) / p->time()) +
+              (base != nullptr ? noisy_mark(*p, base) : ""),
           fmt_bytes(p->rss()),
           fmt_bytes(p->workspace()),
           fmt_bytes(p->layout_bytes()),
@@ -61,6 +60,7 @@ std::string points_table(const Group& g, const std::string& baseline) {
       if (fidelity) {
         const FidelityFigures none{kNaN, kNaN, kNaN, "", ""};
         const FidelityFigures& f = p->m->fidelity ? *p->m->fidelity : none;
+        row.push_back(f.baseline.empty() ? kNone : f.baseline);
         row.push_back(fmt_sci(f.rel_l2_error));
         row.push_back(fmt_fixed(f.recall_mean, 4));
         row.push_back(fmt_fixed(f.recall_min, 4));
@@ -69,7 +69,25 @@ std::string points_table(const Group& g, const std::string& baseline) {
     }
   }
   if (t.rows.empty()) return "No point of this group ran.\n\n";
-  return t.render() + "\n";
+  std::string out = t.render() + "\n";
+  if (any_noisy)
+    out += fmt::format(
+        "noisy: the slowest timed call took more than {}x the fastest, so the median is not a "
+        "reliable time (a busy machine, or too few repeats); a speedup is marked when its point "
+        "or the baseline's is noisy. Rerun on a quiet machine or with more repeats (`spattn "
+        "sweep --repeats`).\n\n",
+        kNoisySpread);
+  return out;
+}
+
+std::string noisy_mark(const Point& p, const Point* base) {
+  return p.noisy() || (base != nullptr && base->noisy()) ? " (noisy)" : "";
+}
+
+std::string fmt_spread(const Point& p) {
+  const double s = p.spread();
+  if (!std::isfinite(s)) return kNone;
+  return fmt_fixed(s, 2) + (p.noisy() ? " noisy" : "");
 }
 
 std::string all_points_sections(const std::vector<Point>& pts, const std::string& baseline) {

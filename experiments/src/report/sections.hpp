@@ -12,8 +12,18 @@ namespace spattn::experiments::report {
 // "## title\n\n", with the group's label in parentheses when it has one.
 std::string section_title(const std::string& title, const Group& g);
 
-// One row per point that ran: time, speedup, memory, rates, fidelity.
+// One row per point that ran: time, its spread, speedup, memory, rates, and fidelity with the
+// baseline each point was compared with. Points whose spread exceeds kNoisySpread are marked
+// "noisy", and so are speedups whose point or baseline point is, with a note below the table.
 std::string points_table(const Group& g, const std::string& baseline);
+
+// max/min of p's timed calls, "1.08", followed by " noisy" above kNoisySpread; "-" without
+// timings.
+std::string fmt_spread(const Point& p);
+
+// " (noisy)" when p, or `base` (a baseline point p is compared with, may be null), is noisy;
+// else "". For the cells of the layouts' own time and speed tables.
+std::string noisy_mark(const Point& p, const Point* base = nullptr);
 
 // "All points that ran": points_table per group of every N (the closing section of the layouts
 // other than "scaling", which shows the same table per N as its body).

@@ -12,6 +12,7 @@
 #include <functional>
 #include <limits>
 
+#include "bitmap_font.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/npy.hpp"
 
@@ -333,9 +334,20 @@ std::string mask_ascii(const Layout& layout, MaskLevel level, int head, std::int
 
 ImageSize write_mask_png(const std::string& path, const Layout& layout, MaskLevel level, int head,
                          std::int64_t max_side) {
+  MaskPngOptions o;
+  o.max_side = max_side;
+  return write_mask_png(path, layout, level, head, o);
+}
+
+ImageSize write_mask_png(const std::string& path, const Layout& layout, MaskLevel level, int head,
+                         const MaskPngOptions& o) {
   const Geometry& g = layout.geometry;
   const std::vector<int> heads = selected_heads(layout, head);
+  const std::int64_t max_side = o.max_side;
   if (max_side < 1) throw UsageError("write_mask_png: max_side must be at least 1");
+  if (o.scale < 0 || o.scale > kMaxPngScale)
+    throw UsageError(fmt::format("scale {} is not allowed: use 1..{} pixels per cell, or 0 (auto)",
+                                 o.scale, kMaxPngScale));
   if (level == MaskLevel::Element && (g.nq > max_side || g.nk > max_side))
     throw UsageError(fmt::format(
         "element-level PNG is limited to {} x {} pixels per head, but the mask has {} queries x "
@@ -353,15 +365,72 @@ ImageSize write_mask_png(const std::string& path, const Layout& layout, MaskLeve
     w = cell_rows.front().cols();
     h = cell_rows.front().rows();
   }
+  const std::int64_t scale =
+      o.scale > 0 ? o.scale : std::clamp<std::int64_t>(kAutoScaleSide / std::max(w, h), 1, 32);
+  if (std::max(w, h) * scale > kMaxPngScaledSide)
+    throw UsageError(fmt::format(
+        "scale {} makes each head's picture {} x {} pixels, more than {} on a side; use a "
+        "smaller scale",
+        scale, w * scale, h * scale, kMaxPngScaledSide));
   const auto n_panels = static_cast<std::int64_t>(heads.size());
-  constexpr std::int64_t kSeparator = 2;
-  const std::int64_t width = n_panels * w + (n_panels - 1) * kSeparator;
-  if (width > kMaxPngWidth)
+  const std::int64_t sep = std::max<std::int64_t>(2, scale / 2);
+  const std::int64_t panels_width = n_panels * w * scale + (n_panels - 1) * sep;
+  if (panels_width > kMaxPngWidth)
     throw UsageError(fmt::format(
         "a PNG of {} heads side by side would be {} pixels wide (the limit is {}); select one "
         "head with --head",
-        n_panels, width, kMaxPngWidth));
-  const int channels = n_panels == 1 ? 1 : 3;
+        n_panels, panels_width, kMaxPngWidth));
+
+  // Legend and head labels, drawn into two small RGB strips.
+  const int t = panels_width >= 512 ? 2 : 1;  // text size
+  struct Item {
+    std::uint8_t rgb[3];
+    std::string text;
+    bool swatch;
+  };
+  std::vector<Item> items;
+  if (o.legend) {
+    if (level == MaskLevel::Block) {
+      items.push_back({{0, 0, 0}, "kept, full", true});
+      items.push_back({{128, 128, 128}, "kept, partial", true});
+      items.push_back({{255, 255, 255}, "empty", true});
+    } else {
+      items.push_back({{0, 0, 0}, "allowed", true});
+      items.push_back({{255, 255, 255}, "not allowed", true});
+    }
+    if (n_panels > 1) items.push_back({{255, 0, 0}, "head separator", true});
+    if (f > 1) items.push_back({{0, 0, 0}, fmt::format("each cell: {} x {} tiles", f, f), false});
+  }
+  std::int64_t legend_width = 0;
+  for (const Item& it : items)
+    legend_width += (it.swatch ? 10 * t : 0) + font::text_width(it.text, t) + 8 * t;
+  const std::int64_t width = std::max(panels_width, o.legend ? legend_width + 2 * t : 0);
+  const std::int64_t top = o.legend && n_panels > 1 ? 11 * t : 0;
+  const std::int64_t bottom = o.legend ? 13 * t : 0;
+  const std::int64_t height = top + h * scale + bottom;
+  const int channels = n_panels == 1 && !o.legend ? 1 : 3;
+  const std::uint8_t ink[3] = {0, 0, 0};
+  std::vector<std::uint8_t> head_strip(static_cast<std::size_t>(width * top * 3), 255);
+  for (std::int64_t s = 0; s < n_panels && top > 0; ++s) {
+    std::string label = fmt::format("head {}", heads[static_cast<std::size_t>(s)]);
+    if (font::text_width(label, t) > w * scale) label = label.substr(5);
+    font::draw_text(head_strip.data(), width, top, s * (w * scale + sep), 2 * t, label, t, ink);
+  }
+  std::vector<std::uint8_t> legend_strip(static_cast<std::size_t>(width * bottom * 3), 255);
+  std::int64_t x = 2 * t;
+  for (const Item& it : items) {
+    if (it.swatch) {  // a 7t square with a gray border
+      for (std::int64_t dy = 0; dy < 7 * t; ++dy)
+        for (std::int64_t dx = 0; dx < 7 * t; ++dx) {
+          const bool edge = dx == 0 || dy == 0 || dx == 7 * t - 1 || dy == 7 * t - 1;
+          std::uint8_t* p = legend_strip.data() + ((3 * t + dy) * width + x + dx) * 3;
+          for (int c = 0; c < 3; ++c) p[c] = edge ? 96 : it.rgb[c];
+        }
+      x += 10 * t;
+    }
+    font::draw_text(legend_strip.data(), width, bottom, x, 3 * t, it.text, t, ink);
+    x += font::text_width(it.text, t) + 8 * t;
+  }
 
   // Panel slot s shows head heads[s], whose layout is group panel_group[s].
   std::vector<std::size_t> panel_group(heads.size());
@@ -374,31 +443,41 @@ ImageSize write_mask_png(const std::string& path, const Layout& layout, MaskLeve
     if (level == MaskLevel::Element) return v != 0 ? 0 : 255;
     return v == kCellFull ? 0 : v == kCellPartial ? 128 : 255;
   };
-  write_png_rows(path, width, h, channels, [&](std::int64_t y, std::uint8_t* row) {
-    for (std::size_t k = 0; k < groups.size(); ++k) {
-      std::uint8_t* dst = group_rows.data() + k * static_cast<std::size_t>(w);
-      if (level == MaskLevel::Element)
-        decode_row(*layout.distinct[static_cast<std::size_t>(groups[k].distinct)], y, dst);
-      else
-        cell_rows[k].row(y, dst);
+  write_png_rows(path, width, height, channels, [&](std::int64_t y, std::uint8_t* row) {
+    const std::size_t row_bytes = static_cast<std::size_t>(width * channels);
+    if (y < top || y >= top + h * scale) {
+      const std::uint8_t* src = y < top ? head_strip.data() + y * width * 3
+                                        : legend_strip.data() + (y - top - h * scale) * width * 3;
+      std::copy(src, src + row_bytes, row);
+      return;
     }
+    const std::int64_t cy = (y - top) / scale;
+    if ((y - top) % scale == 0)
+      for (std::size_t k = 0; k < groups.size(); ++k) {
+        std::uint8_t* dst = group_rows.data() + k * static_cast<std::size_t>(w);
+        if (level == MaskLevel::Element)
+          decode_row(*layout.distinct[static_cast<std::size_t>(groups[k].distinct)], cy, dst);
+        else
+          cell_rows[k].row(cy, dst);
+      }
+    std::fill(row, row + row_bytes, std::uint8_t{255});
     std::uint8_t* px = row;
     for (std::size_t s = 0; s < heads.size(); ++s) {
       if (s > 0) {
-        for (std::int64_t x = 0; x < kSeparator; ++x) {
+        for (std::int64_t k = 0; k < sep; ++k) {
           *px++ = 255;
           *px++ = 0;
           *px++ = 0;
         }
       }
       const std::uint8_t* src = group_rows.data() + panel_group[s] * static_cast<std::size_t>(w);
-      for (std::int64_t x = 0; x < w; ++x) {
-        const std::uint8_t v = shade(src[x]);
-        for (int c = 0; c < channels; ++c) *px++ = v;
+      for (std::int64_t cx = 0; cx < w; ++cx) {
+        const std::uint8_t v = shade(src[cx]);
+        for (std::int64_t k = 0; k < scale * channels; ++k) *px++ = v;
       }
     }
   });
-  return {width, h};
+  return {width, height, scale, top};
 }
 
 }  // namespace spattn

@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/regular_file.hpp"
@@ -18,7 +20,7 @@ constexpr char kMagic[] = "\x93NUMPY";
 int item_size_of(const std::string& d) {
   static const std::pair<const char*, int> known[] = {
       {"|b1", 1}, {"|u1", 1}, {"|i1", 1}, {"<u2", 2}, {"<i2", 2}, {"<u4", 4},
-      {"<i4", 4}, {"<u8", 8}, {"<i8", 8}, {"<f4", 4}, {"<f8", 8}};
+      {"<i4", 4}, {"<u8", 8}, {"<i8", 8}, {"<f2", 2}, {"<f4", 4}, {"<f8", 8}};
   for (auto [name, size] : known)
     if (d == name) return size;
   return 0;
@@ -142,6 +144,7 @@ double NpyArray::at(std::int64_t k) const {
     case 1:
       return kind == 'i' ? load(std::int8_t{}) : load(std::uint8_t{});
     case 2:
+      if (kind == 'f') return half_to_float(static_cast<std::uint16_t>(load(std::uint16_t{})));
       return kind == 'i' ? load(std::int16_t{}) : load(std::uint16_t{});
     case 4:
       return kind == 'f'   ? load(float{})
@@ -154,17 +157,62 @@ double NpyArray::at(std::int64_t k) const {
   }
 }
 
+float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = std::uint32_t{h & 0x8000u} << 16;
+  const std::uint32_t exponent = (h >> 10) & 0x1fu, mantissa = h & 0x3ffu;
+  std::uint32_t bits;
+  if (exponent == 0x1f) {  // inf, or NaN with its payload kept
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else if (exponent != 0) {  // normal: rebias 15 -> 127
+    bits = sign | ((exponent + 112) << 23) | (mantissa << 13);
+  } else if (mantissa == 0) {  // signed zero
+    bits = sign;
+  } else {  // subnormal mantissa * 2^-24: normalize (a normal float32)
+    int shift = 0;
+    std::uint32_t m = mantissa;
+    while ((m & 0x400u) == 0) {
+      m <<= 1;
+      ++shift;
+    }
+    bits = sign | (static_cast<std::uint32_t>(113 - shift) << 23) | ((m & 0x3ffu) << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+float bfloat16_to_float(std::uint16_t b) {
+  const std::uint32_t bits = std::uint32_t{b} << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
 std::vector<float> NpyArray::as_float32() const {
-  if (descr != "<f4")
-    throw UsageError(fmt::format("expected float32 data ('<f4'), got dtype {}",
+  if (descr != "<f4" && descr != "<f2")
+    throw UsageError(fmt::format("expected float32 ('<f4') or float16 ('<f2') data, got dtype {}",
                                  spattn::quoted(descr, 60, '\'')));
   std::vector<float> out(static_cast<std::size_t>(size()));
-  if (!out.empty()) std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
+  if (out.empty()) return out;
+  if (descr == "<f4") {
+    std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
+  } else {
+    for (std::size_t k = 0; k < out.size(); ++k) {
+      std::uint16_t h;
+      std::memcpy(&h, data.data() + 2 * k, 2);
+      out[k] = half_to_float(h);
+    }
+  }
   return out;
 }
 
-NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
-                   std::int64_t max_bytes) {
+namespace {
+
+// Parses the magic, version and header dict of the image `bytes` (at least the header; the data
+// may be absent) into a.descr and a.shape and checks them. Returns the offset of the data and
+// sets `need` to its byte count.
+std::size_t parse_header(const unsigned char* bytes, std::size_t size, const std::string& name,
+                         std::int64_t max_bytes, NpyArray& a, std::int64_t& need) {
   if (size < 6 || std::memcmp(bytes, kMagic, 6) != 0)
     throw UsageError(fmt::format("{}: not a .npy file (missing the \\x93NUMPY magic)", name));
   if (size < 10)
@@ -188,7 +236,6 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
     throw UsageError(
         fmt::format("{}: truncated .npy header ({} header bytes announced, {} present)", name,
                     header_len, size - offset));
-  NpyArray a;
   bool fortran = false;
   HeaderParser(std::string_view(reinterpret_cast<const char*>(bytes) + offset, header_len), name)
       .parse(a.descr, fortran, a.shape);
@@ -197,7 +244,7 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
   if (item_size_of(a.descr) == 0)
     throw UsageError(fmt::format(
         "{}: unsupported dtype {}: allowed little-endian bool, int8..int64, uint8..uint64, "
-        "float32, float64",
+        "float16, float32, float64",
         name, spattn::quoted(a.descr, 60, '\'')));
   if (fortran)
     throw UsageError(
@@ -216,15 +263,25 @@ NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::stri
     throw BudgetError(
         fmt::format("{}: the array needs {:.0f} bytes, more than the budget of {} bytes", name,
                     static_cast<double>(count) * a.item_size(), max_bytes));
-  const std::int64_t need = count * a.item_size();
-  const std::size_t have = size - offset - header_len;
+  need = count * a.item_size();
+  return offset + header_len;
+}
+
+}  // namespace
+
+NpyArray parse_npy(const unsigned char* bytes, std::size_t size, const std::string& name,
+                   std::int64_t max_bytes) {
+  NpyArray a;
+  std::int64_t need = 0;
+  const std::size_t data_offset = parse_header(bytes, size, name, max_bytes, a, need);
+  const std::size_t have = size - data_offset;
   if (static_cast<std::size_t>(need) > have)
     throw UsageError(fmt::format("{}: truncated data: the shape needs {} bytes, the file has {}",
                                  name, need, have));
   if (static_cast<std::size_t>(need) < have)
     throw UsageError(fmt::format("{}: {} bytes of trailing data after the array", name,
                                  have - static_cast<std::size_t>(need)));
-  const unsigned char* start = bytes + offset + header_len;
+  const unsigned char* start = bytes + data_offset;
   a.data.assign(start, start + need);
   return a;
 }
@@ -239,6 +296,41 @@ NpyArray read_npy(const std::string& path, std::int64_t max_bytes) {
   in.read(reinterpret_cast<char*>(bytes.data()), len);
   if (!in) throw UsageError(fmt::format("{}: read error", path));
   return parse_npy(bytes.data(), bytes.size(), path, max_bytes);
+}
+
+NpyArray read_npy_header(const std::string& path) {
+  std::int64_t len = 0;
+  std::ifstream in = open_regular_file(path, "a .npy file", len);
+  // The header ends within the first 12 + 2^32 bytes; read its prefix, then the header itself.
+  std::vector<unsigned char> bytes(static_cast<std::size_t>(std::min<std::int64_t>(len, 12)));
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  if (!in) throw UsageError(fmt::format("{}: read error", path));
+  if (bytes.size() >= 10 && std::memcmp(bytes.data(), kMagic, 6) == 0) {
+    const std::size_t header_len =
+        bytes[6] == 1        ? (bytes[8] | (std::size_t{bytes[9]} << 8)) + 10
+        : bytes.size() >= 12 ? (bytes[8] | (std::size_t{bytes[9]} << 8) |
+                                (std::size_t{bytes[10]} << 16) | (std::size_t{bytes[11]} << 24)) +
+                                   12
+                             : 0;
+    const std::size_t want =
+        std::min<std::size_t>(static_cast<std::size_t>(len), std::max(header_len, bytes.size()));
+    const std::size_t had = bytes.size();
+    bytes.resize(want);
+    in.read(reinterpret_cast<char*>(bytes.data() + had), static_cast<std::streamsize>(want - had));
+    if (!in) throw UsageError(fmt::format("{}: read error", path));
+  }
+  NpyArray a;
+  std::int64_t need = 0;
+  const std::size_t data_offset = parse_header(bytes.data(), bytes.size(), path,
+                                               std::numeric_limits<std::int64_t>::max(), a, need);
+  const std::int64_t have = len - static_cast<std::int64_t>(data_offset);
+  if (need > have)
+    throw UsageError(fmt::format("{}: truncated data: the shape needs {} bytes, the file has {}",
+                                 path, need, have));
+  if (need < have)
+    throw UsageError(
+        fmt::format("{}: {} bytes of trailing data after the array", path, have - need));
+  return a;
 }
 
 void write_npy(const std::string& path, const std::string& descr,

@@ -30,7 +30,14 @@ struct PatternEntry {
 // Where Q, K and V come from.
 struct InputSpec {
   std::string kind = "random";  // "random" | "synthetic" | "npy"
-  std::string npy_dir;          // for "npy": a directory with q.npy, k.npy, v.npy
+  // For "npy": a directory with q.npy, k.npy, v.npy; may hold {n} (the point's seq_len) and
+  // {sqrt_n}, filled in per point as in pattern specs (input_dir in inputs.hpp).
+  std::string npy_dir;
+  // For "npy": which tokens of a capture longer than the point serves it, "first" or "last".
+  std::string tokens = "first";
+  // How keys and records name the inputs: "random", "synthetic", "npy:DIR", and
+  // "npy:DIR (last tokens)" when tokens is "last".
+  std::string name() const;
 };
 
 // Settings that apply to every point (TOML top-level keys, overridable by [quick]).
@@ -55,6 +62,20 @@ struct Settings {
 // s.memory_bytes, or default_memory_budget() when that is 0.
 std::int64_t memory_limit(const Settings& s);
 
+// Figures a paper published for one pattern of the file ([[report.published]]), printed by
+// `spattn report` beside the measured ones with the ratio meant to carry over to a CPU.
+struct PublishedFigures {
+  std::string pattern;  // the name of the pattern entry that stands for the paper's row
+  std::string source;   // the paper, table and row, e.g. "LRA Table 2, Local Attention"
+  // "speedup": speed relative to the report's baseline at each N (compared with the measured
+  // speedup and its growth over N); "time_ms": times at each N (compared by the exponent
+  // log(t2/t1)/log(N2/N1) between successive N); "pairs_slope": a complexity exponent (one
+  // value, no N; compared with the fitted slopes of allowed pairs and of time against N).
+  std::string quantity;
+  std::vector<std::int64_t> n;  // ascending, one per value (empty for "pairs_slope")
+  std::vector<double> values;
+};
+
 // What `spattn report` lays out (TOML table [report]).
 struct ReportSettings {
   // A registered table layout (report_layout_names() in report_layouts.hpp): "scaling"
@@ -62,7 +83,14 @@ struct ReportSettings {
   std::string layout = "scaling";
   std::string baseline = "dense";  // pattern name that speedups are measured against
   std::int64_t budget_bytes = 0;   // "audit": the budget for the largest-N column (0: none)
+  std::vector<PublishedFigures> published;
 };
+
+// The published figures as the sweep's header records them ({pattern, source, quantity, n,
+// values} each) and back; from_json throws UsageError naming `where` and the field.
+nlohmann::json published_to_json(const std::vector<PublishedFigures>& p);
+std::vector<PublishedFigures> published_from_json(const nlohmann::json& j,
+                                                  const std::string& where);
 
 struct Experiment {
   std::string name;         // [a-zA-Z0-9_.-]+, names the results directory

@@ -69,9 +69,11 @@ struct InputFile {
   Tensor tensor;                         // [B, H, N, d], missing leading axes set to 1
 };
 
-// Reads a float32 (<f4) C-order .npy of shape [B, H, N, d], [H, N, d] or [N, d]. Throws
-// UsageError naming the file on a missing or malformed file, another dtype or rank, an empty axis
-// or a NaN/Inf element (with its index); BudgetError when the data exceeds max_bytes.
+// Reads a C-order .npy of shape [B, H, N, d], [H, N, d] or [N, d] holding float32 (<f4), float16
+// (<f2) or bfloat16 bit patterns saved as uint16 (<u2, e.g. torch's t.view(torch.uint16)); the
+// 16-bit ones are converted to float32 exactly. Throws UsageError naming the file on a missing or
+// malformed file, another dtype or rank, an empty axis or a NaN/Inf element (with its index;
+// a float16 or bfloat16 inf/NaN included); BudgetError when the data exceeds max_bytes.
 InputFile read_input_npy(const std::string& path, std::int64_t max_bytes);
 
 struct QkvFiles {
@@ -85,15 +87,28 @@ Qkv random_inputs(const AttentionShape& s, std::uint64_t seed);
 // Synthetic inputs of shape s (construction above).
 Qkv synthetic_inputs(const AttentionShape& s, std::uint64_t seed);
 
-// The inputs of a measurement with shape s: random or synthetic from `seed`, or spec.npy_dir's
-// files fitted to s. A file axis that is missing or 1 is repeated to the point's size (a [N, d]
-// capture of one head serves every batch and head); any other axis must equal the point's (q:
+// The inputs of a measurement with shape s: random or synthetic from `seed`, or the files of
+// input_dir(spec, nq) fitted to s. A file axis that is missing or 1 is repeated to the point's
+// size (a [N, d] capture of one head serves every batch and head); the token axis may also be
+// longer than the point's: the capture is one sequence, and k and v give its first or last nk
+// tokens (spec.tokens), q the last nq of those nk; any other axis must equal the point's (q:
 // B, Hq, nq, d; k and v: B, Hkv, nk, d), else UsageError naming the file, its shape and the
-// expected one. max_bytes bounds each file read. UsageError on an unknown kind.
+// expected one (a capture shorter than the point: the file, its token count and N). max_bytes
+// bounds each file read. UsageError on an unknown kind.
 Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t seed,
                 std::int64_t max_bytes);
 
-// "random" | "synthetic" | "npy:DIR": how records and point keys name the inputs.
+// spec.npy_dir with its placeholders filled in for seq_len n ({n}, {sqrt_n}: spec_at).
+std::filesystem::path input_dir(const InputSpec& spec, std::int64_t n);
+
+// Checks, from the headers alone, that the npy inputs of `spec` serve shape s as make_inputs
+// would fit them (files present, dtypes, ranks, axes, enough tokens, k and v alike): the same
+// UsageError make_inputs would throw, before any data is read. Returns the bytes make_inputs
+// holds beside the tensors it returns (one file's raw data and its float32 copy).
+std::int64_t check_npy_inputs(const InputSpec& spec, const AttentionShape& s);
+
+// "random" | "synthetic" | "npy:DIR": how records and point keys name the inputs
+// (InputSpec::name).
 std::string input_name(const InputSpec& spec);
 
 // Bytes make_inputs holds at its peak beyond the q, k, v tensors it returns (the synthetic

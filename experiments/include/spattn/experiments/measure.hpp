@@ -30,15 +30,18 @@ struct PreparedPoint {
   Layout layout;
   AttentionCost cost;
   LayoutFigures figures;  // the layout's counts, bytes and build time
+  // Bytes the inputs take while they are made, beside q, k and v (npy: from the files' headers).
+  std::int64_t input_scratch_bytes = 0;
   Prediction prediction;
   std::string label;  // names the point in a refusal ("point KEY"; `run`: "the run")
   // Names the memory limit in a refusal ("the experiment's `memory` setting"; `run`: its option).
   std::string raise_hint = "the experiment's `memory` setting";
 };
 
-// Validates the point and builds its layout (bounded by the point's memory limit), costs and
-// predicts it. Throws UsageError on a bad spec/geometry/setting, BudgetError when the layout
-// alone exceeds the limit.
+// Validates the point (npy inputs: their headers, check_npy_inputs) and builds its layout
+// (bounded by the point's memory limit), costs and predicts it. Throws UsageError on a bad
+// spec/geometry/setting or inputs that do not serve the point, BudgetError when the layout alone
+// exceeds the limit.
 PreparedPoint prepare_point(const SweepPoint& p);
 
 // The prediction alone (prepare_point(p).prediction).

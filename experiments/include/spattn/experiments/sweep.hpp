@@ -5,12 +5,25 @@
 #include <iosfwd>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "spattn/experiments/experiment.hpp"
 
 namespace spattn::experiments {
+
+// Settings given on the command line (`spattn sweep --repeats/--warmup/--threads`) that replace
+// the experiment's for every point; recorded in the run's header ("overrides") and applied again
+// by --resume.
+struct SweepOverrides {
+  std::optional<int> repeats, warmup, threads;
+  bool any() const { return repeats || warmup || threads; }
+  nlohmann::json to_json() const;  // {"repeats": R, ...}, only those given
+  // From a header's "overrides" object; UsageError naming `where` on a bad field.
+  static SweepOverrides from_json(const nlohmann::json& j, const std::string& where);
+  bool operator==(const SweepOverrides&) const = default;
+};
 
 struct SweepOptions {
   std::filesystem::path out_base = "results";  // the run goes to out_base/<name>/<stamp>/
@@ -22,7 +35,8 @@ struct SweepOptions {
   std::vector<std::string> command_line;  // recorded in meta.json
   std::ostream* progress = nullptr;       // progress and notes; nullptr: silent
   std::ostream* listing = nullptr;        // the dry-run table; nullptr: `progress`
-  bool tty = false;  // progress is a terminal: one line rewritten in place, with an ETA
+  bool tty = false;          // progress is a terminal: one line rewritten in place, with an ETA
+  SweepOverrides overrides;  // applied to every point (and their keys); written to the header
 };
 
 struct SweepSummary {
@@ -42,8 +56,11 @@ struct SweepSummary {
 // experiments/README.md). When report.budget_bytes > 0, "budget" records follow the points.
 // SIGINT/SIGTERM kill the running child, which is not recorded, and return with interrupted_by set;
 // a second one exits at once. When resuming, the directory's header must name the same experiment,
-// and only points (and budget records) missing from the file run. Throws UsageError for a bad
-// resume directory and std::runtime_error for I/O errors.
+// and only points (and budget records) missing from the file run. options.overrides replace the
+// settings of every point before anything is predicted. Throws UsageError for a bad resume
+// directory, or (before anything is written) when any point's .npy inputs cannot serve it
+// (check_npy_inputs; a dry run lists such points as errors instead), and std::runtime_error for
+// I/O errors.
 SweepSummary run_sweep(const Experiment& e, const SweepOptions& options);
 
 // The run directory's header record (the first line of results.jsonl).
@@ -52,6 +69,7 @@ struct SweepHeader {
   std::string stamp;
   bool quick = false;
   std::string experiment_toml;
+  SweepOverrides overrides;  // the command-line overrides the run started with
 };
 // Reads the header of dir/results.jsonl; throws UsageError naming the directory when there is no
 // results file or its first record is not a header.

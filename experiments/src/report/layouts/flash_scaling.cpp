@@ -19,7 +19,7 @@ std::string render(const LayoutInput& in) {
   std::string out;
   for (const Group& g : group_points(pts, {"n"})) {
     out += section_title("Time (ms, median)", g);
-    out += pattern_by_n(g, [](const Point& p) { return fmt_ms(p.time()); });
+    out += pattern_by_n(g, [](const Point& p) { return fmt_ms(p.time()) + noisy_mark(p); });
 
     out += section_title("Exponent per doubling of N", g);
     Table t;

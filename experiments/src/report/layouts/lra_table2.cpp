@@ -17,13 +17,13 @@ std::string render(const LayoutInput& in) {
   for (const Group& g : group_points(pts, {"n"})) {
     out += section_title(fmt::format("Speed relative to {}", baseline), g);
     out += pattern_by_n(g, [&](const Point& p) {
-      if (p.pattern == baseline) return fmt::format("{} ms", fmt_ms(p.time()));
+      if (p.pattern == baseline) return fmt::format("{} ms{}", fmt_ms(p.time()), noisy_mark(p));
       const Point* b = baseline_point(g, baseline, p.n);
-      return b == nullptr ? kNone : fmt_ratio(b->time() / p.time());
+      return b == nullptr ? kNone : fmt_ratio(b->time() / p.time()) + noisy_mark(p, b);
     });
     out += fmt::format(
         "Speed = {0} time / pattern time (higher is faster); the {0} row gives its median "
-        "attention time.\n\n",
+        "attention time; (noisy): its timed calls, or the {0} row's, spread more than 1.5x.\n\n",
         baseline);
     out += section_title(fmt::format("Peak memory relative to {}", baseline), g);
     out += pattern_by_n(g, [&](const Point& p) {

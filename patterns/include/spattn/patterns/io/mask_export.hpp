@@ -65,17 +65,41 @@ std::string mask_ascii(const Layout& layout, MaskLevel level, int head = -1,
                        std::int64_t max_element_side = kMaxAsciiElementSide);
 
 // PNG picture (8-bit; grayscale for one head, RGB when several heads are placed side by side
-// with a 2-pixel red separator column between them, in head order).
-// - Element level: pixel (x = j, y = i) black when allowed, white when not; one head's picture is
-//   nk x nq pixels. Throws UsageError (naming the block level) when nq or nk > max_side.
-// - Block level: one pixel per tile, black Full, gray (128) Partial, white Empty; downsampled as
+// with a red separator column between them, in head order, or with a legend).
+// - Element level: element (j, i) black when allowed, white when not; one head's picture is
+//   nk x nq cells. Throws UsageError (naming the block level) when nq or nk > max_side.
+// - Block level: one cell per tile, black Full, gray (128) Partial, white Empty; downsampled as
 //   in mask_ascii (f = ceil(max(q_blocks, k_blocks) / max_side)) when larger than max_side.
-// Throws UsageError when the combined width exceeds 1,000,000 pixels (select one head) and
-// Error when the file cannot be written. Rows are streamed: memory O(width + tiles). Returns the
-// image size in pixels.
+// Each cell is scale x scale pixels (scale 0: the largest scale, 1..32, that keeps a head's
+// picture within kAutoScaleSide pixels, at least 1); the separator is max(2, scale / 2) pixels
+// wide. With `legend`, the image gains, with t = 2 when the panels are at least 512 pixels wide
+// and 1 otherwise: above the panels, when there are several, a strip of 11t pixels with each
+// panel's head ("head 3", or "3" where that does not fit) at (panel's x, 2t) in a 5 x 7 font of
+// t-pixel dots; below them a strip of 13t pixels holding, from x = 2t, each legend item: a 7t
+// square swatch at y = 3t (a 1-pixel gray (96) border) followed 3t later by its text, then 8t of
+// space: "kept, full" (black), "kept, partial" (gray), "empty" (white) at block level,
+// "allowed", "not allowed" at element level, "head separator" (red) with several heads, and a
+// text "each cell: f x f tiles" when downsampled. The image is widened (white) when the legend
+// is wider than the panels. Throws UsageError when the scale is out of range, a scaled head
+// picture exceeds kMaxPngScaledSide or the combined width 1,000,000 pixels (select one head),
+// and Error when the file cannot be written. Rows are streamed: memory O(width + tiles). Returns
+// the image size in pixels, the scale used and the y of the panels' first row.
 struct ImageSize {
   std::int64_t width = 0, height = 0;
+  std::int64_t scale = 1;  // pixels per cell, each way
+  std::int64_t top = 0;    // first row of the panels (below the head labels)
 };
+inline constexpr std::int64_t kMaxPngScale = 64;
+inline constexpr std::int64_t kAutoScaleSide = 256;
+inline constexpr std::int64_t kMaxPngScaledSide = 16384;
+struct MaskPngOptions {
+  std::int64_t scale = 1;               // pixels per cell each way, 1..kMaxPngScale; 0: automatic
+  bool legend = false;                  // head labels above, legend strip below
+  std::int64_t max_side = kMaxPngSide;  // cells per head and side before downsampling/refusal
+};
+ImageSize write_mask_png(const std::string& path, const Layout& layout, MaskLevel level, int head,
+                         const MaskPngOptions& options);
+// The picture alone at scale 1 (no legend).
 ImageSize write_mask_png(const std::string& path, const Layout& layout, MaskLevel level,
                          int head = -1, std::int64_t max_side = kMaxPngSide);
 
