@@ -58,18 +58,20 @@ void set_class_items(ClassPlan& cp, int queries, const std::vector<std::uint8_t>
 
 void class_chunk_keep(const ClassPlan& cp, const ClassItem& item, const ClassChunk& ch,
                       std::int64_t lanes, std::uint16_t* keep) {
-  const std::int64_t vecs = lanes / 16;
-  for (int x = 0; x < ch.keys; ++x)
-    for (std::int64_t w = 0; w < vecs; ++w) {
-      std::uint16_t bits = 0;
-      for (int t = 0; t < 16; ++t) {
-        const int q = static_cast<int>((16 * w + t) % cp.queries);
-        const std::int64_t diff = item.a0 + q - (ch.b0 + x);
-        if (((item.lanes >> q) & 1u) && diff >= ch.lo && diff <= ch.hi)
-          bits = static_cast<std::uint16_t>(bits | (1u << t));
-      }
-      keep[x * vecs + w] = bits;
+  const std::int64_t vecs = lanes / 16, per = cp.queries / 16;
+  for (int x = 0; x < ch.keys; ++x) {
+    // Queries q with lo <= a0 + q - (b0 + x) <= hi: one run of lanes.
+    const std::int64_t base = ch.b0 + x - item.a0;
+    const std::int64_t q0 = std::max<std::int64_t>(0, base + ch.lo);
+    const std::int64_t q1 = std::min<std::int64_t>(cp.queries - 1, base + ch.hi);
+    std::uint64_t run = 0;
+    if (q0 <= q1) {
+      const std::uint64_t upto = q1 == 63 ? ~std::uint64_t{0} : (std::uint64_t{1} << (q1 + 1)) - 1;
+      run = upto & ~((std::uint64_t{1} << q0) - 1) & item.lanes;
     }
+    for (std::int64_t w = 0; w < vecs; ++w)
+      keep[x * vecs + w] = static_cast<std::uint16_t>(run >> (16 * (w % per)));
+  }
 }
 
 }  // namespace spattn::flash
