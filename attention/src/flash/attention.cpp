@@ -31,6 +31,7 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "../kernels/diagonal_step.hpp"
@@ -69,8 +70,62 @@ constexpr int kPanelKeys = 64;
 // 16-key vectors never read outside the buffer (the padding is zero and always masked).
 constexpr std::int64_t kTransposePad = 16;
 
+// Large per-call buffers (transposed K and V, the tracks' panels) are kept for the next call
+// of the same size: at small N their first touches (page faults, page clearing) cost more than
+// the arithmetic they serve. At most kPoolBuffers are kept, kPoolBytes in all; the oldest goes
+// first.
+class LargePool {
+ public:
+  static LargePool& instance() {
+    static LargePool pool;
+    return pool;
+  }
+  // A kept buffer of exactly `bytes`, or null.
+  void* take(std::int64_t bytes) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    for (std::size_t i = 0; i < kept_.size(); ++i)
+      if (kept_[i].second == bytes) {
+        void* p = kept_[i].first;
+        kept_.erase(kept_.begin() + static_cast<std::ptrdiff_t>(i));
+        return p;
+      }
+    return nullptr;
+  }
+  void give(void* p, std::int64_t bytes) {
+    const std::lock_guard<std::mutex> lock(mu_);
+    if (bytes > kPoolBytes) {
+      std::free(p);
+      return;
+    }
+    kept_.emplace_back(p, bytes);
+    std::int64_t total = 0;
+    for (const auto& k : kept_) total += k.second;
+    while (kept_.size() > kPoolBuffers || total > kPoolBytes) {
+      total -= kept_.front().second;
+      std::free(kept_.front().first);
+      kept_.erase(kept_.begin());
+    }
+  }
+  ~LargePool() {
+    for (const auto& k : kept_) std::free(k.first);
+  }
+
+ private:
+  static constexpr std::size_t kPoolBuffers = 4;
+  static constexpr std::int64_t kPoolBytes = std::int64_t{512} << 20;
+  std::mutex mu_;
+  std::vector<std::pair<void*, std::int64_t>> kept_;
+};
+
+// Frees, or hands a large buffer back to the pool (pool_bytes > 0).
 struct FreeDeleter {
-  void operator()(void* p) const { std::free(p); }
+  std::int64_t pool_bytes = 0;
+  void operator()(void* p) const {
+    if (pool_bytes > 0)
+      LargePool::instance().give(p, pool_bytes);
+    else
+      std::free(p);
+  }
 };
 
 // 64-byte aligned, uninitialized, counted.
@@ -82,13 +137,14 @@ struct Buffer {
   void allocate(std::int64_t n) {
     bytes = (static_cast<std::int64_t>(n * sizeof(T)) + 63) / 64 * 64;
     if (bytes == 0) bytes = 64;
-    ptr.reset(static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes))));
+    ptr = std::unique_ptr<T[], FreeDeleter>(
+        static_cast<T*>(std::aligned_alloc(64, static_cast<std::size_t>(bytes))), FreeDeleter{});
     if (!ptr) throw std::bad_alloc();
   }
   // For the large per-call buffers (transposed K and V, the tracks' panels, each the size of K
-  // and V): from 4 MiB on, 2 MiB aligned and advised as huge pages, so that first touches
-  // fault once per 2 MiB instead of once per 4 KiB and the diagonal kernels' reads stay in the
-  // TLB.
+  // and V): from 4 MiB on, 2 MiB aligned, advised as huge pages and kept for the next call
+  // (LargePool), so that first touches fault once per 2 MiB instead of once per 4 KiB, and not
+  // again on the next call, and the diagonal kernels' reads stay in the TLB.
   void allocate_large(std::int64_t n) {
     constexpr std::int64_t kHuge = std::int64_t{2} << 20;
     bytes = flash::large_buffer_bytes(static_cast<std::int64_t>(n * sizeof(T)));
@@ -96,11 +152,15 @@ struct Buffer {
       allocate(n);
       return;
     }
-    ptr.reset(static_cast<T*>(std::aligned_alloc(kHuge, static_cast<std::size_t>(bytes))));
-    if (!ptr) throw std::bad_alloc();
+    void* p = LargePool::instance().take(bytes);
+    if (p == nullptr) {
+      p = std::aligned_alloc(kHuge, static_cast<std::size_t>(bytes));
+      if (p == nullptr) throw std::bad_alloc();
 #if defined(MADV_HUGEPAGE)
-    madvise(ptr.get(), static_cast<std::size_t>(bytes), MADV_HUGEPAGE);  // a hint; may fail
+      madvise(p, static_cast<std::size_t>(bytes), MADV_HUGEPAGE);  // a hint; may fail
 #endif
+    }
+    ptr = std::unique_ptr<T[], FreeDeleter>(static_cast<T*>(p), FreeDeleter{bytes});
   }
 };
 
