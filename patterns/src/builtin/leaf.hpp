@@ -86,6 +86,8 @@ void register_sink(Registry&);
 void register_chunked(Registry&);
 void register_documents(Registry&);
 void register_strided(Registry&);
+void register_columns(Registry&);
+void register_diagonals(Registry&);
 void register_random(Registry&);
 void register_blocks(Registry&);
 void register_bigbird(Registry&);
