@@ -1,0 +1,111 @@
+// Pattern plugins through the CLI: a good plugin's patterns in specs (counts against a
+// brute-force count of their rules), from --plugin before or after the command and from
+// SPATTN_PLUGINS, and each way a library is refused, with its message.
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_runner.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+using spattn::test::run_cli;
+
+const std::string kGood = SPATTN_TEST_PLUGIN_good;
+
+std::string quote(const std::string& s) {
+  return "'" + s + "'";
+}
+
+// Allowed pairs of `kth_key(k) | near_band(w)` at nq = nk = n, from the rules themselves.
+i64 brute_force_count(i64 n, i64 k, i64 w) {
+  i64 c = 0;
+  for (i64 i = 0; i < n; ++i)
+    for (i64 j = 0; j < n; ++j) c += (j % k == 0 || (i - w <= j && j <= i)) ? 1 : 0;
+  return c;
+}
+
+i64 allowed_pairs(const spattn::test::CliResult& r) {
+  return nlohmann::json::parse(r.out).at("layout").at("allowed_pairs").get<i64>();
+}
+
+}  // namespace
+
+TEST_CASE("plugins: a plugin's patterns work in specs, compositions and every entry point",
+          "[plugins][cli]") {
+  const std::string spec = quote("kth_key(7) | near_band(3)");
+  const i64 want = brute_force_count(150, 7, 3);
+
+  const auto before = run_cli("--plugin " + quote(kGood) + " stats " + spec + " --n 150 --json");
+  REQUIRE(before.code == 0);
+  CHECK(allowed_pairs(before) == want);
+  CHECK(nlohmann::json::parse(before.out).at("layout").at("build") == "analytic");
+
+  const auto after =
+      run_cli("stats " + spec + " --n 150 --block 16 --json --plugin " + quote(kGood));
+  REQUIRE(after.code == 0);
+  CHECK(allowed_pairs(after) == want);
+
+  const auto env = run_cli("stats " + spec + " --n 150 --json", "SPATTN_PLUGINS=" + quote(kGood));
+  REQUIRE(env.code == 0);
+  CHECK(allowed_pairs(env) == want);
+
+  // The same library named twice (environment and option) loads once.
+  const auto twice = run_cli("--plugin " + quote(kGood) + " stats " + spec + " --n 150 --json",
+                             "SPATTN_PLUGINS=" + quote(kGood));
+  REQUIRE(twice.code == 0);
+  CHECK(allowed_pairs(twice) == want);
+
+  // Attention over a plugin pattern, checked against the reference executor.
+  const auto run = run_cli("--plugin " + quote(kGood) + " run " + spec + " --n 96 --d 8 --check");
+  REQUIRE(run.code == 0);
+
+  // `spattn patterns` lists them with the library they come from.
+  const auto listing = run_cli("--plugin " + quote(kGood) + " patterns");
+  REQUIRE(listing.code == 0);
+  CHECK(listing.out.find("kth_key") != std::string::npos);
+  CHECK(listing.out.find(kGood) != std::string::npos);
+
+  // Without the plugin the name is unknown.
+  const auto without = run_cli("stats " + spec + " --n 150");
+  CHECK(without.code == 2);
+  CHECK(without.err.find("kth_key") != std::string::npos);
+}
+
+TEST_CASE("plugins: a bad library is a clear error naming it", "[plugins][cli]") {
+  struct Case {
+    std::string path;
+    std::string message;
+  };
+  const Case cases[] = {
+      {SPATTN_TEST_PLUGIN_clash, "pattern 'sliding' clashes with the built-in pattern 'sliding'"},
+      {SPATTN_TEST_PLUGIN_old_version,
+       "was built for plugin API version 1001, this spattn has version 1"},
+      {SPATTN_TEST_PLUGIN_no_entry,
+       "is not a spattn plugin: symbol 'spattn_plugin_api_version' not found"},
+      {SPATTN_TEST_PLUGIN_unresolved, "undefined symbol"},
+      {"/nonexistent/libnothing.so", "no such file"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.path);
+    const auto r = run_cli("--plugin " + quote(c.path) + " stats causal --n 16");
+    CHECK(r.code == 2);
+    CHECK(r.err.find("plugin '" + c.path + "'") != std::string::npos);
+    CHECK(r.err.find(c.message) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  // A clash between two plugins names the plugin that holds the name.
+  const spattn::test::TempDir dir("spattn_plugins");
+  const std::string copy = dir.file("libcopy.so");
+  std::filesystem::copy_file(kGood, copy);
+  const auto r =
+      run_cli("--plugin " + quote(kGood) + " --plugin " + quote(copy) + " stats causal --n 16");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("plugin '" + copy +
+                   "': pattern 'kth_key' clashes with pattern 'kth_key' of "
+                   "plugin '" +
+                   kGood + "'") != std::string::npos);
+}
