@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -108,4 +109,47 @@ TEST_CASE("plugins: a bad library is a clear error naming it", "[plugins][cli]")
                    "': pattern 'kth_key' clashes with pattern 'kth_key' of "
                    "plugin '" +
                    kGood + "'") != std::string::npos);
+}
+
+TEST_CASE("plugins: an experiment file's plugins reach the sweep's points and its meta",
+          "[plugins][cli][sweep]") {
+  const spattn::test::TempDir dir("spattn_plugin_sweep");
+  // The library next to the file, named relative to it.
+  std::filesystem::copy_file(kGood, dir.file("libmine.so"));
+  {
+    std::ofstream toml(dir.file("mine.toml"));
+    toml << "name = \"mine\"\n"
+            "plugins = [\"libmine.so\"]\n"
+            "patterns = [\"kth_key(5) | near_band(2)\"]\n"
+            "seq_len = [80]\nhead_dim = 8\nheads = 1\nkv_heads = 1\nrepeats = 1\nwarmup = 0\n";
+  }
+  const auto r = run_cli("sweep " + quote(dir.file("mine.toml")) + " --out " +
+                         quote(dir.file("results")) + " --no-report");
+  REQUIRE(r.code == 0);
+  std::filesystem::path run_dir;
+  for (const auto& entry : std::filesystem::directory_iterator(dir.path() / "results" / "mine"))
+    run_dir = entry.path();
+  REQUIRE(!run_dir.empty());
+  std::ifstream results(run_dir / "results.jsonl");
+  std::string header, line;
+  REQUIRE(std::getline(results, header));
+  REQUIRE(std::getline(results, line));
+  const auto record = nlohmann::json::parse(line);
+  CHECK(record.at("status") == "ok");
+  CHECK(record.at("layout").at("allowed_pairs").get<i64>() == brute_force_count(80, 5, 2));
+  std::ifstream meta_file(run_dir / "meta.json");
+  const auto meta = nlohmann::json::parse(meta_file);
+  REQUIRE(meta.at("plugins").size() == 1);
+  CHECK(meta.at("plugins")[0] == dir.file("libmine.so"));
+
+  // A plugin that is not there: the file, its line and the path.
+  {
+    std::ofstream toml(dir.file("bad.toml"));
+    toml << "name = \"bad\"\npatterns = [\"causal\"]\nplugins = [\"libnothing.so\"]\n"
+            "seq_len = [64]\n";
+  }
+  const auto bad = run_cli("sweep " + quote(dir.file("bad.toml")) + " --dry-run");
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("bad.toml:3: plugins: plugin '" + dir.file("libnothing.so") +
+                     "': no such file") != std::string::npos);
 }

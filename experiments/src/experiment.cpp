@@ -22,6 +22,7 @@
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/plugins.hpp"
 #include "spattn/patterns/io/regular_file.hpp"
 #include "spattn/patterns/spec.hpp"
 
@@ -271,6 +272,8 @@ class Reader {
       : source_(source), registry_(registry) {}
 
   Experiment read(const std::string& text);
+  // `plugins = ["path", ...]`: resolved next to the file and, for the global registry, loaded.
+  void read_plugins(const toml::node& n, Experiment& e) const;
 
   // The value readers (public for the table of settings): each fails with the TOML line, the
   // key's path, what is allowed and what it got.
@@ -628,7 +631,7 @@ std::vector<std::string> quick_keys() {
 
 // The keys allowed at the top level.
 std::vector<std::string> top_keys() {
-  std::vector<std::string> keys = {"name", "description", "patterns"};
+  std::vector<std::string> keys = {"name", "description", "plugins", "patterns"};
   for (const AxisDef& a : axis_table()) keys.emplace_back(a.name);
   for (const SettingDef& d : setting_table()) keys.emplace_back(d.name);
   keys.insert(keys.end(), {"quick", "report"});
@@ -651,6 +654,32 @@ bool Reader::apply(const std::string& key, const toml::node& n, const std::strin
       return true;
     }
   return false;
+}
+
+void Reader::read_plugins(const toml::node& n, Experiment& e) const {
+  const toml::array* list = n.as_array();
+  if (!list)
+    fail(line_of(n), fmt::format("plugins must be a list of shared library paths (e.g. plugins = "
+                                 "[\"build/libmypatterns.so\"]), got {}",
+                                 describe(n)));
+  const std::filesystem::path dir = std::filesystem::path(source_).parent_path();
+  for (const toml::node& item : *list) {
+    const std::string path = get_string(item, "plugins");
+    if (path.empty()) fail(line_of(item), "plugins: an empty path is not a shared library");
+    std::filesystem::path p(path);
+    if (p.is_relative()) p = dir / p;
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(p, ec);
+    e.plugins.push_back((ec ? p : abs).lexically_normal().string());
+    if (&registry_ != &Registry::global()) continue;
+    try {
+      load_plugin(e.plugins.back());
+    } catch (const UsageError& err) {
+      fail(line_of(item), fmt::format("plugins: {} (relative paths are relative to the "
+                                      "experiment file's directory)",
+                                      err.what()));
+    }
+  }
 }
 
 // A spec (placeholders filled in for a 1024-token example) must parse.
@@ -898,6 +927,8 @@ Experiment Reader::read(const std::string& text) {
   int report_line = 0;
   int patterns_line = 0;
   bool have_name = false, have_patterns = false;
+  // Plugins first: the specs below may name their patterns (keys are not read in file order).
+  if (const toml::node* plugins = root.get("plugins")) read_plugins(*plugins, e);
   for (auto&& [k, v] : root) {
     const std::string key(k.str());
     if (key == "name") {
@@ -915,6 +946,8 @@ Experiment Reader::read(const std::string& text) {
       have_name = true;
     } else if (key == "description") {
       e.description = get_string(v, "description");
+    } else if (key == "plugins") {
+      // read above
     } else if (key == "patterns") {
       e.patterns = read_patterns(v);
       patterns_line = line_of(v);
@@ -1113,11 +1146,19 @@ std::string point_key(const SweepPoint& p) {
   return key + ";inputs=" + inputs + later;
 }
 
+std::vector<std::string> run_plugins(const Experiment& e) {
+  std::vector<std::string> plugins = loaded_plugins();
+  for (const std::string& path : e.plugins)
+    if (std::find(plugins.begin(), plugins.end(), path) == plugins.end()) plugins.push_back(path);
+  return plugins;
+}
+
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
   const AxisValues& grid = quick ? e.quick_axes : e.axes;
   const Settings& settings = quick ? e.quick_settings : e.settings;
   const std::vector<AxisDef>& table = axis_table();
 
+  const std::vector<std::string> plugins = run_plugins(e);
   std::vector<SweepPoint> points;
   std::set<std::string> keys;
   for (const PatternEntry& pattern : e.patterns) {
@@ -1143,6 +1184,7 @@ std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
       p.pattern.fidelity_baseline = spec_at(pattern.fidelity_baseline, p.n);
       p.settings = settings;
       p.settings.fidelity_baseline = spec_at(settings.fidelity_baseline, p.n);
+      p.plugins = plugins;
       p.key = point_key(p);
       // Only hand-built Experiments get here (the loader rejects repeats).
       if (!keys.insert(p.key).second)
@@ -1217,6 +1259,7 @@ nlohmann::json point_to_json(const SweepPoint& p) {
                      {"predict_gflops", s.predict_gflops}}}};
   for (const AxisDef& a : axis_table())
     std::visit([&](const auto& v) { j[std::string(a.field)] = v; }, a.get(p));
+  if (!p.plugins.empty()) j["plugins"] = p.plugins;
   return j;
 }
 
@@ -1269,6 +1312,15 @@ SweepPoint point_from_json(const nlohmann::json& j) {
   if ((t.inputs.kind == "npy") == t.inputs.npy_dir.empty())
     json_fail("settings.inputs.npy_dir", "must be set exactly when kind is \"npy\"", in["npy_dir"]);
   t.predict_gflops = json_number(s, "settings", "predict_gflops", 0, kMaxPredictGflops);
+  if (j.contains("plugins")) {  // optional: absent when none
+    const nlohmann::json& list = j["plugins"];
+    if (!list.is_array()) json_fail("plugins", "must be a list of paths", list);
+    for (const nlohmann::json& item : list) {
+      if (!item.is_string() || item.get<std::string>().empty())
+        json_fail("plugins", "must hold non-empty path strings", item);
+      p.plugins.push_back(item.get<std::string>());
+    }
+  }
   return p;
 }
 

@@ -14,7 +14,7 @@ namespace spattn {
 namespace {
 
 struct Loaded {
-  std::vector<std::string> paths;      // as given, in load order
+  std::vector<std::string> paths;      // absolute, in load order
   std::vector<std::string> canonical;  // the same files, resolved
 };
 Loaded& loaded() {
@@ -84,7 +84,7 @@ void load_plugin(const std::string& path, Registry& registry) {
                        : fmt::format("pattern '{}' of plugin '{}'", info->name, holder)));
   }
   for (const PatternInfo* info : mine) registry.add(*info, path);
-  loaded().paths.push_back(path);
+  loaded().paths.push_back(fs::absolute(path, ec).lexically_normal().string());
   loaded().canonical.push_back(canonical);
 }
 

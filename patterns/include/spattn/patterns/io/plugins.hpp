@@ -24,7 +24,7 @@ void load_plugin(const std::string& path, Registry& registry = Registry::global(
 // skipped).
 std::vector<std::string> split_plugin_list(const std::string& value);
 
-// Paths of the plugins loaded so far in this process, in load order.
+// Absolute paths of the plugins loaded so far in this process, in load order.
 const std::vector<std::string>& loaded_plugins();
 
 }  // namespace spattn
