@@ -294,3 +294,37 @@ TEST_CASE("cli: resume headers, --resume DIR/results.jsonl, upper-case extension
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("is a directory, not a point file"));
 }
+
+TEST_CASE("cli: {n}-relative spec arguments as in experiment files", "[cli]") {
+  // strided({n}/8) & causal at n = 64: query i sees floor(i/8) + 1 keys, 8 * (1 + ... + 8).
+  Result r = run("stats " + quote("strided({n}/8) & causal") + " --n 64 --json");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  std::int64_t want = 0;
+  for (std::int64_t i = 0; i < 64; ++i)
+    for (std::int64_t k = 0; k <= i; ++k) want += (i - k) % 8 == 0 ? 1 : 0;
+  CHECK(want == 288);
+  CHECK(j.at("layout").at("allowed_pairs") == want);
+  CHECK(j.at("axes").at("spec") == "strided(8) & causal");
+  CHECK(j.at("axes").at("pattern") == "strided({n}/8) & causal");  // the name as written
+
+  // {sqrt_n} with --n 100 is 10: sliding(10) keeps 1 + ... + 10 + 90 * 10 pairs.
+  r = run("stats " + quote("sliding({sqrt_n})") + " --n 100 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("layout").at("allowed_pairs") == 55 + 900);
+
+  // mask and run fill them in too.
+  r = run("mask " + quote("window({n}/8)") + " --n 16 --block 16 --level element --format ascii");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("window(2, 2)") != std::string::npos);
+  r = run("run " + quote("sliding({sqrt_n}*4)") + " --n 64 --d 8 --repeats 1 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("axes").at("spec") == "sliding(32)");
+
+  r = run("stats " + quote("sliding({m})") + " --n 64");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("unknown placeholder '{m}'") != std::string::npos);
+  r = run("stats " + quote("sliding({n}/0)") + " --n 64");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("'{n}/0' is not allowed") != std::string::npos);
+}

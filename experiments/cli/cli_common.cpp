@@ -5,6 +5,7 @@
 #include <charconv>
 #include <utility>
 
+#include "spattn/experiments/experiment.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/deepspeed_config.hpp"
 
@@ -79,7 +80,8 @@ Geometry GeometryOptions::geometry() const {
   return g;
 }
 
-std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config) {
+std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config,
+                         const Geometry& g) {
   if (!spec.empty() && !deepspeed_config.empty())
     throw UsageError(fmt::format(
         "give either a pattern spec or --from-deepspeed FILE, not both (got '{}' and {})", spec,
@@ -88,7 +90,8 @@ std::string pattern_spec(const std::string& spec, const std::string& deepspeed_c
     throw UsageError(
         "a pattern spec (e.g. 'sliding(1024) | sink(4)') or --from-deepspeed FILE "
         "is required");
-  return spec.empty() ? deepspeed_config_spec_from_file(deepspeed_config) : spec;
+  return spec.empty() ? deepspeed_config_spec_from_file(deepspeed_config)
+                      : experiments::spec_at(spec, g.nq);
 }
 
 BuildOptions GeometryOptions::build_options() const {

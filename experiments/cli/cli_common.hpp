@@ -41,10 +41,12 @@ struct GeometryOptions {
   BuildOptions build_options() const;
 };
 
-// The pattern spec of mask/stats: the SPEC argument, or the ds_* spec that the DeepSpeed config
-// file `deepspeed_config` (--from-deepspeed) maps to. Exactly one of the two must be non-empty;
-// throws UsageError otherwise or when the file is bad.
-std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config);
+// The pattern spec of mask/stats/run: the SPEC argument with its {n}, {sqrt_n}, {n}/K, {n}*K
+// placeholders filled in for n = g.nq (--n; as in experiment files), or the ds_* spec that the
+// DeepSpeed config file `deepspeed_config` (--from-deepspeed) maps to. Exactly one of the two
+// must be non-empty; throws UsageError otherwise or when the file or a placeholder is bad.
+std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config,
+                         const Geometry& g);
 
 // A subcommand and the action to run when it was selected.
 struct Command {

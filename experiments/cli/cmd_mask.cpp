@@ -50,7 +50,7 @@ void run_mask(MaskOptions o) {
                                  o.head, g.heads - 1));
   if (o.max_elements < 0)
     throw UsageError(fmt::format("--max-elements {} is negative", o.max_elements));
-  const std::string spec = pattern_spec(o.spec, o.from_deepspeed);
+  const std::string spec = pattern_spec(o.spec, o.from_deepspeed, g);
   if (!o.from_deepspeed.empty())
     std::cerr << fmt::format("{}: DeepSpeed sparse_attention maps to {}\n", o.from_deepspeed, spec);
   const PatternPtr pattern = parse_spec(spec);

@@ -98,7 +98,8 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
 experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experiments::Executor ex,
                                   std::int64_t budget) {
   experiments::SweepPoint p;
-  p.pattern.name = p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed);
+  p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed, g);
+  p.pattern.name = o.spec.empty() ? p.pattern.spec : o.spec;
   p.n = g.nq;
   p.nk = g.nk;
   p.head_dim = static_cast<int>(o.dim);

@@ -26,7 +26,8 @@ struct StatsOptions {
 // head dim --d.
 experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
   experiments::SweepPoint p;
-  p.pattern.name = p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed);
+  p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed, g);
+  p.pattern.name = o.spec.empty() ? p.pattern.spec : o.spec;
   p.n = g.nq;
   p.nk = g.nk;
   p.head_dim = o.dim;

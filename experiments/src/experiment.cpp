@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -1219,13 +1220,32 @@ std::string spec_at(const std::string& spec, std::int64_t n) {
     if (close == std::string::npos || (name != "n" && name != "sqrt_n"))
       throw UsageError(fmt::format(
           "spec {}: column {}: unknown placeholder '{{{}': allowed are {{n}} (the seq_len) and "
-          "{{sqrt_n}} (its square root, rounded)",
+          "{{sqrt_n}} (its square root, rounded), optionally followed by /K or *K",
           show(spec, 80), open + 1, close == std::string::npos ? name : name + "}"));
-    const auto v = name == "n"
-                       ? n
-                       : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-    out += std::to_string(v);
+    std::int64_t v =
+        name == "n" ? n
+                    : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
     i = close + 1;
+    // {n}/K (floor division) or {n}*K, K a positive decimal integer.
+    if (i + 1 < spec.size() && (spec[i] == '/' || spec[i] == '*') &&
+        std::isdigit(static_cast<unsigned char>(spec[i + 1]))) {
+      const char op = spec[i];
+      std::size_t end = i + 1;
+      while (end < spec.size() && std::isdigit(static_cast<unsigned char>(spec[end]))) ++end;
+      std::int64_t k = 0;
+      const auto [ptr, ec] = std::from_chars(spec.data() + i + 1, spec.data() + end, k);
+      (void)ptr;
+      const bool overflow = ec != std::errc() || k == 0 ||
+                            (op == '*' && v > std::numeric_limits<std::int64_t>::max() / k);
+      if (overflow)
+        throw UsageError(fmt::format(
+            "spec {}: column {}: '{{{}}}{}{}' is not allowed: K in {{{}}}/K and {{{}}}*K must be "
+            "an integer >= 1 (and the product below 2^63)",
+            show(spec, 80), i + 1, name, op, spec.substr(i + 1, end - i - 1), name, name));
+      v = op == '/' ? v / k : v * k;
+      i = end;
+    }
+    out += std::to_string(v);
   }
   return out;
 }

@@ -127,8 +127,9 @@ std::vector<SweepPoint> expand_points(const Experiment& e, bool quick);
 // not `always_in_key` follow only when off their default: ";exec=textbook".
 std::string point_key(const SweepPoint& p);
 
-// `spec` with its placeholders replaced for seq_len n: {n} -> n, {sqrt_n} -> round(sqrt(n)).
-// Throws UsageError naming any other {...} placeholder.
+// `spec` with its placeholders replaced for seq_len n: {n} -> n, {sqrt_n} -> round(sqrt(n)),
+// either followed by /K (floor division) or *K with K a decimal integer >= 1 ({n}/8). Throws
+// UsageError naming any other {...} placeholder or a bad K. The CLI applies it with n = --n.
 std::string spec_at(const std::string& spec, std::int64_t n);
 
 // A point as JSON (what the child process receives) and back; from_json validates.
