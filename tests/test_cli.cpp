@@ -328,3 +328,75 @@ TEST_CASE("cli: {n}-relative spec arguments as in experiment files", "[cli]") {
   CHECK(r.code == 2);
   CHECK(r.err.find("'{n}/0' is not allowed") != std::string::npos);
 }
+
+TEST_CASE("cli: unknown options are named with the closest one the command has", "[cli]") {
+  struct Case {
+    std::string args, message;
+  };
+  const Case cases[] = {
+      {"stats causal --n 64 --head 2",
+       "unknown option '--head' for 'spattn stats' (did you mean '--heads'?)"},
+      // Reported even though --n is missing, and case or '_' for '-' is a near miss.
+      {"stats causal --N 64", "unknown option '--N' for 'spattn stats' (did you mean '--n'?)"},
+      {"stats causal --seq-len 64",
+       "unknown option '--seq-len' for 'spattn stats' (did you mean '--n'?)"},
+      {"run causal --n 16 --head_dim 8",
+       "unknown option '--head_dim' for 'spattn run' (did you mean '--head-dim'?)"},
+      {"mask causal --n 16 --lvl block",
+       "unknown option '--lvl' for 'spattn mask' (did you mean '--level'?)"},
+      {"sweep x.toml --quik",
+       "unknown option '--quik' for 'spattn sweep' (did you mean '--quick'?)"},
+      {"--plugni x.so stats causal --n 4",
+       "unknown option '--plugni' for 'spattn' (did you mean '--plugin'?)"},
+      {"stats causal --n 16 --zzzzzz", "unknown option '--zzzzzz' for 'spattn stats';"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.args);
+    const Result r = run(c.args);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(c.message) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  // mask has a --head of its own.
+  CHECK(run("mask causal --n 4 --head 0").code == 0);
+}
+
+TEST_CASE("cli: --head-dim, tile sizes in the help, and mask file extensions", "[cli]") {
+  // --head-dim is --d, as head_dim in experiment files.
+  Result r = run("stats causal --n 64 --head-dim 8 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("axes").at("head_dim") == 8);
+  r = run("run causal --n 32 --head-dim 8 --repeats 1 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("axes").at("head_dim") == 8);
+
+  // Every tile size option lists the allowed sizes in the help and in its error.
+  r = run("stats --help");
+  REQUIRE(r.code == 0);
+  for (const std::string opt : {"--block ", "--block-q ", "--block-k "}) {
+    const std::size_t at = r.out.find("  " + opt);
+    REQUIRE(at != std::string::npos);
+    const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+    INFO(line);
+    CHECK(line.find("16|32|64|128") != std::string::npos);
+    CHECK(line.find("1..128") == std::string::npos);
+  }
+  r = run("stats causal --n 16 --block-q 48");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--block-q: 48 is not a tile size: use 16, 32, 64 or 128") != std::string::npos);
+
+  // An --out extension that is no mask format is refused, naming the formats; no file written.
+  TempDir dir;
+  r = run("mask causal --n 16 --out " + quote(dir.file("m.jpg")));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("'.jpg' is not a mask format: use .npy (array), .png (picture) or .txt") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir.file("m.jpg")));
+  // .txt, no extension, or an explicit --format still write.
+  CHECK(run("mask causal --n 4 --out " + quote(dir.file("m.txt"))).code == 0);
+  CHECK(run("mask causal --n 4 --out " + quote(dir.file("m"))).code == 0);
+  CHECK(run("mask causal --n 4 --format ascii --out " + quote(dir.file("m.art"))).code == 0);
+  std::ifstream art(dir.file("m.txt"));
+  std::string text((std::istreambuf_iterator<char>(art)), std::istreambuf_iterator<char>());
+  CHECK(text.find("#...\n##..\n###.\n####\n") != std::string::npos);
+}

@@ -33,6 +33,18 @@ CLI::Validator decimal(std::int64_t min, std::int64_t max) {
       fmt::format("INT in {}..{}", min, max));
 }
 
+CLI::Validator tile_size() {
+  const CLI::Validator digits = decimal(1, 128);
+  return CLI::Validator(
+      [digits](std::string& s) -> std::string {
+        std::string e = digits(s);
+        if (e.empty() && !is_valid_block_size(std::stoi(s)))
+          e = fmt::format("{} is not a tile size", s);
+        return e.empty() ? e : e + ": use 16, 32, 64 or 128";
+      },
+      "16|32|64|128");
+}
+
 CLI::Validator non_empty() {
   return CLI::Validator(
       [](std::string& s) -> std::string {
@@ -52,11 +64,13 @@ void GeometryOptions::add_to(CLI::App& app) {
       ->transform(decimal(1, kMaxHeads));
   auto* b = app.add_option("--block", block, "tile size for queries and keys: 16, 32, 64 or 128")
                 ->capture_default_str()
-                ->transform(decimal(1, 128));
-  auto* bq = app.add_option("--block-q", block_q, "query tile size (default: --block)")
-                 ->transform(decimal(1, 128));
-  auto* bk = app.add_option("--block-k", block_k, "key tile size (default: --block)")
-                 ->transform(decimal(1, 128));
+                ->transform(tile_size());
+  auto* bq =
+      app.add_option("--block-q", block_q, "query tile size: 16, 32, 64 or 128 (default: --block)")
+          ->transform(tile_size());
+  auto* bk =
+      app.add_option("--block-k", block_k, "key tile size: 16, 32, 64 or 128 (default: --block)")
+          ->transform(tile_size());
   b->excludes(bq)->excludes(bk);
   app.add_option("--threads", threads, "layout build threads (0: all cores)")
       ->capture_default_str()

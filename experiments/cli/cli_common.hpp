@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/geometry.hpp"
@@ -19,6 +20,8 @@ using Action = std::function<void()>;
 // [min, max], rewritten without leading zeros. On its own CLI11 reads "010" as octal 8, "0x10"
 // as hex and saturates values beyond the type.
 CLI::Validator decimal(std::int64_t min, std::int64_t max);
+// Transform for a tile size option: decimal(1, 128) and one of 16, 32, 64, 128 (help: the sizes).
+CLI::Validator tile_size();
 // Check for a string option: given, it may not be empty (an empty --out or --save would
 // otherwise silently mean "the default").
 CLI::Validator non_empty();
@@ -61,6 +64,11 @@ Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 // Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
 Command add_point_command(CLI::App& app);
+
+// Throws UsageError for the first long option in `args` (argv without the program name) that
+// neither the program nor the command given knows, naming it, the command and the closest
+// option it has ("spattn stats: unknown option '--head' (did you mean '--heads'?); ...").
+void check_long_options(CLI::App& app, const std::vector<std::string>& args);
 
 // One line naming the pairs each execution path computes ("auto: whole tiles 1.2e6, ...").
 std::string path_summary(const experiments::PathFigures& p, const std::string& path);

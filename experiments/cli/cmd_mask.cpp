@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -43,6 +44,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 void run_mask(MaskOptions o) {
   if (!o.format_given && ends_with(o.out, ".npy")) o.format = "npy";
   if (!o.format_given && ends_with(o.out, ".png")) o.format = "png";
+  // Any other extension would silently get ASCII art: name the formats there are instead.
+  const std::string ext = std::filesystem::path(o.out).extension().string();
+  if (!o.format_given && !ext.empty() && o.format == "ascii" && !ends_with(o.out, ".txt"))
+    throw UsageError(fmt::format(
+        "--out {}: '{}' is not a mask format: use .npy (array), .png (picture) or .txt (ASCII "
+        "art), or give --format ascii|npy|png",
+        o.out, ext));
   const Geometry g = o.geo.geometry();
   const MaskLevel level = o.level == "block" ? MaskLevel::Block : MaskLevel::Element;
   if (o.head < -1 || o.head >= g.heads)

@@ -271,7 +271,7 @@ Command add_run_command(CLI::App& app) {
           "it");
   o->heads_opt = sub->get_option("--heads");
   o->nk_opt = sub->get_option("--nk");
-  o->dim_opt = sub->add_option("--d", o->dim, "head dim, 1..256")
+  o->dim_opt = sub->add_option("--d,--head-dim", o->dim, "head dim, 1..256")
                    ->capture_default_str()
                    ->transform(decimal(1, 256));
   o->kv_heads_opt =

@@ -106,7 +106,8 @@ Command add_stats_command(CLI::App& app) {
                   "instead of a spec: its ds_* equivalent (shown as the spec)")
       ->check(non_empty());
   o->geo.add_to(*sub);
-  sub->add_option("--d", o->dim, "head dim of the --json record's cost prediction, 1..256")
+  sub->add_option("--d,--head-dim", o->dim,
+                  "head dim of the --json record's cost prediction, 1..256")
       ->capture_default_str()
       ->transform(decimal(1, 256));
   sub->add_option("--path", o->path,

@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
       spattn::cli::add_point_command(app)};
 
   try {
+    spattn::cli::check_long_options(app, std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const spattn::UsageError& e) {
+    std::cerr << "spattn: error: " << e.what() << "\n";
+    return 2;
+  }
+  try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
