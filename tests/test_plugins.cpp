@@ -121,9 +121,10 @@ TEST_CASE("plugins: an experiment file's plugins reach the sweep's points and it
     toml << "name = \"mine\"\n"
             "plugins = [\"libmine.so\"]\n"
             "patterns = [\"kth_key(5) | near_band(2)\"]\n"
-            "seq_len = [80]\nhead_dim = 8\nheads = 1\nkv_heads = 1\nrepeats = 1\nwarmup = 0\n";
+            "seq_len = [4096]\nhead_dim = 8\nheads = 1\nkv_heads = 1\nrepeats = 1\nwarmup = 0\n"
+            "[quick]\nseq_len = [80]\n";
   }
-  const auto r = run_cli("sweep " + quote(dir.file("mine.toml")) + " --out " +
+  const auto r = run_cli("sweep " + quote(dir.file("mine.toml")) + " --quick --out " +
                          quote(dir.file("results")) + " --no-report");
   REQUIRE(r.code == 0);
   std::filesystem::path run_dir;
@@ -141,6 +142,24 @@ TEST_CASE("plugins: an experiment file's plugins reach the sweep's points and it
   const auto meta = nlohmann::json::parse(meta_file);
   REQUIRE(meta.at("plugins").size() == 1);
   CHECK(meta.at("plugins")[0] == dir.file("libmine.so"));
+
+  // --resume reloads the run's plugins (from meta.json: the header's relative path is not
+  // relative to the run directory) and, without --quick, says it resumes the quick profile.
+  {
+    std::ofstream cut(run_dir / "results.jsonl", std::ios::trunc);
+    cut << header << '\n';
+  }
+  const auto resumed = run_cli("sweep --resume " + quote(run_dir.string()) + " --no-report");
+  REQUIRE(resumed.code == 0);
+  CHECK(resumed.err.find("was started with --quick: resuming its quick profile") !=
+        std::string::npos);
+  std::ifstream again(run_dir / "results.jsonl");
+  REQUIRE(std::getline(again, header));
+  REQUIRE(std::getline(again, line));
+  const auto redone = nlohmann::json::parse(line);
+  CHECK(redone.at("status") == "ok");
+  CHECK(redone.at("axes").at("n") == 80);
+  CHECK(redone.at("layout").at("allowed_pairs").get<i64>() == brute_force_count(80, 5, 2));
 
   // A plugin that is not there: the file, its line and the path.
   {

@@ -269,8 +269,8 @@ std::vector<AxisValue> pattern_axis(const PatternEntry& pattern, const AxisValue
 // Reads one experiment text; every failure is a UsageError "SOURCE:LINE: message".
 class Reader {
  public:
-  Reader(const std::string& source, const Registry& registry)
-      : source_(source), registry_(registry) {}
+  Reader(const std::string& source, const Registry& registry, bool file_plugins = true)
+      : source_(source), registry_(registry), file_plugins_(file_plugins) {}
 
   Experiment read(const std::string& text);
   // `plugins = ["path", ...]`: resolved next to the file and, for the global registry, loaded.
@@ -436,6 +436,7 @@ class Reader {
  private:
   const std::string& source_;
   const Registry& registry_;
+  bool file_plugins_;  // read `plugins` (else ignore the key: the caller loaded them)
 };
 
 std::vector<AxisValue> Reader::geometric_range(const AxisDef& a, const toml::table& t,
@@ -929,7 +930,8 @@ Experiment Reader::read(const std::string& text) {
   int patterns_line = 0;
   bool have_name = false, have_patterns = false;
   // Plugins first: the specs below may name their patterns (keys are not read in file order).
-  if (const toml::node* plugins = root.get("plugins")) read_plugins(*plugins, e);
+  if (const toml::node* plugins = root.get("plugins"); plugins && file_plugins_)
+    read_plugins(*plugins, e);
   for (auto&& [k, v] : root) {
     const std::string key(k.str());
     if (key == "name") {
@@ -1100,6 +1102,10 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
 
 Experiment parse_experiment(const std::string& text, const std::string& source_name) {
   return parse_experiment(text, source_name, Registry::global());
+}
+
+Experiment parse_recorded_experiment(const std::string& text, const std::string& source_name) {
+  return Reader(source_name, Registry::global(), false).read(text);
 }
 
 Experiment load_experiment(const std::filesystem::path& path) {

@@ -114,6 +114,11 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
                             const Registry& registry);
 
+// An experiment recorded in a run's header (--resume): as parse_experiment, except that its
+// `plugins` key is neither loaded nor kept (its relative paths were relative to the file, which
+// the header is not); the caller loads the run's plugins from its meta.json first.
+Experiment parse_recorded_experiment(const std::string& text, const std::string& source_name);
+
 // The plugins a run of `e` uses: those loaded in this process (--plugin, SPATTN_PLUGINS, the
 // file's own when it was loaded here), then any of e.plugins not among them; absolute paths.
 std::vector<std::string> run_plugins(const Experiment& e);
