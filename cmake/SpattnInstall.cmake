@@ -3,6 +3,8 @@
 #   <p>/include/spattn/...                    public headers
 #   <p>/lib/libspattn_patterns.a              spattn::patterns
 #   <p>/lib/libspattn_attention.a             spattn::attention
+#   <p>/lib/libspattn_experiments.a           spattn::experiments
+#   (headers only)                            spattn::plugin, for pattern plugins
 #   <p>/bin/spattn                            the CLI
 #   <p>/lib/cmake/spattn/spattnConfig.cmake   (+ ConfigVersion, Targets) for find_package(spattn)
 # GNUInstallDirs is included by the top-level CMakeLists.txt (patterns/ uses its variables).
@@ -12,15 +14,15 @@ set(SPATTN_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/spattn)
 
 # Every library that consumers may link, exported as spattn::<EXPORT_NAME> (their public
 # dependencies are found again by cmake/spattnConfig.cmake.in).
-set(SPATTN_EXPORTED_LIBRARIES spattn_patterns spattn_attention)
-set(SPATTN_COMPONENTS patterns attention)
+set(SPATTN_EXPORTED_LIBRARIES spattn_patterns spattn_attention spattn_experiments spattn_plugin)
+set(SPATTN_COMPONENTS patterns attention experiments plugin)
 
 install(TARGETS ${SPATTN_EXPORTED_LIBRARIES}
   EXPORT spattnTargets
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-foreach(dir patterns attention)
+foreach(dir patterns attention experiments)
   install(DIRECTORY ${PROJECT_SOURCE_DIR}/${dir}/include/spattn
     DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
     FILES_MATCHING PATTERN "*.hpp")

@@ -18,12 +18,13 @@ struct CliResult {
   std::string out, err;
 };
 
-// Runs `spattn ARGS` (ARGS already shell-quoted).
-inline CliResult run_cli(const std::string& args) {
+// Runs `spattn ARGS` (ARGS already shell-quoted), with the environment assignments `env`
+// ("NAME=value ...", shell-quoted) if given.
+inline CliResult run_cli(const std::string& args, const std::string& env = "") {
   const TempDir dir("spattn_cli_stderr");
   const std::string err_path = dir.file("stderr");
-  const std::string cmd =
-      std::string("'") + SPATTN_CLI_PATH + "' " + args + " 2>'" + err_path + "'";
+  const std::string cmd = (env.empty() ? std::string() : "env " + env + " ") + "'" +
+                          SPATTN_CLI_PATH + "' " + args + " 2>'" + err_path + "'";
   CliResult r;
   FILE* pipe = ::popen(cmd.c_str(), "r");
   REQUIRE(pipe != nullptr);

@@ -294,3 +294,109 @@ TEST_CASE("cli: resume headers, --resume DIR/results.jsonl, upper-case extension
   CHECK(r.code == 2);
   CHECK_THAT(r.err, Catch::Contains("is a directory, not a point file"));
 }
+
+TEST_CASE("cli: {n}-relative spec arguments as in experiment files", "[cli]") {
+  // strided({n}/8) & causal at n = 64: query i sees floor(i/8) + 1 keys, 8 * (1 + ... + 8).
+  Result r = run("stats " + quote("strided({n}/8) & causal") + " --n 64 --json");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  std::int64_t want = 0;
+  for (std::int64_t i = 0; i < 64; ++i)
+    for (std::int64_t k = 0; k <= i; ++k) want += (i - k) % 8 == 0 ? 1 : 0;
+  CHECK(want == 288);
+  CHECK(j.at("layout").at("allowed_pairs") == want);
+  CHECK(j.at("axes").at("spec") == "strided(8) & causal");
+  CHECK(j.at("axes").at("pattern") == "strided({n}/8) & causal");  // the name as written
+
+  // {sqrt_n} with --n 100 is 10: sliding(10) keeps 1 + ... + 10 + 90 * 10 pairs.
+  r = run("stats " + quote("sliding({sqrt_n})") + " --n 100 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("layout").at("allowed_pairs") == 55 + 900);
+
+  // mask and run fill them in too.
+  r = run("mask " + quote("window({n}/8)") + " --n 16 --block 16 --level element --format ascii");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("window(2, 2)") != std::string::npos);
+  r = run("run " + quote("sliding({sqrt_n}*4)") + " --n 64 --d 8 --repeats 1 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("axes").at("spec") == "sliding(32)");
+
+  r = run("stats " + quote("sliding({m})") + " --n 64");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("unknown placeholder '{m}'") != std::string::npos);
+  r = run("stats " + quote("sliding({n}/0)") + " --n 64");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("'{n}/0' is not allowed") != std::string::npos);
+}
+
+TEST_CASE("cli: unknown options are named with the closest one the command has", "[cli]") {
+  struct Case {
+    std::string args, message;
+  };
+  const Case cases[] = {
+      {"stats causal --n 64 --head 2",
+       "unknown option '--head' for 'spattn stats' (did you mean '--heads'?)"},
+      // Reported even though --n is missing, and case or '_' for '-' is a near miss.
+      {"stats causal --N 64", "unknown option '--N' for 'spattn stats' (did you mean '--n'?)"},
+      {"stats causal --seq-len 64",
+       "unknown option '--seq-len' for 'spattn stats' (did you mean '--n'?)"},
+      {"run causal --n 16 --head_dim 8",
+       "unknown option '--head_dim' for 'spattn run' (did you mean '--head-dim'?)"},
+      {"mask causal --n 16 --lvl block",
+       "unknown option '--lvl' for 'spattn mask' (did you mean '--level'?)"},
+      {"sweep x.toml --quik",
+       "unknown option '--quik' for 'spattn sweep' (did you mean '--quick'?)"},
+      {"--plugni x.so stats causal --n 4",
+       "unknown option '--plugni' for 'spattn' (did you mean '--plugin'?)"},
+      {"stats causal --n 16 --zzzzzz", "unknown option '--zzzzzz' for 'spattn stats';"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.args);
+    const Result r = run(c.args);
+    CHECK(r.code == 2);
+    CHECK(r.err.find(c.message) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  // mask has a --head of its own.
+  CHECK(run("mask causal --n 4 --head 0").code == 0);
+}
+
+TEST_CASE("cli: --head-dim, tile sizes in the help, and mask file extensions", "[cli]") {
+  // --head-dim is --d, as head_dim in experiment files.
+  Result r = run("stats causal --n 64 --head-dim 8 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("axes").at("head_dim") == 8);
+  r = run("run causal --n 32 --head-dim 8 --repeats 1 --json");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out).at("axes").at("head_dim") == 8);
+
+  // Every tile size option lists the allowed sizes in the help and in its error.
+  r = run("stats --help");
+  REQUIRE(r.code == 0);
+  for (const std::string opt : {"--block ", "--block-q ", "--block-k "}) {
+    const std::size_t at = r.out.find("  " + opt);
+    REQUIRE(at != std::string::npos);
+    const std::string line = r.out.substr(at, r.out.find('\n', at) - at);
+    INFO(line);
+    CHECK(line.find("16|32|64|128") != std::string::npos);
+    CHECK(line.find("1..128") == std::string::npos);
+  }
+  r = run("stats causal --n 16 --block-q 48");
+  CHECK(r.code == 2);
+  CHECK(r.err.find("--block-q: 48 is not a tile size: use 16, 32, 64 or 128") != std::string::npos);
+
+  // An --out extension that is no mask format is refused, naming the formats; no file written.
+  TempDir dir;
+  r = run("mask causal --n 16 --out " + quote(dir.file("m.jpg")));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("'.jpg' is not a mask format: use .npy (array), .png (picture) or .txt") !=
+        std::string::npos);
+  CHECK_FALSE(fs::exists(dir.file("m.jpg")));
+  // .txt, no extension, or an explicit --format still write.
+  CHECK(run("mask causal --n 4 --out " + quote(dir.file("m.txt"))).code == 0);
+  CHECK(run("mask causal --n 4 --out " + quote(dir.file("m"))).code == 0);
+  CHECK(run("mask causal --n 4 --format ascii --out " + quote(dir.file("m.art"))).code == 0);
+  std::ifstream art(dir.file("m.txt"));
+  std::string text((std::istreambuf_iterator<char>(art)), std::istreambuf_iterator<char>());
+  CHECK(text.find("#...\n##..\n###.\n####\n") != std::string::npos);
+}

@@ -75,6 +75,9 @@ TEST_CASE("diagonal covers: exact for residue rules and bands, a subset for comp
       {"strided(7) | sink(2)", false},
       {"sliding(40) - strided(5)", false},
       {"heads(0: strided(3); 1: dilated(2, 5))", true},
+      {"diagonals([0, 1, 2, 5, -3, -4, 200])", true},
+      {"diagonals([0, 7, 8, 9, 10]) & causal", true},
+      {"diagonals([]) | strided(11)", true},
   };
   for (const auto& [nq, nk] : {std::pair<i64, i64>{50, 70}, {64, 64}, {33, 20}}) {
     const spattn::Geometry g = geometry(nq, nk, 2, 16);

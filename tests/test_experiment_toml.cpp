@@ -582,6 +582,25 @@ patterns = [
   CHECK(spec_at("a({n}) | b({sqrt_n}) | c", 100) == "a(100) | b(10) | c");
   CHECK_THROWS_WITH(spec_at("sliding({half_n})", 64), Contains("unknown placeholder '{half_n}'"));
   CHECK_THROWS_WITH(spec_at("sliding({n", 64), Contains("unknown placeholder '{n'"));
+  // {n}/K (floor division) and {n}*K.
+  CHECK(spec_at("strided({n}/8) | sliding({sqrt_n}*2) | window({n}/3, 1)", 1000) ==
+        "strided(125) | sliding(64) | window(333, 1)");
+  CHECK(spec_at("a({n}/ 2) | b({n}*)", 10) == "a(10/ 2) | b(10*)");  // no K: left to the parser
+  CHECK_THROWS_WITH(spec_at("sliding({n}/0)", 64), Contains("'{n}/0' is not allowed"));
+  CHECK_THROWS_WITH(spec_at("sliding({n}*99999999999999999999)", 64),
+                    Contains("must be an integer >= 1"));
+  CHECK_THROWS_WITH(spec_at("sliding({n}*4611686018427387904)", 64),
+                    Contains("the product below 2^63"));
+  {
+    const Experiment frac = parse_experiment(
+        "name = \"f\"\nseq_len = [256, 1024]\npatterns = [\"strided({n}/16) "
+        "& causal\"]\n",
+        "f.toml");
+    const std::vector<SweepPoint> fp = expand_points(frac, false);
+    REQUIRE(fp.size() == 2);
+    CHECK(fp[0].pattern.spec == "strided(16) & causal");
+    CHECK(fp[1].pattern.spec == "strided(64) & causal");
+  }
 
   expect_error(kBase + "fidelity_baseline = \"nope(\"\n", "fidelity_baseline spec", 4);
   expect_error("name = \"t\"\nseq_len = [1024]\npatterns = [{spec = \"sliding({m})\"}]\n",

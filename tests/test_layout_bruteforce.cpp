@@ -118,6 +118,14 @@ Rule o_documents(std::vector<i64> lengths) {
 Rule o_strided(i64 l) {
   return [=](const Geometry& g, int, i64 i, i64 j) { return fmodp(pos(g, i) - j, l) == 0; };
 }
+Rule o_columns(std::vector<i64> keys) {
+  std::set<i64> K(keys.begin(), keys.end());
+  return [K](const Geometry&, int, i64, i64 j) { return K.count(j) > 0; };
+}
+Rule o_diagonals(std::vector<i64> offsets) {
+  std::set<i64> D(offsets.begin(), offsets.end());
+  return [D](const Geometry& g, int, i64 i, i64 j) { return D.count(pos(g, i) - j) > 0; };
+}
 // Cells [H, QB, KB] (H == 1: shared by all heads), block b, rows indexed by the query index.
 Rule o_blocks(std::vector<std::uint8_t> cells, i64 H, i64 QB, i64 KB, i64 b) {
   return [=](const Geometry&, int h, i64 i, i64 j) {
@@ -279,6 +287,31 @@ std::vector<Factory> builtin_cases() {
   v.push_back(fixed("strided(64)", o_strided(64)));
   v.push_back(fixed("strided(100)", o_strided(100)));
   v.push_back(fixed("strided(257)", o_strided(257)));
+  v.push_back(fixed("columns([])", o_columns({})));
+  v.push_back(fixed("columns([0])", o_columns({0})));
+  v.push_back([](i64, i64 nk) -> std::optional<Instance> {
+    if (nk < 130) return std::nullopt;
+    const std::vector<i64> k = {127, 3, 15, 16, 17, 64, 65, 66, 67, 128, nk - 1};
+    return Instance{fmt::format("columns({})", list_text(k)), 1, o_columns(k)};
+  });
+  v.push_back([](i64, i64 nk) -> std::optional<Instance> {
+    std::vector<i64> k;  // every key but one: whole tiles Full
+    for (i64 j = 0; j < nk; ++j)
+      if (j != nk / 2) k.push_back(j);
+    return Instance{fmt::format("columns(keys={})", list_text(k)), 1, o_columns(k)};
+  });
+  v.push_back(fixed("diagonals([])", o_diagonals({})));
+  v.push_back(fixed("diagonals([0])", o_diagonals({0})));
+  v.push_back(fixed("diagonals([5, -3, 0, 1, 2, 64, 127, 128, 300])",
+                    o_diagonals({5, -3, 0, 1, 2, 64, 127, 128, 300})));
+  v.push_back(fixed("diagonals(offsets=[-200, -16, -15, 1000000])",
+                    o_diagonals({-200, -16, -15, 1000000})));
+  v.push_back([](i64 nq, i64 nk) -> std::optional<Instance> {
+    std::vector<i64> d;  // every offset of the geometry but two: Full tiles and holes
+    for (i64 o = -(nk - 1) + (nk - nq); o <= nk - 1; ++o)
+      if (o != 7 && o != -40) d.push_back(o);
+    return Instance{fmt::format("diagonals({})", list_text(d)), 1, o_diagonals(d)};
+  });
   v.push_back(fixed("random(2)", lib("random(2)")));
   v.push_back(fixed("random(3, block=16, seed=7)", lib("random(3, block=16, seed=7)"), 2));
   v.push_back(fixed("random(1, block=50, seed=3)", lib("random(1, block=50, seed=3)"), 3));
@@ -327,6 +360,12 @@ std::vector<Factory> composition_cases() {
   v.push_back(fixed("dense - sliding(3)", o_minus(o_dense(), o_sliding(3))));
   v.push_back(fixed("causal - sliding(5)", o_minus(o_causal(), o_sliding(5))));
   v.push_back(fixed("causal & strided(7)", o_all({o_causal(), o_strided(7)})));
+  v.push_back([](i64, i64 nk) -> std::optional<Instance> {
+    if (nk < 34) return std::nullopt;
+    return Instance{
+        "diagonals([0, 1, 2, 9, -4]) & causal | columns([0, 33])", 1,
+        o_any({o_all({o_diagonals({0, 1, 2, 9, -4}), o_causal()}), o_columns({0, 33})})};
+  });
   v.push_back(fixed("strided(70) & causal", o_all({o_strided(70), o_causal()})));
   // Precedence: '-' binds tightest, then '&', then '|'.
   v.push_back(fixed("sliding(10) | strided(16) & causal",

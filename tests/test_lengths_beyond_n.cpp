@@ -112,6 +112,10 @@ TEST_CASE("lengths up to 2^40 build analytically over long sequences and follow 
        block_causal_pairs(n, 16)},
       {"ds_variable(block=16, num_random_blocks=1048576)", all},
       {"ds_fixed(block=16, num_local_blocks=" + H + ", num_global_blocks=" + H + ")", all},
+      // Offsets beyond the sequence keep nothing; offset o holds n - |o| pairs. Three pairs are
+      // in both parts of the union (key 65535 from positions 65532..65534).
+      {"diagonals([-" + H + ", 0, 1, 65535, 65536, " + H + "])", n + (n - 1) + 1},
+      {"diagonals([-3, -2, -1]) | columns([0, 65535])", (3 * n - 6) + 2 * n - 3},
   };
   for (const Case& c : cases) {
     INFO(c.spec);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <utility>
 
+#include "spattn/experiments/experiment.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/deepspeed_config.hpp"
 
@@ -32,6 +33,18 @@ CLI::Validator decimal(std::int64_t min, std::int64_t max) {
       fmt::format("INT in {}..{}", min, max));
 }
 
+CLI::Validator tile_size() {
+  const CLI::Validator digits = decimal(1, 128);
+  return CLI::Validator(
+      [digits](std::string& s) -> std::string {
+        std::string e = digits(s);
+        if (e.empty() && !is_valid_block_size(std::stoi(s)))
+          e = fmt::format("{} is not a tile size", s);
+        return e.empty() ? e : e + ": use 16, 32, 64 or 128";
+      },
+      "16|32|64|128");
+}
+
 CLI::Validator non_empty() {
   return CLI::Validator(
       [](std::string& s) -> std::string {
@@ -51,11 +64,13 @@ void GeometryOptions::add_to(CLI::App& app) {
       ->transform(decimal(1, kMaxHeads));
   auto* b = app.add_option("--block", block, "tile size for queries and keys: 16, 32, 64 or 128")
                 ->capture_default_str()
-                ->transform(decimal(1, 128));
-  auto* bq = app.add_option("--block-q", block_q, "query tile size (default: --block)")
-                 ->transform(decimal(1, 128));
-  auto* bk = app.add_option("--block-k", block_k, "key tile size (default: --block)")
-                 ->transform(decimal(1, 128));
+                ->transform(tile_size());
+  auto* bq =
+      app.add_option("--block-q", block_q, "query tile size: 16, 32, 64 or 128 (default: --block)")
+          ->transform(tile_size());
+  auto* bk =
+      app.add_option("--block-k", block_k, "key tile size: 16, 32, 64 or 128 (default: --block)")
+          ->transform(tile_size());
   b->excludes(bq)->excludes(bk);
   app.add_option("--threads", threads, "layout build threads (0: all cores)")
       ->capture_default_str()
@@ -79,7 +94,8 @@ Geometry GeometryOptions::geometry() const {
   return g;
 }
 
-std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config) {
+std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config,
+                         const Geometry& g) {
   if (!spec.empty() && !deepspeed_config.empty())
     throw UsageError(fmt::format(
         "give either a pattern spec or --from-deepspeed FILE, not both (got '{}' and {})", spec,
@@ -88,7 +104,8 @@ std::string pattern_spec(const std::string& spec, const std::string& deepspeed_c
     throw UsageError(
         "a pattern spec (e.g. 'sliding(1024) | sink(4)') or --from-deepspeed FILE "
         "is required");
-  return spec.empty() ? deepspeed_config_spec_from_file(deepspeed_config) : spec;
+  return spec.empty() ? deepspeed_config_spec_from_file(deepspeed_config)
+                      : experiments::spec_at(spec, g.nq);
 }
 
 BuildOptions GeometryOptions::build_options() const {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/geometry.hpp"
@@ -19,6 +20,8 @@ using Action = std::function<void()>;
 // [min, max], rewritten without leading zeros. On its own CLI11 reads "010" as octal 8, "0x10"
 // as hex and saturates values beyond the type.
 CLI::Validator decimal(std::int64_t min, std::int64_t max);
+// Transform for a tile size option: decimal(1, 128) and one of 16, 32, 64, 128 (help: the sizes).
+CLI::Validator tile_size();
 // Check for a string option: given, it may not be empty (an empty --out or --save would
 // otherwise silently mean "the default").
 CLI::Validator non_empty();
@@ -41,10 +44,12 @@ struct GeometryOptions {
   BuildOptions build_options() const;
 };
 
-// The pattern spec of mask/stats: the SPEC argument, or the ds_* spec that the DeepSpeed config
-// file `deepspeed_config` (--from-deepspeed) maps to. Exactly one of the two must be non-empty;
-// throws UsageError otherwise or when the file is bad.
-std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config);
+// The pattern spec of mask/stats/run: the SPEC argument with its {n}, {sqrt_n}, {n}/K, {n}*K
+// placeholders filled in for n = g.nq (--n; as in experiment files), or the ds_* spec that the
+// DeepSpeed config file `deepspeed_config` (--from-deepspeed) maps to. Exactly one of the two
+// must be non-empty; throws UsageError otherwise or when the file or a placeholder is bad.
+std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config,
+                         const Geometry& g);
 
 // A subcommand and the action to run when it was selected.
 struct Command {
@@ -59,6 +64,11 @@ Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 // Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
 Command add_point_command(CLI::App& app);
+
+// Throws UsageError for the first long option in `args` (argv without the program name) that
+// neither the program nor the command given knows, naming it, the command and the closest
+// option it has ("spattn stats: unknown option '--head' (did you mean '--heads'?); ...").
+void check_long_options(CLI::App& app, const std::vector<std::string>& args);
 
 // One line naming the pairs each execution path computes ("auto: whole tiles 1.2e6, ...").
 std::string path_summary(const experiments::PathFigures& p, const std::string& path);

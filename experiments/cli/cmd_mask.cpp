@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -45,6 +46,13 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 void run_mask(MaskOptions o) {
   if (!o.format_given && ends_with(o.out, ".npy")) o.format = "npy";
   if (!o.format_given && ends_with(o.out, ".png")) o.format = "png";
+  // Any other extension would silently get ASCII art: name the formats there are instead.
+  const std::string ext = std::filesystem::path(o.out).extension().string();
+  if (!o.format_given && !ext.empty() && o.format == "ascii" && !ends_with(o.out, ".txt"))
+    throw UsageError(fmt::format(
+        "--out {}: '{}' is not a mask format: use .npy (array), .png (picture) or .txt (ASCII "
+        "art), or give --format ascii|npy|png",
+        o.out, ext));
   const Geometry g = o.geo.geometry();
   const MaskLevel level = o.level == "block" ? MaskLevel::Block : MaskLevel::Element;
   if (o.head < -1 || o.head >= g.heads)
@@ -52,7 +60,7 @@ void run_mask(MaskOptions o) {
                                  o.head, g.heads - 1));
   if (o.max_elements < 0)
     throw UsageError(fmt::format("--max-elements {} is negative", o.max_elements));
-  const std::string spec = pattern_spec(o.spec, o.from_deepspeed);
+  const std::string spec = pattern_spec(o.spec, o.from_deepspeed, g);
   if (!o.from_deepspeed.empty())
     std::cerr << fmt::format("{}: DeepSpeed sparse_attention maps to {}\n", o.from_deepspeed, spec);
   const PatternPtr pattern = parse_spec(spec);

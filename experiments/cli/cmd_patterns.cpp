@@ -93,6 +93,8 @@ void print_text(const Registry& registry) {
     out += fmt::format("  rule:        {}\n", info->rule);
     out += fmt::format("  convention:  {}\n", info->convention);
     out += fmt::format("  example:     {}\n", info->example);
+    if (const std::string& origin = registry.origin(info->name); !origin.empty())
+      out += fmt::format("  plugin:      {}\n", origin);
     if (!info->params.empty()) out += "  parameters:\n";
     for (const ParamSpec& p : info->params) {
       std::vector<std::string> facts = {p.boolean ? "boolean" : type_name(p.type)};
@@ -136,6 +138,9 @@ void print_json(const Registry& registry) {
                         {"rule", info->rule},
                         {"convention", info->convention},
                         {"example", info->example},
+                        {"plugin", registry.origin(info->name).empty()
+                                       ? nlohmann::ordered_json(nullptr)
+                                       : nlohmann::ordered_json(registry.origin(info->name))},
                         {"params", std::move(params)}});
   }
   nlohmann::ordered_json combinators = nlohmann::ordered_json::array();

@@ -99,7 +99,8 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
 experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experiments::Executor ex,
                                   std::int64_t budget) {
   experiments::SweepPoint p;
-  p.pattern.name = p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed);
+  p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed, g);
+  p.pattern.name = o.spec.empty() ? p.pattern.spec : o.spec;
   p.n = g.nq;
   p.nk = g.nk;
   p.head_dim = static_cast<int>(o.dim);
@@ -274,7 +275,7 @@ Command add_run_command(CLI::App& app) {
   o->heads_opt = sub->get_option("--heads");
   o->n_opt = sub->get_option("--n")->required(false);  // --inputs may give it
   o->nk_opt = sub->get_option("--nk");
-  o->dim_opt = sub->add_option("--d", o->dim, "head dim, 1..256")
+  o->dim_opt = sub->add_option("--d,--head-dim", o->dim, "head dim, 1..256")
                    ->capture_default_str()
                    ->transform(decimal(1, 256));
   o->kv_heads_opt =

@@ -26,7 +26,8 @@ struct StatsOptions {
 // head dim --d.
 experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
   experiments::SweepPoint p;
-  p.pattern.name = p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed);
+  p.pattern.spec = pattern_spec(o.spec, o.from_deepspeed, g);
+  p.pattern.name = o.spec.empty() ? p.pattern.spec : o.spec;
   p.n = g.nq;
   p.nk = g.nk;
   p.head_dim = o.dim;
@@ -105,7 +106,8 @@ Command add_stats_command(CLI::App& app) {
                   "instead of a spec: its ds_* equivalent (shown as the spec)")
       ->check(non_empty());
   o->geo.add_to(*sub);
-  sub->add_option("--d", o->dim, "head dim of the --json record's cost prediction, 1..256")
+  sub->add_option("--d,--head-dim", o->dim,
+                  "head dim of the --json record's cost prediction, 1..256")
       ->capture_default_str()
       ->transform(decimal(1, 256));
   sub->add_option("--path", o->path,

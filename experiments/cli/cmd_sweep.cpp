@@ -10,6 +10,7 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,19 @@
 #include "spattn/experiments/report.hpp"
 #include "spattn/experiments/sweep.hpp"
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/io/plugins.hpp"
 
 namespace spattn::cli {
 namespace {
+
+// The pattern plugins a run loaded (meta.json's absolute `plugins`), loaded again to resume it.
+void load_run_plugins(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "meta.json");
+  const nlohmann::json meta = nlohmann::json::parse(in, nullptr, false);
+  if (meta.is_discarded() || !meta.contains("plugins") || !meta["plugins"].is_array()) return;
+  for (const nlohmann::json& p : meta["plugins"])
+    if (p.is_string()) load_plugin(p.get<std::string>());
+}
 
 namespace fs = std::filesystem;
 
@@ -103,8 +114,9 @@ void run(SweepCliOptions o) {
     // The run goes on with the experiment recorded in its header, so that its points are the
     // ones the run started with, even if the file was edited since.
     const experiments::SweepHeader h = experiments::read_sweep_header(dir);
-    e = experiments::parse_experiment(h.experiment_toml,
-                                      fmt::format("{} (header)", (dir / "results.jsonl").string()));
+    load_run_plugins(dir);
+    e = experiments::parse_recorded_experiment(
+        h.experiment_toml, fmt::format("{} (header)", (dir / "results.jsonl").string()));
     if (!o.file.empty()) {
       const experiments::Experiment given = experiments::load_experiment(o.file);
       if (given.name != h.experiment)
@@ -127,6 +139,11 @@ void run(SweepCliOptions o) {
           "--threads cannot change in a resumed run (leave them out: the run's own apply)",
           dir.string(), h.overrides.any() ? h.overrides.to_json().dump() : "none"));
     so.overrides = h.overrides;
+    if (!o.quick && h.quick)
+      std::cerr << fmt::format(
+          "note: the run in {} was started with --quick: resuming its quick profile (the "
+          "file's [quick] settings)\n",
+          dir.string());
     so.resume_dir = dir;
   }
 

@@ -6,6 +6,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/plugins.hpp"
 #include "spattn/patterns/io/regular_file.hpp"
 #include "spattn/patterns/spec.hpp"
 
@@ -269,10 +271,12 @@ std::vector<AxisValue> pattern_axis(const PatternEntry& pattern, const AxisValue
 // Reads one experiment text; every failure is a UsageError "SOURCE:LINE: message".
 class Reader {
  public:
-  Reader(const std::string& source, const Registry& registry)
-      : source_(source), registry_(registry) {}
+  Reader(const std::string& source, const Registry& registry, bool file_plugins = true)
+      : source_(source), registry_(registry), file_plugins_(file_plugins) {}
 
   Experiment read(const std::string& text);
+  // `plugins = ["path", ...]`: resolved next to the file and, for the global registry, loaded.
+  void read_plugins(const toml::node& n, Experiment& e) const;
 
   // The value readers (public for the table of settings): each fails with the TOML line, the
   // key's path, what is allowed and what it got.
@@ -437,6 +441,7 @@ class Reader {
  private:
   const std::string& source_;
   const Registry& registry_;
+  bool file_plugins_;  // read `plugins` (else ignore the key: the caller loaded them)
 };
 
 std::vector<AxisValue> Reader::geometric_range(const AxisDef& a, const toml::table& t,
@@ -650,7 +655,7 @@ std::vector<std::string> quick_keys() {
 
 // The keys allowed at the top level.
 std::vector<std::string> top_keys() {
-  std::vector<std::string> keys = {"name", "description", "patterns"};
+  std::vector<std::string> keys = {"name", "description", "plugins", "patterns"};
   for (const AxisDef& a : axis_table()) keys.emplace_back(a.name);
   for (const SettingDef& d : setting_table()) keys.emplace_back(d.name);
   keys.insert(keys.end(), {"quick", "report"});
@@ -673,6 +678,32 @@ bool Reader::apply(const std::string& key, const toml::node& n, const std::strin
       return true;
     }
   return false;
+}
+
+void Reader::read_plugins(const toml::node& n, Experiment& e) const {
+  const toml::array* list = n.as_array();
+  if (!list)
+    fail(line_of(n), fmt::format("plugins must be a list of shared library paths (e.g. plugins = "
+                                 "[\"build/libmypatterns.so\"]), got {}",
+                                 describe(n)));
+  const std::filesystem::path dir = std::filesystem::path(source_).parent_path();
+  for (const toml::node& item : *list) {
+    const std::string path = get_string(item, "plugins");
+    if (path.empty()) fail(line_of(item), "plugins: an empty path is not a shared library");
+    std::filesystem::path p(path);
+    if (p.is_relative()) p = dir / p;
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(p, ec);
+    e.plugins.push_back((ec ? p : abs).lexically_normal().string());
+    if (&registry_ != &Registry::global()) continue;
+    try {
+      load_plugin(e.plugins.back());
+    } catch (const UsageError& err) {
+      fail(line_of(item), fmt::format("plugins: {} (relative paths are relative to the "
+                                      "experiment file's directory)",
+                                      err.what()));
+    }
+  }
 }
 
 // A spec (placeholders filled in for a 1024-token example) must parse.
@@ -986,6 +1017,9 @@ Experiment Reader::read(const std::string& text) {
   int report_line = 0;
   int patterns_line = 0;
   bool have_name = false, have_patterns = false;
+  // Plugins first: the specs below may name their patterns (keys are not read in file order).
+  if (const toml::node* plugins = root.get("plugins"); plugins && file_plugins_)
+    read_plugins(*plugins, e);
   for (auto&& [k, v] : root) {
     const std::string key(k.str());
     if (key == "name") {
@@ -1003,6 +1037,8 @@ Experiment Reader::read(const std::string& text) {
       have_name = true;
     } else if (key == "description") {
       e.description = get_string(v, "description");
+    } else if (key == "plugins") {
+      // read above
     } else if (key == "patterns") {
       e.patterns = read_patterns(v);
       patterns_line = line_of(v);
@@ -1156,6 +1192,10 @@ Experiment parse_experiment(const std::string& text, const std::string& source_n
   return parse_experiment(text, source_name, Registry::global());
 }
 
+Experiment parse_recorded_experiment(const std::string& text, const std::string& source_name) {
+  return Reader(source_name, Registry::global(), false).read(text);
+}
+
 Experiment load_experiment(const std::filesystem::path& path) {
   std::int64_t size = 0;
   std::ifstream in = open_regular_file(path.string(), "an experiment file (TOML)", size);
@@ -1254,11 +1294,19 @@ std::string point_key(const SweepPoint& p) {
   return key + ";inputs=" + p.settings.inputs.name() + later;
 }
 
+std::vector<std::string> run_plugins(const Experiment& e) {
+  std::vector<std::string> plugins = loaded_plugins();
+  for (const std::string& path : e.plugins)
+    if (std::find(plugins.begin(), plugins.end(), path) == plugins.end()) plugins.push_back(path);
+  return plugins;
+}
+
 std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
   const AxisValues& grid = quick ? e.quick_axes : e.axes;
   const Settings& settings = quick ? e.quick_settings : e.settings;
   const std::vector<AxisDef>& table = axis_table();
 
+  const std::vector<std::string> plugins = run_plugins(e);
   std::vector<SweepPoint> points;
   std::set<std::string> keys;
   for (const PatternEntry& pattern : e.patterns) {
@@ -1284,6 +1332,7 @@ std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
       p.pattern.fidelity_baseline = spec_at(pattern.fidelity_baseline, p.n);
       p.settings = settings;
       p.settings.fidelity_baseline = spec_at(settings.fidelity_baseline, p.n);
+      p.plugins = plugins;
       p.key = point_key(p);
       // Only hand-built Experiments get here (the loader rejects repeats).
       if (!keys.insert(p.key).second)
@@ -1318,13 +1367,32 @@ std::string spec_at(const std::string& spec, std::int64_t n) {
     if (close == std::string::npos || (name != "n" && name != "sqrt_n"))
       throw UsageError(fmt::format(
           "spec {}: column {}: unknown placeholder '{{{}': allowed are {{n}} (the seq_len) and "
-          "{{sqrt_n}} (its square root, rounded)",
+          "{{sqrt_n}} (its square root, rounded), optionally followed by /K or *K",
           show(spec, 80), open + 1, close == std::string::npos ? name : name + "}"));
-    const auto v = name == "n"
-                       ? n
-                       : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-    out += std::to_string(v);
+    std::int64_t v =
+        name == "n" ? n
+                    : static_cast<std::int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
     i = close + 1;
+    // {n}/K (floor division) or {n}*K, K a positive decimal integer.
+    if (i + 1 < spec.size() && (spec[i] == '/' || spec[i] == '*') &&
+        std::isdigit(static_cast<unsigned char>(spec[i + 1]))) {
+      const char op = spec[i];
+      std::size_t end = i + 1;
+      while (end < spec.size() && std::isdigit(static_cast<unsigned char>(spec[end]))) ++end;
+      std::int64_t k = 0;
+      const auto [ptr, ec] = std::from_chars(spec.data() + i + 1, spec.data() + end, k);
+      (void)ptr;
+      const bool overflow = ec != std::errc() || k == 0 ||
+                            (op == '*' && v > std::numeric_limits<std::int64_t>::max() / k);
+      if (overflow)
+        throw UsageError(fmt::format(
+            "spec {}: column {}: '{{{}}}{}{}' is not allowed: K in {{{}}}/K and {{{}}}*K must be "
+            "an integer >= 1 (and the product below 2^63)",
+            show(spec, 80), i + 1, name, op, spec.substr(i + 1, end - i - 1), name, name));
+      v = op == '/' ? v / k : v * k;
+      i = end;
+    }
+    out += std::to_string(v);
   }
   return out;
 }
@@ -1360,6 +1428,7 @@ nlohmann::json point_to_json(const SweepPoint& p) {
         {"predict_gflops", s.predict_gflops}}}};
   for (const AxisDef& a : axis_table())
     std::visit([&](const auto& v) { j[std::string(a.field)] = v; }, a.get(p));
+  if (!p.plugins.empty()) j["plugins"] = p.plugins;
   return j;
 }
 
@@ -1417,6 +1486,15 @@ SweepPoint point_from_json(const nlohmann::json& j) {
       json_fail("settings.inputs.tokens", "must be \"first\" or \"last\"", in["tokens"]);
   }
   t.predict_gflops = json_number(s, "settings", "predict_gflops", 0, kMaxPredictGflops);
+  if (j.contains("plugins")) {  // optional: absent when none
+    const nlohmann::json& list = j["plugins"];
+    if (!list.is_array()) json_fail("plugins", "must be a list of paths", list);
+    for (const nlohmann::json& item : list) {
+      if (!item.is_string() || item.get<std::string>().empty())
+        json_fail("plugins", "must hold non-empty path strings", item);
+      p.plugins.push_back(item.get<std::string>());
+    }
+  }
   return p;
 }
 

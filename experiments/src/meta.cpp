@@ -137,6 +137,8 @@ nlohmann::json build_meta(const Experiment& e, const std::vector<std::string>& c
       {"toml++", fmt::format("{}.{}.{}", TOML_LIB_MAJOR, TOML_LIB_MINOR, TOML_LIB_PATCH)},
       {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR,
                                     NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH)}};
+  // Every pattern plugin loaded (--plugin, SPATTN_PLUGINS, the file's `plugins`), absolute paths.
+  m["plugins"] = run_plugins(e);
   m["experiment_file"] = e.source_path.string();
   m["experiment_toml"] = e.source_text;
   return m;

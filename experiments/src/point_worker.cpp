@@ -14,6 +14,7 @@
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/io/plugins.hpp"
 #include "spattn/patterns/io/regular_file.hpp"
 
 namespace spattn::experiments {
@@ -26,6 +27,7 @@ int run_point_worker(const std::filesystem::path& point_file) {
     if (j.is_discarded())
       throw UsageError(fmt::format("the point file {} is not JSON", point_file.string()));
     const SweepPoint point = point_from_json(j);
+    for (const std::string& plugin : point.plugins) load_plugin(plugin);
     const Measurement result = measure_point(point);
     const std::string line =
         to_json(result).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

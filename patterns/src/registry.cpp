@@ -56,7 +56,7 @@ Registry& Registry::global() {
   return *r;
 }
 
-void Registry::add(PatternInfo info) {
+void Registry::add(PatternInfo info, std::string origin) {
   const bool ident =
       !info.name.empty() &&
       (std::isalpha(static_cast<unsigned char>(info.name[0])) || info.name[0] == '_') &&
@@ -72,6 +72,13 @@ void Registry::add(PatternInfo info) {
   if (!info.make) throw UsageError(fmt::format("pattern '{}' has no factory", info.name));
   const std::string name = info.name;
   patterns_.emplace(name, std::move(info));
+  if (!origin.empty()) origins_.emplace(name, std::move(origin));
+}
+
+const std::string& Registry::origin(const std::string& name) const {
+  static const std::string none;
+  auto it = origins_.find(name);
+  return it == origins_.end() ? none : it->second;
 }
 
 const PatternInfo* Registry::find(const std::string& name) const {

@@ -1,6 +1,7 @@
 // Consumer of an installed spattn: parses a spec, builds its layout and checks the layout's
 // allowed-pair count (and every pair) against brute force over Pattern::allows; then runs
-// attention() on a tiny causal case and checks it against a few lines of dense math.
+// attention() on a tiny causal case and checks it against a few lines of dense math; then expands
+// an experiment file's points with spattn::experiments.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "spattn/attention/attention.hpp"
+#include "spattn/experiments/experiment.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
 
@@ -58,6 +60,23 @@ int check_attention() {
   return failures;
 }
 
+// Two patterns x three lengths with one skipped by max_n: 5 points.
+int check_experiment() {
+  const spattn::experiments::Experiment e = spattn::experiments::parse_experiment(
+      "name = \"consumer\"\n"
+      "patterns = [\"causal\", { name = \"w\", spec = \"sliding({sqrt_n})\", max_n = 2048 }]\n"
+      "seq_len = [1024, 2048, 4096]\n",
+      "consumer.toml");
+  const auto points = spattn::experiments::expand_points(e, false);
+  std::printf("experiment: %zu points\n", points.size());
+  if (points.size() != 5 || points[3].pattern.spec != "sliding(32)") {
+    std::fprintf(stderr, "experiment: %zu points (expected 5), point 3 '%s'\n", points.size(),
+                 points.size() > 3 ? points[3].pattern.spec.c_str() : "");
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main() {
@@ -100,6 +119,7 @@ int main() {
       }
     }
     failures += check_attention();
+    failures += check_experiment();
     if (failures != 0) {
       std::fprintf(stderr, "consumer: %d mismatches\n", failures);
       return 1;

@@ -1,8 +1,11 @@
 # The install_consumer test: install a spattn build into a scratch prefix, then configure, build
-# and run the outside project in this folder against it with find_package(spattn).
+# and run the outside project in this folder against it with find_package(spattn); then build
+# the out-of-tree plugin example (PLUGIN_SOURCE_DIR) the same way and use it through the
+# installed CLI's --plugin and an experiment file's plugins = [...].
 #
 #   cmake -DSPATTN_BUILD_DIR=<build> -DSPATTN_SOURCE_DIR=<spattn checkout>
-#         -DCONSUMER_SOURCE_DIR=<this folder> -DWORK_DIR=<scratch dir, wiped>
+#         -DCONSUMER_SOURCE_DIR=<this folder> -DPLUGIN_SOURCE_DIR=<plugin example>
+#         -DWORK_DIR=<scratch dir, wiped>
 #         -DGENERATOR=<generator> -DCXX_COMPILER=<c++ compiler>
 #         [-DMAKE_PROGRAM=<ninja>] [-DBUILD_TYPE=<config>] [-DCXX_FLAGS=<flags>]
 #         -P run_consumer_test.cmake
@@ -11,7 +14,8 @@
 # on failure (to inspect) and removed on success.
 cmake_minimum_required(VERSION 3.25)
 
-foreach(var SPATTN_BUILD_DIR SPATTN_SOURCE_DIR CONSUMER_SOURCE_DIR WORK_DIR GENERATOR
+foreach(var SPATTN_BUILD_DIR SPATTN_SOURCE_DIR CONSUMER_SOURCE_DIR PLUGIN_SOURCE_DIR WORK_DIR
+            GENERATOR
             CXX_COMPILER)
   if(NOT DEFINED ${var} OR "${${var}}" STREQUAL "")
     message(FATAL_ERROR "install_consumer: -D${var}=... is required")
@@ -53,7 +57,8 @@ endif()
 list(GET config_dirs 0 config_dir)
 foreach(file ${config_dir}/spattnConfig.cmake ${config_dir}/spattnConfigVersion.cmake
              ${config_dir}/spattnTargets.cmake ${prefix}/include/spattn/patterns/layout.hpp
-             ${prefix}/bin/spattn)
+             ${prefix}/include/spattn/patterns/plugin.hpp ${prefix}/include/spattn/patterns/band.hpp
+             ${prefix}/include/spattn/experiments/experiment.hpp ${prefix}/bin/spattn)
   if(NOT EXISTS ${file})
     message(FATAL_ERROR "install_consumer: ${file} was not installed")
   endif()
@@ -77,7 +82,7 @@ run("installed CLI" ${prefix}/bin/spattn --version)
 
 # 4. Configure, build and run the consumer against the prefix, with the same generator and
 #    compiler as the spattn build.
-set(configure_args -S ${CONSUMER_SOURCE_DIR} -B ${consumer_build} -G ${GENERATOR}
+set(configure_args -G ${GENERATOR}
     -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DCMAKE_PREFIX_PATH=${prefix}
     -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 if(MAKE_PROGRAM)
@@ -89,7 +94,8 @@ endif()
 if(CXX_FLAGS)
   list(APPEND configure_args "-DCMAKE_CXX_FLAGS=${CXX_FLAGS}")
 endif()
-run("consumer configure" ${CMAKE_COMMAND} ${configure_args})
+run("consumer configure" ${CMAKE_COMMAND} -S ${CONSUMER_SOURCE_DIR} -B ${consumer_build}
+    ${configure_args})
 # It must have found the installed package, not some other spattn.
 file(STRINGS ${consumer_build}/CMakeCache.txt spattn_dir_line REGEX "^spattn_DIR:")
 string(REGEX REPLACE "^spattn_DIR:[A-Z]+=" "" found_dir "${spattn_dir_line}")
@@ -107,6 +113,38 @@ else()
 endif()
 run("consumer run" ${consumer_exe})
 message("${step_output}")
+
+# 5. The plugin example, built out of tree against the prefix and loaded by the installed CLI.
+set(plugin_build ${WORK_DIR}/plugin_build)
+run("plugin configure" ${CMAKE_COMMAND} -S ${PLUGIN_SOURCE_DIR} -B ${plugin_build}
+    ${configure_args})
+run("plugin build" ${CMAKE_COMMAND} --build ${plugin_build} ${config_args})
+file(GLOB_RECURSE plugin_library ${plugin_build}/libkth_patterns.so)
+if(NOT plugin_library)
+  message(FATAL_ERROR "install_consumer: the plugin build made no libkth_patterns.so")
+endif()
+list(GET plugin_library 0 plugin_library)
+# kth(16) | sliding(4) at n = 256: 16 columns x 256 queries, plus 1 + 2 + 3 + 4·253 window pairs,
+# less the 16 x 4 pairs in both = 5050.
+run("plugin stats" ${prefix}/bin/spattn --plugin ${plugin_library} stats "kth(16) | sliding(4)"
+    --n 256 --json)
+if(NOT step_output MATCHES "\"allowed_pairs\":5050[,}]")
+  message(FATAL_ERROR "install_consumer: kth(16) | sliding(4) should allow 5050 pairs:\n"
+                      "${step_output}")
+endif()
+# growing_window(8) at n = 64: query p sees floor(p/8) + 1 keys, 8·(1 + 2 + ... + 8) = 288.
+file(WRITE ${WORK_DIR}/plugin.toml
+  "name = \"plugin\"\nplugins = [\"${plugin_library}\"]\n"
+  "patterns = [\"growing_window(8)\"]\nseq_len = [64]\nhead_dim = 8\nheads = 1\n"
+  "kv_heads = 1\nrepeats = 1\nwarmup = 0\n")
+run("plugin sweep" ${prefix}/bin/spattn sweep ${WORK_DIR}/plugin.toml --out ${WORK_DIR}/results
+    --no-report)
+file(GLOB_RECURSE results_files ${WORK_DIR}/results/*/results.jsonl)
+file(READ "${results_files}" results_text)
+if(NOT results_text MATCHES "\"status\":\"ok\"" OR NOT results_text MATCHES "\"allowed_pairs\":288[,}]")
+  message(FATAL_ERROR "install_consumer: the plugin sweep should record one ok point with 288 "
+                      "allowed pairs:\n${results_text}")
+endif()
 
 file(REMOVE_RECURSE ${WORK_DIR})
 message(STATUS "install_consumer: passed")

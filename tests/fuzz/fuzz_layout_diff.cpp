@@ -56,7 +56,7 @@ class Generator {
   Generator(Bytes& in, const spattn::Geometry& g) : in_(in), g_(g) {}
 
   std::string expr(int depth) {
-    constexpr unsigned kLeaves = 26, kCombinators = 4;
+    constexpr unsigned kLeaves = 28, kCombinators = 4;
     const unsigned c = in_.next() % (depth >= 4 ? kLeaves : kLeaves + kCombinators);
     switch (c) {
       case 0:
@@ -137,10 +137,14 @@ class Generator {
         return "ds_local(block=" + ds_block() + ", num_sliding_window_blocks=" + num(0, kTok) +
                ", attention=" + direction() + ")";
       case 26:
-        return "(" + expr(depth + 1) + " | " + expr(depth + 1) + ")";
+        return "columns(" + tokens() + ")";
       case 27:
-        return "(" + expr(depth + 1) + " & " + expr(depth + 1) + ")";
+        return "diagonals(" + offsets() + ")";
       case 28:
+        return "(" + expr(depth + 1) + " | " + expr(depth + 1) + ")";
+      case 29:
+        return "(" + expr(depth + 1) + " & " + expr(depth + 1) + ")";
+      case 30:
         return "(" + expr(depth + 1) + " - " + expr(depth + 1) + ")";
       default:
         return heads(depth);
@@ -178,6 +182,18 @@ class Generator {
     std::set<i64> t;
     const unsigned n = in_.next() % 5;
     for (unsigned k = 0; k < n; ++k) t.insert(in_.next());
+    std::string s = "[";
+    for (i64 v : t) s += (s.size() > 1 ? ", " : "") + std::to_string(v);
+    return s + "]";
+  }
+  // Up to 6 distinct offsets p - j, either sign, mostly within the geometry's, some beyond.
+  std::string offsets() {
+    std::set<i64> t;
+    const unsigned n = in_.next() % 7;
+    for (unsigned k = 0; k < n; ++k) {
+      const unsigned b = in_.next();
+      t.insert(b >= 250 ? (b % 2 ? kTok : -kTok) : static_cast<i64>(b) - 125);
+    }
     std::string s = "[";
     for (i64 v : t) s += (s.size() > 1 ? ", " : "") + std::to_string(v);
     return s + "]";

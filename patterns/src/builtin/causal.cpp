@@ -1,5 +1,6 @@
 // causal: j <= p(i).
-#include "band.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/band.hpp"
 
 namespace spattn::builtin {
 namespace {

@@ -1,5 +1,6 @@
 // chunked(c): floor(j / c) == floor(p(i) / c).
-#include "band.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/band.hpp"
 
 namespace spattn::builtin {
 namespace {

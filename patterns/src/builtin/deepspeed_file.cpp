@@ -1,7 +1,7 @@
 // deepspeed(file=PATH): the pattern a DeepSpeed config file's sparse_attention section
 // describes, i.e. the ds_* pattern io/deepspeed_config.hpp maps it to.
-#include "delegate.hpp"
 #include "leaf.hpp"
+#include "spattn/patterns/delegate.hpp"
 #include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/spec.hpp"
 

@@ -2,7 +2,8 @@
 #include <algorithm>
 #include <numeric>
 
-#include "band.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/band.hpp"
 
 namespace spattn::builtin {
 namespace {

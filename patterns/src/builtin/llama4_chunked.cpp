@@ -1,5 +1,6 @@
 // llama4_chunked(attention_chunk_size): Llama 4's chunked attention, as chunked(C) & causal.
-#include "delegate.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/delegate.hpp"
 
 namespace spattn::builtin {
 

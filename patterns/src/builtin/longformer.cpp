@@ -1,8 +1,9 @@
 // longformer(window, global=[...]): Hugging Face Longformer's sliding window plus global tokens.
 #include <algorithm>
 
-#include "delegate.hpp"
+#include "leaf.hpp"
 #include "spattn/patterns/combinators.hpp"
+#include "spattn/patterns/delegate.hpp"
 
 namespace spattn::builtin {
 namespace {

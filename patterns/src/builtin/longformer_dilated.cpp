@@ -1,8 +1,9 @@
 // longformer_dilated(w, d | dilation=[...]): the original Longformer's dilated sliding window.
 #include <map>
 
-#include "delegate.hpp"
+#include "leaf.hpp"
 #include "spattn/patterns/combinators.hpp"
+#include "spattn/patterns/delegate.hpp"
 
 namespace spattn::builtin {
 namespace {

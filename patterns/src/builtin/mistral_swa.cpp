@@ -1,5 +1,6 @@
 // mistral_swa(sliding_window): Mistral's sliding-window attention, as sliding(W).
-#include "delegate.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/delegate.hpp"
 
 namespace spattn::builtin {
 

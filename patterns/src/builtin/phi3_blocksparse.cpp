@@ -1,6 +1,7 @@
 // phi3_blocksparse(local_blocks, vert_stride, ...): vLLM's local + vertical-stride block-sparse
 // attention (Phi-3-small).
-#include "local_columns.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/local_columns.hpp"
 
 namespace spattn::builtin {
 namespace {

@@ -13,6 +13,8 @@ void register_builtins(Registry& r) {
   builtin::register_chunked(r);
   builtin::register_documents(r);
   builtin::register_strided(r);
+  builtin::register_columns(r);
+  builtin::register_diagonals(r);
   builtin::register_random(r);
   builtin::register_blocks(r);
   builtin::register_bigbird(r);

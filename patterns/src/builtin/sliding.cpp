@@ -1,5 +1,6 @@
 // sliding(w): causal, the last w keys including the query's own position.
-#include "band.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/band.hpp"
 
 namespace spattn::builtin {
 namespace {

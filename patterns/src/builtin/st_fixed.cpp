@@ -1,5 +1,6 @@
 // st_fixed(l, c, num_verts): the Sparse Transformer's fixed pattern (local block + summaries).
-#include "local_columns.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/local_columns.hpp"
 
 namespace spattn::builtin {
 namespace {

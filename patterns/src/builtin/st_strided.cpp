@@ -1,5 +1,6 @@
 // st_strided(l): the Sparse Transformer's strided pattern, its local and strided heads merged.
-#include "delegate.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/delegate.hpp"
 
 namespace spattn::builtin {
 

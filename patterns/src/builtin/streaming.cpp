@@ -1,5 +1,6 @@
 // streaming(sink, recent): StreamingLLM's attention sinks plus recent window (A-shape).
-#include "local_columns.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/local_columns.hpp"
 
 namespace spattn::builtin {
 namespace {

@@ -1,5 +1,6 @@
 // window(left, right): p(i) - left <= j <= p(i) + right (FlashAttention window_size, inclusive).
-#include "band.hpp"
+#include "leaf.hpp"
+#include "spattn/patterns/band.hpp"
 
 namespace spattn::builtin {
 namespace {

@@ -97,6 +97,9 @@ struct Experiment {
   std::string description;  // free text
   std::filesystem::path source_path;
   std::string source_text;  // the TOML file itself (copied into meta.json)
+  // `plugins = [...]`: pattern plugins loaded before the specs are read, as absolute paths
+  // (relative ones are relative to the file's directory).
+  std::vector<std::string> plugins;
 
   // Axes: every combination of the patterns and the values of each axis (axes.hpp) is one
   // point (patterns whose max_n is exceeded are left out).
@@ -122,17 +125,31 @@ struct SweepPoint {
   Executor executor = Executor::Flash;
   ExecutionPath path = ExecutionPath::Auto;  // the flash executor's AttentionOptions::path
   Settings settings;
+  // Pattern plugins the point's process loads first: every plugin the expanding process had
+  // loaded (--plugin, SPATTN_PLUGINS, the file's `plugins`), as absolute paths.
+  std::vector<std::string> plugins;
 };
 
-// Parses an experiment file; throws spattn::UsageError naming the file, the TOML line, the bad
-// key or value and what is allowed (unknown keys, wrong types and impossible values included).
+// Parses an experiment file, loading its `plugins` into Registry::global() first; throws
+// spattn::UsageError naming the file, the TOML line, the bad key or value and what is allowed
+// (unknown keys, wrong types and impossible values included).
 Experiment load_experiment(const std::filesystem::path& path);
 // The same from text; `source_name` stands for the file name in messages.
 Experiment parse_experiment(const std::string& text, const std::string& source_name);
 // The same, checking pattern specs against `registry` (the fuzz target's registry does not open
-// the files that blocks(file=...) names).
+// the files that blocks(file=...) names). `plugins` are loaded only when `registry` is
+// Registry::global(); otherwise they are recorded and not opened.
 Experiment parse_experiment(const std::string& text, const std::string& source_name,
                             const Registry& registry);
+
+// An experiment recorded in a run's header (--resume): as parse_experiment, except that its
+// `plugins` key is neither loaded nor kept (its relative paths were relative to the file, which
+// the header is not); the caller loads the run's plugins from its meta.json first.
+Experiment parse_recorded_experiment(const std::string& text, const std::string& source_name);
+
+// The plugins a run of `e` uses: those loaded in this process (--plugin, SPATTN_PLUGINS, the
+// file's own when it was loaded here), then any of e.plugins not among them; absolute paths.
+std::vector<std::string> run_plugins(const Experiment& e);
 
 // All points in a fixed order (patterns, then the axes in axis_table() order, the last varying
 // fastest); `quick` uses the [quick] overrides. A pattern's own `block` replaces the block axis.
@@ -143,8 +160,9 @@ std::vector<SweepPoint> expand_points(const Experiment& e, bool quick);
 // not `always_in_key` follow only when off their default: ";exec=textbook".
 std::string point_key(const SweepPoint& p);
 
-// `spec` with its placeholders replaced for seq_len n: {n} -> n, {sqrt_n} -> round(sqrt(n)).
-// Throws UsageError naming any other {...} placeholder.
+// `spec` with its placeholders replaced for seq_len n: {n} -> n, {sqrt_n} -> round(sqrt(n)),
+// either followed by /K (floor division) or *K with K a decimal integer >= 1 ({n}/8). Throws
+// UsageError naming any other {...} placeholder or a bad K. The CLI applies it with n = --n.
 std::string spec_at(const std::string& spec, std::int64_t n);
 
 // A point as JSON (what the child process receives) and back; from_json validates.

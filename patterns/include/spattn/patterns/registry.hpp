@@ -66,15 +66,19 @@ class Registry {
   // The process-wide registry holding every built-in pattern.
   static Registry& global();
 
-  // Throws UsageError if the name is taken or not an identifier.
-  void add(PatternInfo info);
+  // Throws UsageError if the name is taken or not an identifier. `origin` says where the pattern
+  // comes from: "" for built-ins and patterns added in code, a plugin's path for its patterns.
+  void add(PatternInfo info, std::string origin = "");
   const PatternInfo* find(const std::string& name) const;
+  // The origin given to add() ("" when none, or when `name` is not registered).
+  const std::string& origin(const std::string& name) const;
   // Registered names closest to `name` (edit distance), best first, at most `k`.
   std::vector<std::string> suggest(const std::string& name, std::size_t k = 3) const;
   std::vector<const PatternInfo*> all() const;
 
  private:
   std::map<std::string, PatternInfo> patterns_;
+  std::map<std::string, std::string> origins_;
 };
 
 // Adds every built-in pattern to `r` (called once by Registry::global()).

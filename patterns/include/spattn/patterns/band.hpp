@@ -2,9 +2,9 @@
 // Band patterns: each query at position p may attend to one interval of keys [lo(p), hi(p)]
 // (inclusive; empty when lo > hi), with lo and hi non-decreasing in p. causal, window, sliding,
 // chunked and documents are bands; they share key_ranges/classify/fill_tile from here.
-#include "leaf.hpp"
+#include "spattn/patterns/leaf.hpp"
 
-namespace spattn::builtin {
+namespace spattn {
 
 class Band : public Leaf {
  public:
@@ -43,4 +43,4 @@ class Band : public Leaf {
 inline constexpr std::int64_t kFarLeft = -(std::int64_t{1} << 60);
 inline constexpr std::int64_t kFarRight = std::int64_t{1} << 60;
 
-}  // namespace spattn::builtin
+}  // namespace spattn

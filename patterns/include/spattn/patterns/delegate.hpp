@@ -2,12 +2,14 @@
 // A named pattern family that is exactly a composition of other built-ins: it keeps its own
 // canonical spec (the family's name and parameters) and forwards every question, fast paths
 // included, to the composed tree, so it builds as fast as the tree and is never scanned.
+#include <string>
 #include <utility>
 
-#include "leaf.hpp"
+#include "spattn/patterns/pattern.hpp"
+#include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
 
-namespace spattn::builtin {
+namespace spattn {
 
 class Delegate : public Pattern {
  public:
@@ -56,4 +58,4 @@ inline PatternPtr compose(const std::string& tree) {
   return parse_spec(tree, Registry::global());
 }
 
-}  // namespace spattn::builtin
+}  // namespace spattn

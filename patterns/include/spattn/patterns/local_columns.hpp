@@ -7,9 +7,9 @@
 // all have this shape; they share the fast paths here.
 #include <algorithm>
 
-#include "band.hpp"
+#include "spattn/patterns/band.hpp"
 
-namespace spattn::builtin {
+namespace spattn {
 
 // Keys j with floor_mod(j - offset, period) < len: runs of `len` keys every `period` keys.
 // A single run [offset, offset + len) is period = kFarRight.
@@ -109,4 +109,4 @@ class CausalLocalColumns : public Leaf {
   }
 };
 
-}  // namespace spattn::builtin
+}  // namespace spattn
