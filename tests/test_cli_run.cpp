@@ -222,6 +222,25 @@ TEST_CASE("cli run: --inputs and --save round trip against the library", "[cli-r
     CHECK(n.code == 2);
     CHECK(contains(n.err, "k.npy has 75 tokens"));
   }
+  SECTION("a size error names the axis in the file's own shape") {
+    // 3-D files [H, N, d] (batch 1): heads are axis 0 of the file, not axis 1 of [B, H, N, d].
+    auto write3 = [&](const std::string& name, const spattn::Tensor& t) {
+      spattn::write_npy(dir.file(name), "<f4", {t.shape[1], t.shape[2], t.shape[3]},
+                        t.values.data(), t.values.size() * sizeof(float));
+    };
+    write3("q.npy", spattn::test::random_tensor(1, H, nq, d, 1, 0));
+    write3("k.npy", spattn::test::random_tensor(1, Hkv, nk, d, 1, 1));
+    write3("v.npy", spattn::test::random_tensor(1, Hkv, nk, d, 1, 2));
+    const Result r = run(base + " --heads " + std::to_string(H + 1));
+    CHECK(r.code == 2);
+    CHECK(contains(r.err, "heads (axis 0 of the file's [H, N, d])"));
+    const Result t = run(base + " --nk " + std::to_string(nk + 1));
+    CHECK(t.code == 2);
+    CHECK(contains(t.err, "tokens (axis 1 of the file's [H, N, d])"));
+    const Result b = run(base + " --batch 2");
+    CHECK(b.code == 2);
+    CHECK(contains(b.err, "batch entries (the file's [H, N, d] has no such axis: 1)"));
+  }
   SECTION("wrong dtype") {
     std::vector<double> values(q.values.begin(), q.values.end());
     spattn::write_npy(dir.file("q.npy"), "<f8", {B, H, nq, d}, values.data(),

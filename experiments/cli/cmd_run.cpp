@@ -58,11 +58,27 @@ void match(const CLI::Option* given, std::int64_t flag_value, const std::string&
 
 using experiments::Qkv;
 
+// "heads (axis 0 of the file's [H, N, d])": a 4-D axis (0 batch .. 3 head dim) named by its
+// index in the file's own shape, which may lack the leading axes.
+std::string file_axis(const experiments::InputFile& f, int axis4, const char* what) {
+  const int rank = static_cast<int>(f.file_shape.size());
+  static constexpr const char* kNames[] = {"B", "H", "N", "d"};
+  std::vector<std::string> names(kNames + (4 - rank), kNames + 4);
+  const int own = axis4 - (4 - rank);
+  if (own < 0)
+    return fmt::format("{} (the file's [{}] has no such axis: 1)", what, fmt::join(names, ", "));
+  return fmt::format("{} (axis {} of the file's [{}])", what, own, fmt::join(names, ", "));
+}
+
 // Reads --inputs (finite float32 files, k and v of one shape: experiments::read_qkv_npy) and
 // takes the sizes not given as flags from them.
 Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   experiments::QkvFiles f = experiments::read_qkv_npy(o.inputs, max_bytes);
   const std::string qp = f.q.path, kp = f.k.path;
+  const std::string q_batch = file_axis(f.q, 0, "batch entries"),
+                    q_heads = file_axis(f.q, 1, "heads"), k_heads = file_axis(f.k, 1, "heads"),
+                    q_tokens = file_axis(f.q, 2, "tokens"), k_tokens = file_axis(f.k, 2, "tokens"),
+                    q_dim = file_axis(f.q, 3, "head dim");
   Qkv in{std::move(f.q.tensor), std::move(f.k.tensor), std::move(f.v.tensor)};
   const auto& qs = in.q.shape;
   const auto& ks = in.k.shape;
@@ -77,15 +93,15 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
         fmt::format("{} has {} heads and {} has {}: the query heads must be a "
                     "multiple of the K/V heads",
                     qp, qs[1], kp, ks[1]));
-  match(o.batch_opt, o.batch, "--batch", qs[0], qp, "batch entries (axis 0)");
-  match(o.heads_opt, o.geo.heads, "--heads", qs[1], qp, "heads (axis 1)");
-  match(o.kv_heads_opt, o.kv_heads, "--kv-heads", ks[1], kp, "heads (axis 1)");
-  match(o.dim_opt, o.dim, "--d", qs[3], qp, "head dim (axis 3)");
+  match(o.batch_opt, o.batch, "--batch", qs[0], qp, q_batch);
+  match(o.heads_opt, o.geo.heads, "--heads", qs[1], qp, q_heads);
+  match(o.kv_heads_opt, o.kv_heads, "--kv-heads", ks[1], kp, k_heads);
+  match(o.dim_opt, o.dim, "--d", qs[3], qp, q_dim);
   if (o.n_opt->count() == 0) o.geo.n = qs[2];  // N from the files, as the other sizes
   if (qs[2] != o.geo.n)
-    throw UsageError(fmt::format("{} has {} tokens (axis 2) but --n {} was given: they must agree",
-                                 qp, qs[2], o.geo.n));
-  match(o.nk_opt, o.geo.nk, "--nk", ks[2], kp, "tokens (axis 2)");
+    throw UsageError(fmt::format("{} has {} {} but --n {} was given: they must agree", qp, qs[2],
+                                 q_tokens, o.geo.n));
+  match(o.nk_opt, o.geo.nk, "--nk", ks[2], kp, k_tokens);
   if ((o.nk_opt == nullptr || o.nk_opt->count() == 0) && ks[2] != qs[2])
     o.geo.nk = ks[2];  // keys from the file; queries align bottom-right
   o.batch = qs[0];
