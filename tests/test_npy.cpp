@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "spattn/patterns/error.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/npy.hpp"
+#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/spec.hpp"
 #include "temp_dir.hpp"
 
