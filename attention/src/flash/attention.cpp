@@ -624,15 +624,10 @@ class Executor {
     const std::int64_t q0 = r * bq_;
     const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
     float* qt = sl.qt;
-    for (std::size_t hi = 0; hi < g.heads.size(); ++hi) {
-      const std::int64_t lane0 = static_cast<std::int64_t>(hi) * bq_;
-      for (std::int64_t i = 0; i < rows; ++i) {
-        const float* src = q_.row(b, g.heads[hi], q0 + i);
-        for (int p = 0; p < d_; ++p) qt[p * lanes + lane0 + i] = src[p * q_.stride[3]] * scale_;
-      }
-      for (std::int64_t i = rows; i < bq_; ++i)
-        for (int p = 0; p < d_; ++p) qt[p * lanes + lane0 + i] = 0.0f;
-    }
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi)  // 16 rows at a time (bq_ is 16k)
+      for (std::int64_t v = 0; v < bq_; v += 16)
+        pack16(q_, b, g.heads[hi], q0 + v, rows - v, scale_,
+               qt + static_cast<std::int64_t>(hi) * bq_ + v, lanes);
     std::fill(sl.ot, sl.ot + d_ * lanes, 0.0f);
     std::fill(sl.m, sl.m + lanes, kNegInf);
     std::fill(sl.l, sl.l + lanes, 0.0f);
