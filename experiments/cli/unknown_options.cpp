@@ -8,22 +8,11 @@
 #include <set>
 
 #include "cli_common.hpp"
+#include "spattn/patterns/edit_distance.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::cli {
 namespace {
-
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 // Lower case, '_' as '-': --Seq_Len and --seq-len compare equal.
 std::string normalized(const std::string& s) {

@@ -3,7 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 
+#include "spattn/patterns/edit_distance.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn {
@@ -87,25 +89,17 @@ const PatternInfo* Registry::find(const std::string& name) const {
 }
 
 namespace {
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t sub = prev[j - 1] + (std::tolower(a[i - 1]) != std::tolower(b[j - 1]));
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
 }
 }  // namespace
 
 std::vector<std::string> Registry::suggest(const std::string& name, std::size_t k) const {
   std::vector<std::pair<std::size_t, std::string>> scored;
   for (const auto& [n, info] : patterns_) {
-    std::size_t d = edit_distance(name, n);
+    std::size_t d = edit_distance(lowered(name), lowered(n));
     // A registered name that starts with (or is contained in) the input is a near miss too.
     if (n.find(name) != std::string::npos || name.find(n) != std::string::npos)
       d = std::min<std::size_t>(d, 1);
