@@ -856,8 +856,9 @@ class Executor {
     flash::for_each_class_chunk(cp, item, shape_.nk, [&](const flash::ClassChunk& ch) {
       // Keys of a class are rows s apart: read in place (stride s rows) when rows are
       // contiguous, else gathered into the panel.
-      st.k = class_rows(k_, b, kvh, ch, s, ws.kpanel.get(), st.k_stride);
-      st.v = class_rows(v_, b, kvh, ch, s, ws.vpanel.get(), st.v_stride);
+      const std::int64_t j0 = ch.cp + ch.b0 * s;
+      st.k = tile_rows(k_, b, kvh, j0, ch.keys, ws.kpanel.get(), st.k_stride, s);
+      st.v = tile_rows(v_, b, kvh, j0, ch.keys, ws.vpanel.get(), st.v_stride, s);
       st.keys = ch.keys;
       if (ch.full) {
         st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
@@ -970,20 +971,6 @@ class Executor {
     transpose_rows(t, src, scale, out, out_stride);
   }
 
-  // Key rows cp + (b0 + x) s, x < keys, of (b, h) with contiguous elements: in place when the
-  // view's rows are contiguous, else copied into `pack` ([keys][d]).
-  const float* class_rows(const ConstTensorView& t, std::int64_t b, std::int64_t h,
-                          const flash::ClassChunk& ch, std::int64_t s, float* pack,
-                          std::int64_t& stride) const {
-    if (t.rows_contiguous()) {
-      stride = s * t.stride[2];
-      return t.row(b, h, ch.cp + ch.b0 * s);
-    }
-    for (int x = 0; x < ch.keys; ++x) copy_row(t, b, h, ch.cp + (ch.b0 + x) * s, pack + x * d_);
-    stride = d_;
-    return pack;
-  }
-
   // 16 rows of t (null: zeros) transposed into out[p * out_stride + lane], times scale.
   void transpose_rows(const ConstTensorView& t, const float* const src[16], float scale, float* out,
                       std::int64_t out_stride) const {
@@ -1002,18 +989,16 @@ class Executor {
     for (int p = 0; p < d_; ++p) dst[p] = src[p * t.stride[3]];
   }
 
-  // Pointer to key rows k0..k0+keys-1 of (b, h) with contiguous elements: in place when the
-  // view's rows are contiguous, else copied into `pack`.
+  // Pointer to key rows k0, k0 + step, ..., keys of them, of (b, h) with contiguous elements
+  // (step > 1: one residue class's keys): in place when the view's rows are contiguous (row
+  // stride `step` rows), else copied into `pack` ([keys][d]).
   const float* tile_rows(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t k0,
-                         int keys, float* pack, std::int64_t& stride) const {
+                         int keys, float* pack, std::int64_t& stride, std::int64_t step = 1) const {
     if (t.rows_contiguous()) {
-      stride = t.stride[2];
+      stride = step * t.stride[2];
       return t.row(b, h, k0);
     }
-    for (int j = 0; j < keys; ++j) {
-      const float* src = t.row(b, h, k0 + j);
-      for (int p = 0; p < d_; ++p) pack[j * d_ + p] = src[p * t.stride[3]];
-    }
+    for (int j = 0; j < keys; ++j) copy_row(t, b, h, k0 + j * step, pack + j * d_);
     stride = d_;
     return pack;
   }
