@@ -1,0 +1,186 @@
+// The flash backward pass (backward.hpp) against the double reference backward
+// (reference_backward.hpp), the reference against finite differences of its own forward, and
+// the backward's determinism over thread counts.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "attention_testing.hpp"
+#include "spattn/attention/attention.hpp"
+#include "spattn/attention/backward.hpp"
+#include "spattn/attention/reference_backward.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/layout.hpp"
+#include "spattn/patterns/spec.hpp"
+
+namespace {
+
+using i64 = std::int64_t;
+
+spattn::Layout make_layout(const std::string& spec, i64 nq, i64 nk, int heads, int bq, int bk) {
+  spattn::Geometry g;
+  g.nq = nq, g.nk = nk, g.heads = heads, g.block_q = bq, g.block_k = bk;
+  return spattn::build_layout(*spattn::parse_spec(spec), g);
+}
+
+// max |got - want| / max |want| over a whole tensor (normwise, as the forward's accuracy).
+double rel_error(const spattn::Tensor& got, const std::vector<double>& want) {
+  REQUIRE(got.values.size() == want.size());
+  double err = 0, scale = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    REQUIRE(std::isfinite(got.values[i]));
+    err = std::max(err, std::abs(got.values[i] - want[i]));
+    scale = std::max(scale, std::abs(want[i]));
+  }
+  return err / std::max(scale, 1e-30);
+}
+
+struct Case {
+  std::string spec;
+  i64 nq, nk;
+  int hq, hkv, layout_heads, block_q, block_k;
+  i64 d;
+};
+
+struct Run {
+  spattn::AttentionResult fwd;
+  spattn::BackwardResult bwd;
+  spattn::ReferenceGradients ref;
+};
+
+Run run_case(const Case& c, int threads = 0, i64 parts = 0) {
+  using spattn::test::random_tensor;
+  const auto layout = make_layout(c.spec, c.nq, c.nk, c.layout_heads, c.block_q, c.block_k);
+  const auto q = random_tensor(2, c.hq, c.nq, c.d, 11, 1);
+  const auto k = random_tensor(2, c.hkv, c.nk, c.d, 11, 2);
+  const auto v = random_tensor(2, c.hkv, c.nk, c.d, 11, 3);
+  const auto d_o = random_tensor(2, c.hq, c.nq, c.d, 11, 4);
+  Run r;
+  r.fwd = spattn::attention(q.view(), k.view(), v.view(), layout);
+  spattn::BackwardOptions opt;
+  opt.threads = threads;
+  opt.parts = parts;
+  r.bwd = spattn::attention_backward(q.view(), k.view(), v.view(), r.fwd.o.view(), r.fwd.lse.view(),
+                                     d_o.view(), layout, opt);
+  r.ref = spattn::reference_attention_backward(q.view(), k.view(), v.view(), d_o.view(), layout);
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("backward matches the double reference backward", "[backward]") {
+  const std::vector<Case> cases = {
+      {"dense", 96, 96, 2, 2, 1, 32, 32, 16},
+      {"causal", 100, 100, 2, 1, 1, 32, 32, 24},                // MQA, ragged last tile
+      {"sliding(20) | sink(3)", 130, 130, 4, 2, 1, 16, 32, 8},  // GQA, Partial tiles
+      {"causal", 40, 150, 2, 2, 1, 16, 16, 16},                 // nq < nk
+      {"heads(0: window(5); 1: strided(7); 2..3: causal)", 70, 70, 4, 2, 4, 16, 16, 8},
+      {"bigbird(block=16, random=2, seed=3)", 160, 160, 2, 2, 2, 32, 16, 16},
+      {"random(4, block=1, seed=2) | global(1)", 64, 64, 1, 1, 1, 16, 16, 4},
+  };
+  for (const Case& c : cases) {
+    SECTION(c.spec + fmt::format(" nq={} nk={} Hq={} Hkv={}", c.nq, c.nk, c.hq, c.hkv)) {
+      const Run r = run_case(c);
+      CHECK(rel_error(r.bwd.dq, r.ref.dq) < 2e-5);
+      CHECK(rel_error(r.bwd.dk, r.ref.dk) < 2e-5);
+      CHECK(rel_error(r.bwd.dv, r.ref.dv) < 2e-5);
+    }
+  }
+}
+
+TEST_CASE("backward: fully masked rows have zero dQ and add nothing", "[backward]") {
+  // diagonals([3, 40]): queries 0..2 see no key; keys >= nk - 3 are seen by no query.
+  const Case c{"diagonals([3, 40])", 90, 90, 2, 1, 1, 16, 16, 8};
+  const Run r = run_case(c);
+  for (int b = 0; b < 2; ++b)
+    for (int h = 0; h < 2; ++h)
+      for (i64 i = 0; i < 3; ++i) {
+        CHECK(r.fwd.lse.view().at(b, h, i, 0) == -INFINITY);
+        for (i64 x = 0; x < c.d; ++x) CHECK(r.bwd.dq.view().at(b, h, i, x) == 0.0f);
+      }
+  for (i64 j = c.nk - 3; j < c.nk; ++j)
+    for (i64 x = 0; x < c.d; ++x) {
+      CHECK(r.bwd.dk.view().at(1, 0, j, x) == 0.0f);
+      CHECK(r.bwd.dv.view().at(1, 0, j, x) == 0.0f);
+    }
+  CHECK(rel_error(r.bwd.dq, r.ref.dq) < 2e-5);
+  CHECK(rel_error(r.bwd.dk, r.ref.dk) < 2e-5);
+  CHECK(rel_error(r.bwd.dv, r.ref.dv) < 2e-5);
+}
+
+TEST_CASE("backward: bitwise the same on every thread count", "[backward]") {
+  const Case c{"sliding(40) | sink(2) | global(1)", 256, 256, 4, 2, 1, 32, 32, 16};
+  for (const i64 parts : {i64{0}, i64{1}, i64{3}}) {
+    const Run one = run_case(c, 1, parts);
+    for (const int threads : {2, 3, 8}) {
+      const Run many = run_case(c, threads, parts);
+      CHECK(one.bwd.dq.values == many.bwd.dq.values);
+      CHECK(one.bwd.dk.values == many.bwd.dk.values);
+      CHECK(one.bwd.dv.values == many.bwd.dv.values);
+    }
+  }
+}
+
+TEST_CASE("reference backward equals central finite differences of its forward", "[backward]") {
+  // Loss L = sum over O of W * O with W = dO: dL/dx by (L(x + e) - L(x - e)) / 2e in double.
+  const i64 nq = 9, nk = 11, d = 3;
+  const auto layout = make_layout("sliding(4) | sink(1)", nq, nk, 2, 16, 16);
+  std::vector<double> q(2 * nq * d), k(1 * nk * d), v(1 * nk * d), w(2 * nq * d);
+  std::uint64_t state = 12345;
+  auto next = [&] {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(state >> 11) / 9007199254740992.0 * 2 - 1;
+  };
+  for (auto* vec : {&q, &k, &v, &w})
+    for (double& x : *vec) x = next();
+  auto vq = spattn::view_bhnd(static_cast<const double*>(q.data()), 1, 2, nq, d);
+  auto vk = spattn::view_bhnd(static_cast<const double*>(k.data()), 1, 1, nk, d);
+  auto vv = spattn::view_bhnd(static_cast<const double*>(v.data()), 1, 1, nk, d);
+  auto vw = spattn::view_bhnd(static_cast<const double*>(w.data()), 1, 2, nq, d);
+  const auto grads = spattn::reference_attention_backward(vq, vk, vv, vw, layout);
+  auto loss = [&] {
+    const auto f = spattn::reference_attention_backward(vq, vk, vv, {}, layout);
+    double l = 0;
+    for (std::size_t i = 0; i < w.size(); ++i) l += w[i] * f.o[i];
+    return l;
+  };
+  const double eps = 1e-6;
+  auto check = [&](std::vector<double>& x, const std::vector<double>& g) {
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double keep = x[i];
+      x[i] = keep + eps;
+      const double up = loss();
+      x[i] = keep - eps;
+      const double down = loss();
+      x[i] = keep;
+      CHECK(std::abs((up - down) / (2 * eps) - g[i]) < 1e-7);
+    }
+  };
+  check(q, grads.dq);
+  check(k, grads.dk);
+  check(v, grads.dv);
+}
+
+TEST_CASE("backward refuses mismatched shapes", "[backward]") {
+  using spattn::test::random_tensor;
+  const auto layout = make_layout("causal", 32, 32, 1, 16, 16);
+  const auto q = random_tensor(1, 2, 32, 8, 1, 1), k = random_tensor(1, 2, 32, 8, 1, 2);
+  const auto fwd = spattn::attention(q.view(), k.view(), k.view(), layout);
+  const auto bad_lse = random_tensor(1, 2, 31, 1, 1, 3);
+  CHECK_THROWS_AS(spattn::attention_backward(q.view(), k.view(), k.view(), fwd.o.view(),
+                                             bad_lse.view(), fwd.o.view(), layout),
+                  spattn::UsageError);
+  const auto bad_do = random_tensor(1, 2, 32, 4, 1, 3);
+  CHECK_THROWS_WITH(spattn::attention_backward(q.view(), k.view(), k.view(), fwd.o.view(),
+                                               fwd.lse.view(), bad_do.view(), layout),
+                    Catch::Contains("dO has shape [1, 2, 32, 4]"));
+  const auto other = make_layout("causal", 64, 64, 1, 16, 16);
+  CHECK_THROWS_AS(spattn::attention_backward(q.view(), k.view(), k.view(), fwd.o.view(),
+                                             fwd.lse.view(), fwd.o.view(), other),
+                  spattn::UsageError);
+}
