@@ -9,6 +9,7 @@ PACKAGES=(
   catch2 libbenchmark-dev                        # tests and micro-benchmarks
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libpng-dev   # CLI, TOML, JSON, pictures
   python3 python3-matplotlib python3-numpy       # charts
+  python3-dev python3-pybind11 python3-pytest python3-torch   # the Python module, its tests
   clang-14 libclang-rt-14-dev                    # libFuzzer targets (scripts/fuzz.sh)
 )
 
