@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libpng-dev   # CLI, TOML, JSON, pictures
   python3 python3-matplotlib python3-numpy       # charts
   python3-dev python3-pybind11 python3-pytest python3-torch   # the Python module, its tests
+  libopenblas0-pthread                           # a BLAS for python3-torch (else the reference one)
   clang-14 libclang-rt-14-dev                    # libFuzzer targets (scripts/fuzz.sh)
 )
 
