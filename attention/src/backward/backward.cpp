@@ -24,6 +24,7 @@ using ConstRows = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 using Rows = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
 
 constexpr std::int64_t kTargetTasks = 32;
+constexpr std::int64_t kRunTiles = 8;  // query tiles per product block
 constexpr std::int64_t kMaxPartBytes = std::int64_t{512} << 20;
 
 // The kept tiles of one head layout by key-block column: for column c, entries
@@ -138,11 +139,17 @@ class Backward {
         const int di = layout_.head_to_distinct[shared ? 0 : h];
         const BlockLayout& L = *layout_.distinct[static_cast<std::size_t>(di)];
         const Columns& C = columns_[static_cast<std::size_t>(di)];
-        for (std::int64_t e = C.col_ptr[c]; e < C.col_ptr[c + 1]; ++e) {
-          const std::int64_t r = C.row[e], q0 = r * bq, rows = std::min(bq, s_.nq - q0);
-          const std::int32_t m = L.mask_index()[C.tile[e]];
-          tile(b, h, q0, rows, K, V, cols, m < 0 ? nullptr : L.mask(m), L.mask_row_words(),
-               dq_part + ((b * s_.q_heads + h) * s_.nq + q0) * d, tb);
+        // Runs of consecutive query tiles (at most kRunTiles) go through the products as one
+        // taller block: fewer, larger products, each K and V tile packed once per run.
+        for (std::int64_t e = C.col_ptr[c]; e < C.col_ptr[c + 1];) {
+          std::int64_t e1 = e + 1;
+          while (e1 < C.col_ptr[c + 1] && C.row[e1] == C.row[e1 - 1] + 1 && e1 - e < kRunTiles)
+            ++e1;
+          const std::int64_t q0 = C.row[e] * bq;
+          const std::int64_t rows = std::min((C.row[e1 - 1] + 1) * bq, s_.nq) - q0;
+          tile_run(b, h, q0, rows, K, V, cols, L, C, e, e1,
+                   dq_part + ((b * s_.q_heads + h) * s_.nq + q0) * d, tb);
+          e = e1;
         }
       }
       tb.dk *= scale_;
@@ -155,10 +162,12 @@ class Backward {
   }
 
  private:
-  // One kept tile: rows query rows from q0 of head h against the key tile K, V (cols keys).
-  void tile(std::int64_t b, std::int64_t h, std::int64_t q0, std::int64_t rows, const ConstRows& K,
-            const ConstRows& V, std::int64_t cols, const std::uint64_t* mask, int row_words,
-            float* dq, TileBuffers& tb) const {
+  // Kept tiles e0..e1 of column C (consecutive query tiles): `rows` query rows from q0 of head
+  // h against the key tile K, V (cols keys); each Partial tile's bits applied to its rows of P.
+  void tile_run(std::int64_t b, std::int64_t h, std::int64_t q0, std::int64_t rows,
+                const ConstRows& K, const ConstRows& V, std::int64_t cols, const BlockLayout& L,
+                const Columns& C, std::int64_t e0, std::int64_t e1, float* dq,
+                TileBuffers& tb) const {
     const std::int64_t d = s_.dim;
     const ConstRows Q = rows_of(q_, b, h, q0, rows), dO = rows_of(do_, b, h, q0, rows);
     tb.s.resize(rows, cols);
@@ -170,8 +179,14 @@ class Backward {
       float lse = lse_.at(b, h, q0 + a, 0);
       if (lse == -inf) lse = inf;  // a fully masked row: P = exp(s - inf) = 0
       tb.p.row(a) = (tb.s.row(a).array() * scale_ - lse).exp();
-      if (mask != nullptr) {
-        const std::uint64_t* bits = mask + a * row_words;
+    }
+    for (std::int64_t e = e0; e < e1; ++e) {
+      const std::int32_t m = L.mask_index()[C.tile[e]];
+      if (m < 0) continue;
+      const std::int64_t a0 = (e - e0) * L.block_q(), a1 = std::min(a0 + L.block_q(), rows);
+      const std::uint64_t* mask = L.mask(m);
+      for (std::int64_t a = a0; a < a1; ++a) {
+        const std::uint64_t* bits = mask + (a - a0) * L.mask_row_words();
         for (std::int64_t j = 0; j < cols; ++j)
           if (((bits[j >> 6] >> (j & 63)) & 1u) == 0) tb.p(a, j) = 0.0f;
       }
