@@ -120,16 +120,17 @@ class Backward {
     });
   }
 
-  // Task (b, kv head, part): key tiles [part * kb / parts, (part + 1) * kb / parts). dQ goes to
+  // Task (b, kv head, part): key tiles c with c mod parts == part, in order. dQ goes to
   // dq_part ([B, Hq, nq, d] C order, this part's buffer), dK and dV to their outputs.
   void run(std::int64_t b, std::int64_t kh, std::int64_t part, float* dq_part, const TensorView& dk,
            const TensorView& dv, TileBuffers& tb) const {
     const BlockLayout& L0 = layout_.head(0);
     const std::int64_t kb = L0.k_blocks(), bk = L0.block_k(), bq = L0.block_q();
-    const std::int64_t c0 = part * kb / parts_, c1 = (part + 1) * kb / parts_;
     const std::int64_t d = s_.dim;
     const bool shared = layout_.geometry.heads == 1;
-    for (std::int64_t c = c0; c < c1; ++c) {
+    // Columns part, part + parts, ...: interleaved, so that layouts whose columns shrink along
+    // the keys (causal) give every part a similar share.
+    for (std::int64_t c = part; c < kb; c += parts_) {
       const std::int64_t k0 = c * bk, cols = std::min(bk, s_.nk - k0);
       const ConstRows K = rows_of(k_, b, kh, k0, cols), V = rows_of(v_, b, kh, k0, cols);
       tb.dk.setZero(cols, d);

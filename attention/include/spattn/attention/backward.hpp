@@ -17,6 +17,7 @@
 // are summed in part order. The number of parts depends on the shapes only, so the result is
 // bitwise the same for every thread count. Workspace: O(threads x tile) plus, when a (batch,
 // K/V head) has more than one part, one float dQ buffer per part (at most 512 MiB together).
+// Part p holds the key tiles c with c mod parts == p.
 #include <cstdint>
 #include <optional>
 
