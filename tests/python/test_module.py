@@ -165,3 +165,8 @@ def test_from_mask_mod_is_scanned_exact_and_composes(rng):
     ro, _ = spattn.reference(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64),
                              lay)
     assert np.abs(o - ro).max() < 1e-5 * np.abs(ro).max()
+
+
+def test_budget_refusal_is_memory_error():
+    with pytest.raises(MemoryError, match="layout memory budget"):
+        spattn.layout("dense", n=2 ** 30, heads=8)
