@@ -9,6 +9,9 @@
 #include "cli_common.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/selector.hpp"
+#include "spattn/patterns/spec.hpp"
 
 namespace spattn::cli {
 namespace {
@@ -42,6 +45,11 @@ experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
 
 void run_stats(const StatsOptions& o) {
   const Geometry g = o.geo.geometry();
+  // A selector's layout depends on Q and K: stats has no inputs to select on.
+  if (!o.spec.empty() && parse_spec(o.spec)->needs_inputs())
+    throw UsageError(no_inputs_message(o.spec) +
+                     "; `spattn stats` takes no inputs yet: `spattn run SPEC --inputs DIR --json` "
+                     "reports the selected layout's figures");
   const experiments::PreparedPoint u = experiments::prepare_point(stats_point(o, g));
   const Layout& layout = u.layout;
   if (o.json) {  // the Measurement record, one line; no attention was run
