@@ -45,12 +45,13 @@ experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
 
 void run_stats(const StatsOptions& o) {
   const Geometry g = o.geo.geometry();
+  const experiments::SweepPoint point = stats_point(o, g);
   // A selector's layout depends on Q and K: stats has no inputs to select on.
-  if (!o.spec.empty() && parse_spec(o.spec)->needs_inputs())
-    throw UsageError(no_inputs_message(o.spec) +
+  if (parse_spec(point.pattern.spec)->needs_inputs())
+    throw UsageError(no_inputs_message(point.pattern.spec) +
                      "; `spattn stats` takes no inputs yet: `spattn run SPEC --inputs DIR --json` "
                      "reports the selected layout's figures");
-  const experiments::PreparedPoint u = experiments::prepare_point(stats_point(o, g));
+  const experiments::PreparedPoint u = experiments::prepare_point(point);
   const Layout& layout = u.layout;
   if (o.json) {  // the Measurement record, one line; no attention was run
     experiments::Measurement m = experiments::point_record(u.point);
