@@ -1,9 +1,17 @@
 // The CLI with selectors: `spattn run` selects on its inputs and records select_ms apart from
 // attention (checked against the reference), `stats` and `mask` without inputs name --inputs.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <nlohmann/json.hpp>
+#include <utility>
+#include <vector>
 
 #include "cli_runner.hpp"
+#include "spattn/attention/select/planted.hpp"
+#include "spattn/attention/select/select.hpp"
+#include "spattn/patterns/io/npy.hpp"
+#include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 using spattn::test::run_cli;
 
@@ -32,4 +40,69 @@ TEST_CASE("stats and mask of a selector without inputs name --inputs", "[selecto
     CHECK(r.code == 2);
     CHECK(r.err.find("--inputs") != std::string::npos);
   }
+}
+
+namespace {
+
+// q.npy, k.npy and v.npy of planted inputs in `dir`; returns them.
+spattn::PlantedInputs write_inputs(const std::filesystem::path& dir,
+                                   const spattn::AttentionShape& s) {
+  spattn::PlantedSpec ps;
+  ps.columns = {5};
+  ps.offsets = {0, 9};
+  spattn::PlantedInputs in = spattn::planted_inputs(s, ps, 3);
+  for (auto [name, t] : {std::pair<const char*, const spattn::Tensor*>{"q.npy", &in.q},
+                         {"k.npy", &in.k},
+                         {"v.npy", &in.v}}) {
+    std::vector<std::int64_t> shape(t->shape.begin(), t->shape.end());
+    spattn::write_npy((dir / name).string(), "<f4", shape, t->values.data(),
+                      t->values.size() * sizeof(float));
+  }
+  return in;
+}
+
+}  // namespace
+
+TEST_CASE("stats and mask select on --inputs", "[selectors][cli]") {
+  spattn::test::TempDir dir("sel");
+  const spattn::AttentionShape s{2, 4, 2, 100, 120, 16};
+  const spattn::PlantedInputs in = write_inputs(dir.path(), s);
+  const std::string spec = "moba(16, 2) | sink(2)";
+  const std::string geo = " --n 100 --nk 120 --heads 4 --block 16 --inputs " + dir.path().string();
+  // The mask of every batch and head equals the library's selection (resolved pattern's rule).
+  const std::string out = (dir.path() / "m.npy").string();
+  const auto r = run_cli("mask '" + spec + "'" + geo + " --format npy --out " + out);
+  REQUIRE(r.code == 0);
+  const spattn::NpyArray m = spattn::read_npy(out);
+  REQUIRE(m.shape == std::vector<std::int64_t>{2, 4, 100, 120});
+  spattn::Geometry g;
+  g.nq = 100;
+  g.nk = 120;
+  g.heads = 4;
+  const spattn::PatternPtr p = spattn::parse_spec(spec);
+  std::int64_t bad = 0, kept = 0;
+  for (std::int64_t b = 0; b < 2; ++b) {
+    const spattn::PatternPtr rb = spattn::select_batch(p, in.q.view(), in.k.view(), b, g);
+    for (int h = 0; h < 4; ++h)
+      for (std::int64_t i = 0; i < 100; ++i)
+        for (std::int64_t j = 0; j < 120; ++j) {
+          const bool got = m.data[((b * 4 + h) * 100 + i) * 120 + j] != 0;
+          bad += got != rb->allows(g, h, i, j);
+          kept += got;
+        }
+  }
+  CHECK(bad == 0);
+  CHECK(kept > 0);
+  // stats reports the selection; its record has the selection group and all batches' pairs.
+  const auto st = run_cli("stats '" + spec + "'" + geo + " --json");
+  REQUIRE(st.code == 0);
+  const auto j = nlohmann::json::parse(st.out);
+  CHECK(j.contains("selection"));
+  CHECK(j["axes"]["batch"] == 2);
+  CHECK(j["layout"]["allowed_pairs"].get<std::int64_t>() > 0);
+  // Files that disagree with the options are named.
+  const auto wrong =
+      run_cli("stats '" + spec + "' --n 99 --nk 120 --heads 4 --inputs " + dir.path().string());
+  CHECK(wrong.code == 2);
+  CHECK(wrong.err.find("q.npy") != std::string::npos);
 }
