@@ -88,6 +88,9 @@ const std::vector<std::string> kSelectorSpecs = {
     "moba(50, 1)",
     "quest(48)",
     "quest(40, page=8)",
+    "xattention(0.8, stride=4, block=16)",
+    "xattention(0.95, stride=8, block=32)",
+    "xattention(0.5, stride=2, block=16)",
 };
 
 }  // namespace

@@ -306,6 +306,62 @@ void own_plus_best(const Ctx& c, const Args& a, bool moba, std::vector<std::uint
   }
 }
 
+// XAttention: the strided antidiagonal score matrix of all rows, then per query block the block
+// masses and the threshold walk.
+void xattention(const Ctx& c, const Args& a, std::vector<std::uint8_t>& m) {
+  const double tau = a.get_real("threshold");
+  const std::int64_t S = a.get_int("stride"), B = a.get_int("block"), R = B / S;
+  const std::int64_t nts = (c.nk + S - 1) / S, nkb = (c.nk + B - 1) / B;
+  const std::int64_t p0 = c.pos(0), p1 = c.pos(c.nq - 1);
+  const std::int64_t ua = floor_div(p0, S), ub = floor_div(p1, S);
+  // P[u - ua][t]: softmax over t <= u of (scale / S) sum_c q(uS + S - 1 - c) . k(tS + c).
+  std::vector<std::vector<double>> P;
+  for (std::int64_t u = ua; u <= ub; ++u) {
+    std::vector<double> row(
+        static_cast<std::size_t>(std::max<std::int64_t>(0, std::min(u + 1, nts))));
+    double mx = -kInf;
+    for (std::size_t t = 0; t < row.size(); ++t) {
+      double s = 0;
+      for (std::int64_t cc = 0; cc < S; ++cc) {
+        const std::int64_t x = u * S + S - 1 - cc, j = static_cast<std::int64_t>(t) * S + cc;
+        if (x >= p0 && x <= p1 && j < c.nk) s += c.dot(x - (c.nk - c.nq), j);
+      }
+      row[t] = s * c.scale / static_cast<double>(S);
+      mx = std::max(mx, row[t]);
+    }
+    double total = 0;
+    for (double& v : row) {
+      v = std::exp(v - mx);
+      total += v;
+    }
+    for (double& v : row) v /= total;
+    P.push_back(std::move(row));
+  }
+  for (std::int64_t i = 0; i < c.nq; ++i) {
+    const std::int64_t p = c.pos(i), I = floor_div(p, B);
+    const std::int64_t last = std::min(I, nkb - 1);
+    if (last < 0) continue;
+    std::vector<double> X(static_cast<std::size_t>(nkb), 0.0);
+    for (std::int64_t u = std::max(I * R, ua); u < std::min((I + 1) * R, ub + 1); ++u)
+      for (std::size_t t = 0; t < P[u - ua].size(); ++t) X[t / R] += P[u - ua][t];
+    double total = 0;
+    for (double x : X) total += x;
+    std::vector<bool> kept(static_cast<std::size_t>(nkb), false);
+    kept[0] = kept[last] = true;
+    double before = X[0] + (last > 0 ? X[last] : 0.0);
+    std::vector<double> rest(X.begin(), X.begin() + last + 1);
+    std::vector<std::int64_t> order = ranked(rest);
+    for (std::int64_t J : order) {
+      if (J == 0 || J == last) continue;
+      if (!(before < tau * total)) break;
+      kept[J] = true;
+      before += X[J];
+    }
+    for (std::int64_t j = 0; j <= std::min(p, c.nk - 1); ++j)
+      if (kept[j / B]) m[i * c.nk + j] = 1;
+  }
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> reference_selection(const Selector& s, const ConstTensorView& q,
@@ -331,6 +387,8 @@ std::vector<std::uint8_t> reference_selection(const Selector& s, const ConstTens
     vertical_slash(c, s.args(), m);
   else if (n == "block_topk")
     block_topk(c, s.args(), m);
+  else if (n == "xattention")
+    xattention(c, s.args(), m);
   else if (n == "moba" || n == "quest")
     own_plus_best(c, s.args(), n == "moba", m);
   else

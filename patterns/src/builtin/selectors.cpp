@@ -49,6 +49,9 @@ void add_selector(Registry& r, std::string name, std::vector<ParamSpec> params, 
                    std::move(example),
                    nullptr};
   info.make = [name, params](const Args& a) -> PatternPtr {
+    if (name == "xattention" && a.get_int("block") % a.get_int("stride") != 0)
+      throw UsageError(fmt::format("xattention: block {} must be a multiple of stride {}",
+                                   a.get_int("block"), a.get_int("stride")));
     if (name == "quest" && a.get_int("budget") < a.get_int("page"))
       throw UsageError(
           fmt::format("quest: budget {} is smaller than page {}: quest keeps "
@@ -141,6 +144,22 @@ void register_selectors(Registry& r) {
                    kTies,
                "mit-han-lab Quest kernel path (page_budget includes the current page)",
                "quest(1024)");
+  add_selector(
+      r, "xattention",
+      {real_param("threshold", 0, 1, true, "attention mass to reach per query block, in (0, 1]",
+                  0.9),
+       int_param("stride", 1, "antidiagonal stride S", 8),
+       int_param("block", 1, "block size B, a multiple of the stride", 128)},
+      "XAttention: per query block the fewest key blocks whose antidiagonal mass reaches the "
+      "threshold, block 0 and the diagonal block first",
+      std::string("A[u, t] = (s / S) sum_{c < S} q(uS + S - 1 - c) . k(tS + c) over positions "
+                  "(zero where no query or key), softmax over t <= u; X[I, J] = its sum over "
+                  "the (B / S)^2 grid of blocks (I, J); query block I keeps block 0, block I, "
+                  "then blocks by X descending while the mass before each is < threshold x "
+                  "sum_J X[I, J]; J <= I, token-causal.") +
+          kTies,
+      "mit-han-lab x-attention xattn_estimate (inverse mode, no sink/recent)",
+      "xattention(0.9, stride=8)");
 }
 
 }  // namespace spattn::builtin
