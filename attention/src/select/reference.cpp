@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <tuple>
 
 #include "spattn/patterns/error.hpp"
 
@@ -362,6 +363,117 @@ void xattention(const Ctx& c, const Args& a, std::vector<std::uint8_t>& m) {
   }
 }
 
+// FlexPrefill: the last B rows' dense softmax, the two budgets, the JS distance, then the block
+// rule evaluated per pair.
+void flexprefill(const Ctx& c, const Args& a, std::vector<std::uint8_t>& m) {
+  const double gamma = a.get_real("gamma"), tau = a.get_real("tau");
+  const std::int64_t B = a.get_int("block"), minb = (a.get_int("min_budget") + B - 1) / B;
+  const std::int64_t nb = (c.nk + B - 1) / B, L = std::min(B, c.nq);
+  if (c.nq <= std::max(2 * B, minb * B)) {  // dense causal
+    for (std::int64_t i = 0; i < c.nq; ++i)
+      for (std::int64_t j = 0; j <= std::min(c.pos(i), c.nk - 1); ++j) m[i * c.nk + j] = 1;
+    return;
+  }
+  std::vector<double> vert(static_cast<std::size_t>(c.nk), 0.0), slash(vert.size(), 0.0), e;
+  std::vector<double> qmean(static_cast<std::size_t>(c.d), 0.0);
+  for (std::int64_t r = c.nq - L; r < c.nq; ++r) {
+    for (std::int64_t x = 0; x < c.d; ++x) qmean[x] += c.scale * c.q.at(c.b, c.h, r, x);
+    const std::int64_t n = c.causal_n(r);
+    const double total = row_exp(c, r, n, e);
+    for (std::int64_t j = 0; j < n; ++j) {
+      vert[j] += e[j] / total / static_cast<double>(L);
+      slash[c.pos(r) - j] += e[j] / total / static_cast<double>(L);
+    }
+  }
+  for (double& x : qmean) x /= static_cast<double>(L);
+  auto cover = [gamma](const std::vector<double>& x) {
+    const std::vector<std::int64_t> order = ranked(x);
+    double run = 0;
+    std::int64_t n = 0;
+    for (std::int64_t k : order) {
+      run += x[k];
+      if (!(run <= gamma)) break;
+      ++n;
+    }
+    return n + 1;
+  };
+  std::int64_t nv = std::max(cover(vert) / 128 + 1, minb),
+               ns = std::max(cover(slash) / 128 + 1, minb);
+  std::vector<double> vb(static_cast<std::size_t>(nb), 0.0), sb(vb.size(), 0.0);
+  for (std::int64_t j = 0; j < c.nk; ++j) {
+    vb[j / B] += vert[j];
+    sb[j / B] += slash[j];
+  }
+  std::vector<std::vector<double>> kbar;
+  for (std::int64_t J = 0; J < nb; ++J) {
+    const std::int64_t hi = std::min(c.nk, (J + 1) * B);
+    kbar.push_back(pool(c.k, c.b, c.kh, J * B, hi, c.d, static_cast<double>(hi - J * B)));
+  }
+  std::vector<double> est(static_cast<std::size_t>(nb));
+  double mx = -kInf, et = 0;
+  for (std::int64_t J = 0; J < nb; ++J) {
+    double v = 0;
+    for (std::int64_t x = 0; x < c.d; ++x) v += qmean[x] * kbar[J][x];
+    est[J] = v;
+    mx = std::max(mx, v);
+  }
+  for (double& v : est) et += (v = std::exp(v - mx));
+  for (double& v : est) v /= et;
+  double js = 0;
+  for (std::int64_t J = 0; J < nb; ++J) {
+    const double mid = (est[J] + vb[J]) / 2;
+    if (est[J] > 0) js += est[J] * std::log(est[J] / mid) / 2;
+    if (vb[J] > 0) js += vb[J] * std::log(vb[J] / mid) / 2;
+  }
+  const bool qa = std::sqrt(std::max(js, 0.0)) < tau;
+  if (qa) nv = ns = minb;
+  vb[0] = sb[0] = kInf;
+  const std::vector<std::int64_t> vo = ranked(vb), so = ranked(sb);
+  std::vector<bool> vsel(static_cast<std::size_t>(nb), false), ssel(vsel.size(), false);
+  for (std::int64_t k = 0; k < std::min(nv, nb); ++k) vsel[vo[k]] = true;
+  for (std::int64_t k = 0; k < std::min(ns, nb); ++k) ssel[so[k]] = true;
+  // Query-aware cells: (value, I, J) over present query blocks, J <= I.
+  std::vector<std::vector<bool>> cell;
+  const std::int64_t g0 = floor_div(c.pos(0), B), g1 = floor_div(c.pos(c.nq - 1), B);
+  cell.assign(static_cast<std::size_t>(g1 - g0 + 1),
+              std::vector<bool>(static_cast<std::size_t>(nb), false));
+  if (qa) {
+    std::vector<std::tuple<double, std::int64_t, std::int64_t>> all;
+    std::int64_t present = 0;
+    for (std::int64_t I = std::max<std::int64_t>(g0, 0); I <= g1; ++I, ++present) {
+      const std::int64_t i0 = std::max<std::int64_t>(0, I * B - (c.nk - c.nq));
+      const std::int64_t i1 = std::min(c.nq, (I + 1) * B - (c.nk - c.nq));
+      const std::vector<double> qb = pool(c.q, c.b, c.h, i0, i1, c.d, static_cast<double>(i1 - i0));
+      const std::int64_t nj = std::min(I + 1, nb);
+      std::vector<double> row(static_cast<std::size_t>(nj));
+      double rm = -kInf, rt = 0;
+      for (std::int64_t J = 0; J < nj; ++J) {
+        double v = 0;
+        for (std::int64_t x = 0; x < c.d; ++x) v += qb[x] * kbar[J][x];
+        row[J] = c.scale * v;
+        rm = std::max(rm, row[J]);
+      }
+      for (double& v : row) rt += (v = std::exp(v - rm));
+      for (std::int64_t J = 0; J < nj; ++J) all.emplace_back(-(row[J] / rt), I, J);
+    }
+    std::sort(all.begin(), all.end());
+    double run = 0;
+    for (const auto& [negv, I, J] : all) {
+      run += -negv;
+      if (!(run <= gamma * static_cast<double>(present))) break;
+      cell[I - g0][J] = true;
+    }
+  }
+  for (std::int64_t i = 0; i < c.nq; ++i) {
+    const std::int64_t p = c.pos(i), I = floor_div(p, B);
+    for (std::int64_t j = 0; j <= std::min(p, c.nk - 1); ++j) {
+      const std::int64_t J = j / B;
+      if ((vsel[J] && J <= I) || (I - J >= 0 && I - J < nb && ssel[I - J]) || cell[I - g0][J])
+        m[i * c.nk + j] = 1;
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> reference_selection(const Selector& s, const ConstTensorView& q,
@@ -387,6 +499,8 @@ std::vector<std::uint8_t> reference_selection(const Selector& s, const ConstTens
     vertical_slash(c, s.args(), m);
   else if (n == "block_topk")
     block_topk(c, s.args(), m);
+  else if (n == "flexprefill")
+    flexprefill(c, s.args(), m);
   else if (n == "xattention")
     xattention(c, s.args(), m);
   else if (n == "moba" || n == "quest")

@@ -145,6 +145,26 @@ void register_selectors(Registry& r) {
                "mit-han-lab Quest kernel path (page_budget includes the current page)",
                "quest(1024)");
   add_selector(
+      r, "flexprefill",
+      {real_param("gamma", 0, 1, true, "attention mass the budgets cover", 0.9),
+       real_param("tau", 0, 1, false, "JS distance below which a head is query-aware", 0.1),
+       int_param("block", 1, "block size B", 128),
+       int_param("min_budget", 1, "minimum budget in tokens (ceil(min_budget / B) blocks)", 512)},
+      "FlexPrefill: per head vertical-slash blocks or query-aware blocks, budgets from gamma",
+      std::string("dense causal when nq <= max(2B, ceil(min_budget / B) B); else P of the last B "
+                  "queries; vertical = mean_r P[r, j], slash = mean_r P[r, p(r) - o]; budgets "
+                  "cover(x) // 128 + 1 blocks (cover: the descending prefix with sum <= gamma, "
+                  "plus one), at least ceil(min_budget / B); pooled to blocks (slash by block "
+                  "offset floor(o / B)); D = sqrt(JS(softmax_J(mean_r(s q_r) . Kbar_J), pooled "
+                  "vertical)); D < tau: query-aware (both budgets ceil(min_budget / B), plus the "
+                  "globally largest block probabilities of softmax_J<=I(s Qbar_I . Kbar_J) while "
+                  "their running sum <= gamma x query blocks); block 0 and block offset 0 "
+                  "always; query block I keeps vertical blocks J <= I and blocks I - o; "
+                  "token-causal.") +
+          kTies,
+      "bytedance FlexPrefill get_active_blocks (slash pooled by exact block offset)",
+      "flexprefill(0.9, 0.1)");
+  add_selector(
       r, "xattention",
       {real_param("threshold", 0, 1, true, "attention mass to reach per query block, in (0, 1]",
                   0.9),
