@@ -89,6 +89,8 @@ const std::vector<std::string> kSelectorSpecs = {
     "quest(48)",
     "quest(40, page=8)",
     "xattention(0.8, stride=4, block=16)",
+    "nsa_select(l=8, stride=4, block=16, n=3, window=20)",
+    "nsa_select(l=16, stride=8, block=16, n=2, window=1)",
     "flexprefill(block=16, min_budget=16)",
     "flexprefill(0.7, 0.9, block=16, min_budget=32)",
     "flexprefill(0.95, 0.001, block=32, min_budget=16)",

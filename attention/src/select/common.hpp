@@ -72,6 +72,7 @@ SelectedHead select_vertical_slash(const Selector& s, const HeadData& in, Select
 SelectedHead select_block_topk(const Selector& s, const HeadData& in, SelectionCost& cost);
 SelectedHead select_moba(const Selector& s, const HeadData& in, SelectionCost& cost);
 SelectedHead select_quest(const Selector& s, const HeadData& in, SelectionCost& cost);
+SelectedHead select_nsa(const Selector& s, const HeadData& in, SelectionCost& cost);
 SelectedHead select_flexprefill(const Selector& s, const HeadData& in, SelectionCost& cost);
 SelectedHead select_xattention(const Selector& s, const HeadData& in, SelectionCost& cost);
 

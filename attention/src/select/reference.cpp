@@ -474,6 +474,47 @@ void flexprefill(const Ctx& c, const Args& a, std::vector<std::uint8_t>& m) {
   }
 }
 
+// NSA selection and window: compressed tokens, their softmax, the overlap-weighted block scores.
+void nsa(const Ctx& c, const Args& a, std::vector<std::uint8_t>& m) {
+  const std::int64_t l = a.get_int("l"), ds = a.get_int("stride"), lb = a.get_int("block");
+  const std::int64_t n = a.get_int("n"), w = a.get_int("window");
+  std::vector<std::vector<double>> kc;
+  for (std::int64_t cc = 0; cc * ds + l <= c.nk; ++cc)
+    kc.push_back(pool(c.k, c.b, c.kh, cc * ds, cc * ds + l, c.d, static_cast<double>(l)));
+  for (std::int64_t i = 0; i < c.nq; ++i) {
+    const std::int64_t t = c.pos(i);
+    if (t < 0) continue;
+    std::vector<double> p;
+    for (std::size_t cc = 0; cc < kc.size(); ++cc) {
+      if (static_cast<std::int64_t>(cc) * ds + l - 1 > t) break;
+      double s = 0;
+      for (std::int64_t x = 0; x < c.d; ++x)
+        s += kc[cc][x] * static_cast<double>(c.q.at(c.b, c.h, i, x));
+      p.push_back(c.scale * s);
+    }
+    double mx = -kInf, total = 0;
+    for (double x : p) mx = std::max(mx, x);
+    for (double& x : p) total += (x = std::exp(x - mx));
+    for (double& x : p) x /= total;
+    const std::int64_t nb = t / lb + 1;
+    std::vector<double> score(static_cast<std::size_t>(nb), 0.0);
+    // Every compressed token overlapping block j, weighted by how many (a, b) pairs reach it.
+    for (std::int64_t j = 0; j < nb; ++j)
+      for (std::int64_t x = 0; x < l / ds; ++x)
+        for (std::int64_t y = 0; y < lb / ds; ++y) {
+          const std::int64_t cc = j * (lb / ds) + x + y - (l / ds - 1);
+          if (cc >= 0 && cc < static_cast<std::int64_t>(p.size())) score[j] += p[cc];
+        }
+    score[0] = score[nb - 1] = kInf;
+    if (nb >= 2) score[nb - 2] = kInf;
+    const std::vector<std::int64_t> order = ranked(score);
+    std::vector<bool> kept(static_cast<std::size_t>(nb), false);
+    for (std::int64_t k = 0; k < std::min(n, nb); ++k) kept[order[k]] = true;
+    for (std::int64_t j = 0; j <= std::min(t, c.nk - 1); ++j)
+      if (kept[j / lb] || j > t - w) m[i * c.nk + j] = 1;
+  }
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> reference_selection(const Selector& s, const ConstTensorView& q,
@@ -499,6 +540,8 @@ std::vector<std::uint8_t> reference_selection(const Selector& s, const ConstTens
     vertical_slash(c, s.args(), m);
   else if (n == "block_topk")
     block_topk(c, s.args(), m);
+  else if (n == "nsa_select")
+    nsa(c, s.args(), m);
   else if (n == "flexprefill")
     flexprefill(c, s.args(), m);
   else if (n == "xattention")

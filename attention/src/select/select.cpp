@@ -23,6 +23,7 @@ SelectedHead select_head(const Selector& s, const HeadData& in, SelectionCost& c
   if (n == "block_topk") return select_detail::select_block_topk(s, in, cost);
   if (n == "moba") return select_detail::select_moba(s, in, cost);
   if (n == "quest") return select_detail::select_quest(s, in, cost);
+  if (n == "nsa_select") return select_detail::select_nsa(s, in, cost);
   if (n == "flexprefill") return select_detail::select_flexprefill(s, in, cost);
   if (n == "xattention") return select_detail::select_xattention(s, in, cost);
   throw UsageError(fmt::format("selector '{}' has no scoring in this build", n));

@@ -52,6 +52,10 @@ void add_selector(Registry& r, std::string name, std::vector<ParamSpec> params, 
     if (name == "xattention" && a.get_int("block") % a.get_int("stride") != 0)
       throw UsageError(fmt::format("xattention: block {} must be a multiple of stride {}",
                                    a.get_int("block"), a.get_int("stride")));
+    if (name == "nsa_select" && (a.get_int("l") % a.get_int("stride") != 0 ||
+                                 a.get_int("block") % a.get_int("stride") != 0))
+      throw UsageError(fmt::format("nsa_select: l {} and block {} must be multiples of stride {}",
+                                   a.get_int("l"), a.get_int("block"), a.get_int("stride")));
     if (name == "quest" && a.get_int("budget") < a.get_int("page"))
       throw UsageError(
           fmt::format("quest: budget {} is smaller than page {}: quest keeps "
@@ -144,6 +148,24 @@ void register_selectors(Registry& r) {
                    kTies,
                "mit-han-lab Quest kernel path (page_budget includes the current page)",
                "quest(1024)");
+  add_selector(
+      r, "nsa_select",
+      {int_param("l", 1, "compression block length", 32),
+       int_param("stride", 1, "compression stride d_s (divides l and block)", 16),
+       int_param("block", 1, "selection block l'", 64),
+       int_param("n", 1, "selected blocks per query, the forced ones included", 16),
+       int_param("window", 1, "sliding window w", 512)},
+      "NSA's selection and window branches: the n blocks of largest compressed attention plus "
+      "the last w keys",
+      std::string("compressed token c = mean of keys [c d_s, c d_s + l), visible to t when c d_s "
+                  "+ l - 1 <= t; p = softmax over the visible ones of s q_t . Kc (per query "
+                  "head); block score S_j = sum_{a < l/d_s} sum_{b < l'/d_s} p[j l'/d_s + a + b "
+                  "- (l/d_s - 1)]; block 0 and the blocks of t and t - l' forced; the top n "
+                  "blocks <= floor(t / l') and the window t - w < j <= t; token-causal. The "
+                  "compressed branch (not keys) and the gates are not part of the mask.") +
+          kTies,
+      "NSA (DeepSeek 2025) paper defaults; mean-pool compression as fla-org's naive reference",
+      "nsa_select(window=512)");
   add_selector(
       r, "flexprefill",
       {real_param("gamma", 0, 1, true, "attention mass the budgets cover", 0.9),
