@@ -1,13 +1,16 @@
 // The CLI with selectors: `spattn run` selects on its inputs and records select_ms apart from
 // attention (checked against the reference), `stats` and `mask` without inputs name --inputs.
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
 
 #include "cli_runner.hpp"
 #include "spattn/attention/select/planted.hpp"
+#include "spattn/attention/select/search.hpp"
 #include "spattn/attention/select/select.hpp"
 #include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
@@ -105,4 +108,55 @@ TEST_CASE("stats and mask select on --inputs", "[selectors][cli]") {
       run_cli("stats '" + spec + "' --n 99 --nk 120 --heads 4 --inputs " + dir.path().string());
   CHECK(wrong.code == 2);
   CHECK(wrong.err.find("q.npy") != std::string::npos);
+}
+
+TEST_CASE("search chooses per head by attention-mass recall", "[selectors][cli]") {
+  spattn::test::TempDir dir("search");
+  const spattn::AttentionShape s{1, 2, 1, 90, 90, 16};
+  const spattn::PlantedInputs in = write_inputs(dir.path(), s);
+  spattn::Geometry g;
+  g.nq = g.nk = 90;
+  g.heads = 2;
+  const std::vector<std::string> cands = {"sliding(8)", "causal", "vertical_slash(30, 50)"};
+  const spattn::SearchResult r =
+      spattn::search_heads(cands, in.q.view(), in.k.view(), g, /*min_query=*/10);
+  REQUIRE(r.heads.size() == 2);
+  // sliding(8)'s recall on head 1, by brute force: mean over i >= 10 of the causal softmax mass
+  // of keys i - 7 .. i.
+  double want = 0;
+  for (std::int64_t i = 10; i < 90; ++i) {
+    std::vector<double> a(static_cast<std::size_t>(i + 1));
+    double mx = -1e300, tot = 0, kept = 0;
+    for (std::int64_t j = 0; j <= i; ++j) {
+      double d = 0;
+      for (int x = 0; x < 16; ++x)
+        d += double(in.q.view().at(0, 1, i, x)) * in.k.view().at(0, 0, j, x);
+      a[j] = d / 4.0;
+      mx = std::max(mx, a[j]);
+    }
+    for (std::int64_t j = 0; j <= i; ++j) tot += std::exp(a[j] - mx);
+    for (std::int64_t j = std::max<std::int64_t>(0, i - 7); j <= i; ++j)
+      kept += std::exp(a[j] - mx);
+    want += kept / tot;
+  }
+  want /= 80;
+  CHECK(std::abs(r.heads[1].candidates[0].recall - want) < 1e-12);
+  CHECK(std::abs(r.heads[1].candidates[1].recall - 1.0) < 1e-12);
+  CHECK(r.heads[0].best == 1);  // causal keeps everything
+  CHECK(r.heads_spec == "heads(0..1: causal)");
+  // Under a density budget causal cannot compete.
+  const spattn::SearchResult sparse =
+      spattn::search_heads(cands, in.q.view(), in.k.view(), g, 10, 0.4);
+  for (const auto& h : sparse.heads) CHECK(h.best != 1);
+  // The CLI writes the per-head spec and the JSON.
+  const std::string out = (dir.path() / "search.json").string();
+  const auto c =
+      run_cli("search --inputs " + dir.path().string() +
+              " --candidate 'sliding(8)' --candidate causal --max-density 0.4 --out " + out);
+  REQUIRE(c.code == 0);
+  CHECK(c.out.find("per-head spec: heads(0..1: sliding(8))") != std::string::npos);
+  std::ifstream f(out);
+  const auto j = nlohmann::json::parse(f);
+  CHECK(j["heads_spec"] == "heads(0..1: sliding(8))");
+  CHECK(j["heads"].size() == 2);
 }
