@@ -160,3 +160,36 @@ TEST_CASE("search chooses per head by attention-mass recall", "[selectors][cli]"
   CHECK(j["heads_spec"] == "heads(0..1: sliding(8))");
   CHECK(j["heads"].size() == 2);
 }
+
+TEST_CASE("selectors run in sweeps", "[selectors][cli]") {
+  spattn::test::TempDir dir("selsweep");
+  {
+    std::ofstream f(dir.path() / "s.toml");
+    f << "name = \"s\"\ndescription = \"selectors\"\nseq_len = [200]\nhead_dim = 16\nheads = 2\n"
+         "patterns = [{ name = \"moba\", spec = \"moba(32, 2) | sink(2)\" },\n"
+         "            { name = \"per head\", spec = \"heads(0: quest(64, page=8); 1: causal)\" },\n"
+         "            { name = \"causal\", spec = \"causal\" }]\n"
+         "repeats = 1\nwarmup = 0\nfidelity = true\nfidelity_baseline = \"causal\"\n";
+  }
+  const auto r = run_cli("sweep " + (dir.path() / "s.toml").string() + " --out " +
+                         (dir.path() / "out").string());
+  REQUIRE(r.code == 0);
+  int selected = 0, points = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path() / "out")) {
+    if (e.path().filename() != "results.jsonl") continue;
+    std::ifstream f(e.path());
+    std::string line;
+    while (std::getline(f, line)) {
+      const auto j = nlohmann::json::parse(line);
+      if (!j.contains("axes")) continue;
+      ++points;
+      CHECK(j["status"] == "ok");
+      const bool selector = j["axes"]["spec"] != "causal";
+      CHECK(j.contains("selection") == selector);
+      selected += selector;
+      CHECK(j["fidelity"]["recall_mean"].get<double>() > 0);
+    }
+  }
+  CHECK(points == 3);
+  CHECK(selected == 2);
+}
