@@ -5,7 +5,22 @@
 #include <map>
 #include <string>
 
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/registry.hpp"
+#include "spattn/patterns/spec.hpp"
+
 namespace spattn::test {
+
+// Whether a registered pattern is a selector (chooses its keys from Q and K, so it has no
+// layout without inputs; tests/test_selectors.cpp covers them). Patterns whose example reads
+// a file are not.
+inline bool is_selector(const PatternInfo& info) {
+  try {
+    return parse_spec(info.example)->needs_inputs();
+  } catch (const Error&) {
+    return false;
+  }
+}
 
 // A spec for each registered pattern that fits any small geometry (lengths, heads); {blocks},
 // {deepspeed} and {documents} are filled in per case.

@@ -84,7 +84,7 @@ TEST_CASE("plugins: a bad library is a clear error naming it", "[plugins][cli]")
   const Case cases[] = {
       {SPATTN_TEST_PLUGIN_clash, "pattern 'sliding' clashes with the built-in pattern 'sliding'"},
       {SPATTN_TEST_PLUGIN_old_version,
-       "was built for plugin API version 1001, this spattn has version 1"},
+       "was built for plugin API version 1002, this spattn has version 2"},
       {SPATTN_TEST_PLUGIN_no_entry,
        "is not a spattn plugin: symbol 'spattn_plugin_api_version' not found"},
       {SPATTN_TEST_PLUGIN_unresolved, "undefined symbol"},

@@ -3,11 +3,14 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <filesystem>
 #include <utility>
 
 #include "spattn/experiments/experiment.hpp"
+#include "spattn/experiments/inputs.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/deepspeed_config.hpp"
+#include "spattn/patterns/io/memory.hpp"
 
 namespace spattn::cli {
 
@@ -75,6 +78,35 @@ void GeometryOptions::add_to(CLI::App& app) {
   app.add_option("--threads", threads, "layout build threads (0: all cores)")
       ->capture_default_str()
       ->transform(decimal(0, kMaxThreads));
+}
+
+QkInputs read_qk_inputs(const std::string& dir, const Geometry& g) {
+  const std::int64_t budget = default_memory_budget();
+  experiments::InputFile q =
+      experiments::read_input_npy((std::filesystem::path(dir) / "q.npy").string(), budget);
+  experiments::InputFile k =
+      experiments::read_input_npy((std::filesystem::path(dir) / "k.npy").string(), budget);
+  const auto& qs = q.tensor.shape;
+  const auto& ks = k.tensor.shape;
+  auto need = [](bool ok, const std::string& what) {
+    if (!ok) throw UsageError(what);
+  };
+  need(qs[2] == g.nq,
+       fmt::format("{} has {} tokens but --n is {}: they must agree", q.path, qs[2], g.nq));
+  need(ks[2] == g.nk,
+       fmt::format("{} has {} tokens but the keys are {} (--nk, default --n): they must agree",
+                   k.path, ks[2], g.nk));
+  need(qs[1] == g.heads,
+       fmt::format("{} has {} heads but --heads is {}: they must agree", q.path, qs[1], g.heads));
+  need(qs[0] == ks[0], fmt::format("{} has batch {} but {} has {}: they must be equal", q.path,
+                                   qs[0], k.path, ks[0]));
+  need(qs[3] == ks[3], fmt::format("{} has head dim {} but {} has {}: they must be equal", q.path,
+                                   qs[3], k.path, ks[3]));
+  need(qs[1] % ks[1] == 0,
+       fmt::format(
+           "{} has {} heads and {} has {}: the query heads must be a multiple of the K/V heads",
+           q.path, qs[1], k.path, ks[1]));
+  return {std::move(q.tensor), std::move(k.tensor)};
 }
 
 Geometry GeometryOptions::geometry() const {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "spattn/attention/tensor.hpp"
 #include "spattn/experiments/measurement.hpp"
 #include "spattn/patterns/geometry.hpp"
 #include "spattn/patterns/layout.hpp"
@@ -51,6 +52,15 @@ struct GeometryOptions {
 std::string pattern_spec(const std::string& spec, const std::string& deepspeed_config,
                          const Geometry& g);
 
+// --inputs DIR of `stats` and `mask` (for selectors): DIR/q.npy and DIR/k.npy read as `spattn
+// run --inputs` reads them ([B, H, N, d], [H, N, d] or [N, d] float32/float16/bfloat16). Their
+// tokens and query heads must equal g's nq, nk and heads (UsageError naming the file
+// otherwise); K/V heads must divide the query heads.
+struct QkInputs {
+  Tensor q, k;  // [B, Hq, nq, d], [B, Hkv, nk, d]
+};
+QkInputs read_qk_inputs(const std::string& dir, const Geometry& g);
+
 // A subcommand and the action to run when it was selected.
 struct Command {
   CLI::App* app;
@@ -64,6 +74,7 @@ Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
 // Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
 Command add_point_command(CLI::App& app);
+Command add_search_command(CLI::App& app);
 
 // Throws UsageError for the first long option in `args` (argv without the program name) that
 // neither the program nor the command given knows, naming it, the command and the closest

@@ -11,10 +11,13 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cli_common.hpp"
+#include "spattn/attention/select/select.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/mask_export.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::cli {
@@ -32,6 +35,7 @@ struct MaskOptions {
   std::int64_t max_elements = 0;  // 0: the level's default limit
   std::int64_t scale = 0;         // png: pixels per cell; 0: automatic
   bool no_legend = false;         // png: the picture alone
+  std::string inputs;             // selectors: directory of q.npy and k.npy to select on
 };
 
 // Case-insensitive: "mask.NPY" is a .npy file too.
@@ -64,7 +68,19 @@ void run_mask(MaskOptions o) {
   if (!o.from_deepspeed.empty())
     std::cerr << fmt::format("{}: DeepSpeed sparse_attention maps to {}\n", o.from_deepspeed, spec);
   const PatternPtr pattern = parse_spec(spec);
-  const Layout layout = build_layout(*pattern, g, o.geo.build_options());
+  // A selector selects on --inputs (one layout per batch); without them build_layout refuses it,
+  // naming --inputs.
+  std::vector<Layout> batches;
+  if (!o.inputs.empty() && pattern->needs_inputs()) {
+    const QkInputs in = read_qk_inputs(o.inputs, g);
+    batches = select_layouts(pattern, in.q.view(), in.k.view(), g, o.geo.build_options()).layouts;
+  } else {
+    batches.push_back(build_layout(*pattern, g, o.geo.build_options()));
+  }
+  const Layout& layout = batches.front();
+  if (batches.size() > 1 && o.format != "npy")
+    std::cerr << fmt::format("{}: batch 0 of {} shown (the .npy format holds every batch)\n",
+                             o.inputs, batches.size());
 
   if (o.format == "ascii") {
     const std::string art = mask_ascii(layout, level, o.head);
@@ -81,6 +97,30 @@ void run_mask(MaskOptions o) {
   }
 
   const std::string path = o.out.empty() ? fmt::format("mask-{}.{}", o.level, o.format) : o.out;
+  if (o.format == "npy" && batches.size() > 1) {  // [batch, heads, ...]
+    std::vector<std::uint8_t> data;
+    std::vector<std::int64_t> shape;
+    const std::int64_t limit =
+        o.max_elements > 0
+            ? o.max_elements
+            : (level == MaskLevel::Element ? kMaxElementMaskElements : kMaxBlockMaskCells);
+    for (const Layout& l : batches) {
+      const MaskArray a =
+          level == MaskLevel::Element
+              ? element_mask(l, o.head, limit / static_cast<std::int64_t>(batches.size()))
+              : block_mask(l, o.head, limit / static_cast<std::int64_t>(batches.size()));
+      data.insert(data.end(), a.data.begin(), a.data.end());
+      shape = a.shape;
+    }
+    shape.insert(shape.begin(), static_cast<std::int64_t>(batches.size()));
+    write_npy(path, "|u1", shape, data.data(), data.size());
+    std::cout << fmt::format(
+        "wrote {}: uint8 [{}] {} of {} selected on {}\n", path, fmt::join(shape, ", "),
+        level == MaskLevel::Element ? "element mask [batch, heads, nq, nk]"
+                                    : "block mask [batch, heads, q_blocks, k_blocks]",
+        layout.spec, o.inputs);
+    return;
+  }
   if (o.format == "npy") {
     const std::vector<std::int64_t> shape =
         level == MaskLevel::Element
@@ -117,6 +157,11 @@ Command add_mask_command(CLI::App& app) {
                   "instead of a spec: its ds_* equivalent, printed on stderr")
       ->check(non_empty());
   o->geo.add_to(*sub);
+  sub->add_option("--inputs", o->inputs,
+                  "selectors: directory of q.npy and k.npy (as `run --inputs` reads them) to "
+                  "select on; sizes must agree with --n, --nk and --heads; batch > 1 gives "
+                  "[batch, heads, ...] arrays")
+      ->check(non_empty());
   sub->add_option("--head", o->head, "export only this head (-1: all heads)")
       ->capture_default_str()
       ->transform(decimal(-1, kMaxHeads - 1));

@@ -40,7 +40,8 @@ constexpr const char* kLengths =
     "then covers every key it can (sliding(4096) at nk = 1000 is causal)";
 constexpr const char* kArguments =
     "arguments bind by position in the order listed, or by name (name=value); values are "
-    "integers, booleans (true, false, 1 or 0), lists [1, 2, 3] or strings \"...\"";
+    "integers, decimals (0.9), booleans (true, false, 1 or 0), lists [1, 2, 3] or strings \"...\" "
+    "(a parameter with fixed choices takes them bare: mode=pit64)";
 
 bool has_min(const ParamSpec& p) {
   return p.min != std::numeric_limits<std::int64_t>::min();
@@ -50,6 +51,9 @@ bool has_max(const ParamSpec& p) {
 }
 
 std::string bounds_text(const ParamSpec& p) {
+  if (p.type == ParamType::Real)
+    return fmt::format("{}{}..{}]", p.real_min_open ? "(" : "[", p.real_min, p.real_max);
+  if (!p.choices.empty()) return fmt::format("one of {}", fmt::join(p.choices, ", "));
   std::string b;
   if (has_min(p) && has_max(p))
     b = fmt::format("{}..{}", p.min, p.max);
@@ -82,6 +86,7 @@ std::string signature(const PatternInfo& info) {
 nlohmann::ordered_json value_json(const ParamValue& v) {
   if (auto* i = std::get_if<std::int64_t>(&v)) return *i;
   if (auto* l = std::get_if<std::vector<std::int64_t>>(&v)) return *l;
+  if (auto* d = std::get_if<double>(&v)) return *d;
   return std::get<std::string>(v);
 }
 
@@ -129,6 +134,12 @@ void print_json(const Registry& registry) {
           {"max", has_max(p) ? nlohmann::ordered_json(p.max) : nullptr},
           {"doc", p.doc}};
       if (p.type == ParamType::IntList) j["max_list_size"] = p.max_list_size;
+      if (p.type == ParamType::Real) {
+        j["min"] = p.real_min;
+        j["max"] = p.real_max;
+        j["min_open"] = p.real_min_open;
+      }
+      if (!p.choices.empty()) j["choices"] = p.choices;
       if (p.boolean) j["boolean"] = true;  // an integer 0..1 that may be written false/true
       params.push_back(std::move(j));
     }

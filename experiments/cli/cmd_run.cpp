@@ -167,6 +167,10 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
   line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
                                      : fmt::format("{}", o.geo.threads));
   line("mask build", fmt::format("{:.3f} ms", l.build_seconds * 1e3));
+  if (const auto& sel = m.selection)
+    line("selection", fmt::format("{:.3f} ms (select_ms: scoring Q and K and building the "
+                                  "layouts, once; {:.3g} GFLOP), end to end {:.3f} ms",
+                                  sel->select_ms, sel->flops / 1e9, sel->select_ms + t_med * 1e3));
   line("attention", fmt::format("median {:.3f} ms, min {:.3f}, max {:.3f} ({} repeats after 1 "
                                 "warm-up)",
                                 t_med * 1e3, t_min * 1e3, t_max * 1e3, o.repeats));

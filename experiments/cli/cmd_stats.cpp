@@ -9,6 +9,9 @@
 #include "cli_common.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
+#include "spattn/patterns/error.hpp"
+#include "spattn/patterns/selector.hpp"
+#include "spattn/patterns/spec.hpp"
 
 namespace spattn::cli {
 namespace {
@@ -20,6 +23,7 @@ struct StatsOptions {
   int dim = 64;  // head dim of the record's prediction
   bool json = false;
   std::string path = "auto";
+  std::string inputs;  // selectors: the directory of q.npy, k.npy and v.npy to select on
 };
 
 // The sweep point whose layout `stats` reports: one batch, K/V heads = heads, the prediction's
@@ -36,19 +40,31 @@ experiments::SweepPoint stats_point(const StatsOptions& o, const Geometry& g) {
   p.block = g.block_q;
   p.block_k = g.block_k;
   p.path = parse_execution_path(o.path);
+  if (!o.inputs.empty()) {  // the sizes the files give; prepare_point selects on them
+    const QkInputs in = read_qk_inputs(o.inputs, g);
+    p.batch = static_cast<int>(in.q.shape[0]);
+    p.kv_heads = static_cast<int>(in.k.shape[1]);
+    p.head_dim = static_cast<int>(in.q.shape[3]);
+    p.settings.inputs = {"npy", o.inputs};
+  }
   p.key = experiments::point_key(p);
   return p;
 }
 
 void run_stats(const StatsOptions& o) {
   const Geometry g = o.geo.geometry();
-  const experiments::PreparedPoint u = experiments::prepare_point(stats_point(o, g));
+  const experiments::SweepPoint point = stats_point(o, g);
+  // A selector's layout depends on Q and K: without --inputs there is nothing to select on.
+  if (o.inputs.empty() && parse_spec(point.pattern.spec)->needs_inputs())
+    throw UsageError(no_inputs_message(point.pattern.spec));
+  const experiments::PreparedPoint u = experiments::prepare_point(point);
   const Layout& layout = u.layout;
   if (o.json) {  // the Measurement record, one line; no attention was run
     experiments::Measurement m = experiments::point_record(u.point);
     m.source = "stats";
     m.layout = u.figures;
     m.predicted = u.prediction;
+    m.selection = u.selection;
     std::cout << experiments::to_json(m).dump() << "\n";
     return;
   }
@@ -73,6 +89,10 @@ void run_stats(const StatsOptions& o) {
   };
   line("spec", layout.spec);
   line("geometry", g.describe());
+  if (u.selection)
+    line("selection",
+         fmt::format("{:.3f} ms  (select_ms, {} batch{}; counts below: batch 0)",
+                     u.selection->select_ms, u.point.batch, u.point.batch == 1 ? "" : "es"));
   line("allowed pairs", fmt::format("{}", c.allowed_pairs));
   line("density", fmt::format("{:.6g}  (allowed / (heads * nq * nk))", density));
   line("kept tiles",
@@ -110,6 +130,10 @@ Command add_stats_command(CLI::App& app) {
                   "head dim of the --json record's cost prediction, 1..256")
       ->capture_default_str()
       ->transform(decimal(1, 256));
+  sub->add_option("--inputs", o->inputs,
+                  "selectors: directory of q.npy, k.npy and v.npy (as `run --inputs`) to select "
+                  "on; their sizes must agree with --n, --nk and --heads")
+      ->check(non_empty());
   sub->add_option("--path", o->path,
                   "execution path whose plan the computed pairs follow: " + execution_path_names())
       ->capture_default_str();

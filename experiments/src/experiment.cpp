@@ -26,6 +26,7 @@
 #include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/io/plugins.hpp"
 #include "spattn/patterns/io/regular_file.hpp"
+#include "spattn/patterns/selector.hpp"
 #include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {
@@ -937,6 +938,15 @@ void Reader::check_axes(const Grid& a, const std::vector<PatternEntry>& patterns
                            what));
 }
 
+// Resolves every selector to a selection that keeps nothing (for the load-time checks).
+class EmptySelection final : public SelectorResolver {
+ public:
+  PatternPtr resolve(const Selector& s, const std::vector<bool>&) const override {
+    return std::make_shared<SelectedPattern>(s.spec(),
+                                             std::vector<std::shared_ptr<const SelectedHead>>{});
+  }
+};
+
 // Every pattern (and fidelity baseline) must accept every point it runs at: the geometry checks
 // of build_layout (a per-head assignment for another head count, global tokens beyond N, a
 // blocks() file of another size) fail here, at load, instead of as error points.
@@ -961,9 +971,13 @@ void Reader::check_patterns_fit(const Axes& a, const std::vector<PatternEntry>& 
           const std::string filled = spec_at(spec, n);
           PatternPtr& p = parsed[filled];
           if (!p) p = parse_spec(filled, registry_);
+          // Selectors have no layout before their inputs: check the rest of the tree, with
+          // each selector standing in as an empty selection.
+          const PatternPtr checked =
+              p->needs_inputs() ? resolve_selectors(p, EmptySelection{}, 1) : p;
           for (const int& h : a.heads.values) {
             head = &h;
-            p->check(Geometry{n, n, h, 64, 64});
+            checked->check(Geometry{n, n, h, 64, 64});
           }
         } catch (const Error& err) {
           return fmt::format("{} {} at seq_len = {}{}: {}", role, show(spec, 80), n,

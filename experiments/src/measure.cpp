@@ -10,7 +10,9 @@
 #include <limits>
 
 #include "spattn/attention/attention.hpp"
+#include "spattn/attention/per_batch.hpp"
 #include "spattn/attention/reference.hpp"
+#include "spattn/attention/select/select.hpp"
 #include "spattn/attention/textbook.hpp"
 #include "spattn/experiments/fidelity.hpp"
 #include "spattn/experiments/timing.hpp"
@@ -98,6 +100,7 @@ Prediction predict(const PreparedPoint& u) {
     bytes += static_cast<double>(c.reference_bytes);
     flops += kReferenceSlowdown * c.dense_flops;
   }
+  if (u.selection) flops += u.selection->flops;
   r.memory_bytes = to_bytes(bytes);
   r.seconds = flops / (st.predict_gflops * 1e9);
   return r;
@@ -150,6 +153,11 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   }
   const RepeatTimes r = time_repeats(
       [&] {
+        if (u.point.executor == Executor::Flash && u.batch_layouts.size() > 1) {
+          stats = attention_per_batch(in.q.view(), in.k.view(), in.v.view(), u.batch_layouts,
+                                      t.o.view(), t.lse.view(), ao);
+          return;
+        }
         if (u.point.executor == Executor::Flash) {
           stats = attention(in.q.view(), in.k.view(), in.v.view(), u.layout, t.o.view(),
                             t.lse.view(), ao);
@@ -165,7 +173,35 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   return AttentionTimes{st.warmup, r.all};
 }
 
+// Selectors: each batch against the reference on its resolved pattern's ground truth; the
+// figures are the maxima over batches.
+CheckFigures check_selected(const PreparedPoint& u, const PointTensors& t) {
+  using Clock = std::chrono::steady_clock;
+  ReferenceOptions ro;
+  ro.max_bytes = u.limit;
+  const auto t0 = Clock::now();
+  CheckFigures c;
+  const Qkv& in = t.inputs;
+  for (std::size_t b = 0; b < u.batch_patterns.size(); ++b) {
+    const Pattern& p = *u.batch_patterns[b];
+    const auto bi = static_cast<std::int64_t>(b);
+    const ReferenceResult ref =
+        reference_attention(batch_slice(in.q.view(), bi), batch_slice(in.k.view(), bi),
+                            batch_slice(in.v.view(), bi), p, u.g, ro);
+    const ConstTensorView o = batch_slice(t.o.view(), bi), lse = batch_slice(t.lse.view(), bi);
+    const ReferenceError e = compare_to_reference(o, lse, ref);
+    c.max_abs_error = std::max(c.max_abs_error, e.max_abs);
+    c.max_rel_error = std::max(c.max_rel_error, e.max_rel);
+    c.rel_l2_error = std::max(c.rel_l2_error, relative_l2_error(o, ref));
+    c.max_lse_error = std::max(c.max_lse_error, e.lse_max);
+    c.finite = c.finite && e.finite;
+  }
+  c.reference_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  return c;
+}
+
 CheckFigures check_against_reference(const PreparedPoint& u, const PointTensors& t) {
+  if (!u.batch_patterns.empty()) return check_selected(u, t);
   using Clock = std::chrono::steady_clock;
   ReferenceOptions ro;
   ro.max_bytes = u.limit;
@@ -193,6 +229,52 @@ FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensor
                      p.threads, u.limit, dense_o.view(), dense_lse.view());
   const Fidelity f = compare_to_dense(t.o.view(), t.lse.view(), dense_o.view(), dense_lse.view());
   return {f.rel_l2_error, f.recall_mean, f.recall_min, input_name(p.settings.inputs), baseline};
+}
+
+// A point whose spec holds a selector: makes its inputs, selects on them (timed: the selection's
+// figures) and costs the batches' layouts together.
+void select_point(PreparedPoint& u, const BuildOptions& bo) {
+  const SweepPoint& p = u.point;
+  if (u.point.executor != Executor::Flash && u.s.batch > 1)
+    throw UsageError(fmt::format(
+        "{}: '{}' selects per batch, which the {} executor cannot take with batch {}: use the "
+        "flash executor or batch 1",
+        u.label, p.pattern.spec, executor_name(p.executor), u.s.batch));
+  u.inputs = std::make_shared<Qkv>(make_inputs(p.settings.inputs, u.s, p.settings.seed, u.limit));
+  SelectedLayouts sel = select_layouts(u.pattern, u.inputs->q.view(), u.inputs->k.view(), u.g, bo);
+  u.batch_patterns = std::move(sel.patterns);
+  u.batch_layouts = std::move(sel.layouts);
+  u.layout = u.batch_layouts.front();
+  u.selection = SelectionFigures{sel.seconds * 1e3, sel.cost.flops, sel.cost.bytes};
+  u.cost = attention_cost(u.layout, u.s, p.threads, p.path);
+  if (u.batch_layouts.size() < 2) return;
+  // Work and traffic summed over the batches' layouts (each costed as batch 1).
+  AttentionShape one = u.s;
+  one.batch = 1;
+  AttentionCost& c = u.cost;
+  c.allowed_pairs = c.computed_pairs = c.tile_area_pairs = 0;
+  c.kept_tiles = c.full_tiles = c.partial_tiles = 0;
+  c.paths = PathPairs{};
+  c.useful_flops = c.computed_flops = c.bytes_read = c.bytes_written = 0;
+  c.layout_bytes = 0;
+  for (const Layout& l : u.batch_layouts) {
+    const AttentionCost b = attention_cost(l, one, p.threads, p.path);
+    c.allowed_pairs += b.allowed_pairs;
+    c.computed_pairs += b.computed_pairs;
+    c.tile_area_pairs += b.tile_area_pairs;
+    c.paths += b.paths;
+    c.kept_tiles += b.kept_tiles;
+    c.full_tiles += b.full_tiles;
+    c.partial_tiles += b.partial_tiles;
+    c.useful_flops += b.useful_flops;
+    c.computed_flops += b.computed_flops;
+    c.bytes_read += b.bytes_read;
+    c.bytes_written += b.bytes_written;
+    c.layout_bytes += b.layout_bytes;
+  }
+  c.efficiency = c.computed_pairs > 0
+                     ? static_cast<double>(c.allowed_pairs) / static_cast<double>(c.computed_pairs)
+                     : 1.0;
 }
 
 }  // namespace
@@ -224,8 +306,12 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   BuildOptions bo;
   bo.threads = p.threads;
   bo.max_layout_bytes = u.limit;
-  u.layout = build_layout(*u.pattern, u.g, bo);
-  u.cost = attention_cost(u.layout, u.s, p.threads, p.path);
+  if (u.pattern->needs_inputs()) {
+    select_point(u, bo);
+  } else {
+    u.layout = build_layout(*u.pattern, u.g, bo);
+    u.cost = attention_cost(u.layout, u.s, p.threads, p.path);
+  }
   u.figures = layout_figures(u.layout, u.cost);
   u.prediction = predict(u);
   return u;
@@ -269,6 +355,8 @@ Measurement measure_prepared(const PreparedPoint& u, PointTensors* tensors) {
                       u.prediction.memory_bytes, u.limit, u.raise_hint);
   PointTensors own;
   PointTensors& t = tensors != nullptr ? *tensors : own;
+  if (t.inputs.q.values.empty() && u.inputs != nullptr && !u.inputs->q.values.empty())
+    t.inputs = std::move(*u.inputs);  // a selector's: the inputs it selected on
   if (t.inputs.q.values.empty())
     t.inputs = make_inputs(p.settings.inputs, u.s, p.settings.seed, u.limit);
 
@@ -284,6 +372,7 @@ Measurement measure_prepared(const PreparedPoint& u, PointTensors* tensors) {
   m.resources.threads_used = p.threads > 0 ? p.threads : tbb::info::default_concurrency();
   if (u.check) m.check = check_against_reference(u, t);
   if (u.fidelity) m.fidelity = fidelity_against_dense(u, t);
+  m.selection = u.selection;
   m.resources.peak_rss_bytes = peak_rss_bytes();
   return m;
 }

@@ -295,6 +295,13 @@ Measurement from_v2(const Reader& r) {
   m.resources = resources_at(*res);
   if (auto c = r.object("check")) m.check = check_v2(*c);
   if (auto f = r.object("fidelity")) m.fidelity = fidelity_at(*f);
+  if (auto s = r.object("selection", false)) {
+    SelectionFigures x;
+    x.select_ms = s->number("select_ms", true);
+    x.flops = s->number("flops", true);
+    x.bytes = s->number("bytes", true);
+    m.selection = x;
+  }
   if (r.present("saved")) m.saved = r.string("saved");
   return m;
 }
@@ -534,6 +541,9 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                      {"recall_min", num(f->recall_min)},
                      {"inputs", f->inputs},
                      {"baseline", f->baseline}};
+  if (const auto& s = m.selection)
+    j["selection"] = {
+        {"select_ms", num(s->select_ms)}, {"flops", num(s->flops)}, {"bytes", num(s->bytes)}};
   j["saved"] = opt(m.saved);
   return j;
 }

@@ -67,8 +67,25 @@ class NaryPattern : public Pattern {
     return join([head](const Pattern& c) { return c.head_spec(head); });
   }
   const std::vector<PatternPtr>& children() const { return children_; }
+  bool needs_inputs() const override {
+    return std::any_of(children_.begin(), children_.end(),
+                       [](const PatternPtr& c) { return c->needs_inputs(); });
+  }
 
  protected:
+  // The children resolved (resolve()); empty when none changed.
+  std::vector<PatternPtr> resolved_children(const SelectorResolver& r,
+                                            const std::vector<bool>& heads) const {
+    std::vector<PatternPtr> out;
+    bool changed = false;
+    for (const auto& c : children_) {
+      PatternPtr n = c->resolve(r, heads);
+      changed = changed || n != nullptr;
+      out.push_back(n ? n : c);
+    }
+    if (!changed) out.clear();
+    return out;
+  }
   virtual const char* op() const = 0;
   template <class F>
   std::string join(F f) const {
@@ -86,6 +103,10 @@ class NaryPattern : public Pattern {
 class UnionPattern final : public NaryPattern {
  public:
   using NaryPattern::NaryPattern;
+  PatternPtr resolve(const SelectorResolver& r, const std::vector<bool>& heads) const override {
+    auto c = resolved_children(r, heads);
+    return c.empty() ? nullptr : make_union(std::move(c));
+  }
   bool allows(const Geometry& g, int h, std::int64_t i, std::int64_t j) const override {
     for (const auto& c : children_)
       if (c->allows(g, h, i, j)) return true;
@@ -154,6 +175,10 @@ class UnionPattern final : public NaryPattern {
 class IntersectionPattern final : public NaryPattern {
  public:
   using NaryPattern::NaryPattern;
+  PatternPtr resolve(const SelectorResolver& r, const std::vector<bool>& heads) const override {
+    auto c = resolved_children(r, heads);
+    return c.empty() ? nullptr : make_intersection(std::move(c));
+  }
   bool allows(const Geometry& g, int h, std::int64_t i, std::int64_t j) const override {
     for (const auto& c : children_)
       if (!c->allows(g, h, i, j)) return false;
@@ -252,6 +277,12 @@ class DifferencePattern final : public Pattern {
   }
   bool bounds_keys() const override { return a_->bounds_keys(); }
   bool analytic_tiles() const override { return a_->analytic_tiles() && b_->analytic_tiles(); }
+  bool needs_inputs() const override { return a_->needs_inputs() || b_->needs_inputs(); }
+  PatternPtr resolve(const SelectorResolver& r, const std::vector<bool>& heads) const override {
+    PatternPtr a = a_->resolve(r, heads), b = b_->resolve(r, heads);
+    if (!a && !b) return nullptr;
+    return make_difference(a ? a : a_, b ? b : b_);
+  }
   std::string scanned_part() const override {
     if (auto s = a_->scanned_part(); !s.empty()) return s;
     if (!b_->analytic_tiles()) return b_->spec();
@@ -361,6 +392,25 @@ class PerHeadPattern final : public Pattern {
   // layout.
   std::string head_spec(int h) const override { return fmt::format("({})", at(h).head_spec(h)); }
   bool depends_on_head() const override { return true; }
+  bool needs_inputs() const override {
+    return std::any_of(groups_.begin(), groups_.end(),
+                       [](const HeadGroup& g) { return g.pattern->needs_inputs(); });
+  }
+  // Each group resolves its selectors on its own heads only.
+  PatternPtr resolve(const SelectorResolver& r, const std::vector<bool>& heads) const override {
+    std::vector<HeadGroup> out = groups_;
+    bool changed = false;
+    for (auto& grp : out) {
+      std::vector<bool> mine(heads.size(), false);
+      for (auto [lo, hi] : grp.ranges)
+        for (int h = lo; h <= hi && h < static_cast<int>(heads.size()); ++h) mine[h] = heads[h];
+      if (PatternPtr n = grp.pattern->resolve(r, mine)) {
+        grp.pattern = std::move(n);
+        changed = true;
+      }
+    }
+    return changed ? std::make_shared<PerHeadPattern>(std::move(out)) : nullptr;
+  }
   void check(const Geometry& g) const override {
     std::vector<int> missing;
     for (int h = 0; h < g.heads; ++h)

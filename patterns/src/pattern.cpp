@@ -28,6 +28,10 @@ std::string Pattern::scanned_part() const {
   return bounds_keys() && analytic_tiles() ? std::string() : spec();
 }
 
+PatternPtr Pattern::resolve(const SelectorResolver&, const std::vector<bool>&) const {
+  return nullptr;
+}
+
 std::string Pattern::head_spec(int head) const {
   return depends_on_head() ? fmt::format("{}@{}", spec(), head) : spec();
 }

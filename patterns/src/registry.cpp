@@ -14,6 +14,12 @@ std::string to_string(const ParamValue& v) {
   if (auto* i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
   if (auto* l = std::get_if<std::vector<std::int64_t>>(&v))
     return fmt::format("[{}]", fmt::join(*l, ", "));
+  if (auto* d = std::get_if<double>(&v)) {
+    // Shortest text that reads back to the same double, always with a '.' (0.9, 1.0).
+    std::string t = fmt::format("{}", *d);
+    if (t.find_first_of(".e") == std::string::npos) t += ".0";
+    return t;
+  }
   std::string s = "\"";
   for (char c : std::get<std::string>(v)) {
     if (c == '"' || c == '\\') s += '\\';
@@ -30,6 +36,8 @@ const char* type_name(ParamType t) {
       return "integer list";
     case ParamType::String:
       return "string";
+    case ParamType::Real:
+      return "decimal";
   }
   return "?";
 }
@@ -47,6 +55,12 @@ const std::vector<std::int64_t>& Args::get_list(const std::string& name) const {
 }
 const std::string& Args::get_string(const std::string& name) const {
   return std::get<std::string>(at(name));
+}
+
+double Args::get_real(const std::string& name) const {
+  const ParamValue& v = at(name);
+  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+  return std::get<double>(v);
 }
 
 Registry& Registry::global() {

@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cstdlib>
 
 #include "spattn/patterns/combinators.hpp"
 #include "spattn/patterns/error.hpp"
@@ -11,13 +13,14 @@
 namespace spattn {
 namespace {
 
-enum class Tok { Ident, Int, String, Punct, End };
+enum class Tok { Ident, Int, Real, String, Punct, End };
 
 struct Token {
   Tok kind;
   std::string text;    // identifier, punctuation ("(", "..", ...), or decoded string
   std::int64_t value;  // for Int
   std::size_t column;  // 1-based
+  double real = 0;     // for Real (text holds the digits as written)
 };
 
 std::string describe(const Token& t) {
@@ -26,6 +29,8 @@ std::string describe(const Token& t) {
       return fmt::format("name '{}'", t.text);
     case Tok::Int:
       return fmt::format("number {}", t.value);
+    case Tok::Real:
+      return fmt::format("number {}", t.text);
     case Tok::String:
       return fmt::format("string \"{}\"", t.text);
     case Tok::Punct:
@@ -103,6 +108,23 @@ class Parser {
                                   std::numeric_limits<std::int64_t>::max()));
           v = v * 10 + d;
           ++j;
+        }
+        // A decimal: digits '.' digits ("0..3" stays a head range).
+        if (j + 1 < src_.size() && src_[j] == '.' &&
+            std::isdigit(static_cast<unsigned char>(src_[j + 1]))) {
+          std::size_t e = j + 1;
+          while (e < src_.size() && std::isdigit(static_cast<unsigned char>(src_[e]))) ++e;
+          if (e - i > 40) fail(col, "decimal number is too long (at most 40 characters)");
+          const std::string text(src_.substr(i, e - i));
+          if (e < src_.size() && (std::isalpha(static_cast<unsigned char>(src_[e])) ||
+                                  src_[e] == '_' || src_[e] == '.'))
+            fail(e + 1, fmt::format("unexpected '{}' after number {}: write decimals as 0.9",
+                                    src_[e], text));
+          Token t{Tok::Real, text, 0, col};
+          t.real = std::strtod(text.c_str(), nullptr);
+          toks_.push_back(t);
+          i = e;
+          continue;
         }
         if (j < src_.size() &&
             (std::isalpha(static_cast<unsigned char>(src_[j])) || src_[j] == '_'))
@@ -349,6 +371,18 @@ class Parser {
     return "any integer";
   }
 
+  // A string parameter with fixed choices, written bare (mode=pit64) or quoted.
+  std::string choice(const PatternInfo& info, const ParamSpec& ps) {
+    const Token& at = peek();
+    if (at.kind != Tok::String && at.kind != Tok::Ident)
+      fail(at, fmt::format("{}: argument '{}' expects one of {}, found {}", info.name, ps.name,
+                           fmt::join(ps.choices, ", "), describe(at)));
+    if (std::find(ps.choices.begin(), ps.choices.end(), at.text) == ps.choices.end())
+      fail(at, fmt::format("{}: {} = '{}' is not allowed: use one of {}", info.name, ps.name,
+                           at.text, fmt::join(ps.choices, ", ")));
+    return next().text;
+  }
+
   ParamValue value(const PatternInfo& info, const ParamSpec& ps) {
     const Token& at = peek();
     switch (ps.type) {
@@ -382,12 +416,27 @@ class Parser {
         next();
         return list;
       }
-      case ParamType::String:
+      case ParamType::String: {
+        if (!ps.choices.empty()) return choice(info, ps);
         if (at.kind != Tok::String)
           fail(at, fmt::format("{}: argument '{}' expects a quoted string such as "
                                "{}=\"layout.npy\", found {}",
                                info.name, ps.name, ps.name, describe(at)));
         return next().text;
+      }
+      case ParamType::Real: {
+        if (at.kind != Tok::Real && at.kind != Tok::Int)
+          fail(at, fmt::format("{}: argument '{}' expects a decimal number such as 0.9, found {}",
+                               info.name, ps.name, describe(at)));
+        const double v = at.kind == Tok::Real ? at.real : static_cast<double>(at.value);
+        const bool low = ps.real_min_open ? !(v > ps.real_min) : !(v >= ps.real_min);
+        if (low || !(v <= ps.real_max))
+          fail(at, fmt::format("{}: {} = {} is out of range: allowed {}{}..{}]", info.name, ps.name,
+                               at.kind == Tok::Real ? at.text : std::to_string(at.value),
+                               ps.real_min_open ? "(" : "[", ps.real_min, ps.real_max));
+        next();
+        return v;
+      }
     }
     fail(at, "internal: unknown parameter type");
   }

@@ -16,6 +16,7 @@ namespace spattn::builtin {
 
 // Registration of each built-in (one per file).
 void register_dense(Registry&);
+void register_selectors(Registry&);
 void register_causal(Registry&);
 void register_window(Registry&);
 void register_sliding(Registry&);

@@ -33,6 +33,7 @@ void register_builtins(Registry& r) {
   builtin::register_ds_bslongformer(r);
   builtin::register_ds_local(r);
   builtin::register_deepspeed(r);
+  builtin::register_selectors(r);
 }
 
 }  // namespace spattn

@@ -5,7 +5,10 @@
 // then timed repeats), and where asked and where it fits, the dense reference check and the
 // fidelity against full attention. The result is a Measurement (measurement.hpp).
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "spattn/attention/cost.hpp"
 #include "spattn/attention/shapes.hpp"
@@ -27,8 +30,15 @@ struct PreparedPoint {
   AttentionShape s;  // [batch, heads, n, head_dim] queries, [batch, kv_heads, nk, head_dim] keys
   std::int64_t limit = 0;                // the point's memory limit, bytes
   bool check = false, fidelity = false;  // after check_max_n / fidelity_max_n
-  Layout layout;
-  AttentionCost cost;
+  Layout layout;                         // selectors: batch 0's layout
+  // Selectors only (the spec holds one): the inputs, made when the point is prepared (the
+  // selection needs them; measure_prepared takes them over), each batch's resolved pattern and
+  // layout, and the selection's time and cost.
+  std::shared_ptr<Qkv> inputs;
+  std::vector<PatternPtr> batch_patterns;
+  std::vector<Layout> batch_layouts;
+  std::optional<SelectionFigures> selection;
+  AttentionCost cost;     // selectors: summed over the batches' layouts
   LayoutFigures figures;  // the layout's counts, bytes and build time
   // Bytes the inputs take while they are made, beside q, k and v (npy: from the files' headers).
   std::int64_t input_scratch_bytes = 0;

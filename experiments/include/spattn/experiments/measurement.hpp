@@ -20,6 +20,7 @@
 //    "check":     {max_abs_error, max_rel_error, rel_l2_error, max_lse_error, finite,
 //                  reference_seconds},
 //    "fidelity":  {rel_l2_error, recall_mean, recall_min, inputs, baseline},
+//    "selection": {select_ms, flops, bytes}   (only when the spec holds a selector),
 //    "saved":     DIR or null}
 // density, efficiency, median/min/max and the GFLOP/s are derived: written for readers of the
 // file (CSV, charts), recomputed from the counts and times when a record is parsed.
@@ -127,6 +128,15 @@ struct FidelityFigures {
   std::string baseline;  // spec of the full attention compared with ("dense", "causal")
 };
 
+// The estimation step of a selector (a pattern that chooses its keys from Q and K), timed apart
+// from attention: scoring Q and K, resolving the selectors and building the layouts, all
+// batches. Written as "selection" only for points whose spec holds a selector.
+struct SelectionFigures {
+  double select_ms = 0;  // wall time, milliseconds
+  double flops = 0;      // the scoring's FLOPs (2 per multiply-add), all batches and heads
+  double bytes = 0;      // float32 bytes of Q and K the scoring reads
+};
+
 struct Measurement {
   std::string source = "sweep";  // "run" | "stats" | "sweep": which command wrote it
   std::string key;               // the point's key (point_key); resume and merging match on it
@@ -140,7 +150,8 @@ struct Measurement {
   Resources resources;
   std::optional<CheckFigures> check;
   std::optional<FidelityFigures> fidelity;
-  std::optional<std::string> saved;  // `run --save DIR`
+  std::optional<SelectionFigures> selection;  // selectors only
+  std::optional<std::string> saved;           // `run --save DIR`
 
   // Derived figures (nullopt when what they need is missing).
   std::optional<double> density() const;          // allowed / (batch·heads·n·nk)

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "spattn/patterns/registry.hpp"
 
@@ -55,6 +56,34 @@ inline ParamSpec string_param(std::string name, std::string doc) {
   p.name = std::move(name);
   p.type = ParamType::String;
   p.required = true;
+  p.doc = std::move(doc);
+  return p;
+}
+
+// A decimal parameter in [min, max] ((min, max] when min_open), with a default.
+inline ParamSpec real_param(std::string name, double min, double max, bool min_open,
+                            std::string doc, std::optional<double> def = std::nullopt) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::Real;
+  p.real_min = min;
+  p.real_max = max;
+  p.real_min_open = min_open;
+  p.doc = std::move(doc);
+  if (def) p.default_value = *def;
+  p.required = !def;
+  return p;
+}
+
+// A string parameter taking one of `choices` (written quoted or bare), default `def`.
+inline ParamSpec choice_param(std::string name, std::vector<std::string> choices, std::string def,
+                              std::string doc) {
+  ParamSpec p;
+  p.name = std::move(name);
+  p.type = ParamType::String;
+  p.required = false;
+  p.default_value = std::move(def);
+  p.choices = std::move(choices);
   p.doc = std::move(doc);
   return p;
 }

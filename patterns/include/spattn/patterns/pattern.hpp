@@ -16,6 +16,20 @@
 
 namespace spattn {
 
+class Pattern;
+class Selector;
+using PatternPtr = std::shared_ptr<const Pattern>;
+
+// Turns the selector nodes of a pattern tree into static patterns once Q and K are known
+// (attention/select/ implements it; selector.hpp has the selector node).
+class SelectorResolver {
+ public:
+  virtual ~SelectorResolver() = default;
+  // The static pattern holding what `s` selects on the heads h with heads[h] true (other heads
+  // are never asked of the result).
+  virtual PatternPtr resolve(const Selector& s, const std::vector<bool>& heads) const = 0;
+};
+
 class Pattern {
  public:
   virtual ~Pattern() = default;
@@ -69,11 +83,16 @@ class Pattern {
   virtual std::string head_spec(int head) const;
   virtual bool depends_on_head() const { return false; }
 
+  // True when the tree holds a selector (selector.hpp): a node that chooses its keys from Q and
+  // K and has no layout until it has seen them.
+  virtual bool needs_inputs() const { return false; }
+  // The tree with every selector replaced by what `r` resolves it to, for the heads marked in
+  // `heads`; nullptr when nothing changes (no selector below this node).
+  virtual PatternPtr resolve(const SelectorResolver& r, const std::vector<bool>& heads) const;
+
   // Precedence used by the printer to place parentheses: 4 atom, 3 '-', 2 '&', 1 '|'.
   virtual int precedence() const { return 4; }
 };
-
-using PatternPtr = std::shared_ptr<const Pattern>;
 
 // Equality of patterns is equality of canonical spec strings.
 inline bool operator==(const Pattern& a, const Pattern& b) {

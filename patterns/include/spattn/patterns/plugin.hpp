@@ -17,7 +17,7 @@ namespace spattn {
 
 // Raised whenever the Pattern interface, the Registry or PatternInfo change in a way that a
 // compiled plugin would misread; a plugin must then be rebuilt against the new headers.
-inline constexpr int kPluginApiVersion = 1;
+inline constexpr int kPluginApiVersion = 2;
 
 }  // namespace spattn
 

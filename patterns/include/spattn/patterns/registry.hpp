@@ -15,8 +15,9 @@
 
 namespace spattn {
 
-enum class ParamType { Int, IntList, String };
-using ParamValue = std::variant<std::int64_t, std::vector<std::int64_t>, std::string>;
+// Real: a decimal number such as 0.9 (selector thresholds and fractions).
+enum class ParamType { Int, IntList, String, Real };
+using ParamValue = std::variant<std::int64_t, std::vector<std::int64_t>, std::string, double>;
 
 struct ParamSpec {
   std::string name;
@@ -28,6 +29,12 @@ struct ParamSpec {
   std::int64_t min = std::numeric_limits<std::int64_t>::min();
   std::int64_t max = std::numeric_limits<std::int64_t>::max();
   std::size_t max_list_size = 1 << 20;
+  // Inclusive bounds for Real values (real_min_open: the lower bound itself is refused).
+  double real_min = -std::numeric_limits<double>::infinity();
+  double real_max = std::numeric_limits<double>::infinity();
+  bool real_min_open = false;
+  // String values the parameter accepts (empty: any). Spec strings may write them unquoted.
+  std::vector<std::string> choices;
   // An Int in 0..1 that spec strings may also write as false/true (printed 0/1).
   bool boolean = false;
   std::string doc;
@@ -44,6 +51,7 @@ class Args {
   std::int64_t get_int(const std::string& name) const;
   const std::vector<std::int64_t>& get_list(const std::string& name) const;
   const std::string& get_string(const std::string& name) const;
+  double get_real(const std::string& name) const;
   void set(const std::string& name, ParamValue v) { values_[name] = std::move(v); }
 
  private:

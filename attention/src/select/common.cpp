@@ -1,0 +1,53 @@
+#include "common.hpp"
+
+#include <cmath>
+
+namespace spattn::select_detail {
+
+HeadData head_data(const ConstTensorView& q, const ConstTensorView& k, std::int64_t b, int h) {
+  HeadData in;
+  in.nq = q.tokens();
+  in.nk = k.tokens();
+  in.d = q.dim();
+  in.offset = in.nk - in.nq;
+  in.scale = 1.0 / std::sqrt(static_cast<double>(in.d));
+  const std::int64_t kh = h / (q.heads() / k.heads());
+  in.q.resize(static_cast<std::size_t>(in.nq * in.d));
+  in.k.resize(static_cast<std::size_t>(in.nk * in.d));
+  for (std::int64_t i = 0; i < in.nq; ++i)
+    for (std::int64_t x = 0; x < in.d; ++x) in.q[i * in.d + x] = q.at(b, h, i, x);
+  for (std::int64_t j = 0; j < in.nk; ++j)
+    for (std::int64_t x = 0; x < in.d; ++x) in.k[j * in.d + x] = k.at(b, kh, j, x);
+  return in;
+}
+
+std::vector<std::int64_t> top_indices(const double* score, std::int64_t n, std::int64_t count) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(std::max<std::int64_t>(n, 0)));
+  for (std::int64_t j = 0; j < n; ++j) idx[j] = j;
+  if (count < n) {
+    // A strict total order: larger score first, then lower index.
+    auto before = [score](std::int64_t a, std::int64_t b) {
+      return score[a] > score[b] || (score[a] == score[b] && a < b);
+    };
+    std::nth_element(idx.begin(), idx.begin() + count, idx.end(), before);
+    idx.resize(static_cast<std::size_t>(std::max<std::int64_t>(count, 0)));
+  }
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+std::vector<KeyRange> index_ranges(const std::vector<std::int64_t>& idx, std::int64_t width,
+                                   std::int64_t nk) {
+  std::vector<KeyRange> out;
+  out.reserve(idx.size());
+  for (std::int64_t x : idx) {
+    const KeyRange r{x * width, std::min(nk, (x + 1) * width)};
+    if (!out.empty() && out.back().end == r.begin)
+      out.back().end = r.end;
+    else
+      out.push_back(r);
+  }
+  return out;
+}
+
+}  // namespace spattn::select_detail
