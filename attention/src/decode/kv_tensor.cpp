@@ -98,6 +98,31 @@ std::int64_t KVTensor::bytes() const {
                                    scales.size() * 4);
 }
 
+void store_kv_row(KVDtype dtype, const float* src, std::int64_t sx, std::int64_t d, void* dst,
+                  float* scale) {
+  switch (dtype) {
+    case KVDtype::F32:
+      for (std::int64_t x = 0; x < d; ++x) static_cast<float*>(dst)[x] = src[x * sx];
+      break;
+    case KVDtype::BF16:
+      for (std::int64_t x = 0; x < d; ++x)
+        static_cast<std::uint16_t*>(dst)[x] = float_to_bf16(src[x * sx]);
+      break;
+    case KVDtype::Int8: {
+      float amax = 0;
+      for (std::int64_t x = 0; x < d; ++x) amax = std::max(amax, std::abs(src[x * sx]));
+      const float s = amax / 127.0f;
+      *scale = s;
+      for (std::int64_t x = 0; x < d; ++x) {
+        const float q = s > 0 ? std::nearbyint(src[x * sx] / s) : 0.0f;
+        static_cast<std::int8_t*>(dst)[x] =
+            static_cast<std::int8_t>(std::clamp(q, -127.0f, 127.0f));
+      }
+      break;
+    }
+  }
+}
+
 KVTensor quantize_kv(const ConstTensorView& t, KVDtype dtype) {
   KVTensor out;
   out.dtype = dtype;
@@ -110,31 +135,12 @@ KVTensor quantize_kv(const ConstTensorView& t, KVDtype dtype) {
     out.i8.resize(count);
     out.scales.resize(static_cast<std::size_t>(B * H * N));
   }
-  std::size_t e = 0, row = 0;
+  KVView dst = out.view();
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t h = 0; h < H; ++h)
-      for (std::int64_t n = 0; n < N; ++n, ++row) {
-        const float* src = t.row(b, h, n);
-        const std::int64_t sx = t.stride[3];
-        if (dtype == KVDtype::Int8) {
-          float amax = 0;
-          for (std::int64_t x = 0; x < d; ++x) amax = std::max(amax, std::abs(src[x * sx]));
-          const float s = amax / 127.0f;
-          out.scales[row] = s;
-          for (std::int64_t x = 0; x < d; ++x) {
-            const float q = s > 0 ? std::nearbyint(src[x * sx] / s) : 0.0f;
-            out.i8[e + x] = static_cast<std::int8_t>(std::clamp(q, -127.0f, 127.0f));
-          }
-        } else {
-          for (std::int64_t x = 0; x < d; ++x) {
-            if (dtype == KVDtype::F32)
-              out.f32[e + x] = src[x * sx];
-            else
-              out.bf16[e + x] = float_to_bf16(src[x * sx]);
-          }
-        }
-        e += static_cast<std::size_t>(d);
-      }
+      for (std::int64_t n = 0; n < N; ++n)
+        store_kv_row(dtype, t.row(b, h, n), t.stride[3], d, const_cast<void*>(dst.row(b, h, n)),
+                     dtype == KVDtype::Int8 ? out.scales.data() + (b * H + h) * N + n : nullptr);
   return out;
 }
 

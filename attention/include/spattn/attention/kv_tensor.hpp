@@ -75,6 +75,11 @@ struct KVTensor {
   std::int64_t bytes() const;  // storage held, scales included
 };
 
+// Stores one row of d floats (src[x * sx]) as `dtype` at dst (storage type elements); Int8 also
+// writes the row's scale to *scale.
+void store_kv_row(KVDtype dtype, const float* src, std::int64_t sx, std::int64_t d, void* dst,
+                  float* scale);
+
 // Rounds a float32 tensor (any strides) into `dtype` (F32: a copy).
 KVTensor quantize_kv(const ConstTensorView& t, KVDtype dtype);
 // The values a KVView holds, as an owning float32 tensor (what the kernels compute with).
