@@ -216,9 +216,14 @@ void PolicyCache::prefill(const ConstTensorView& q, const ConstTensorView& k,
         fmt::format("h2o: a prompt of {} tokens is too long to score every row "
                     "(N^2 work; allowed: N <= {})",
                     N, kMaxH2OPrompt));
-  if (q.tokens() != N || q.heads() != q_heads_ || q.dim() != k.dim())
-    throw UsageError(fmt::format("{}: prompt queries {} do not match k {} and {} query heads",
-                                 policy_.spec(), q.shape_string(), k.shape_string(), q_heads_));
+  // q holds the last q.tokens() prompt rows: h2o needs all N, snapkv the window.
+  const std::int64_t rows_needed = h2o ? N : std::min(N, policy_.window);
+  if (q.tokens() < rows_needed || q.tokens() > N || q.heads() != q_heads_ || q.dim() != k.dim())
+    throw UsageError(
+        fmt::format("{}: prompt queries {} do not fit k {} ({} query heads, the last "
+                    "{}..{} prompt rows)",
+                    policy_.spec(), q.shape_string(), k.shape_string(), q_heads_, rows_needed, N));
+  const std::int64_t q0 = N - q.tokens();    // prompt row of q's row 0
   if (!h2o && N < policy_.capacity) return;  // SnapKV leaves short prompts alone
   const KVView kv = cache_.keys();
   const double scale = 1.0 / std::sqrt(static_cast<double>(k.dim()));
@@ -231,7 +236,7 @@ void PolicyCache::prefill(const ConstTensorView& q, const ConstTensorView& k,
       for (std::int64_t i = first_row; i < N; ++i) {
         double mx = -std::numeric_limits<double>::infinity();
         for (std::int64_t j = 0; j <= i; ++j) {
-          s[j] = logit(kv, g, j, q.row(0, qh, i), q.stride[3], scale);
+          s[j] = logit(kv, g, j, q.row(0, qh, i - q0), q.stride[3], scale);
           mx = std::max(mx, s[j]);
         }
         double l = 0;

@@ -55,8 +55,9 @@ class PolicyCache {
  public:
   PolicyCache(const CachePolicy& policy, const KVCacheConfig& config, std::int64_t q_heads);
 
-  // The prompt: k, v [1, H, N, d] and its queries q [1, Hq, N, d] (read by h2o, all rows, and
-  // snapkv, the last window; h2o refuses N > 65536 since it scores every prompt row).
+  // The prompt: k, v [1, H, N, d] and the last M of its queries q [1, Hq, M, d] (read by h2o,
+  // which needs M = N and refuses N > 65536 since it scores every prompt row, and by snapkv,
+  // which needs M >= its window; the others ignore q).
   void prefill(const ConstTensorView& q, const ConstTensorView& k, const ConstTensorView& v);
   // One decode step: the new token's k, v [1, H, 1, d] enter the cache (under the policy), then
   // q [1, Hq, 1, d] attends to what the policy reads; o [1, Hq, 1, d], lse [1, Hq, 1, 1].
