@@ -67,6 +67,11 @@ void run_decode(DecodeCliOptions o) {
     }
     if (r.needle_recall >= 0) j["needle_recall"] = r.needle_recall;
     if (o.stream) j["stream_triad_gbps"] = triad;
+    if (!o.sim.prefill_spec.empty()) {
+      j["prefill"] = o.sim.prefill_spec;
+      j["prefill_seconds"] = r.prefill_seconds;
+      j["prefill_gflops"] = r.prefill_gflops;
+    }
     std::cout << j.dump() << "\n";
     return;
   }
@@ -84,6 +89,9 @@ void run_decode(DecodeCliOptions o) {
   line("K/V read per step",
        fmt::format("{} ({:.2f} GB/s at the median step)",
                    format_bytes(static_cast<std::int64_t>(r.kv_bytes_per_step)), r.kv_read_gbps));
+  if (!o.sim.prefill_spec.empty())
+    line("prefill", fmt::format("{}: {:.3f} s, {:.1f} useful GFLOP/s (float32 K/V)",
+                                o.sim.prefill_spec, r.prefill_seconds, r.prefill_gflops));
   if (o.stream)
     line("STREAM triad", fmt::format("{:.2f} GB/s (ratio {:.2f})", triad, r.kv_read_gbps / triad));
   line("cache",
@@ -131,6 +139,10 @@ Command add_decode_command(CLI::App& app) {
       ->capture_default_str()
       ->transform(decimal(0, kMaxThreads));
   sub->add_option("--seed", o->sim.seed, "seed of the synthetic tokens")->capture_default_str();
+  sub->add_option("--prefill", o->sim.prefill_spec,
+                  "pattern spec of the prompt's attention, run and timed once (e.g. causal); "
+                  "default: the prompt only fills the cache")
+      ->check(non_empty());
   sub->add_option("--queries", o->sim.queries_npy, "decode queries [steps, heads, d] float32 .npy")
       ->check(non_empty());
   sub->add_option("--memory-budget", o->memory_budget,

@@ -7,10 +7,13 @@
 #include <chrono>
 #include <cmath>
 
+#include "spattn/attention/attention.hpp"
 #include "spattn/attention/random.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/io/npy.hpp"
+#include "spattn/patterns/layout.hpp"
+#include "spattn/patterns/spec.hpp"
 
 namespace spattn::experiments {
 namespace {
@@ -102,6 +105,24 @@ DecodeSimResult run_decode_sim(const DecodeSimOptions& o) {
     pq = Tensor(1, o.heads, 1, o.dim);
   }
 
+  DecodeSimResult r;
+  if (!o.prefill_spec.empty()) {  // prompt attention, timed once after a warm-up
+    const Layout layout = build_layout(*parse_spec(o.prefill_spec),
+                                       Geometry{N, N, static_cast<int>(o.heads), 64, 64});
+    Tensor pq_all(1, o.heads, N, o.dim);
+    check_memory_budget("the prefill queries and output", 2 * o.heads * N * o.dim * 4,
+                        budget - input_bytes, "--memory-budget");
+    fill_normal(pq_all.view(), o.seed, 5);
+    AttentionOptions aopt;
+    aopt.threads = o.threads;
+    attention(pq_all.view(), range(k, 0, N), range(v, 0, N), layout, aopt);
+    const auto t0 = std::chrono::steady_clock::now();
+    attention(pq_all.view(), range(k, 0, N), range(v, 0, N), layout, aopt);
+    r.prefill_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.prefill_gflops = 4.0 * static_cast<double>(o.dim) *
+                       static_cast<double>(layout.counts().allowed_pairs) / r.prefill_seconds / 1e9;
+  }
   const KVCacheConfig cfg{H, o.dim, policy_cache_slots(o.policy, N, T), o.policy.page, o.dtype};
   const CachePolicy full_policy;  // "full"
   const KVCacheConfig full_cfg{H, o.dim, total, 16, KVDtype::F32};
@@ -116,7 +137,6 @@ DecodeSimResult run_decode_sim(const DecodeSimOptions& o) {
     ref->prefill(pq.view(), range(k, 0, N), range(v, 0, N));
   }
 
-  DecodeSimResult r;
   r.fidelity = o.fidelity;
   DecodeOptions dopt;
   dopt.threads = o.threads;

@@ -4,6 +4,10 @@
 #include <cstring>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+// gcc 12 warns inside its own AVX-512 intrinsics, whose pass-through operand is left undefined
+// on purpose (gcc bug 105593), when they are inlined into target-attribute functions.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #define SPATTN_X86 1
 #define SPATTN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
@@ -86,6 +90,41 @@ SPATTN_DECODE_KERNELS(portable, )
 #if defined(SPATTN_X86)
 SPATTN_DECODE_KERNELS(avx512, SPATTN_AVX512)
 
+// Sum of the 16 lanes in a fixed tree order.
+SPATTN_AVX512 inline float hsum(__m512 a) {
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+  x = _mm_hadd_ps(x, x);
+  x = _mm_hadd_ps(x, x);
+  return _mm_cvtss_f32(x);
+}
+
+// Whole 16-lane vectors per key row (d a multiple of 16; otherwise the loop versions).
+SPATTN_AVX512 void dot_f32_zmm(const DotQuery& q, const KVRows& k, int n, float* out) {
+  if (q.d % 16 != 0) return dot_f32_avx512(q, k, n, out);
+  for (int j = 0; j < n; ++j) {
+    const float* r = static_cast<const float*>(k.rows) + j * k.row_stride;
+    __m512 acc = _mm512_setzero_ps();
+    for (int x = 0; x < q.d; x += 16)
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(q.q + x), _mm512_loadu_ps(r + x), acc);
+    out[j] = hsum(acc);
+  }
+}
+
+SPATTN_AVX512 void dot_i8_zmm(const DotQuery& q, const KVRows& k, int n, float* out) {
+  if (q.d % 16 != 0) return dot_i8_avx512(q, k, n, out);
+  for (int j = 0; j < n; ++j) {
+    const std::int8_t* r = static_cast<const std::int8_t*>(k.rows) + j * k.row_stride;
+    __m512 acc = _mm512_setzero_ps();
+    for (int x = 0; x < q.d; x += 16) {
+      const __m512 kv = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + x))));
+      acc = _mm512_fmadd_ps(_mm512_loadu_ps(q.q + x), kv, acc);
+    }
+    out[j] = hsum(acc) * k.scales[j * k.scale_stride];
+  }
+}
+
 // vdpbf16ps: each lane adds k[2l] q[2l] + k[2l+1] q[2l+1]; the query in two halves hi + lo.
 SPATTN_AVX512BF16 void dot_bf16_dpbf16(const DotQuery& q, const KVRows& k, int n, float* out) {
   if (q.d % 32 != 0) return dot_bf16_avx512(q, k, n, out);
@@ -98,11 +137,7 @@ SPATTN_AVX512BF16 void dot_bf16_dpbf16(const DotQuery& q, const KVRows& k, int n
       acc = _mm512_dpbf16_ps(acc, kv, (__m512bh)_mm512_loadu_si512(q.hi + x));
       acc = _mm512_dpbf16_ps(acc, kv, (__m512bh)_mm512_loadu_si512(q.lo + x));
     }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc);
-    float s = 0;
-    for (int l = 0; l < 16; ++l) s += lanes[l];
-    out[j] = s;
+    out[j] = hsum(acc);
   }
 }
 #endif
@@ -122,7 +157,7 @@ KVKernels kv_kernels(KVDtype dtype, KernelChoice choice) {
   switch (dtype) {
     case KVDtype::F32:
 #if defined(SPATTN_X86)
-      if (avx512) return {dot_f32_avx512, axpy_f32_avx512, "f32-avx512"};
+      if (avx512) return {dot_f32_zmm, axpy_f32_avx512, "f32-avx512"};
 #endif
       return {dot_f32_portable, axpy_f32_portable, "f32-portable"};
     case KVDtype::BF16:
@@ -133,7 +168,7 @@ KVKernels kv_kernels(KVDtype dtype, KernelChoice choice) {
       return {dot_bf16_portable, axpy_bf16_portable, "bf16-portable"};
     case KVDtype::Int8:
 #if defined(SPATTN_X86)
-      if (avx512) return {dot_i8_avx512, axpy_i8_avx512, "int8-avx512"};
+      if (avx512) return {dot_i8_zmm, axpy_i8_avx512, "int8-avx512"};
 #endif
       return {dot_i8_portable, axpy_i8_portable, "int8-portable"};
   }

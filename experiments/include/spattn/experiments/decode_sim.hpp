@@ -29,7 +29,10 @@ struct DecodeSimOptions {
   // unit vector u and every decode query gets + needle_scale u: a logit of about needle_scale^2.
   bool needle = true;
   double needle_scale = 3.5;
-  std::string queries_npy;     // decode queries [T, Hq, d] float32 instead of synthetic ones
+  std::string queries_npy;  // decode queries [T, Hq, d] float32 instead of synthetic ones
+  // Prefill: when set, the prompt's attention under this pattern spec (float32 K/V, the flash
+  // executor, synthetic prompt queries) is run and timed before the cache is filled.
+  std::string prefill_spec;
   std::int64_t max_bytes = 0;  // memory budget for the caches (0: default_memory_budget())
 };
 
@@ -44,6 +47,8 @@ struct DecodeSimResult {
   std::int64_t cache_bytes = 0;     // memory of the policy's cache
   std::int64_t cache_tokens = 0;    // tokens it holds at the end
   std::string kernel;
+  double prefill_seconds = 0;  // prefill attention (0: not run)
+  double prefill_gflops = 0;   // 4 d allowed pairs per head / prefill time, in 1e9/s
   bool fidelity = false;
   double rel_l2_mean = 0, rel_l2_max = 0;  // ||o - o_full|| / ||o_full|| per step
   // Per step and head exp(lse - lse_full): the share of full attention's mass on the keys read
