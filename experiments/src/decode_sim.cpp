@@ -139,41 +139,50 @@ DecodeSimResult run_decode_sim(const DecodeSimOptions& o) {
 
   r.fidelity = o.fidelity;
   DecodeOptions dopt;
-  dopt.threads = o.threads;
+  dopt.threads = 0;  // the steps run inside one arena of o.threads (below)
   Tensor out(1, o.heads, 1, o.dim), lse(1, o.heads, 1, 1);
   Tensor rout(1, o.heads, 1, o.dim), rlse(1, o.heads, 1, 1);
   double bytes = 0, l2_sum = 0, recall_sum = 0;
   std::int64_t needle_hits = 0;
   r.mass_recall_min = 1;
-  for (std::int64_t t = 0; t < T; ++t) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const DecodeStats st =
-        pc.step(token(q, t), token(k, N + t), token(v, N + t), out.view(), lse.view(), dopt);
-    r.step_seconds.push_back(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    bytes += static_cast<double>(st.kv_bytes_read);
-    r.kernel = st.kernel;
-    if (o.needle)
-      for (std::int64_t h = 0; h < o.heads; ++h) {
-        const auto read = pc.last_read(h);
-        needle_hits += std::binary_search(read.begin(), read.end(), needle) ? 1 : 0;
+  auto steps = [&] {
+    for (std::int64_t t = 0; t < T; ++t) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const DecodeStats st =
+          pc.step(token(q, t), token(k, N + t), token(v, N + t), out.view(), lse.view(), dopt);
+      r.step_seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      bytes += static_cast<double>(st.kv_bytes_read);
+      r.kernel = st.kernel;
+      if (o.needle)
+        for (std::int64_t h = 0; h < o.heads; ++h) {
+          const auto read = pc.last_read(h);
+          needle_hits += std::binary_search(read.begin(), read.end(), needle) ? 1 : 0;
+        }
+      if (!ref) continue;
+      ref->step(token(q, t), token(k, N + t), token(v, N + t), rout.view(), rlse.view(), dopt);
+      double num = 0, den = 0;
+      for (std::size_t e = 0; e < out.values.size(); ++e) {
+        const double diff = static_cast<double>(out.values[e]) - rout.values[e];
+        num += diff * diff;
+        den += static_cast<double>(rout.values[e]) * rout.values[e];
       }
-    if (!ref) continue;
-    ref->step(token(q, t), token(k, N + t), token(v, N + t), rout.view(), rlse.view(), dopt);
-    double num = 0, den = 0;
-    for (std::size_t e = 0; e < out.values.size(); ++e) {
-      const double diff = static_cast<double>(out.values[e]) - rout.values[e];
-      num += diff * diff;
-      den += static_cast<double>(rout.values[e]) * rout.values[e];
+      const double l2 = std::sqrt(num / std::max(den, 1e-300));
+      l2_sum += l2;
+      r.rel_l2_max = std::max(r.rel_l2_max, l2);
+      for (std::int64_t h = 0; h < o.heads; ++h) {
+        const double m =
+            std::min(1.0, std::exp(static_cast<double>(lse.values[h]) - rlse.values[h]));
+        recall_sum += m;
+        r.mass_recall_min = std::min(r.mass_recall_min, m);
+      }
     }
-    const double l2 = std::sqrt(num / std::max(den, 1e-300));
-    l2_sum += l2;
-    r.rel_l2_max = std::max(r.rel_l2_max, l2);
-    for (std::int64_t h = 0; h < o.heads; ++h) {
-      const double m = std::min(1.0, std::exp(static_cast<double>(lse.values[h]) - rlse.values[h]));
-      recall_sum += m;
-      r.mass_recall_min = std::min(r.mass_recall_min, m);
-    }
+  };
+  if (o.threads > 0) {
+    tbb::task_arena arena(o.threads);  // one arena for all steps, not one per call
+    arena.execute(steps);
+  } else {
+    steps();
   }
   const double total_s = [&] {
     double s = 0;
