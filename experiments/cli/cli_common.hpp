@@ -75,6 +75,7 @@ Command add_report_command(CLI::App& app);
 // Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
 Command add_point_command(CLI::App& app);
 Command add_search_command(CLI::App& app);
+Command add_decode_command(CLI::App& app);
 
 // Throws UsageError for the first long option in `args` (argv without the program name) that
 // neither the program nor the command given knows, naming it, the command and the closest
