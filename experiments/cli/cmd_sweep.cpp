@@ -24,15 +24,6 @@
 namespace spattn::cli {
 namespace {
 
-// The pattern plugins a run loaded (meta.json's absolute `plugins`), loaded again to resume it.
-void load_run_plugins(const std::filesystem::path& dir) {
-  std::ifstream in(dir / "meta.json");
-  const nlohmann::json meta = nlohmann::json::parse(in, nullptr, false);
-  if (meta.is_discarded() || !meta.contains("plugins") || !meta["plugins"].is_array()) return;
-  for (const nlohmann::json& p : meta["plugins"])
-    if (p.is_string()) load_plugin(p.get<std::string>());
-}
-
 namespace fs = std::filesystem;
 
 struct SweepCliOptions {
@@ -46,6 +37,7 @@ struct SweepCliOptions {
   // --repeats, --warmup, --threads: given ones replace the experiment's for every point.
   int repeats = 0, warmup = 0, threads = 0;
   CLI::Option *repeats_opt = nullptr, *warmup_opt = nullptr, *threads_opt = nullptr;
+  std::string shard;  // --shard i/n
 };
 
 experiments::SweepOverrides overrides_of(const SweepCliOptions& o) {
@@ -54,24 +46,6 @@ experiments::SweepOverrides overrides_of(const SweepCliOptions& o) {
   if (o.warmup_opt->count() > 0) v.warmup = o.warmup;
   if (o.threads_opt->count() > 0) v.threads = o.threads;
   return v;
-}
-
-// This process's argv, for meta.json.
-std::vector<std::string> own_command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> args;
-  std::string cur;
-  for (const char c : all) {
-    if (c == '\0') {
-      args.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) args.push_back(cur);
-  return args;
 }
 
 void run(SweepCliOptions o) {
@@ -93,6 +67,7 @@ void run(SweepCliOptions o) {
   so.listing = &std::cout;
   so.tty = ::isatty(2) != 0;
   so.overrides = overrides_of(o);
+  if (!o.shard.empty()) so.shard = experiments::parse_shard(o.shard);
 
   experiments::Experiment e;
   if (!resume) {
@@ -114,7 +89,7 @@ void run(SweepCliOptions o) {
     // The run goes on with the experiment recorded in its header, so that its points are the
     // ones the run started with, even if the file was edited since.
     const experiments::SweepHeader h = experiments::read_sweep_header(dir);
-    load_run_plugins(dir);
+    load_run_plugins(dir.string());
     e = experiments::parse_recorded_experiment(
         h.experiment_toml, fmt::format("{} (header)", (dir / "results.jsonl").string()));
     if (!o.file.empty()) {
@@ -139,6 +114,13 @@ void run(SweepCliOptions o) {
           "--threads cannot change in a resumed run (leave them out: the run's own apply)",
           dir.string(), h.overrides.any() ? h.overrides.to_json().dump() : "none"));
     so.overrides = h.overrides;
+    // A shard resumes as the shard it is (--shard, if given, must name it).
+    if (so.shard && so.shard != h.shard)
+      throw UsageError(fmt::format(
+          "--resume: the run in {} holds {}; --shard {} cannot change it (leave it out)",
+          dir.string(), h.shard ? "shard " + h.shard->text() : std::string("every point"),
+          so.shard->text()));
+    so.shard = h.shard;
     if (!o.quick && h.quick)
       std::cerr << fmt::format(
           "note: the run in {} was started with --quick: resuming its quick profile (the "
@@ -211,6 +193,10 @@ Command add_sweep_command(CLI::App& app) {
                                    "executor threads of every point (0: all cores), replacing "
                                    "the file's `threads` axis")
                        ->transform(decimal(0, 1024));
+  sub->add_option("--shard", o->shard,
+                  "run only the i-th of n disjoint parts of the points (i/n, 1 <= i <= n; "
+                  "balanced by predicted time); combine the parts with `spattn merge`")
+      ->type_name("I/N");
   return {sub, [o] { run(*o); }};
 }
 
