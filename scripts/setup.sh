@@ -10,6 +10,7 @@ PACKAGES=(
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libpng-dev   # CLI, TOML, JSON, pictures
   python3 python3-matplotlib python3-numpy       # charts
   clang-14 libclang-rt-14-dev                    # libFuzzer targets (scripts/fuzz.sh)
+  munge slurmctld slurmd slurm-client            # the local Slurm cluster of tests/slurm/
 )
 
 missing=()

@@ -15,6 +15,7 @@
 
 #include "cli_runner.hpp"
 #include "spattn/experiments/shard.hpp"
+#include "spattn/experiments/slurm.hpp"
 #include "spattn/patterns/error.hpp"
 #include "temp_dir.hpp"
 
@@ -261,4 +262,71 @@ TEST_CASE("a shard resumes as that shard", "[shard][cli]") {
   const auto after = records(dir / "results.jsonl", "point");
   REQUIRE(after.size() == all.size());
   for (std::size_t k = 0; k < all.size(); ++k) CHECK(after[k]["key"] == all[k]["key"]);
+}
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST_CASE("slurm_time rounds up to minutes in Slurm's syntaxes", "[slurm]") {
+  using spattn::experiments::slurm_time;
+  CHECK(slurm_time(1) == "1");
+  CHECK(slurm_time(61) == "2");
+  CHECK(slurm_time(3540) == "59");
+  CHECK(slurm_time(3541) == "01:00:00");
+  CHECK(slurm_time(2 * 3600 + 5 * 60) == "02:05:00");
+  CHECK(slurm_time(86400 + 3600 + 1) == "1-01:01:00");
+}
+
+TEST_CASE("spattn sweep --slurm writes the job array, the merge job and submit.sh",
+          "[slurm][cli]") {
+  const TempDir tmp("spattn_slurm_scripts");
+  const std::string file = tmp.file("sharded.toml");
+  std::ofstream(file) << kExperiment << "memory = \"1GiB\"\n";
+  const auto r = run_cli("sweep '" + file + "' --slurm --shards 1 --out '" + tmp.file("o") +
+                         "' --partition short --account proj42 --prelude 'module load gcc'");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  std::vector<fs::path> dirs = run_dirs(tmp.path() / "o" / "sharded-slurm");
+  REQUIRE(dirs.size() == 1);
+  const std::string array = slurp(dirs[0] / "array.sbatch");
+  CHECK_THAT(array, Catch::Contains("#SBATCH --array=1-1\n"));
+  // 18 points of 60 s timeout in one shard: 1080 s + 10% + 5 min = 1488 s -> 25 minutes.
+  CHECK_THAT(array, Catch::Contains("#SBATCH --time=25\n"));
+  CHECK_THAT(array, Catch::Contains("#SBATCH --mem=2048M\n"));  // 1 GiB + 1 GiB
+  CHECK_THAT(array, Catch::Contains("#SBATCH --cpus-per-task=1\n"));
+  CHECK_THAT(array, Catch::Contains("#SBATCH --partition=short\n#SBATCH --account=proj42\n"
+                                    "module load gcc\n"));
+  CHECK_THAT(array, Catch::Contains("--shard \"$i/1\""));
+  CHECK_THAT(array, Catch::Contains("--resume"));
+  CHECK_THAT(slurp(dirs[0] / "merge.sbatch"),
+             Catch::Contains(" merge ") && Catch::Contains("#SBATCH --partition=short"));
+  CHECK_THAT(slurp(dirs[0] / "submit.sh"), Catch::Contains("--dependency=afterany:"));
+  CHECK(fs::is_directory(dirs[0] / "logs"));
+
+  // Given limits replace the derived ones.
+  const auto r3 = run_cli("sweep '" + file +
+                          "' --slurm --shards 3 --time 1-00:00:00 --mem 3GiB "
+                          "--cpus 2 --out '" +
+                          tmp.file("o3") + "'");
+  REQUIRE(r3.code == 0);
+  const std::string a3 = slurp(run_dirs(tmp.path() / "o3" / "sharded-slurm")[0] / "array.sbatch");
+  CHECK_THAT(a3, Catch::Contains("#SBATCH --array=1-3\n#SBATCH --time=1-00:00:00\n"
+                                 "#SBATCH --mem=3072M\n#SBATCH --cpus-per-task=2\n"));
+  CHECK_THAT(a3, !Catch::Contains("--partition"));
+
+  SECTION("refusals") {
+    const std::string o = " --out '" + tmp.file("bad") + "'";
+    CHECK(run_cli("sweep '" + file + "' --submit" + o).code == 2);
+    CHECK(run_cli("sweep '" + file + "' --slurm --shards 19" + o).code == 2);
+    CHECK(run_cli("sweep '" + file + "' --slurm --shard 1/2" + o).code == 2);
+    const auto t = run_cli("sweep '" + file + "' --slurm --time 'soon'" + o);
+    CHECK(t.code == 2);
+    CHECK_THAT(t.err, Catch::Contains("not a Slurm time limit"));
+  }
 }

@@ -324,14 +324,19 @@ void apply_overrides(SweepPoint& p, const SweepOverrides& o) {
   }
 }
 
+// The shard of each plan (its predicted seconds when it runs, else 0).
+std::vector<int> shards_of(const std::vector<Planned>& plans, int count) {
+  std::vector<ShardItem> items;
+  for (const Planned& plan : plans)
+    items.push_back({plan.point.key, plan.run ? plan.record.predicted->seconds : 0.0});
+  return assign_shards(items, count);
+}
+
 // Keeps the plans of `shard` (and, unless listing them, only those not done yet); the summary's
 // total and already_done then count that shard's points.
 void keep_shard(std::vector<Planned>& plans, const ShardSpec& shard,
                 const std::set<std::string>& done, bool dry_run, SweepSummary& summary) {
-  std::vector<ShardItem> items;
-  for (const Planned& plan : plans)
-    items.push_back({plan.point.key, plan.run ? plan.record.predicted->seconds : 0.0});
-  const std::vector<int> of = assign_shards(items, shard.count);
+  const std::vector<int> of = shards_of(plans, shard.count);
   std::vector<Planned> mine;
   summary.total = summary.already_done = 0;
   for (std::size_t k = 0; k < plans.size(); ++k) {
@@ -385,6 +390,20 @@ std::vector<SweepPoint> sweep_points(const Experiment& e, bool quick,
   std::vector<SweepPoint> points = expand_points(e, quick);
   for (SweepPoint& p : points) apply_overrides(p, overrides);
   return points;
+}
+
+std::vector<ShardedPoint> shard_points(const Experiment& e, bool quick,
+                                       const SweepOverrides& overrides, int count) {
+  std::vector<Planned> plans;
+  std::set<std::string> seen;
+  for (const SweepPoint& p : sweep_points(e, quick, overrides))
+    if (seen.insert(p.key).second) plans.push_back(plan_point(p));
+  const std::vector<int> of = shards_of(plans, count);
+  std::vector<ShardedPoint> out;
+  for (std::size_t k = 0; k < plans.size(); ++k)
+    out.push_back({plans[k].point, plans[k].run,
+                   plans[k].run ? plans[k].record.predicted->seconds : 0.0, of[k]});
+  return out;
 }
 
 fs::path create_run_dir(const fs::path& base, const std::string& name, std::string& stamp) {

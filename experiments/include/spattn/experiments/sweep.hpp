@@ -74,6 +74,19 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& options);
 std::vector<SweepPoint> sweep_points(const Experiment& e, bool quick,
                                      const SweepOverrides& overrides);
 
+// A distinct point of a sweep as a sharded run sees it: whether it would run (its prediction
+// fits its limits), its predicted seconds (0 when it would not run) and its shard.
+struct ShardedPoint {
+  SweepPoint point;
+  bool run = false;
+  double predicted_seconds = 0;
+  int shard = 1;  // 1..count (assign_shards)
+};
+// Predicts every distinct point of sweep_points(e, quick, overrides) and assigns them to
+// `count` shards exactly as `run_sweep` with a shard of `count` does.
+std::vector<ShardedPoint> shard_points(const Experiment& e, bool quick,
+                                       const SweepOverrides& overrides, int count);
+
 // Creates a new run directory out_base/<experiment>/<stamp> (stamp: UTC time now,
 // YYYYmmdd-HHMMSS, "-2", "-3"... appended when taken) and returns it; `stamp` receives its stamp.
 std::filesystem::path create_run_dir(const std::filesystem::path& out_base,
