@@ -158,24 +158,24 @@ SlurmJob write_slurm_job(const Experiment& e, const SlurmOptions& o) {
   job.merge_script = job.dir / "merge.sbatch";
   write_script(
       job.merge_script,
-      fmt::format("#!/bin/bash\n"
-                  "# Merges the shards of {name} into {dir_plain}/merged once the array has ended.\n"
-                  "#SBATCH --job-name=spattn-{name}-merge\n"
-                  "#SBATCH --time=30\n"
-                  "#SBATCH --mem=2048M\n"
-                  "#SBATCH --cpus-per-task=1\n"
-                  "#SBATCH --output={logs}/merge.out\n"
-                  "{common}{prelude}"
-                  "set -euo pipefail\n"
-                  "rm -rf {dir}/merged.tmp\n"
-                  "{exe} merge {dir}/shards/*/{name}/* --dir {dir}/merged.tmp\n"
-                  "rm -rf {dir}/merged\n"
-                  "mv {dir}/merged.tmp {dir}/merged\n"
-                  "echo \"merged: {dir_plain}/merged\"\n",
-                  fmt::arg("name", e.name), fmt::arg("logs", (job.dir / "logs").string()),
-                  fmt::arg("common", common_directives(o)), fmt::arg("prelude", prelude(o)),
-                  fmt::arg("dir", dir), fmt::arg("dir_plain", job.dir.string()),
-                  fmt::arg("exe", exe)));
+      fmt::format(
+          "#!/bin/bash\n"
+          "# Merges the shards of {name} into {dir_plain}/merged once the array has ended.\n"
+          "#SBATCH --job-name=spattn-{name}-merge\n"
+          "#SBATCH --time=30\n"
+          "#SBATCH --mem=2048M\n"
+          "#SBATCH --cpus-per-task=1\n"
+          "#SBATCH --output={logs}/merge.out\n"
+          "{common}{prelude}"
+          "set -euo pipefail\n"
+          "rm -rf {dir}/merged.tmp\n"
+          "{exe} merge {dir}/shards/*/{name}/* --dir {dir}/merged.tmp\n"
+          "rm -rf {dir}/merged\n"
+          "mv {dir}/merged.tmp {dir}/merged\n"
+          "echo \"merged: {dir_plain}/merged\"\n",
+          fmt::arg("name", e.name), fmt::arg("logs", (job.dir / "logs").string()),
+          fmt::arg("common", common_directives(o)), fmt::arg("prelude", prelude(o)),
+          fmt::arg("dir", dir), fmt::arg("dir_plain", job.dir.string()), fmt::arg("exe", exe)));
 
   job.submit_script = job.dir / "submit.sh";
   write_script(job.submit_script,
