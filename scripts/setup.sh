@@ -11,6 +11,7 @@ PACKAGES=(
   python3 python3-matplotlib python3-numpy       # charts
   clang-14 libclang-rt-14-dev                    # libFuzzer targets (scripts/fuzz.sh)
   munge slurmctld slurmd slurm-client            # the local Slurm cluster of tests/slurm/
+  openmpi-bin libopenmpi-dev                     # spattn::distributed and its mpirun tests
 )
 
 missing=()
