@@ -42,6 +42,7 @@ struct RunOptions {
   bool json = false;
   bool mask_full_tiles = false;
   bool distributed = false;  // --distributed: context-parallel over the ranks of mpirun
+  bool zigzag = false;       // --zigzag: zig-zag shards (with --distributed)
   std::string path = "auto";
   std::string inputs, save;
   std::string memory_budget;
@@ -252,9 +253,10 @@ void run_run(RunOptions o) {
   experiments::PreparedPoint u = experiments::prepare_point(run_point(o, g, *executor, budget));
   u.label = "the run";
   u.raise_hint = "--memory-budget";
+  if (o.zigzag && !o.distributed) throw UsageError("--zigzag goes with --distributed");
   if (o.distributed) {
     if (!o.save.empty()) throw UsageError("--save does not combine with --distributed");
-    return run_distributed(u, o.json, o.check);
+    return run_distributed(u, o.json, o.check, o.zigzag);
   }
   experiments::Measurement m = experiments::measure_prepared(u, &tensors);
   m.source = "run";
@@ -322,6 +324,9 @@ Command add_run_command(CLI::App& app) {
                 "under mpirun: context-parallel attention over the ranks (contiguous shards; "
                 "each rank sends only the K/V rows other ranks' kept tiles need); prints per-rank "
                 "time, bytes and messages");
+  sub->add_flag("--zigzag", o->zigzag,
+                "with --distributed: rank r holds chunks r and 2P-1-r of 2P (balances causal "
+                "patterns) instead of one contiguous shard");
   sub->add_flag("--json", o->json,
                 "print the measurement record (one JSON line, experiments/README.md) instead of a "
                 "table");

@@ -22,7 +22,7 @@ namespace spattn::cli {
 
 #ifndef SPATTN_HAVE_MPI
 
-void run_distributed(const experiments::PreparedPoint&, bool, bool) {
+void run_distributed(const experiments::PreparedPoint&, bool, bool, bool) {
   throw UsageError(
       "--distributed: this spattn was built without MPI (install libopenmpi-dev and reconfigure; "
       "spattn::distributed is built when CMake finds MPI)");
@@ -55,7 +55,7 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-void run_distributed(const experiments::PreparedPoint& u, bool json, bool check) {
+void run_distributed(const experiments::PreparedPoint& u, bool json, bool check, bool zigzag) {
   MpiSession session;
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -67,15 +67,24 @@ void run_distributed(const experiments::PreparedPoint& u, bool json, bool check)
         "--distributed runs the flash executor on random inputs over one sequence (nq = nk): "
         "leave out --inputs, --executor, --mask-full-tiles and --nk");
   const AttentionShape& s = u.s;
-  const std::vector<distributed::ShardRange> shards =
-      distributed::contiguous_shards(s.nq, size, std::max(u.g.block_q, u.g.block_k));
-  const distributed::ShardRange own = shards[static_cast<std::size_t>(rank)];
+  const int align = std::max(u.g.block_q, u.g.block_k);
+  const std::vector<distributed::Shard> shards =
+      zigzag ? distributed::zigzag_shards(s.nq, size, align)
+             : distributed::contiguous_shards(s.nq, size, align);
+  const distributed::Shard& own = shards[static_cast<std::size_t>(rank)];
   const std::uint64_t seed = p.settings.seed;
   Tensor q(s.batch, s.q_heads, own.size(), s.dim), k(s.batch, s.kv_heads, own.size(), s.dim),
       v(s.batch, s.kv_heads, own.size(), s.dim);
-  fill_normal_rows(q.view(), seed, 0, s.nq, own.begin);
-  fill_normal_rows(k.view(), seed, 1, s.nk, own.begin);
-  fill_normal_rows(v.view(), seed, 2, s.nk, own.begin);
+  std::int64_t local = 0;
+  for (const distributed::ShardRange& r : own.ranges) {  // each range's rows of the inputs
+    for (const auto& [t, stream] : {std::pair{&q, 0}, std::pair{&k, 1}, std::pair{&v, 2}}) {
+      TensorView rows = t->view();
+      rows.data += local * rows.stride[2];
+      rows.shape[2] = r.size();
+      fill_normal_rows(rows, seed, static_cast<std::uint64_t>(stream), s.nq, r.begin);
+    }
+    local += r.size();
+  }
   Tensor o(s.batch, s.q_heads, own.size(), s.dim), lse(s.batch, s.q_heads, own.size(), 1);
   AttentionOptions opt;
   opt.threads = p.threads;
@@ -109,7 +118,7 @@ void run_distributed(const experiments::PreparedPoint& u, bool json, bool check)
       for (std::int64_t h = 0; h < s.q_heads; ++h)
         for (std::int64_t i = 0; i < own.size(); ++i)
           for (std::int64_t x = 0; x < s.dim; ++x) {
-            const double want = single.o.view().at(b, h, own.begin + i, x);
+            const double want = single.o.view().at(b, h, own.global_row(i), x);
             local = std::max(
                 local, std::abs(o.view().at(b, h, i, x) - want) / std::max(1.0, std::abs(want)));
           }
@@ -118,9 +127,7 @@ void run_distributed(const experiments::PreparedPoint& u, bool json, bool check)
 
   // Each rank's figures to rank 0.
   const double my_median = median(mine);
-  const std::vector<double> figures = {static_cast<double>(own.begin),
-                                       static_cast<double>(own.end),
-                                       my_median,
+  const std::vector<double> figures = {my_median,
                                        static_cast<double>(st.bytes_sent),
                                        static_cast<double>(st.messages_sent),
                                        static_cast<double>(st.bytes_received),
@@ -145,21 +152,23 @@ void run_distributed(const experiments::PreparedPoint& u, bool json, bool check)
   for (int r = 0; r < size; ++r) {
     const double* f = all.data() + figures.size() * static_cast<std::size_t>(r);
     const auto rr = static_cast<std::size_t>(r);
+    nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+    for (const distributed::ShardRange& g : shards[rr].ranges) rows.push_back({g.begin, g.end});
     ranks.push_back({{"rank", r},
-                     {"rows", {static_cast<std::int64_t>(f[0]), static_cast<std::int64_t>(f[1])}},
-                     {"seconds_median", f[2]},
-                     {"bytes_sent", static_cast<std::int64_t>(f[3])},
-                     {"messages_sent", static_cast<std::int64_t>(f[4])},
-                     {"bytes_received", static_cast<std::int64_t>(f[5])},
-                     {"messages_received", static_cast<std::int64_t>(f[6])},
-                     {"key_rows_received", static_cast<std::int64_t>(f[7])},
+                     {"rows", rows},
+                     {"seconds_median", f[0]},
+                     {"bytes_sent", static_cast<std::int64_t>(f[1])},
+                     {"messages_sent", static_cast<std::int64_t>(f[2])},
+                     {"bytes_received", static_cast<std::int64_t>(f[3])},
+                     {"messages_received", static_cast<std::int64_t>(f[4])},
+                     {"key_rows_received", static_cast<std::int64_t>(f[5])},
                      {"predicted_bytes_sent", pred.bytes_sent[rr]},
                      {"predicted_bytes_received", pred.bytes_received[rr]}});
-    sent += static_cast<std::int64_t>(f[3]);
+    sent += static_cast<std::int64_t>(f[1]);
     predicted += pred.bytes_sent[rr];
   }
   j["distributed"] = {{"ranks", size},
-                      {"shards", "contiguous"},
+                      {"shards", zigzag ? "zigzag" : "contiguous"},
                       {"bytes_sent", sent},
                       {"predicted_bytes_sent", predicted},
                       {"per_rank", ranks}};
@@ -168,24 +177,34 @@ void run_distributed(const experiments::PreparedPoint& u, bool json, bool check)
     std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return;
   }
-  std::cout << fmt::format(
-      "spec                 {}\nshape                batch {}, heads {} (K/V heads {}), n {}, d "
-      "{}\nranks                {} (contiguous shards of whole {}-token tiles)\nattention          "
-      " "
-      " median {:.3f} ms (slowest rank per call), {} repeats after {} warm-up\nbytes sent          "
-      " "
-      "{} (predicted {})\n",
-      u.layout.spec, s.batch, s.q_heads, s.kv_heads, s.nq, s.dim, size,
-      std::max(u.g.block_q, u.g.block_k), m.attention->median() * 1e3, p.settings.repeats,
-      p.settings.warmup, sent, predicted);
-  for (const auto& r : ranks)
+  std::string table;
+  auto line = [&table](const char* name, const std::string& value) {
+    table += fmt::format("{:<20} {}\n", name, value);
+  };
+  line("spec", u.layout.spec);
+  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), n {}, d {}", s.batch, s.q_heads,
+                            s.kv_heads, s.nq, s.dim));
+  line("ranks", fmt::format("{} ({} shards of whole {}-token tiles)", size,
+                            zigzag ? "zig-zag" : "contiguous", align));
+  line("attention",
+       fmt::format("median {:.3f} ms (slowest rank per call), {} repeats after {} "
+                   "warm-up",
+                   m.attention->median() * 1e3, p.settings.repeats, p.settings.warmup));
+  line("bytes sent", fmt::format("{} (predicted {})", sent, predicted));
+  std::cout << table;
+  for (const auto& r : ranks) {
+    std::string rows;
+    for (const auto& g : r["rows"])
+      rows += fmt::format("{}[{}, {})", rows.empty() ? "" : " + ", g[0].get<std::int64_t>(),
+                          g[1].get<std::int64_t>());
     std::cout << fmt::format(
-        "rank {:<3} rows [{}, {})  {:.3f} ms  sent {} B in {} msg  received {} B in {} msg ({} "
-        "key rows)\n",
-        r["rank"].get<int>(), r["rows"][0].get<std::int64_t>(), r["rows"][1].get<std::int64_t>(),
-        r["seconds_median"].get<double>() * 1e3, r["bytes_sent"].get<std::int64_t>(),
-        r["messages_sent"].get<std::int64_t>(), r["bytes_received"].get<std::int64_t>(),
-        r["messages_received"].get<std::int64_t>(), r["key_rows_received"].get<std::int64_t>());
+        "rank {:<3} rows {}  {:.3f} ms  sent {} B in {} msg  received {} B in {} msg ({} key "
+        "rows)\n",
+        r["rank"].get<int>(), rows.empty() ? "none" : rows, r["seconds_median"].get<double>() * 1e3,
+        r["bytes_sent"].get<std::int64_t>(), r["messages_sent"].get<std::int64_t>(),
+        r["bytes_received"].get<std::int64_t>(), r["messages_received"].get<std::int64_t>(),
+        r["key_rows_received"].get<std::int64_t>());
+  }
   if (check)
     std::cout << fmt::format(
         "check                max relative difference from the "

@@ -10,8 +10,8 @@ namespace spattn::cli {
 // Measurement record (attention times: per call, the slowest rank) with a "distributed" object:
 // the ranks, each rank's shard, median time, bytes and messages sent and received, the predicted
 // bytes, and with `check`, the largest relative difference from the single-process executor on
-// the whole inputs. `json`: one JSON line; otherwise a table. Throws UsageError (on every rank)
-// for bad input, and when built without MPI.
-void run_distributed(const experiments::PreparedPoint& u, bool json, bool check);
+// the whole inputs. `zigzag`: zig-zag shards instead of contiguous ones. `json`: one JSON line;
+// otherwise a table. Throws UsageError (on every rank) for bad input, and when built without MPI.
+void run_distributed(const experiments::PreparedPoint& u, bool json, bool check, bool zigzag);
 
 }  // namespace spattn::cli

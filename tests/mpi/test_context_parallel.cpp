@@ -21,6 +21,7 @@
 namespace {
 
 using namespace spattn;
+using distributed::Shard;
 using distributed::ShardRange;
 
 int rank = 0, size = 1, failures = 0;
@@ -38,16 +39,27 @@ struct Case {
   bool per_head_layout = false;  // a layout of Hq heads (else one for all)
 };
 
-// Rows [begin, end) of t.
-ConstTensorView rows(const Tensor& t, const ShardRange& s) {
-  ConstTensorView v = t.view();
-  v.data += s.begin * v.stride[2];
-  v.shape[2] = s.size();
-  return v;
+// The rows of `s` of t, in the shard's order.
+Tensor take(const Tensor& t, const Shard& s) {
+  Tensor out(t.shape[0], t.shape[1], s.size(), t.shape[3]);
+  for (std::int64_t b = 0; b < t.shape[0]; ++b)
+    for (std::int64_t h = 0; h < t.shape[1]; ++h)
+      for (std::int64_t i = 0; i < s.size(); ++i)
+        for (std::int64_t x = 0; x < t.shape[3]; ++x)
+          out.view().at(b, h, i, x) = t.view().at(b, h, s.global_row(i), x);
+  return out;
 }
 
-void run_case(const Case& c) {
-  const std::string name = c.spec + " n=" + std::to_string(c.n) + " P=" + std::to_string(size);
+// Whether row i is in shard s.
+bool holds(const Shard& s, std::int64_t i) {
+  for (const ShardRange& r : s.ranges)
+    if (i >= r.begin && i < r.end) return true;
+  return false;
+}
+
+void run_case(const Case& c, bool zigzag) {
+  const std::string name = c.spec + " n=" + std::to_string(c.n) + " P=" + std::to_string(size) +
+                           (zigzag ? " zig-zag" : " contiguous");
   Tensor q(c.batch, c.q_heads, c.n, c.dim), k(c.batch, c.kv_heads, c.n, c.dim),
       v(c.batch, c.kv_heads, c.n, c.dim);
   fill_normal(q.view(), 11, 0);
@@ -58,12 +70,13 @@ void run_case(const Case& c) {
   const Layout layout = build_layout(*pattern, g);
   const AttentionResult single = attention(q.view(), k.view(), v.view(), layout);
 
-  const std::vector<ShardRange> shards = distributed::contiguous_shards(c.n, size, c.block);
-  const ShardRange own = shards[static_cast<std::size_t>(rank)];
+  const std::vector<Shard> shards = zigzag ? distributed::zigzag_shards(c.n, size, c.block)
+                                           : distributed::contiguous_shards(c.n, size, c.block);
+  const Shard& own = shards[static_cast<std::size_t>(rank)];
+  const Tensor lq = take(q, own), lk = take(k, own), lv = take(v, own);
   Tensor o(c.batch, c.q_heads, own.size(), c.dim), lse(c.batch, c.q_heads, own.size(), 1);
-  const distributed::RankStats st =
-      distributed::context_parallel_attention(MPI_COMM_WORLD, rows(q, own), rows(k, own),
-                                              rows(v, own), layout, shards, o.view(), lse.view());
+  const distributed::RankStats st = distributed::context_parallel_attention(
+      MPI_COMM_WORLD, lq.view(), lk.view(), lv.view(), layout, shards, o.view(), lse.view());
 
   // Output and LSE against the single-process executor.
   double worst = 0;
@@ -72,11 +85,11 @@ void run_case(const Case& c) {
     for (int h = 0; h < c.q_heads; ++h)
       for (std::int64_t i = 0; i < own.size(); ++i) {
         for (int x = 0; x < c.dim; ++x) {
-          const double want = single.o.view().at(b, h, own.begin + i, x);
+          const double want = single.o.view().at(b, h, own.global_row(i), x);
           const double got = o.view().at(b, h, i, x);
           worst = std::max(worst, std::abs(got - want) / std::max(1.0, std::abs(want)));
         }
-        const float want = single.lse.view().at(b, h, own.begin + i, 0);
+        const float want = single.lse.view().at(b, h, own.global_row(i), 0);
         const float got = lse.view().at(b, h, i, 0);
         if (std::isinf(want)
                 ? got != want
@@ -95,9 +108,10 @@ void run_case(const Case& c) {
       if (r == s || (r != rank && s != rank)) continue;
       std::set<std::int64_t> tiles;
       for (int h = 0; h < g.heads; ++h)
-        for (std::int64_t i = shards[r].begin; i < shards[r].end; ++i)
-          for (std::int64_t j = shards[s].begin; j < shards[s].end; ++j)
-            if (pattern->allows(g, h, i, j)) tiles.insert(j / c.block);
+        for (std::int64_t i = 0; i < c.n; ++i)
+          if (holds(shards[r], i))
+            for (std::int64_t j = 0; j < c.n; ++j)
+              if (holds(shards[s], j) && pattern->allows(g, h, i, j)) tiles.insert(j / c.block);
       std::int64_t n_rows = 0;
       for (const std::int64_t t : tiles)
         n_rows += std::min<std::int64_t>(c.block, c.n - t * c.block);
@@ -123,8 +137,8 @@ void run_case(const Case& c) {
 
   // Deterministic for a given P.
   Tensor o2(c.batch, c.q_heads, own.size(), c.dim), lse2(c.batch, c.q_heads, own.size(), 1);
-  distributed::context_parallel_attention(MPI_COMM_WORLD, rows(q, own), rows(k, own), rows(v, own),
-                                          layout, shards, o2.view(), lse2.view());
+  distributed::context_parallel_attention(MPI_COMM_WORLD, lq.view(), lk.view(), lv.view(), layout,
+                                          shards, o2.view(), lse2.view());
   check(o2.values == o.values && lse2.values == lse.values, name + ": not deterministic");
 }
 
@@ -138,15 +152,16 @@ void bad_input_case(bool bad_layout) {
   const int bad = size - 1;
   const std::string spec = bad_layout && rank == bad ? "sliding(8)" : "causal";
   const Layout layout = build_layout(*parse_spec(spec), Geometry{n, n, 1, 16, 16});
-  const std::vector<ShardRange> shards = distributed::contiguous_shards(n, size, 16);
-  ShardRange own = shards[static_cast<std::size_t>(rank)];
-  ShardRange given = own;
-  if (!bad_layout && rank == bad) given.end -= 1;  // one row short
+  const std::vector<Shard> shards = distributed::contiguous_shards(n, size, 16);
+  const Shard& own = shards[static_cast<std::size_t>(rank)];
+  const Tensor lq = take(q, own), lk = take(k, own), lv = take(v, own);
+  ConstTensorView given = lq.view();
+  if (!bad_layout && rank == bad) given.shape[2] -= 1;  // one row short
   Tensor o(1, 2, own.size(), 16), lse(1, 2, own.size(), 1);
   std::string message;
   try {
-    distributed::context_parallel_attention(MPI_COMM_WORLD, rows(q, given), rows(k, own),
-                                            rows(v, own), layout, shards, o.view(), lse.view());
+    distributed::context_parallel_attention(MPI_COMM_WORLD, given, lk.view(), lv.view(), layout,
+                                            shards, o.view(), lse.view());
   } catch (const UsageError& e) {
     message = e.what();
   }
@@ -176,20 +191,27 @@ int main(int argc, char** argv) {
       {"causal", 48, 1, 2, 2, 16, 16},  // 3 tiles: with 4 ranks one shard is empty
       {"st_strided(12)", 288, 1, 2, 2, 16, 16},
   };
-  for (const Case& c : cases) {
-    try {
-      run_case(c);
-    } catch (const std::exception& e) {
-      check(false, c.spec + ": threw " + e.what());
+  for (const Case& c : cases)
+    for (const bool zigzag : {false, true}) {
+      try {
+        run_case(c, zigzag);
+      } catch (const std::exception& e) {
+        check(false, c.spec + ": threw " + e.what());
+      }
     }
-  }
+  // Zig-zag shards: rank r holds chunks r and 2P - 1 - r of 2P (here 2P chunks of one tile).
+  const std::vector<Shard> z = distributed::zigzag_shards(2 * size * 16, size, 16);
+  for (int r = 0; r < size; ++r)
+    check(z[r].ranges.size() == 2 && z[r].ranges[0].begin == 16 * r &&
+              z[r].ranges[1].begin == 16 * (2 * size - 1 - r) && z[r].size() == 32,
+          "zigzag_shards: rank " + std::to_string(r));
   bad_input_case(false);
   bad_input_case(true);
   int total = 0;
   MPI_Allreduce(&failures, &total, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
   if (rank == 0)
     std::printf("%s: %zu cases on %d ranks, %d failed checks\n", total == 0 ? "PASS" : "FAIL",
-                cases.size() + 2, size, total);
+                2 * cases.size() + 2, size, total);
   MPI_Finalize();
   return total == 0 ? 0 : 1;
 }

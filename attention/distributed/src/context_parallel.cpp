@@ -25,43 +25,60 @@ std::int64_t messages_for(std::int64_t floats) {
   return floats == 0 ? 0 : (floats + kMaxMessageFloats - 1) / kMaxMessageFloats;
 }
 
-// Checks shards: contiguous, in order, covering [0, n), starts aligned to both tile sizes.
-void check_shards(const std::vector<ShardRange>& shards, std::int64_t n, int block_q, int block_k) {
-  std::int64_t at = 0;
+// Checks that the shards hold every row once in tile-aligned ranges, and fills, per tile of
+// `block` tokens, its owner and the local row of its first token there.
+void map_tiles(const std::vector<Shard>& shards, std::int64_t n, int block, std::vector<int>& owner,
+               std::vector<std::int64_t>& local_row) {
+  const std::int64_t tiles = (n + block - 1) / block;
+  owner.assign(static_cast<std::size_t>(tiles), -1);
+  local_row.assign(static_cast<std::size_t>(tiles), 0);
   for (std::size_t r = 0; r < shards.size(); ++r) {
-    const ShardRange& s = shards[r];
-    if (s.begin != at || s.end < s.begin)
-      throw UsageError(
-          fmt::format("shard {} is [{}, {}): shards must be contiguous, in rank "
-                      "order, from 0 (expected it to start at {})",
-                      r, s.begin, s.end, at));
-    if (s.begin % block_q != 0 || s.begin % block_k != 0)
-      throw UsageError(
-          fmt::format("shard {} starts at {}, not a multiple of the tile sizes {} "
-                      "and {}: shards hold whole tiles",
-                      r, s.begin, block_q, block_k));
-    at = s.end;
+    std::int64_t local = 0;
+    for (const ShardRange& g : shards[r].ranges) {
+      if (g.begin < 0 || g.end > n || g.end < g.begin)
+        throw UsageError(fmt::format("shard {} holds rows [{}, {}), outside the sequence [0, {})",
+                                     r, g.begin, g.end, n));
+      if (g.begin % block != 0 || (g.end % block != 0 && g.end != n))
+        throw UsageError(
+            fmt::format("shard {} holds rows [{}, {}), not whole tiles of {} "
+                        "tokens: shards hold whole tiles",
+                        r, g.begin, g.end, block));
+      for (std::int64_t t = g.begin / block; t * block < g.end; ++t) {
+        if (owner[static_cast<std::size_t>(t)] >= 0)
+          throw UsageError(fmt::format(
+              "rows [{}, {}) are in shard {} and shard {}: each row "
+              "belongs to one shard",
+              t * block, std::min(n, (t + 1) * block), owner[static_cast<std::size_t>(t)], r));
+        owner[static_cast<std::size_t>(t)] = static_cast<int>(r);
+        local_row[static_cast<std::size_t>(t)] = local + (t * block - g.begin);
+      }
+      local += g.size();
+    }
   }
-  if (at != n)
-    throw UsageError(fmt::format("the shards cover [0, {}) but the sequence has {} tokens", at, n));
+  for (std::int64_t t = 0; t < tiles; ++t)
+    if (owner[static_cast<std::size_t>(t)] < 0)
+      throw UsageError(
+          fmt::format("rows [{}, {}) are in no shard", t * block, std::min(n, (t + 1) * block)));
 }
 
-// The shard (rank) holding token row `i` of each tile start, by tile.
-std::vector<int> owners(const std::vector<ShardRange>& shards, std::int64_t tiles, int block) {
-  std::vector<int> of(static_cast<std::size_t>(tiles), 0);
-  int r = 0;
-  for (std::int64_t t = 0; t < tiles; ++t) {
-    while (shards[static_cast<std::size_t>(r)].end <= t * block) ++r;
-    of[static_cast<std::size_t>(t)] = r;
-  }
-  return of;
+// Rows [t0 * align, t1 * align) clipped at n, or nothing when empty.
+void add_range(Shard& s, std::int64_t t0, std::int64_t t1, int align, std::int64_t n) {
+  if (t1 > t0) s.ranges.push_back({std::min(n, t0 * align), std::min(n, t1 * align)});
 }
 
-// The rows of `tiles` (ascending global key tiles, within this rank's shard starting at
-// `shard_begin`) of k and v, packed as [2][B][Hkv][rows][d].
+void check_split(std::int64_t n, int parts, int align, const char* what) {
+  if (n < 1 || parts < 1 || align < 1)
+    throw UsageError(fmt::format("{}: n = {}, parts = {}, align = {}; each must be >= 1", what, n,
+                                 parts, align));
+}
+
+// The rows of `tiles` (ascending global key tiles of this rank's shard) of k and v, packed as
+// [2][B][Hkv][rows][d].
 std::vector<float> pack(const ConstTensorView& k, const ConstTensorView& v,
-                        const std::vector<std::int32_t>& tiles, std::int64_t shard_begin,
-                        int block_k, std::int64_t nk, std::int64_t rows) {
+                        const std::vector<std::int32_t>& tiles, const CommPlan& plan,
+                        std::int64_t rows) {
+  const int block_k = plan.block_k;
+  const std::int64_t nk = plan.nk;
   const std::int64_t B = k.batch(), H = k.heads(), d = k.dim();
   std::vector<float> buf(static_cast<std::size_t>(2 * B * H * rows * d));
   float* out = buf.data();
@@ -69,7 +86,7 @@ std::vector<float> pack(const ConstTensorView& k, const ConstTensorView& v,
     for (std::int64_t b = 0; b < B; ++b)
       for (std::int64_t h = 0; h < H; ++h)
         for (const std::int32_t c : tiles) {
-          const std::int64_t first = std::int64_t{c} * block_k - shard_begin;
+          const std::int64_t first = plan.key_tile_row[static_cast<std::size_t>(c)];
           const std::int64_t count =
               std::min<std::int64_t>(block_k, nk - std::int64_t{c} * block_k);
           for (std::int64_t i = first; i < first + count; ++i, out += d)
@@ -104,7 +121,7 @@ void merge(const TensorView& o, const TensorView& lse, const Tensor& o_p, const 
 // Everything checkable on this rank alone; "" when fine.
 std::string local_problem(const ConstTensorView& q, const ConstTensorView& k,
                           const ConstTensorView& v, const Layout& layout,
-                          const std::vector<ShardRange>& shards, const TensorView& o,
+                          const std::vector<Shard>& shards, const TensorView& o,
                           const TensorView& lse, int rank, int size, CommPlan* plan) {
   try {
     if (static_cast<int>(shards.size()) != size)
@@ -118,9 +135,7 @@ std::string local_problem(const ConstTensorView& q, const ConstTensorView& k,
     const std::int64_t n = shards[static_cast<std::size_t>(rank)].size();
     for (const auto& [t, name] : {std::pair{&q, "q"}, std::pair{&k, "k"}, std::pair{&v, "v"}})
       if (t->tokens() != n)
-        return fmt::format("{} has {} rows, but this rank's shard [{}, {}) has {}", name,
-                           t->tokens(), shards[static_cast<std::size_t>(rank)].begin,
-                           shards[static_cast<std::size_t>(rank)].end, n);
+        return fmt::format("{} has {} rows, but this rank's shard has {}", name, t->tokens(), n);
     if (n > 0) {
       const AttentionShape s = check_qkv(q, k, v);
       if (g.heads != s.q_heads && g.heads != 1)
@@ -172,36 +187,60 @@ std::int64_t CommPlan::rows(int r, int s) const {
   return n;
 }
 
-std::vector<ShardRange> contiguous_shards(std::int64_t n, int parts, int align) {
-  if (n < 1 || parts < 1 || align < 1)
-    throw UsageError(
-        fmt::format("contiguous_shards: n = {}, parts = {}, align = {}; each must be "
-                    ">= 1",
-                    n, parts, align));
+std::int64_t Shard::size() const {
+  std::int64_t n = 0;
+  for (const ShardRange& r : ranges) n += r.size();
+  return n;
+}
+
+std::int64_t Shard::global_row(std::int64_t local) const {
+  for (const ShardRange& r : ranges) {
+    if (local < r.size()) return r.begin + local;
+    local -= r.size();
+  }
+  throw UsageError(fmt::format("row {} is beyond the shard's {} rows", local, size()));
+}
+
+std::vector<Shard> contiguous_shards(std::int64_t n, int parts, int align) {
+  check_split(n, parts, align, "contiguous_shards");
   const std::int64_t tiles = (n + align - 1) / align;
-  std::vector<ShardRange> out;
+  std::vector<Shard> out(static_cast<std::size_t>(parts));
+  for (int r = 0; r < parts; ++r)
+    add_range(out[static_cast<std::size_t>(r)], tiles * r / parts, tiles * (r + 1) / parts, align,
+              n);
+  return out;
+}
+
+std::vector<Shard> zigzag_shards(std::int64_t n, int parts, int align) {
+  check_split(n, parts, align, "zigzag_shards");
+  const std::int64_t tiles = (n + align - 1) / align, chunks = 2 * std::int64_t{parts};
+  std::vector<Shard> out(static_cast<std::size_t>(parts));
   for (int r = 0; r < parts; ++r) {
-    const std::int64_t t0 = tiles * r / parts, t1 = tiles * (r + 1) / parts;
-    out.push_back({std::min(n, t0 * align), std::min(n, t1 * align)});
+    const std::int64_t a = r, b = chunks - 1 - r;
+    add_range(out[static_cast<std::size_t>(r)], tiles * a / chunks, tiles * (a + 1) / chunks, align,
+              n);
+    add_range(out[static_cast<std::size_t>(r)], tiles * b / chunks, tiles * (b + 1) / chunks, align,
+              n);
   }
   return out;
 }
 
-CommPlan plan_communication(const Layout& layout, const std::vector<ShardRange>& shards) {
+CommPlan plan_communication(const Layout& layout, const std::vector<Shard>& shards) {
   const Geometry& g = layout.geometry;
   if (g.nq != g.nk)
     throw UsageError(
         fmt::format("plan_communication: the layout is {} x {}; it must be square", g.nq, g.nk));
   if (shards.empty()) throw UsageError("plan_communication: no shards");
-  check_shards(shards, g.nk, g.block_q, g.block_k);
   CommPlan plan;
   plan.shards = shards;
   plan.block_k = g.block_k;
   plan.nk = g.nk;
   const std::size_t P = shards.size();
   plan.needed.assign(P, std::vector<std::vector<std::int32_t>>(P));
-  const std::vector<int> q_owner = owners(shards, g.q_blocks(), g.block_q);
-  const std::vector<int> k_owner = owners(shards, g.k_blocks(), g.block_k);
+  std::vector<int> q_owner, k_owner;
+  std::vector<std::int64_t> q_row;
+  map_tiles(shards, g.nq, g.block_q, q_owner, q_row);
+  map_tiles(shards, g.nk, g.block_k, k_owner, plan.key_tile_row);
   for (const auto& head : layout.distinct) {
     const BlockLayout& L = *head;
     for (std::int64_t r = 0; r < L.q_blocks(); ++r) {
@@ -245,7 +284,7 @@ CommPrediction predict_communication(const CommPlan& plan, std::int64_t batch,
 
 RankStats context_parallel_attention(MPI_Comm comm, const ConstTensorView& q,
                                      const ConstTensorView& k, const ConstTensorView& v,
-                                     const Layout& layout, const std::vector<ShardRange>& shards,
+                                     const Layout& layout, const std::vector<Shard>& shards,
                                      const TensorView& o, const TensorView& lse,
                                      const AttentionOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -267,7 +306,7 @@ RankStats context_parallel_attention(MPI_Comm comm, const ConstTensorView& q,
 
   RankStats stats;
   const Geometry& g = layout.geometry;
-  const ShardRange& own = shards[static_cast<std::size_t>(rank)];
+  const Shard& own = shards[static_cast<std::size_t>(rank)];
   const std::int64_t n = own.size();
   const std::int64_t B = k.batch(), Hkv = k.heads(), d = k.dim();
 
@@ -297,7 +336,7 @@ RankStats context_parallel_attention(MPI_Comm comm, const ConstTensorView& q,
     const auto& tiles = plan.needed[static_cast<std::size_t>(dst)][static_cast<std::size_t>(rank)];
     if (!tiles.empty()) {
       auto& buf = send_buf[static_cast<std::size_t>(dst)];
-      buf = pack(k, v, tiles, own.begin, g.block_k, g.nk, plan.rows(dst, rank));
+      buf = pack(k, v, tiles, plan, plan.rows(dst, rank));
       for (std::int64_t at = 0; at < static_cast<std::int64_t>(buf.size());
            at += kMaxMessageFloats) {
         const int count = static_cast<int>(
@@ -319,6 +358,10 @@ RankStats context_parallel_attention(MPI_Comm comm, const ConstTensorView& q,
           lse.at(b, h, i, 0) = -std::numeric_limits<float>::infinity();
         }
   }
+  // This rank's query tiles, in its local order.
+  std::vector<std::int64_t> query_tiles;
+  for (const ShardRange& r : own.ranges)
+    for (std::int64_t t = r.begin / g.block_q; t * g.block_q < r.end; ++t) query_tiles.push_back(t);
   std::vector<float> own_buf;
   for (int t = 0; t < size; ++t) {
     const int src = (rank - t + size) % size;
@@ -327,7 +370,7 @@ RankStats context_parallel_attention(MPI_Comm comm, const ConstTensorView& q,
     const std::int64_t rows = plan.rows(rank, src);
     const float* data = nullptr;
     if (t == 0) {
-      own_buf = pack(k, v, tiles, own.begin, g.block_k, g.nk, rows);
+      own_buf = pack(k, v, tiles, plan, rows);
       data = own_buf.data();
     } else {
       auto& reqs = recvs[static_cast<std::size_t>(src)];
@@ -341,7 +384,7 @@ RankStats context_parallel_attention(MPI_Comm comm, const ConstTensorView& q,
     pg.nk = rows;
     BuildOptions bo;
     bo.threads = options.threads;
-    const detail::TileSubsetPattern piece(layout, own.begin, tiles);
+    const detail::TileSubsetPattern piece(layout, query_tiles, tiles);
     const Layout pl = build_layout(piece, pg, bo);
     Tensor po(o.batch(), o.heads(), n, o.dim()), plse(o.batch(), o.heads(), n, 1);
     attention(q, kp, vp, pl, po.view(), plse.view(), options);

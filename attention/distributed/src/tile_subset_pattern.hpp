@@ -14,28 +14,29 @@ namespace spattn::distributed::detail {
 
 class TileSubsetPattern final : public Pattern {
  public:
-  // `layout`: the global layout; `q_begin`: the first global query row (a multiple of block_q);
-  // `tiles`: global key tiles, ascending.
-  TileSubsetPattern(const Layout& layout, std::int64_t q_begin, std::vector<std::int32_t> tiles)
-      : layout_(layout), q_begin_(q_begin), tiles_(std::move(tiles)) {}
+  // `layout`: the global layout; `q_tiles`: the global query tile of each local query tile;
+  // `tiles`: the global key tile of each local key tile, ascending.
+  TileSubsetPattern(const Layout& layout, std::vector<std::int64_t> q_tiles,
+                    std::vector<std::int32_t> tiles)
+      : layout_(layout), q_tiles_(std::move(q_tiles)), tiles_(std::move(tiles)) {}
 
   bool allows(const Geometry& g, int head, std::int64_t i, std::int64_t j) const override {
-    return global(head).allows(q_begin_ + i, global_key(g, j));
+    return global(head).allows(global_query(g, i), global_key(g, j));
   }
   std::string spec() const override { return "distributed_piece"; }
   bool key_ranges(const Geometry& g, int head, std::int64_t q_begin, std::int64_t q_end,
                   std::vector<KeyRange>& out) const override {
     out.clear();
     const BlockLayout& L = global(head);
-    const std::int64_t r0 = (q_begin_ + q_begin) / L.block_q();
-    const std::int64_t r1 = (q_begin_ + q_end - 1) / L.block_q();
-    for (std::int64_t r = r0; r <= r1 && r < L.q_blocks(); ++r)
+    for (std::int64_t lr = q_begin / g.block_q; lr <= (q_end - 1) / g.block_q; ++lr) {
+      const std::int64_t r = q_tiles_[static_cast<std::size_t>(lr)];
       for (std::int64_t t = L.row_ptr()[r]; t < L.row_ptr()[r + 1]; ++t) {
         const auto it = std::lower_bound(tiles_.begin(), tiles_.end(), L.col_index()[t]);
         if (it == tiles_.end() || *it != L.col_index()[t]) continue;
         const std::int64_t j = it - tiles_.begin();
         out.push_back({j * g.block_k, std::min(g.nk, (j + 1) * g.block_k)});
       }
+    }
     normalize_ranges(out, g.nk);
     return true;
   }
@@ -68,13 +69,16 @@ class TileSubsetPattern final : public Pattern {
   const BlockLayout& global(int head) const {
     return layout_.head(layout_.head_to_distinct.size() == 1 ? 0 : head);
   }
+  std::int64_t global_query(const Geometry& g, std::int64_t i) const {
+    return q_tiles_[static_cast<std::size_t>(i / g.block_q)] * g.block_q + i % g.block_q;
+  }
   std::int64_t global_key(const Geometry& g, std::int64_t j) const {
     return std::int64_t{tiles_[j / g.block_k]} * g.block_k + j % g.block_k;
   }
   // Index of the global kept tile behind local tile t, or -1.
   std::int64_t find(const Geometry& g, int head, const Tile& t) const {
     const BlockLayout& L = global(head);
-    const std::int64_t r = (q_begin_ + t.q_begin) / L.block_q();
+    const std::int64_t r = q_tiles_[static_cast<std::size_t>(t.q_begin / g.block_q)];
     const std::int32_t c = tiles_[t.k_begin / g.block_k];
     const auto cols = L.col_index();
     const auto b = cols.begin() + L.row_ptr()[r], e = cols.begin() + L.row_ptr()[r + 1];
@@ -83,7 +87,7 @@ class TileSubsetPattern final : public Pattern {
   }
 
   const Layout& layout_;
-  std::int64_t q_begin_;
+  std::vector<std::int64_t> q_tiles_;
   std::vector<std::int32_t> tiles_;
 };
 
