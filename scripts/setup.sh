@@ -12,6 +12,8 @@ PACKAGES=(
   python3-dev python3-pybind11 python3-pytest python3-torch   # the Python module, its tests
   libopenblas0-pthread                           # a BLAS for python3-torch (else the reference one)
   clang-14 libclang-rt-14-dev                    # libFuzzer targets (scripts/fuzz.sh)
+  munge slurmctld slurmd slurm-client            # the local Slurm cluster of tests/slurm/
+  openmpi-bin libopenmpi-dev                     # spattn::distributed and its mpirun tests
 )
 
 missing=()

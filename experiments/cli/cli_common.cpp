@@ -4,6 +4,9 @@
 
 #include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "spattn/experiments/experiment.hpp"
@@ -11,6 +14,7 @@
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/deepspeed_config.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/plugins.hpp"
 
 namespace spattn::cli {
 
@@ -152,6 +156,31 @@ std::string path_summary(const experiments::PathFigures& p, const std::string& p
       "to the diagonals); tile area {}",
       path, p.whole_pairs, p.run_pairs, p.gather_pairs, p.diagonal_pairs, p.diagonal_rows,
       p.skipped_tiles, p.tile_area_pairs);
+}
+
+std::vector<std::string> own_command_line() {
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> args;
+  std::string cur;
+  for (const char c : all) {
+    if (c == '\0') {
+      args.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) args.push_back(cur);
+  return args;
+}
+
+void load_run_plugins(const std::string& run_dir) {
+  std::ifstream in(std::filesystem::path(run_dir) / "meta.json");
+  const nlohmann::json meta = nlohmann::json::parse(in, nullptr, false);
+  if (meta.is_discarded() || !meta.contains("plugins") || !meta["plugins"].is_array()) return;
+  for (const nlohmann::json& p : meta["plugins"])
+    if (p.is_string()) load_plugin(p.get<std::string>());
 }
 
 }  // namespace spattn::cli

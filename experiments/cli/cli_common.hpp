@@ -72,6 +72,8 @@ Command add_stats_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_sweep_command(CLI::App& app);
 Command add_report_command(CLI::App& app);
+// `spattn merge DIR...`: shard run directories combined into one run (cmd_merge.cpp).
+Command add_merge_command(CLI::App& app);
 // Hidden: `spattn point FILE`, one sweep point in a child process (see experiments/README.md).
 Command add_point_command(CLI::App& app);
 Command add_search_command(CLI::App& app);
@@ -81,6 +83,12 @@ Command add_decode_command(CLI::App& app);
 // neither the program nor the command given knows, naming it, the command and the closest
 // option it has ("spattn stats: unknown option '--head' (did you mean '--heads'?); ...").
 void check_long_options(CLI::App& app, const std::vector<std::string>& args);
+
+// This process's argv (/proc/self/cmdline), for meta.json.
+std::vector<std::string> own_command_line();
+// Loads the pattern plugins a run directory's meta.json lists (its absolute `plugins`), as
+// resuming or merging the run needs them to expand its experiment again.
+void load_run_plugins(const std::string& run_dir);
 
 // One line naming the pairs each execution path computes ("auto: whole tiles 1.2e6, ...").
 std::string path_summary(const experiments::PathFigures& p, const std::string& path);

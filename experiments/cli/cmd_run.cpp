@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cli_common.hpp"
+#include "distributed_run.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/experiments/executor.hpp"
 #include "spattn/experiments/inputs.hpp"
@@ -40,6 +41,8 @@ struct RunOptions {
   bool check = false;
   bool json = false;
   bool mask_full_tiles = false;
+  bool distributed = false;  // --distributed: context-parallel over the ranks of mpirun
+  bool zigzag = false;       // --zigzag: zig-zag shards (with --distributed)
   std::string path = "auto";
   std::string inputs, save;
   std::string memory_budget;
@@ -254,6 +257,11 @@ void run_run(RunOptions o) {
   experiments::PreparedPoint u = experiments::prepare_point(run_point(o, g, *executor, budget));
   u.label = "the run";
   u.raise_hint = "--memory-budget";
+  if (o.zigzag && !o.distributed) throw UsageError("--zigzag goes with --distributed");
+  if (o.distributed) {
+    if (!o.save.empty()) throw UsageError("--save does not combine with --distributed");
+    return run_distributed(u, o.json, o.check, o.zigzag);
+  }
   experiments::Measurement m = experiments::measure_prepared(u, &tensors);
   m.source = "run";
   if (!o.save.empty()) {
@@ -316,6 +324,13 @@ Command add_run_command(CLI::App& app) {
       ->transform(decimal(0, std::numeric_limits<std::int64_t>::max()));
   sub->add_flag("--check", o->check,
                 "compare with the dense reference executor (max abs and relative error)");
+  sub->add_flag("--distributed", o->distributed,
+                "under mpirun: context-parallel attention over the ranks (contiguous shards; "
+                "each rank sends only the K/V rows other ranks' kept tiles need); prints per-rank "
+                "time, bytes and messages");
+  sub->add_flag("--zigzag", o->zigzag,
+                "with --distributed: rank r holds chunks r and 2P-1-r of 2P (balances causal "
+                "patterns) instead of one contiguous shard");
   sub->add_flag("--json", o->json,
                 "print the measurement record (one JSON line, experiments/README.md) instead of a "
                 "table");

@@ -16,22 +16,16 @@
 
 #include "cli_common.hpp"
 #include "spattn/experiments/experiment.hpp"
+#include "spattn/experiments/process.hpp"
 #include "spattn/experiments/report.hpp"
+#include "spattn/experiments/slurm.hpp"
 #include "spattn/experiments/sweep.hpp"
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/io/memory.hpp"
 #include "spattn/patterns/io/plugins.hpp"
 
 namespace spattn::cli {
 namespace {
-
-// The pattern plugins a run loaded (meta.json's absolute `plugins`), loaded again to resume it.
-void load_run_plugins(const std::filesystem::path& dir) {
-  std::ifstream in(dir / "meta.json");
-  const nlohmann::json meta = nlohmann::json::parse(in, nullptr, false);
-  if (meta.is_discarded() || !meta.contains("plugins") || !meta["plugins"].is_array()) return;
-  for (const nlohmann::json& p : meta["plugins"])
-    if (p.is_string()) load_plugin(p.get<std::string>());
-}
 
 namespace fs = std::filesystem;
 
@@ -46,7 +40,54 @@ struct SweepCliOptions {
   // --repeats, --warmup, --threads: given ones replace the experiment's for every point.
   int repeats = 0, warmup = 0, threads = 0;
   CLI::Option *repeats_opt = nullptr, *warmup_opt = nullptr, *threads_opt = nullptr;
+  std::string shard;  // --shard i/n
+  // --slurm: write (and with --submit, submit) a Slurm job array instead of running.
+  bool slurm = false, submit = false;
+  int shards = 0, cpus = 0;
+  std::string partition, account, time, mem;
+  std::vector<std::string> prelude;
+  CLI::Option* slurm_opt = nullptr;
 };
+
+// --slurm [--submit]: the job directory, then (with --submit) sbatch through its submit.sh.
+void run_slurm(const SweepCliOptions& o, const experiments::SweepOverrides& overrides) {
+  if (o.file.empty()) throw UsageError("spattn sweep --slurm: missing the experiment FILE");
+  if (o.resume_opt->count() > 0 || !o.shard.empty() || o.dry_run)
+    throw UsageError(
+        "--slurm writes a job array of every shard: it does not combine with --resume, --shard "
+        "or --dry-run (resubmit a task with `sbatch --array=i array.sbatch`)");
+  const experiments::Experiment e = experiments::load_experiment(o.file);
+  experiments::SlurmOptions so;
+  so.shards = o.shards;
+  so.partition = o.partition;
+  so.account = o.account;
+  so.time = o.time;
+  if (!o.mem.empty()) so.memory_bytes = parse_byte_count(o.mem, "--mem", std::int64_t{1} << 50);
+  so.cpus = o.cpus;
+  so.prelude = o.prelude;
+  so.out_base = o.out;
+  so.spattn = fs::read_symlink("/proc/self/exe");
+  so.experiment_file = fs::absolute(o.file).lexically_normal();
+  so.quick = o.quick;
+  so.overrides = overrides;
+  const experiments::SlurmJob job = experiments::write_slurm_job(e, so);
+  std::cout << fmt::format(
+      "{} shards, each task --time={} --mem={}M --cpus-per-task={}\nwrote {}\nwrote {}\nwrote {}\n",
+      job.shards, job.time, job.memory_mb, job.cpus, job.array_script.string(),
+      job.merge_script.string(), job.submit_script.string());
+  if (!o.submit) {
+    std::cout << "submit with: " << job.submit_script.string() << "\n";
+    return;
+  }
+  experiments::ChildOptions child;
+  child.argv = {"/bin/bash", job.submit_script.string()};
+  child.timeout_seconds = 120;
+  const experiments::ChildResult r = experiments::run_child(child);
+  std::cout << r.out;
+  if (r.end != experiments::ChildResult::End::Exited || r.exit_code != 0)
+    throw std::runtime_error(
+        fmt::format("submitting with sbatch failed ({}): {}", job.submit_script.string(), r.err));
+}
 
 experiments::SweepOverrides overrides_of(const SweepCliOptions& o) {
   experiments::SweepOverrides v;
@@ -56,25 +97,13 @@ experiments::SweepOverrides overrides_of(const SweepCliOptions& o) {
   return v;
 }
 
-// This process's argv, for meta.json.
-std::vector<std::string> own_command_line() {
-  std::ifstream in("/proc/self/cmdline", std::ios::binary);
-  const std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> args;
-  std::string cur;
-  for (const char c : all) {
-    if (c == '\0') {
-      args.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) args.push_back(cur);
-  return args;
-}
-
 void run(SweepCliOptions o) {
+  if (o.slurm) return run_slurm(o, overrides_of(o));
+  if (o.submit || o.shards > 0 || !o.partition.empty() || !o.account.empty() || !o.time.empty() ||
+      !o.mem.empty() || o.cpus > 0 || !o.prelude.empty())
+    throw UsageError(
+        "--submit, --shards, --partition, --account, --time, --mem, --cpus and --prelude go with "
+        "--slurm");
   const bool resume = o.resume_opt->count() > 0;
   // `--resume DIR/results.jsonl` means its directory.
   if (resume && fs::path(o.resume).filename() == "results.jsonl" && fs::is_regular_file(o.resume))
@@ -93,6 +122,7 @@ void run(SweepCliOptions o) {
   so.listing = &std::cout;
   so.tty = ::isatty(2) != 0;
   so.overrides = overrides_of(o);
+  if (!o.shard.empty()) so.shard = experiments::parse_shard(o.shard);
 
   experiments::Experiment e;
   if (!resume) {
@@ -114,7 +144,7 @@ void run(SweepCliOptions o) {
     // The run goes on with the experiment recorded in its header, so that its points are the
     // ones the run started with, even if the file was edited since.
     const experiments::SweepHeader h = experiments::read_sweep_header(dir);
-    load_run_plugins(dir);
+    load_run_plugins(dir.string());
     e = experiments::parse_recorded_experiment(
         h.experiment_toml, fmt::format("{} (header)", (dir / "results.jsonl").string()));
     if (!o.file.empty()) {
@@ -139,6 +169,13 @@ void run(SweepCliOptions o) {
           "--threads cannot change in a resumed run (leave them out: the run's own apply)",
           dir.string(), h.overrides.any() ? h.overrides.to_json().dump() : "none"));
     so.overrides = h.overrides;
+    // A shard resumes as the shard it is (--shard, if given, must name it).
+    if (so.shard && so.shard != h.shard)
+      throw UsageError(fmt::format(
+          "--resume: the run in {} holds {}; --shard {} cannot change it (leave it out)",
+          dir.string(), h.shard ? "shard " + h.shard->text() : std::string("every point"),
+          so.shard->text()));
+    so.shard = h.shard;
     if (!o.quick && h.quick)
       std::cerr << fmt::format(
           "note: the run in {} was started with --quick: resuming its quick profile (the "
@@ -211,6 +248,34 @@ Command add_sweep_command(CLI::App& app) {
                                    "executor threads of every point (0: all cores), replacing "
                                    "the file's `threads` axis")
                        ->transform(decimal(0, 1024));
+  sub->add_option("--shard", o->shard,
+                  "run only the i-th of n disjoint parts of the points (i/n, 1 <= i <= n; "
+                  "balanced by predicted time); combine the parts with `spattn merge`")
+      ->type_name("I/N");
+  sub->add_flag("--slurm", o->slurm,
+                "write a Slurm job array (one task per shard) and a merge job depending on it "
+                "under OUT/NAME-slurm/STAMP/ instead of running");
+  sub->add_flag("--submit", o->submit, "with --slurm: submit both jobs with sbatch");
+  sub->add_option("--shards", o->shards,
+                  "with --slurm: array tasks (default: the distinct points, at most 16)")
+      ->transform(decimal(1, 100000));
+  sub->add_option("--partition", o->partition, "with --slurm: #SBATCH --partition")
+      ->check(non_empty());
+  sub->add_option("--account", o->account, "with --slurm: #SBATCH --account")->check(non_empty());
+  sub->add_option("--time", o->time,
+                  "with --slurm: each task's time limit (default: the sum of its points' "
+                  "timeouts + 10% + 5 min)")
+      ->check(non_empty());
+  sub->add_option("--mem", o->mem,
+                  "with --slurm: each task's memory (default: the points' memory limit + 1GiB)")
+      ->check(non_empty());
+  sub->add_option("--cpus", o->cpus,
+                  "with --slurm: #SBATCH --cpus-per-task (default: the largest threads value)")
+      ->transform(decimal(1, 4096));
+  sub->add_option("--prelude", o->prelude,
+                  "with --slurm: a shell line run first in each job (e.g. 'module load "
+                  "openmpi'); repeatable")
+      ->allow_extra_args(false);
   return {sub, [o] { run(*o); }};
 }
 

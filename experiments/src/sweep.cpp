@@ -203,15 +203,6 @@ bool run_planned(const Planned& plan, const fs::path& point_file, const std::str
   return true;
 }
 
-fs::path create_run_dir(const fs::path& base, const std::string& name, const std::string& stamp) {
-  const fs::path parent = base / name;
-  fs::create_directories(parent);
-  for (int k = 1;; ++k) {
-    const fs::path dir = parent / (k == 1 ? stamp : fmt::format("{}-{}", stamp, k));
-    if (fs::create_directory(dir)) return dir;  // false: it exists (another run this second)
-  }
-}
-
 // Progress: a line per point, or on a terminal one line rewritten in place.
 class Progress {
  public:
@@ -333,6 +324,35 @@ void apply_overrides(SweepPoint& p, const SweepOverrides& o) {
   }
 }
 
+// The shard of each plan (its predicted seconds when it runs, else 0).
+std::vector<int> shards_of(const std::vector<Planned>& plans, int count) {
+  std::vector<ShardItem> items;
+  for (const Planned& plan : plans)
+    items.push_back({plan.point.key, plan.run ? plan.record.predicted->seconds : 0.0});
+  return assign_shards(items, count);
+}
+
+// Keeps the plans of `shard` (and, unless listing them, only those not done yet); the summary's
+// total and already_done then count that shard's points.
+void keep_shard(std::vector<Planned>& plans, const ShardSpec& shard,
+                const std::set<std::string>& done, bool dry_run, SweepSummary& summary) {
+  const std::vector<int> of = shards_of(plans, shard.count);
+  std::vector<Planned> mine;
+  summary.total = summary.already_done = 0;
+  for (std::size_t k = 0; k < plans.size(); ++k) {
+    if (of[k] != shard.index) continue;
+    ++summary.total;
+    const bool is_done = done.count(plans[k].point.key) != 0;
+    summary.already_done += is_done ? 1 : 0;
+    if (!is_done || dry_run) mine.push_back(std::move(plans[k]));
+  }
+  plans = std::move(mine);
+}
+
+nlohmann::json shard_to_json(const ShardSpec& s) {
+  return {{"index", s.index}, {"count", s.count}};
+}
+
 }  // namespace
 
 nlohmann::json SweepOverrides::to_json() const {
@@ -363,6 +383,37 @@ SweepOverrides SweepOverrides::from_json(const nlohmann::json& j, const std::str
                                           : o.threads) = v;
   }
   return o;
+}
+
+std::vector<SweepPoint> sweep_points(const Experiment& e, bool quick,
+                                     const SweepOverrides& overrides) {
+  std::vector<SweepPoint> points = expand_points(e, quick);
+  for (SweepPoint& p : points) apply_overrides(p, overrides);
+  return points;
+}
+
+std::vector<ShardedPoint> shard_points(const Experiment& e, bool quick,
+                                       const SweepOverrides& overrides, int count) {
+  std::vector<Planned> plans;
+  std::set<std::string> seen;
+  for (const SweepPoint& p : sweep_points(e, quick, overrides))
+    if (seen.insert(p.key).second) plans.push_back(plan_point(p));
+  const std::vector<int> of = shards_of(plans, count);
+  std::vector<ShardedPoint> out;
+  for (std::size_t k = 0; k < plans.size(); ++k)
+    out.push_back({plans[k].point, plans[k].run,
+                   plans[k].run ? plans[k].record.predicted->seconds : 0.0, of[k]});
+  return out;
+}
+
+fs::path create_run_dir(const fs::path& base, const std::string& name, std::string& stamp) {
+  const std::string now = utc_time("%Y%m%d-%H%M%S");
+  const fs::path parent = base / name;
+  fs::create_directories(parent);
+  for (int k = 1;; ++k) {
+    stamp = k == 1 ? now : fmt::format("{}-{}", now, k);
+    if (fs::create_directory(parent / stamp)) return parent / stamp;  // false: taken this second
+  }
 }
 
 SweepHeader read_sweep_header(const fs::path& dir) {
@@ -400,6 +451,18 @@ SweepHeader read_sweep_header(const fs::path& dir) {
   if (h.contains("overrides"))
     header.overrides =
         SweepOverrides::from_json(h["overrides"], fmt::format("{}: line 1", file.string()));
+  if (h.contains("shard")) {
+    const nlohmann::json& s = field("shard", &nlohmann::json::is_object, "{index, count}");
+    const nlohmann::json i = s.value("index", nlohmann::json()),
+                         n = s.value("count", nlohmann::json());
+    if (!i.is_number_integer() || !n.is_number_integer())
+      throw UsageError(
+          fmt::format("{}: line 1 (the header): 'shard' must be {{\"index\": i, "
+                      "\"count\": n}}, found {}",
+                      file.string(), s.dump().substr(0, 60)));
+    header.shard = parse_shard(fmt::format("{}/{}", i.get<std::int64_t>(), n.get<std::int64_t>()),
+                               fmt::format("{}: line 1 (the header): shard", file.string()));
+  }
   return header;
 }
 
@@ -429,14 +492,18 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
           fmt::format("{} holds the experiment '{}', not '{}': resume it with its own experiment",
                       o.resume_dir.string(), header.experiment, e.name));
     quick = header.quick;
+    if (header.shard != o.shard)
+      throw UsageError(fmt::format(
+          "{} holds {}, not {}: resume a run with the shard it started with", o.resume_dir.string(),
+          header.shard ? "shard " + header.shard->text() : std::string("every point (no shard)"),
+          o.shard ? "shard " + o.shard->text() : std::string("every point (no shard)")));
     for (const nlohmann::json& r : read_json_lines(o.resume_dir / "results.jsonl").records) {
       if (r.value("kind", "") == "point") done_points.insert(r.value("key", ""));
       if (r.value("kind", "") == "budget") done_budgets.insert(r.value("pattern", ""));
     }
   }
 
-  std::vector<SweepPoint> points = expand_points(e, quick);
-  for (SweepPoint& p : points) apply_overrides(p, o.overrides);
+  const std::vector<SweepPoint> points = sweep_points(e, quick, o.overrides);
   summary.total = static_cast<int>(points.size());
   std::vector<Planned> plans;
   std::set<std::string> seen;
@@ -446,12 +513,15 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
     if (!seen.insert(p.key).second) continue;  // a repeated key runs (and is recorded) once
     if (done_points.count(p.key) != 0) {
       ++summary.already_done;
-      if (!o.dry_run) continue;
+      // A shard needs every point's prediction to find its own.
+      if (!o.dry_run && !o.shard) continue;
     }
     progress.status(fmt::format("predicting [{}/{}] {}", i + 1, points.size(), point_label(p)));
     plans.push_back(plan_point(p));
   }
   progress.finish();
+  if (o.shard && interrupt_signal() == 0)
+    keep_shard(plans, *o.shard, done_points, o.dry_run, summary);
   if (o.dry_run) {
     std::ostream* listing = o.listing != nullptr ? o.listing : o.progress;
     if (interrupt_signal() == 0 && listing != nullptr) print_dry_run(plans, done_points, *listing);
@@ -477,7 +547,7 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
   // The run directory, its header and meta.json.
   std::optional<ResultsWriter> writer;
   if (o.resume_dir.empty()) {
-    const std::string stamp = utc_time("%Y%m%d-%H%M%S");
+    std::string stamp;
     summary.dir = create_run_dir(o.out_base, e.name, stamp);
     writer.emplace(summary.dir / "results.jsonl");
     nlohmann::json header = {{"kind", "header"},
@@ -490,6 +560,7 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
                                {"budget_bytes", e.report.budget_bytes}}},
                              {"experiment_toml", e.source_text}};
     if (o.overrides.any()) header["overrides"] = o.overrides.to_json();
+    if (o.shard) header["shard"] = shard_to_json(*o.shard);
     if (!e.report.published.empty())
       header["report"]["published"] = published_to_json(e.report.published);
     writer->append(header);
@@ -537,7 +608,7 @@ SweepSummary run_sweep(const Experiment& e, const SweepOptions& o) {
   std::error_code ec;
   fs::remove(point_file, ec);
 
-  if (e.report.budget_bytes > 0 && !points.empty()) {
+  if (e.report.budget_bytes > 0 && !points.empty() && (!o.shard || o.shard->index == 1)) {
     std::set<std::string> names;
     for (const PatternEntry& entry : e.patterns) {
       if (interrupt_signal() != 0) break;

@@ -1,11 +1,14 @@
 // Counter-based normal samples (see random.hpp).
 #include "spattn/attention/random.hpp"
 
+#include <fmt/format.h>
 #include <oneapi/tbb/blocked_range.h>
 #include <oneapi/tbb/parallel_for.h>
 
 #include <cmath>
 #include <numbers>
+
+#include "spattn/patterns/error.hpp"
 
 namespace spattn {
 namespace {
@@ -32,6 +35,14 @@ float normal(std::uint64_t seed, std::uint64_t stream, std::uint64_t k) {
 }  // namespace
 
 void fill_normal(const TensorView& t, std::uint64_t seed, std::uint64_t stream) {
+  fill_normal_rows(t, seed, stream, t.shape[2], 0);
+}
+
+void fill_normal_rows(const TensorView& t, std::uint64_t seed, std::uint64_t stream,
+                      std::int64_t total_tokens, std::int64_t first_token) {
+  if (first_token < 0 || first_token + t.shape[2] > total_tokens)
+    throw UsageError(fmt::format("fill_normal_rows: rows [{}, {}) are not within a sequence of {}",
+                                 first_token, first_token + t.shape[2], total_tokens));
   const std::int64_t rows = t.shape[0] * t.shape[1] * t.shape[2];
   tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, rows, 256),
                     [&](const tbb::blocked_range<std::int64_t>& range) {
@@ -39,9 +50,11 @@ void fill_normal(const TensorView& t, std::uint64_t seed, std::uint64_t stream) 
                         const std::int64_t n = r % t.shape[2];
                         const std::int64_t h = (r / t.shape[2]) % t.shape[1];
                         const std::int64_t b = r / (t.shape[2] * t.shape[1]);
+                        const std::int64_t global =
+                            (b * t.shape[1] + h) * total_tokens + first_token + n;
                         for (std::int64_t x = 0; x < t.shape[3]; ++x)
-                          t.at(b, h, n, x) =
-                              normal(seed, stream, static_cast<std::uint64_t>(r * t.shape[3] + x));
+                          t.at(b, h, n, x) = normal(
+                              seed, stream, static_cast<std::uint64_t>(global * t.shape[3] + x));
                       }
                     });
 }

@@ -12,4 +12,11 @@ namespace spattn {
 // the thread count or the strides, and q, k and v of one seed differ by their stream.
 void fill_normal(const TensorView& t, std::uint64_t seed, std::uint64_t stream);
 
+// Fills t [B, H, n, d] with rows [first_token, first_token + n) of what fill_normal gives a
+// [B, H, total_tokens, d] tensor of the same seed and stream: one rank's shard of a sequence,
+// without making the whole. Throws UsageError unless 0 <= first_token and
+// first_token + n <= total_tokens.
+void fill_normal_rows(const TensorView& t, std::uint64_t seed, std::uint64_t stream,
+                      std::int64_t total_tokens, std::int64_t first_token);
+
 }  // namespace spattn

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "spattn/experiments/experiment.hpp"
+#include "spattn/experiments/shard.hpp"
 
 namespace spattn::experiments {
 
@@ -37,11 +38,15 @@ struct SweepOptions {
   std::ostream* listing = nullptr;        // the dry-run table; nullptr: `progress`
   bool tty = false;          // progress is a terminal: one line rewritten in place, with an ETA
   SweepOverrides overrides;  // applied to every point (and their keys); written to the header
+  // Run only this part of the points (assign_shards over every distinct point, by predicted
+  // time); recorded in the header as "shard": {"index", "count"}. When resuming it must equal
+  // the header's.
+  std::optional<ShardSpec> shard;
 };
 
 struct SweepSummary {
   std::filesystem::path dir;             // the run directory (empty for a dry run)
-  int total = 0;                         // points of the experiment
+  int total = 0;                         // points of the experiment (of the shard, when sharded)
   int already_done = 0;                  // points found in the file when resuming
   int recorded = 0;                      // point records written by this call
   std::map<std::string, int> by_status;  // of the records written by this call
@@ -60,8 +65,32 @@ struct SweepSummary {
 // settings of every point before anything is predicted. Throws UsageError for a bad resume
 // directory, or (before anything is written) when any point's .npy inputs cannot serve it
 // (check_npy_inputs; a dry run lists such points as errors instead), and std::runtime_error for
-// I/O errors.
+// I/O errors. With options.shard only that shard's points are predicted-and-run (all points
+// are predicted, to partition them), and budget records are written by shard 1 alone.
 SweepSummary run_sweep(const Experiment& e, const SweepOptions& options);
+
+// The points a sweep of `e` runs: expand_points(e, quick) with `overrides` applied (their keys
+// follow: threads is an axis).
+std::vector<SweepPoint> sweep_points(const Experiment& e, bool quick,
+                                     const SweepOverrides& overrides);
+
+// A distinct point of a sweep as a sharded run sees it: whether it would run (its prediction
+// fits its limits), its predicted seconds (0 when it would not run) and its shard.
+struct ShardedPoint {
+  SweepPoint point;
+  bool run = false;
+  double predicted_seconds = 0;
+  int shard = 1;  // 1..count (assign_shards)
+};
+// Predicts every distinct point of sweep_points(e, quick, overrides) and assigns them to
+// `count` shards exactly as `run_sweep` with a shard of `count` does.
+std::vector<ShardedPoint> shard_points(const Experiment& e, bool quick,
+                                       const SweepOverrides& overrides, int count);
+
+// Creates a new run directory out_base/<experiment>/<stamp> (stamp: UTC time now,
+// YYYYmmdd-HHMMSS, "-2", "-3"... appended when taken) and returns it; `stamp` receives its stamp.
+std::filesystem::path create_run_dir(const std::filesystem::path& out_base,
+                                     const std::string& experiment, std::string& stamp);
 
 // The run directory's header record (the first line of results.jsonl).
 struct SweepHeader {
@@ -69,7 +98,8 @@ struct SweepHeader {
   std::string stamp;
   bool quick = false;
   std::string experiment_toml;
-  SweepOverrides overrides;  // the command-line overrides the run started with
+  SweepOverrides overrides;        // the command-line overrides the run started with
+  std::optional<ShardSpec> shard;  // the part of the points the run holds (none: all of them)
 };
 // Reads the header of dir/results.jsonl; throws UsageError naming the directory when there is no
 // results file or its first record is not a header.
