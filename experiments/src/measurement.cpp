@@ -183,6 +183,15 @@ MeasuredAxes axes_v2(const Reader& a) {
   }
   x.inputs = a.string("inputs");
   x.seed = a.uint64("seed");
+  if (a.present("alibi")) x.alibi = a.boolean("alibi");
+  if (a.present("sinks")) x.sinks = a.boolean("sinks");
+  for (const char* f : {"softcap", "scale"}) {
+    const json* v = a.find(f);
+    if (v == nullptr || v->is_null()) continue;
+    if (!v->is_number() || !(v->get<double>() > 0) || !std::isfinite(v->get<double>()))
+      a.fail(f, "a finite number > 0 or null", v);
+    (std::string(f) == "softcap" ? x.softcap : x.scale) = v->get<double>();
+  }
   return x;
 }
 
@@ -467,7 +476,11 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"executor", executor_name(x.executor)},
                {"path", x.path},
                {"inputs", x.inputs},
-               {"seed", x.seed}};
+               {"seed", x.seed},
+               {"alibi", x.alibi},
+               {"softcap", x.softcap ? ojson(*x.softcap) : ojson(nullptr)},
+               {"sinks", x.sinks},
+               {"scale", x.scale ? ojson(*x.scale) : ojson(nullptr)}};
   j["layout"] = nullptr;
   if (const auto& l = m.layout)
     j["layout"] = {{"allowed_pairs", l->allowed_pairs},

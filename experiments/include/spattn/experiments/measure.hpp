@@ -8,6 +8,7 @@
 #include <string>
 
 #include "spattn/attention/cost.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/experiments/experiment.hpp"
@@ -28,6 +29,7 @@ struct PreparedPoint {
   std::int64_t limit = 0;                // the point's memory limit, bytes
   bool check = false, fidelity = false;  // after check_max_n / fidelity_max_n
   Layout layout;
+  ScoreMod mod;  // the point's score modifications (files read, checked against the heads)
   AttentionCost cost;
   LayoutFigures figures;  // the layout's counts, bytes and build time
   // Bytes the inputs take while they are made, beside q, k and v (npy: from the files' headers).

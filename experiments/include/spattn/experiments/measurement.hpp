@@ -60,6 +60,12 @@ struct MeasuredAxes {
   std::string path = "auto";      // the flash executor's execution path (execution_path.hpp)
   std::string inputs = "random";  // "random" | "synthetic" | "npy:DIR"
   std::uint64_t seed = 0;
+  // Score modifications (score_mod.hpp): ALiBi on, soft-capping C (none: off), learned sinks on,
+  // the softmax scale as given (none: 1 / sqrt(d)). Absent in older records: all off.
+  bool alibi = false;
+  std::optional<double> softcap;
+  bool sinks = false;
+  std::optional<double> scale;
 };
 
 // Pairs computed by each path of the flash executor's plan (execution_path.hpp), all batches and
