@@ -16,6 +16,7 @@
 #include "attention_testing.hpp"
 #include "small_specs.hpp"
 #include "spattn/attention/attention.hpp"
+#include "spattn/attention/cost.hpp"
 #include "spattn/attention/reference.hpp"
 #include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/textbook.hpp"
@@ -245,4 +246,25 @@ TEST_CASE("score mods: bad input is refused naming the value", "[score-mod]") {
   refused(m, "softcap = 0");
   m.softcap = -3.0f;
   refused(m, "softcap = -3");
+}
+
+TEST_CASE("score mods: the cost model counts their work", "[score-mod]") {
+  spattn::Geometry g;
+  g.nq = 32, g.nk = 32, g.heads = 1, g.block_q = 16, g.block_k = 16;
+  const auto layout = spattn::build_layout(*spattn::parse_spec("dense"), g);
+  spattn::AttentionShape s;
+  s.batch = 1, s.q_heads = 2, s.kv_heads = 1, s.nq = 32, s.nk = 32, s.dim = 8;
+  spattn::AttentionCost c = spattn::attention_cost(layout, s);
+  REQUIRE(c.computed_pairs == 2 * 32 * 32);  // dense: every pair of both heads
+  spattn::add_score_mod_cost(c, {}, s);
+  CHECK(c.score_mod_flops == 0);
+  spattn::ScoreMod m;
+  m.softcap = 3.0f;
+  spattn::add_score_mod_cost(c, m, s);
+  CHECK(c.score_mod_flops == spattn::kSoftcapFlopsPerPair * 2048);
+  m.alibi_slopes = {0.5f, 0.25f};
+  m.sinks = {0.0f, 1.0f};
+  spattn::add_score_mod_cost(c, m, s);
+  CHECK(c.score_mod_flops ==
+        (spattn::kSoftcapFlopsPerPair + spattn::kAlibiFlopsPerPair) * 2048 + 2 * 32 * (8 + 6));
 }

@@ -42,6 +42,7 @@ TEST_CASE("score mods: spattn run applies and records them", "[score-mod][cli]")
   CHECK(j["axes"]["softcap"] == 7.5);
   CHECK(j["axes"]["sinks"] == true);
   CHECK(j["axes"]["scale"] == 0.3);
+  CHECK(j["predicted"]["score_mod_flops"].get<double>() > 0);
   CHECK(j["check"]["max_rel_error"].get<double>() <= 1e-5);
   CHECK(j["check"]["max_lse_error"].get<double>() <= 1e-5);
   // The paper's slopes with --alibi, the textbook executor too.

@@ -125,6 +125,7 @@ Prediction predict(const PreparedPoint& u) {
   Prediction r;
   r.useful_flops = c.useful_flops;
   r.computed_flops = c.computed_flops;
+  r.score_mod_flops = c.score_mod_flops;
   r.bytes_read = c.bytes_read;
   r.bytes_written = c.bytes_written;
   r.input_bytes = c.input_bytes;
@@ -135,7 +136,8 @@ Prediction predict(const PreparedPoint& u) {
                  static_cast<double>(r.workspace_bytes) +
                  static_cast<double>(u.input_scratch_bytes);
   if (flash) bytes += static_cast<double>(c.output_bytes);
-  double flops = (st.warmup + st.repeats) * (flash ? c.computed_flops : c.dense_flops);
+  double flops =
+      (st.warmup + st.repeats) * ((flash ? c.computed_flops : c.dense_flops) + c.score_mod_flops);
   if (u.fidelity) {  // dense O and LSE beside the sparse ones, and the dense layout
     bytes += static_cast<double>(c.output_bytes) + static_cast<double>(dense_layout_bytes(u.g));
     flops += c.dense_flops;
@@ -279,6 +281,7 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   bo.max_layout_bytes = u.limit;
   u.layout = build_layout(*u.pattern, u.g, bo);
   u.cost = attention_cost(u.layout, u.s, p.threads, p.path);
+  add_score_mod_cost(u.cost, u.mod, u.s);
   u.figures = layout_figures(u.layout, u.cost);
   u.prediction = predict(u);
   return u;

@@ -232,6 +232,7 @@ Prediction predicted_v2(const Reader& p) {
   Prediction q;
   q.useful_flops = p.number("useful_flops");
   q.computed_flops = p.number("computed_flops");
+  if (p.present("score_mod_flops")) q.score_mod_flops = p.number("score_mod_flops");
   q.bytes_read = p.number("bytes_read");
   q.bytes_written = p.number("bytes_written");
   q.input_bytes = p.int64("input_bytes");
@@ -510,6 +511,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
   if (const auto& p = m.predicted)
     j["predicted"] = {{"useful_flops", num(p->useful_flops)},
                       {"computed_flops", num(p->computed_flops)},
+                      {"score_mod_flops", num(p->score_mod_flops)},
                       {"bytes_read", num(p->bytes_read)},
                       {"bytes_written", num(p->bytes_written)},
                       {"input_bytes", p->input_bytes},

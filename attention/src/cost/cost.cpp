@@ -167,4 +167,14 @@ double gflops_per_second(double flops, double seconds) {
   return seconds > 0 ? flops / seconds * 1e-9 : 0.0;
 }
 
+void add_score_mod_cost(AttentionCost& c, const ScoreMod& mod, const AttentionShape& s) {
+  const double pairs = static_cast<double>(c.computed_pairs);
+  double flops = 0;
+  if (mod.softcap) flops += kSoftcapFlopsPerPair * pairs;
+  if (!mod.alibi_slopes.empty()) flops += kAlibiFlopsPerPair * pairs;
+  if (!mod.sinks.empty())
+    flops += static_cast<double>(s.batch * s.q_heads * s.nq) * static_cast<double>(s.dim + 6);
+  c.score_mod_flops = flops;
+}
+
 }  // namespace spattn

@@ -92,8 +92,9 @@ struct LayoutFigures {
 
 // The cost model's prediction for the point.
 struct Prediction {
-  double useful_flops = 0;    // 4·d·allowed pairs
-  double computed_flops = 0;  // 4·d·computed pairs
+  double useful_flops = 0;     // 4·d·allowed pairs
+  double computed_flops = 0;   // 4·d·computed pairs
+  double score_mod_flops = 0;  // extra work of the score modifications (cost.hpp)
   double bytes_read = 0, bytes_written = 0;
   std::int64_t input_bytes = 0, output_bytes = 0;
   std::int64_t workspace_bytes = 0;  // executor workspace estimate
