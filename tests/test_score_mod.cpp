@@ -120,6 +120,11 @@ void check_spec(const std::string& spec, const Case& s, std::uint64_t seed) {
       CHECK(e.finite);
       CHECK(e.max_rel <= 1e-5);
       CHECK(e.lse_max <= 1e-5);
+      // The modifications' buffers are within the cost model's workspace estimate.
+      if (r.stats.split_rows == 0)
+        CHECK(r.stats.workspace_bytes <=
+              spattn::attention_cost(layout, s.batch, s.hq, s.hkv, s.d, 0, path)
+                  .flash_workspace_bytes);
     }
     spattn::TextbookOptions to;
     to.mod = var.mod;

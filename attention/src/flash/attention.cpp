@@ -226,7 +226,7 @@ struct Workspace {
   }
 
   void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
-                bool ones) {
+                bool ones, bool mod) {
     const std::int64_t keys = std::max<std::int64_t>(block_k, kPanelKeys);
     kpanel.allocate(kPanelKeys * d);
     vpanel.allocate(kPanelKeys * d);
@@ -241,12 +241,14 @@ struct Workspace {
     tl.allocate(kItemVectors * 16);
     ts.allocate(kernels::kTrackMaxQueries * kernels::kTrackMaxKeys * 16);
     qt.allocate(kRowBlock * d * lanes);
-    mqpos.allocate(lanes);
-    mslope.allocate(lanes);
-    mkpos.allocate(keys);
-    mkpanel.allocate(kPanelKeys);
-    dqpos.allocate(16);
-    dslope.allocate(16);
+    if (mod) {
+      mqpos.allocate(lanes);
+      mslope.allocate(lanes);
+      mkpos.allocate(keys);
+      mkpanel.allocate(kPanelKeys);
+      dqpos.allocate(16);
+      dslope.allocate(16);
+    }
     s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
     ot.allocate(kRowBlock * d * lanes);
     m.allocate(kRowBlock * lanes);
@@ -304,7 +306,7 @@ class Executor {
     auto local = [&]() -> Workspace& {
       bool existed = false;
       Workspace& ws = workspaces.local(existed);
-      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v, mask_full_);
+      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v, mask_full_, modify_);
       return ws;
     };
 
@@ -706,7 +708,7 @@ class Executor {
           if (!all && std::all_of(keep, keep + vecs, [](std::uint16_t x) { return x == 0; }))
             continue;
           copy_row(k_, b, g.kv_head, k0 + c, ws.kpanel.get() + panel * d_);
-          ws.mkpanel.get()[panel] = static_cast<float>(k0 + c);
+          if (modify_) ws.mkpanel.get()[panel] = static_cast<float>(k0 + c);
           copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * d_);
           panel_all = panel_all && all;
           if (++panel == kPanelKeys) flush();
