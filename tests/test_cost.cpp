@@ -131,11 +131,13 @@ TEST_CASE("cost: memory estimates and bad shapes", "[cost]") {
   // 16 and its lane bits 64 x 4 uint16 = 128 floats, the diagonal scratch 64 x 16 + 64 int64 (128)
   // + 64 uint16 (32), 256 floats of 64-byte rounding, and the residue tracks' Q^T and O^T of an
   // item's 16 vectors (2 x 16 x 16 x 16), their max and sum and one block's probabilities (1024
-  // floats) and 768 floats of rounding. The whole- tile path uses no diagonals, so no transposed K
+  // floats) and 768 floats of rounding; for score modifications, per lane a query position and a
+  // slope (2 x 64), key indices of a step and of the panel (64 + 64), 2 x 16 for the diagonal
+  // step and 96 floats of rounding. The whole- tile path uses no diagonals, so no transposed K
   // and V are added.
   const std::int64_t per_thread = 4 * (2 * 16 * 64 + 2 * 64) + 64 * 64 + 2 * 64 + 2 * 32 * 16 +
                                   2 * 32 * 64 / 32 + 2 * 64 * 16 + 128 + 64 * 16 + 128 + 32 + 256 +
-                                  512 * 16 + 1792;
+                                  512 * 16 + 1792 + 2 * 64 + 64 + 64 + 2 * 16 + 96;
   const auto tiles = spattn::attention_cost(layout, s, 3, spattn::ExecutionPath::Tiles);
   CHECK(tiles.flash_workspace_bytes == 3 * 4 * per_thread);
   // Auto runs causal's 60 diagonals here (nk = 60): K and V transposed, [2][2][16][60 + 32].

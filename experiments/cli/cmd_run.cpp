@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -46,6 +47,10 @@ struct RunOptions {
   std::string path = "auto";
   std::string inputs, save;
   std::string memory_budget;
+  // Score modifications (score_mod.hpp) and the softmax scale.
+  bool alibi = false;
+  std::string alibi_slopes, sinks;
+  std::optional<double> softcap, scale;
   // Which options the user gave (the rest may come from --inputs files).
   CLI::Option *dim_opt = nullptr, *heads_opt = nullptr, *kv_heads_opt = nullptr,
               *batch_opt = nullptr, *nk_opt = nullptr, *n_opt = nullptr;
@@ -132,6 +137,11 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.tile_mode = o.mask_full_tiles ? "partial" : "auto";
   p.executor = ex;
   p.path = parse_execution_path(o.path);
+  p.alibi = o.alibi || !o.alibi_slopes.empty();
+  p.alibi_slopes_file = o.alibi_slopes;
+  p.softcap = o.softcap.value_or(0.0);
+  p.sinks_file = o.sinks;
+  p.scale = o.scale;
   experiments::Settings& st = p.settings;
   st.repeats = o.repeats;
   st.warmup = 1;
@@ -143,6 +153,12 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   if (!o.inputs.empty()) st.inputs = {"npy", o.inputs};
   // A sweep has one seed for all its points; runs appended to one file may differ only in it.
   p.key = experiments::point_key(p) + (o.seed != 0 ? fmt::format(";seed={}", o.seed) : "");
+  // What the axes do not say: a fractional soft-capping constant, the files, the scale.
+  if (o.softcap && *o.softcap != std::round(*o.softcap))
+    p.key += fmt::format(";softcap_value={}", *o.softcap);
+  if (!o.alibi_slopes.empty()) p.key += ";alibi_slopes=" + o.alibi_slopes;
+  if (!o.sinks.empty()) p.key += ";sinks=" + o.sinks;
+  if (o.scale) p.key += fmt::format(";scale={}", *o.scale);
   return p;
 }
 
@@ -167,6 +183,13 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
   const std::string executor(experiments::executor_name(x.executor));
   line("executor", o.mask_full_tiles ? executor + " (every Full tile masked)" : executor);
   line("inputs", o.inputs.empty() ? fmt::format("random (seed {})", o.seed) : o.inputs);
+  std::vector<std::string> mods;
+  if (x.alibi)
+    mods.push_back(o.alibi_slopes.empty() ? "ALiBi (paper slopes)" : "ALiBi " + o.alibi_slopes);
+  if (x.softcap) mods.push_back(fmt::format("softcap {}", *x.softcap));
+  if (x.sinks) mods.push_back("sinks " + o.sinks);
+  if (x.scale) mods.push_back(fmt::format("scale {}", *x.scale));
+  if (!mods.empty()) line("score mods", fmt::format("{}", fmt::join(mods, ", ")));
   line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
                                      : fmt::format("{}", o.geo.threads));
   line("mask build", fmt::format("{:.3f} ms", l.build_seconds * 1e3));
@@ -219,6 +242,11 @@ void run_run(RunOptions o) {
                                  experiments::executor_names()));
   if (o.mask_full_tiles && *executor != experiments::Executor::Flash)
     throw UsageError("--mask-full-tiles applies to the flash executor only");
+  if (o.softcap && !(std::isfinite(*o.softcap) && *o.softcap > 0))
+    throw UsageError(fmt::format("--softcap {}: the soft-capping constant C must be finite and > 0",
+                                 *o.softcap));
+  if (o.scale && !(std::isfinite(*o.scale) && *o.scale > 0))
+    throw UsageError(fmt::format("--scale {}: the softmax scale must be finite and > 0", *o.scale));
 
   if (o.inputs.empty() && o.n_opt->count() == 0)
     throw UsageError("--n is required (the number of queries), unless --inputs DIR gives it");
@@ -342,6 +370,21 @@ Command add_run_command(CLI::App& app) {
                       " (auto: the cheapest per tile and row; the others force one, for "
                       "measuring it; the output is exact on every path)")
       ->capture_default_str();
+  sub->add_flag("--alibi", o->alibi,
+                "ALiBi: add -m_h |p - j| to each scaled score, m_h the paper's slope of query "
+                "head h (after --softcap, before the mask)");
+  sub->add_option("--alibi-slopes", o->alibi_slopes,
+                  "ALiBi with these slopes: a 1-D .npy file of one value per query head (implies "
+                  "--alibi)")
+      ->check(non_empty());
+  sub->add_option("--softcap", o->softcap,
+                  "soft-capping: each scaled score s becomes C tanh(s / C), C > 0 (before ALiBi "
+                  "and the mask)");
+  sub->add_option("--sinks", o->sinks,
+                  "learned sink logits: a 1-D .npy file of one value per query head; each row's "
+                  "softmax denominator gains exp(sink_h)")
+      ->check(non_empty());
+  sub->add_option("--scale", o->scale, "softmax scale (default 1 / sqrt(d))");
   sub->add_option("--inputs", o->inputs,
                   "read q.npy, k.npy, v.npy (float32, float16 or bfloat16 as uint16; [B, H, N, d], "
                   "[H, N, d] or [N, d]) from this directory; sizes not given as flags come from "

@@ -2,6 +2,7 @@
 // sets, and a line in the "Axes" table of experiments/README.md.
 #include "spattn/experiments/axes.hpp"
 
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -124,6 +125,26 @@ std::vector<AxisDef> make_table() {
                  const AxisValue& v) { p.path = parse_execution_path(std::get<std::string>(v)); },
        .get =
            [](const SweepPoint& p) { return AxisValue{std::string(execution_path_name(p.path))}; }},
+      // Score modifications (score_mod.hpp): ALiBi with the paper's slopes, soft-capping C.
+      {.name = "alibi",
+       .key = "alibi",
+       .field = "alibi",
+       .kind = K::Name,
+       .names = {"false", "true"},
+       .default_value = std::string("false"),
+       .set = [](SweepPoint& p,
+                 const AxisValue& v) { p.alibi = std::get<std::string>(v) == "true"; },
+       .get =
+           [](const SweepPoint& p) { return AxisValue{std::string(p.alibi ? "true" : "false")}; }},
+      {.name = "softcap",
+       .key = "softcap",
+       .field = "softcap",
+       .lo = 0,
+       .hi = 1000000,
+       .meaning = "soft-capping constant C; 0: none",
+       .default_value = std::int64_t{0},
+       .set = [](SweepPoint& p, const AxisValue& v) { p.softcap = static_cast<double>(as_int(v)); },
+       .get = [](const SweepPoint& p) { return AxisValue{std::llround(p.softcap)}; }},
   };
 }
 

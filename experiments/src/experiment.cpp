@@ -517,6 +517,9 @@ std::vector<AxisValue> Reader::axis_values(const AxisDef& a, const toml::node& n
       });
     case AxisKind::Name:
       return read_list(n, path, [&](const toml::node& e, const std::string& p) {
+        // A true/false axis (alibi) takes TOML booleans as well as the names.
+        if (e.is_boolean() && a.names == std::vector<std::string>{"false", "true"})
+          return AxisValue{std::string(e.as_boolean()->get() ? "true" : "false")};
         return AxisValue{get_choice(e, p, a.names)};
       });
   }

@@ -58,12 +58,22 @@ void baseline_attention(const ConstTensorView& q, const ConstTensorView& k,
                         const ConstTensorView& v, const std::string& baseline_spec,
                         const Geometry& g, int threads, std::int64_t max_layout_bytes,
                         const TensorView& o, const TensorView& lse) {
+  baseline_attention(q, k, v, baseline_spec, g, threads, max_layout_bytes, o, lse, {}, {});
+}
+
+void baseline_attention(const ConstTensorView& q, const ConstTensorView& k,
+                        const ConstTensorView& v, const std::string& baseline_spec,
+                        const Geometry& g, int threads, std::int64_t max_layout_bytes,
+                        const TensorView& o, const TensorView& lse, const ScoreMod& mod,
+                        std::optional<float> scale) {
   BuildOptions bo;
   bo.threads = threads;
   bo.max_layout_bytes = max_layout_bytes;
   const Layout dense = build_layout(*parse_spec(baseline_spec), g, bo);
   AttentionOptions ao;
   ao.threads = threads;
+  ao.mod = mod;
+  ao.scale = scale;
   attention(q, k, v, dense, o, lse, ao);
 }
 

@@ -7,7 +7,10 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <cmath>
 #include <limits>
+#include <optional>
+#include <vector>
 
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/per_batch.hpp"
@@ -18,6 +21,7 @@
 #include "spattn/experiments/timing.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/io/npy.hpp"
 
 namespace spattn::experiments {
 namespace {
@@ -26,6 +30,43 @@ namespace {
 // many times slower than predict_gflops assumes of the flash executor: `spattn run causal --n 1024
 // --heads 8 --check` took 1.08 s for its 2.1 GFLOP, ~2 GFLOP/s, on the 2-core test machine.
 constexpr double kReferenceSlowdown = 50;
+
+// One float per query head from a 1-D .npy file (`what` names the option in messages).
+std::vector<float> per_head_file(const std::string& path, const char* what, std::int64_t heads) {
+  const NpyArray a = read_npy(path, std::int64_t{1} << 24);
+  if (a.shape.size() != 1 || a.shape[0] != heads)
+    throw UsageError(
+        fmt::format("{} {}: shape [{}] but there are {} query heads: give a 1-D "
+                    "array of {} values, one per query head",
+                    what, path, fmt::join(a.shape, ", "), heads, heads));
+  std::vector<float> out;
+  for (std::int64_t h = 0; h < heads; ++h) {
+    const double x = a.at(h);
+    if (!std::isfinite(x))
+      throw UsageError(
+          fmt::format("{} {}: value {} (query head {}) is not finite", what, path, x, h));
+    out.push_back(static_cast<float>(x));
+  }
+  return out;
+}
+
+// The point's score modifications (checked against its query heads).
+ScoreMod score_mod_of(const SweepPoint& p) {
+  ScoreMod m;
+  if (!p.alibi_slopes_file.empty())
+    m.alibi_slopes = per_head_file(p.alibi_slopes_file, "--alibi-slopes", p.heads);
+  else if (p.alibi)
+    m.alibi_slopes = alibi_slopes(p.heads);
+  if (p.softcap != 0) m.softcap = static_cast<float>(p.softcap);
+  if (!p.sinks_file.empty()) m.sinks = per_head_file(p.sinks_file, "--sinks", p.heads);
+  check_score_mod(m, p.heads);
+  return m;
+}
+
+std::optional<float> scale_of(const SweepPoint& p) {
+  if (!p.scale) return std::nullopt;
+  return static_cast<float>(*p.scale);
+}
 
 std::int64_t to_bytes(double bytes) {
   return bytes >= 9.2e18 ? std::numeric_limits<std::int64_t>::max()
@@ -53,6 +94,11 @@ void validate(const SweepPoint& p) {
         fmt::format("point {}: kv_heads {} must be >= 1 and divide heads {} (GQA/MQA groups)",
                     p.key, kv_heads, p.heads));
   if (p.batch < 1) throw UsageError(fmt::format("point {}: batch {} must be >= 1", p.key, p.batch));
+  if (!(p.softcap >= 0) || !std::isfinite(p.softcap))
+    throw UsageError(
+        fmt::format("point {}: softcap {} is not allowed: use C > 0 (0: none)", p.key, p.softcap));
+  if (p.scale && !(std::isfinite(*p.scale) && *p.scale > 0))
+    throw UsageError(fmt::format("point {}: scale {} must be finite and > 0", p.key, *p.scale));
   if (p.threads < 0)
     throw UsageError(
         fmt::format("point {}: threads {} must be >= 0 (0: all cores)", p.key, p.threads));
@@ -81,6 +127,7 @@ Prediction predict(const PreparedPoint& u) {
   Prediction r;
   r.useful_flops = c.useful_flops;
   r.computed_flops = c.computed_flops;
+  r.score_mod_flops = c.score_mod_flops;
   r.bytes_read = c.bytes_read;
   r.bytes_written = c.bytes_written;
   r.input_bytes = c.input_bytes;
@@ -91,7 +138,8 @@ Prediction predict(const PreparedPoint& u) {
                  static_cast<double>(r.workspace_bytes) +
                  static_cast<double>(u.input_scratch_bytes);
   if (flash) bytes += static_cast<double>(c.output_bytes);
-  double flops = (st.warmup + st.repeats) * (flash ? c.computed_flops : c.dense_flops);
+  double flops =
+      (st.warmup + st.repeats) * ((flash ? c.computed_flops : c.dense_flops) + c.score_mod_flops);
   if (u.fidelity) {  // dense O and LSE beside the sparse ones, and the dense layout
     bytes += static_cast<double>(c.output_bytes) + static_cast<double>(dense_layout_bytes(u.g));
     flops += c.dense_flops;
@@ -144,7 +192,11 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   ao.threads = u.point.threads;
   ao.mask_full_tiles = u.point.tile_mode == "partial";
   ao.path = u.point.path;
+  ao.mod = u.mod;
+  ao.scale = scale_of(u.point);
   TextbookOptions to;
+  to.mod = u.mod;
+  to.scale = ao.scale;
   to.threads = u.point.threads;
   to.max_bytes = u.limit;
   if (u.point.executor == Executor::Flash) {
@@ -179,6 +231,8 @@ CheckFigures check_selected(const PreparedPoint& u, const PointTensors& t) {
   using Clock = std::chrono::steady_clock;
   ReferenceOptions ro;
   ro.max_bytes = u.limit;
+  ro.mod = u.mod;
+  if (u.point.scale) ro.scale = *u.point.scale;
   const auto t0 = Clock::now();
   CheckFigures c;
   const Qkv& in = t.inputs;
@@ -205,6 +259,8 @@ CheckFigures check_against_reference(const PreparedPoint& u, const PointTensors&
   using Clock = std::chrono::steady_clock;
   ReferenceOptions ro;
   ro.max_bytes = u.limit;
+  ro.mod = u.mod;
+  if (u.point.scale) ro.scale = *u.point.scale;
   const auto t0 = Clock::now();
   const ReferenceResult ref = reference_attention(t.inputs.q.view(), t.inputs.k.view(),
                                                   t.inputs.v.view(), *u.pattern, u.g, ro);
@@ -226,7 +282,7 @@ FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensor
   const std::string& baseline = p.pattern.fidelity_baseline.empty() ? p.settings.fidelity_baseline
                                                                     : p.pattern.fidelity_baseline;
   baseline_attention(t.inputs.q.view(), t.inputs.k.view(), t.inputs.v.view(), baseline, u.g,
-                     p.threads, u.limit, dense_o.view(), dense_lse.view());
+                     p.threads, u.limit, dense_o.view(), dense_lse.view(), u.mod, scale_of(p));
   const Fidelity f = compare_to_dense(t.o.view(), t.lse.view(), dense_o.view(), dense_lse.view());
   return {f.rel_l2_error, f.recall_mean, f.recall_min, input_name(p.settings.inputs), baseline};
 }
@@ -292,6 +348,7 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   u.g.block_q = p.pattern.block > 0 ? p.pattern.block : p.block;
   u.g.block_k = p.block_k > 0 ? p.block_k : u.g.block_q;
   u.g.validate();
+  u.mod = score_mod_of(p);
   u.s.batch = p.batch;
   u.s.q_heads = p.heads;
   u.s.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
@@ -312,6 +369,7 @@ PreparedPoint prepare_point(const SweepPoint& p) {
     u.layout = build_layout(*u.pattern, u.g, bo);
     u.cost = attention_cost(u.layout, u.s, p.threads, p.path);
   }
+  add_score_mod_cost(u.cost, u.mod, u.s);
   u.figures = layout_figures(u.layout, u.cost);
   u.prediction = predict(u);
   return u;
@@ -343,6 +401,10 @@ Measurement point_record(const SweepPoint& p) {
   x.path = std::string(execution_path_name(p.path));
   x.inputs = input_name(p.settings.inputs);
   x.seed = p.settings.seed;
+  x.alibi = p.alibi || !p.alibi_slopes_file.empty();
+  if (p.softcap > 0) x.softcap = p.softcap;
+  x.sinks = !p.sinks_file.empty();
+  x.scale = p.scale;
   return m;
 }
 

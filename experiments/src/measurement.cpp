@@ -183,6 +183,15 @@ MeasuredAxes axes_v2(const Reader& a) {
   }
   x.inputs = a.string("inputs");
   x.seed = a.uint64("seed");
+  if (a.present("alibi")) x.alibi = a.boolean("alibi");
+  if (a.present("sinks")) x.sinks = a.boolean("sinks");
+  for (const char* f : {"softcap", "scale"}) {
+    const json* v = a.find(f);
+    if (v == nullptr || v->is_null()) continue;
+    if (!v->is_number() || !(v->get<double>() > 0) || !std::isfinite(v->get<double>()))
+      a.fail(f, "a finite number > 0 or null", v);
+    (std::string(f) == "softcap" ? x.softcap : x.scale) = v->get<double>();
+  }
   return x;
 }
 
@@ -223,6 +232,7 @@ Prediction predicted_v2(const Reader& p) {
   Prediction q;
   q.useful_flops = p.number("useful_flops");
   q.computed_flops = p.number("computed_flops");
+  if (p.present("score_mod_flops")) q.score_mod_flops = p.number("score_mod_flops");
   q.bytes_read = p.number("bytes_read");
   q.bytes_written = p.number("bytes_written");
   q.input_bytes = p.int64("input_bytes");
@@ -474,7 +484,11 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"executor", executor_name(x.executor)},
                {"path", x.path},
                {"inputs", x.inputs},
-               {"seed", x.seed}};
+               {"seed", x.seed},
+               {"alibi", x.alibi},
+               {"softcap", x.softcap ? ojson(*x.softcap) : ojson(nullptr)},
+               {"sinks", x.sinks},
+               {"scale", x.scale ? ojson(*x.scale) : ojson(nullptr)}};
   j["layout"] = nullptr;
   if (const auto& l = m.layout)
     j["layout"] = {{"allowed_pairs", l->allowed_pairs},
@@ -504,6 +518,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
   if (const auto& p = m.predicted)
     j["predicted"] = {{"useful_flops", num(p->useful_flops)},
                       {"computed_flops", num(p->computed_flops)},
+                      {"score_mod_flops", num(p->score_mod_flops)},
                       {"bytes_read", num(p->bytes_read)},
                       {"bytes_written", num(p->bytes_written)},
                       {"input_bytes", p->input_bytes},

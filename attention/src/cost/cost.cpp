@@ -53,10 +53,13 @@ std::int64_t flash_workspace_estimate(const Geometry& g, std::int64_t dim, int t
   // two lane-mask tiles; the gather panel (K and V rows of 64 keys, their lane bits); the diagonal
   // path's probabilities, keys and lane bits (64 slots); the residue tracks' Q^T and O^T of 16
   // query vectors (an item's 4 blocks of 4) and their scratch; 64-byte rounding of the buffers.
-  // Q^T, O^T, max and sum are kept for the 4 rows of a key-loop-blocked row item.
+  // Q^T, O^T, max and sum are kept for the 4 rows of a key-loop-blocked row item. With score
+  // modifications: per lane a query position and a slope, per key of a step and of the gather
+  // panel a key index, 16 positions and slopes of the diagonal step (and their rounding).
   const std::int64_t per_thread = lanes * (4 * (2 * dim + 2) + std::max<std::int64_t>(bk, 64) + 2) +
                                   2 * bk * dim + (2 * bk * lanes + 31) / 32 + 2 * 64 * dim +
-                                  2 * lanes + 64 * 16 + 128 + 32 + 256 + 512 * dim + 1792;
+                                  2 * lanes + 64 * 16 + 128 + 32 + 256 + 512 * dim + 1792 +
+                                  2 * lanes + std::max<std::int64_t>(bk, 64) + 64 + 32 + 96;
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   return saturating_mul(saturating_mul(per_thread, t), sizeof(float));
 }
@@ -165,6 +168,16 @@ AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int6
 
 double gflops_per_second(double flops, double seconds) {
   return seconds > 0 ? flops / seconds * 1e-9 : 0.0;
+}
+
+void add_score_mod_cost(AttentionCost& c, const ScoreMod& mod, const AttentionShape& s) {
+  const double pairs = static_cast<double>(c.computed_pairs);
+  double flops = 0;
+  if (mod.softcap) flops += kSoftcapFlopsPerPair * pairs;
+  if (!mod.alibi_slopes.empty()) flops += kAlibiFlopsPerPair * pairs;
+  if (!mod.sinks.empty())
+    flops += static_cast<double>(s.batch * s.q_heads * s.nq) * static_cast<double>(s.dim + 6);
+  c.score_mod_flops = flops;
 }
 
 }  // namespace spattn

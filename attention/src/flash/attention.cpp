@@ -209,6 +209,9 @@ struct Workspace {
   // Residue tracks: Q^T and O^T of an item's 16 query vectors [16][d][16], their max and sum
   // [16][16], and the probabilities of one block [4][16][16].
   Buffer<float> tq, tot, tm, tl, ts;
+  // Score modifications: per lane the query position and ALiBi slope, per key of a tile step
+  // and of the gather panel the key index (diagonal step: 16 lanes' positions and slopes).
+  Buffer<float> mqpos, mslope, mkpos, mkpanel, dqpos, dslope;
   // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
   const std::uint64_t* keep_bits[2] = {nullptr, nullptr};
   int keep_col0[2] = {0, 0};
@@ -223,7 +226,7 @@ struct Workspace {
   }
 
   void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
-                bool ones) {
+                bool ones, bool mod) {
     const std::int64_t keys = std::max<std::int64_t>(block_k, kPanelKeys);
     kpanel.allocate(kPanelKeys * d);
     vpanel.allocate(kPanelKeys * d);
@@ -238,6 +241,14 @@ struct Workspace {
     tl.allocate(kItemVectors * 16);
     ts.allocate(kernels::kTrackMaxQueries * kernels::kTrackMaxKeys * 16);
     qt.allocate(kRowBlock * d * lanes);
+    if (mod) {
+      mqpos.allocate(lanes);
+      mslope.allocate(lanes);
+      mkpos.allocate(keys);
+      mkpanel.allocate(kPanelKeys);
+      dqpos.allocate(16);
+      dslope.allocate(16);
+    }
     s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
     ot.allocate(kRowBlock * d * lanes);
     m.allocate(kRowBlock * lanes);
@@ -254,7 +265,8 @@ struct Workspace {
             (pack_k ? kpack.bytes : 0) + (pack_v ? vpack.bytes : 0) + keep[0].bytes +
             keep[1].bytes + (ones ? all_ones.bytes : 0) + kpanel.bytes + vpanel.bytes +
             panel_keep.bytes + ds.bytes + dkey0.bytes + dkeep.bytes + tq.bytes + tot.bytes +
-            tm.bytes + tl.bytes + ts.bytes;
+            tm.bytes + tl.bytes + ts.bytes + mqpos.bytes + mslope.bytes + mkpos.bytes +
+            mkpanel.bytes + dqpos.bytes + dslope.bytes;
   }
 };
 
@@ -267,6 +279,13 @@ class Executor {
     d_ = static_cast<int>(shape.dim);
     scale_ = opt.scale ? *opt.scale : 1.0f / std::sqrt(static_cast<float>(shape.dim));
     mask_full_ = opt.mask_full_tiles;
+    mod_ = opt.mod;
+    if (mod_.changes_scores()) {
+      lanes_mod_.cap = mod_.softcap.value_or(0.0f);
+      lanes_mod_.inv_cap = mod_.softcap ? 1.0f / *mod_.softcap : 0.0f;
+      lanes_mod_.alibi = !mod_.alibi_slopes.empty();
+      modify_ = true;
+    }
     bq_ = layout.geometry.block_q;
     bk_ = layout.geometry.block_k;
     q_blocks_ = layout.geometry.q_blocks();
@@ -287,7 +306,7 @@ class Executor {
     auto local = [&]() -> Workspace& {
       bool existed = false;
       Workspace& ws = workspaces.local(existed);
-      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v, mask_full_);
+      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v, mask_full_, modify_);
       return ws;
     };
 
@@ -367,6 +386,7 @@ class Executor {
       }
       run_late(sparse_items, local);
       run_late(band_items, local);
+      if (!mod_.sinks.empty()) add_sinks();
     };
     if (threads > 0) {
       tbb::task_arena arena(threads);
@@ -573,7 +593,8 @@ class Executor {
               any = true;
             }
             const float* kp = load_row(k_, b, g.kv_head, j, 1.0f, kr);
-            const float sc = dot(qp, kp);
+            float sc = dot(qp, kp);
+            if (modify_) sc = modify_score(sc, g.heads[hi], q0 + i + shape_.nk - shape_.nq, j);
             const float* vp = load_row(v_, b, g.kv_head, j, 1.0f, vr);
             if (sc > m) {
               const float a = m == kNegInf ? 0.0f : std::exp(m - sc);
@@ -649,6 +670,11 @@ class Executor {
     st.m = sl.m;
     st.l = sl.l;
     st.scratch = ws.scratch.get();
+    kernels::ScoreLanes lm = lanes_mod_;
+    if (modify_) {
+      row_lanes(ws, g, r, lanes, lm);
+      st.mod = &lm;
+    }
     const auto cols = bl.col_index();
     const std::int64_t vecs = lanes / 16;
     int panel = 0;          // gathered keys waiting in the panel
@@ -660,6 +686,7 @@ class Executor {
       st.v = ws.vpanel.get();
       st.v_stride = d_;
       st.keys = panel;
+      lm.kpos = ws.mkpanel.get();
       st.keep = panel_all ? (mask_full_ ? ws.all_ones.get() : nullptr) : ws.panel_keep.get();
       kernels::flash_step(st);
       panel = 0;
@@ -681,6 +708,7 @@ class Executor {
           if (!all && std::all_of(keep, keep + vecs, [](std::uint16_t x) { return x == 0; }))
             continue;
           copy_row(k_, b, g.kv_head, k0 + c, ws.kpanel.get() + panel * d_);
+          if (modify_) ws.mkpanel.get()[panel] = static_cast<float>(k0 + c);
           copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * d_);
           panel_all = panel_all && all;
           if (++panel == kPanelKeys) flush();
@@ -694,6 +722,10 @@ class Executor {
       st.keys = keys;
       st.k = tile_rows(k_, b, g.kv_head, k0 + c0, keys, ws.kpack.get(), st.k_stride);
       st.v = tile_rows(v_, b, g.kv_head, k0 + c0, keys, ws.vpack.get(), st.v_stride);
+      if (modify_) {
+        for (int j = 0; j < keys; ++j) ws.mkpos.get()[j] = static_cast<float>(k0 + c0 + j);
+        lm.kpos = ws.mkpos.get();
+      }
       // An all-ones mask keeps every lane, so the masked kernel's blends return their inputs
       // unchanged: the same arithmetic as the Full path, plus the masking work.
       if (bits != nullptr)
@@ -703,6 +735,55 @@ class Executor {
       kernels::flash_step(st);
     }
     flush();
+  }
+
+  // The ALiBi slope of query head h (0 without ALiBi).
+  float lane_slope(std::int64_t h) const {
+    return mod_.alibi_slopes.empty() ? 0.0f : mod_.alibi_slopes[static_cast<std::size_t>(h)];
+  }
+
+  // Query positions and slopes of the lanes of row r of head group g (lane hi * block_q + i:
+  // query r * block_q + i of head g.heads[hi]) into the workspace, pointed to by lm.
+  void row_lanes(Workspace& ws, const HeadGroup& g, std::int64_t r, std::int64_t lanes,
+                 kernels::ScoreLanes& lm) const {
+    const std::int64_t p0 = r * bq_ + shape_.nk - shape_.nq;
+    for (std::int64_t lane = 0; lane < lanes; ++lane) {
+      ws.mqpos.get()[lane] = static_cast<float>(p0 + lane % bq_);
+      ws.mslope.get()[lane] = lane_slope(g.heads[static_cast<std::size_t>(lane / bq_)]);
+    }
+    lm.qpos = ws.mqpos.get();
+    lm.slope = ws.mslope.get();
+  }
+
+  // One scaled score of the row-level path, modified (float, scalar): soft-capping, then ALiBi.
+  float modify_score(float s, std::int64_t h, std::int64_t qpos, std::int64_t key) const {
+    if (mod_.softcap) s = *mod_.softcap * std::tanh(s * lanes_mod_.inv_cap);
+    if (!mod_.alibi_slopes.empty())
+      s -= lane_slope(h) * static_cast<float>(qpos > key ? qpos - key : key - qpos);
+    return s;
+  }
+
+  // Learned sinks, once every pair is in O and LSE: each row of head h gains e^(sink_h) in its
+  // denominator: LSE' = log(e^LSE + e^sink) (stably), O' = O e^(LSE - LSE'); a row with no
+  // allowed key (O = 0, LSE = -inf) gets LSE' = sink.
+  void add_sinks() const {
+    tbb::parallel_for(std::int64_t{0}, shape_.batch * shape_.q_heads, [&](std::int64_t bh) {
+      const std::int64_t b = bh / shape_.q_heads, h = bh % shape_.q_heads;
+      const float sink = mod_.sinks[static_cast<std::size_t>(h)];
+      for (std::int64_t i = 0; i < shape_.nq; ++i) {
+        float& lse = lse_.at(b, h, i, 0);
+        if (lse == kNegInf) {
+          lse = sink;
+          continue;
+        }
+        const float mm = std::max(lse, sink);
+        const float total = mm + std::log(std::exp(lse - mm) + std::exp(sink - mm));
+        const float c = std::exp(lse - total);
+        float* o = o_.row(b, h, i);
+        for (int x = 0; x < d_; ++x) o[x * o_.stride[3]] *= c;
+        lse = total;
+      }
+    });
   }
 
   int distinct_of(std::int64_t h) const {
@@ -736,29 +817,36 @@ class Executor {
     st.d = d_;
     st.kv_stride = 16;
     st.s = ws.ts.get();
-    flash::for_each_track_block(plan.track, grp, shape_.nq, shape_.nk,
-                                [&](const flash::TrackBlock& blk) {
-                                  const int a0 = blk.query_block * plan.track.queries;
-                                  st.queries = blk.queries;
-                                  for (int a = 0; a < blk.queries; ++a) {
-                                    st.qt[a] = ws.tq.get() + (a0 + a) * d_ * 16;
-                                    st.ot[a] = ws.tot.get() + (a0 + a) * d_ * 16;
-                                    st.m[a] = ws.tm.get() + (a0 + a) * 16;
-                                    st.l[a] = ws.tl.get() + (a0 + a) * 16;
-                                  }
-                                  st.keys = blk.keys;
-                                  const int slot = slot_of[blk.align];
-                                  const std::int64_t r = plan.track.aligns[blk.align];
-                                  const float* kp = panel_base(b, kvh, slot, 0);
-                                  const float* vp = panel_base(b, kvh, slot, 1);
-                                  for (int c = 0; c < blk.keys; ++c) {
-                                    const std::int64_t i = (blk.key0[c] - r + 16) / 16;
-                                    st.k[c] = kp + i * d_ * 16;
-                                    st.v[c] = vp + i * d_ * 16;
-                                  }
-                                  st.keep = blk.keep;
-                                  kernels::track_step(st);
-                                });
+    const kernels::ScoreLanes lm = lanes_mod_;
+    if (modify_) {
+      st.mod = &lm;
+      st.slope = lane_slope(h);
+    }
+    flash::for_each_track_block(
+        plan.track, grp, shape_.nq, shape_.nk, [&](const flash::TrackBlock& blk) {
+          const int a0 = blk.query_block * plan.track.queries;
+          st.queries = blk.queries;
+          for (int a = 0; a < blk.queries; ++a) {
+            st.qt[a] = ws.tq.get() + (a0 + a) * d_ * 16;
+            st.ot[a] = ws.tot.get() + (a0 + a) * d_ * 16;
+            st.m[a] = ws.tm.get() + (a0 + a) * 16;
+            st.l[a] = ws.tl.get() + (a0 + a) * 16;
+            st.qpos0[a] = static_cast<float>(16 * v[a0 + a] + shape_.nk - shape_.nq);
+          }
+          st.keys = blk.keys;
+          const int slot = slot_of[blk.align];
+          const std::int64_t r = plan.track.aligns[blk.align];
+          const float* kp = panel_base(b, kvh, slot, 0);
+          const float* vp = panel_base(b, kvh, slot, 1);
+          for (int c = 0; c < blk.keys; ++c) {
+            const std::int64_t i = (blk.key0[c] - r + 16) / 16;
+            st.k[c] = kp + i * d_ * 16;
+            st.v[c] = vp + i * d_ * 16;
+            st.kpos0[c] = static_cast<float>(blk.key0[c]);
+          }
+          st.keep = blk.keep;
+          kernels::track_step(st);
+        });
     for (int a = 0; a < grp.count; ++a) {
       const std::int64_t q0 = 16 * v[a], rows = std::min<std::int64_t>(16, shape_.nq - q0);
       for (std::int64_t i = 0; i < rows; ++i)
@@ -853,6 +941,18 @@ class Executor {
     st.m = ws.m.get();
     st.l = ws.l.get();
     st.scratch = ws.scratch.get();
+    kernels::ScoreLanes lm = lanes_mod_;
+    if (modify_) {
+      const float slope = lane_slope(h);
+      for (std::int64_t q = 0; q < lanes; ++q) {
+        ws.mqpos.get()[q] = static_cast<float>((item.a0 + q) * s + item.c);
+        ws.mslope.get()[q] = slope;
+      }
+      lm.qpos = ws.mqpos.get();
+      lm.slope = ws.mslope.get();
+      lm.kpos = ws.mkpos.get();
+      st.mod = &lm;
+    }
     flash::for_each_class_chunk(cp, item, shape_.nk, [&](const flash::ClassChunk& ch) {
       // Keys of a class are rows s apart: read in place (stride s rows) when rows are
       // contiguous, else gathered into the panel.
@@ -860,6 +960,8 @@ class Executor {
       st.k = tile_rows(k_, b, kvh, j0, ch.keys, ws.kpanel.get(), st.k_stride, s);
       st.v = tile_rows(v_, b, kvh, j0, ch.keys, ws.vpanel.get(), st.v_stride, s);
       st.keys = ch.keys;
+      if (modify_)
+        for (int j = 0; j < ch.keys; ++j) ws.mkpos.get()[j] = static_cast<float>(j0 + j * s);
       if (ch.full) {
         st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
       } else {
@@ -896,6 +998,17 @@ class Executor {
       const std::int64_t p = qv + shift;
       const auto [a, e] = flash::offset_range(plan.offsets, p - (shape_.nk - 1), p + rows - 1);
       ds.qt = sl.qt + w * 16;
+      kernels::ScoreLanes lm = lanes_mod_;
+      if (modify_) {
+        const float slope = lane_slope(g.heads[w / head_vecs]);
+        for (int i = 0; i < 16; ++i) {
+          ws.dqpos.get()[i] = static_cast<float>(p + i);
+          ws.dslope.get()[i] = slope;
+        }
+        lm.qpos = ws.dqpos.get();
+        lm.slope = ws.dslope.get();
+        ds.mod = &lm;
+      }
       ds.ot = sl.ot + w * 16;
       ds.m = sl.m + w * 16;
       ds.l = sl.l + w * 16;
@@ -1085,6 +1198,9 @@ class Executor {
   int d_ = 0;
   float scale_ = 1.0f;
   bool mask_full_ = false;
+  ScoreMod mod_;
+  bool modify_ = false;            // ALiBi or soft-capping on
+  kernels::ScoreLanes lanes_mod_;  // their constants (per-lane arrays set per step)
   std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, row_blocks_ = 0, lanes_ = 0;
   std::vector<HeadGroup> groups_;
   std::vector<SplitPlan> splits_;       // per distinct layout
@@ -1120,6 +1236,7 @@ AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
                                  options.split_tiles));
   if (options.scale && !std::isfinite(*options.scale))
     throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
+  check_score_mod(options.mod, s.q_heads);
   Executor ex(q, k, v, layout, o, lse, options, s);
   return ex.run(options.threads);
 }

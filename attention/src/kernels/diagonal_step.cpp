@@ -14,7 +14,7 @@ constexpr int kSlotBlock = 8;  // Q K^T: slots per register block
 constexpr int kPvSlots = 16;   // P V: probability vectors held in registers
 constexpr int kPvDims = 8;     // P V: dims per register block
 
-template <int D, int Y>
+template <int D, int Y, bool MOD>
 SPATTN_INLINE void qk_block(const DiagonalStep& t, int y0, VF& tmax) {
   const int d = D > 0 ? D : t.d;
   const float* k[Y];
@@ -26,38 +26,47 @@ SPATTN_INLINE void qk_block(const DiagonalStep& t, int y0, VF& tmax) {
     for (int y = 0; y < Y; ++y) acc[y] = fma(q, load(k[y] + p * t.t_stride), acc[y]);
   }
   for (int y = 0; y < Y; ++y) {
+    if constexpr (MOD) {
+      const ScoreLanes& md = *t.mod;
+      if (md.alibi) {
+        const VF key = add(bcast(static_cast<float>(t.key0[y0 + y])), lane_iota());
+        acc[y] = modify_scores(md, acc[y], abs(sub(load(md.qpos), key)), load(md.slope));
+      } else {
+        acc[y] = modify_scores(md, acc[y], acc[y], acc[y]);
+      }
+    }
     const VF s = keep_or_neginf(t.keep[y0 + y], acc[y]);
     store(t.s + (y0 + y) * kLanes, s);
     tmax = max(tmax, s);
   }
 }
 
-template <int D>
+template <int D, bool MOD>
 VF qk(const DiagonalStep& t) {
   VF tmax = bcast(kNegInf);
   int y0 = 0;
-  for (; y0 + kSlotBlock <= t.slots; y0 += kSlotBlock) qk_block<D, kSlotBlock>(t, y0, tmax);
+  for (; y0 + kSlotBlock <= t.slots; y0 += kSlotBlock) qk_block<D, kSlotBlock, MOD>(t, y0, tmax);
   switch (t.slots - y0) {
     case 7:
-      qk_block<D, 7>(t, y0, tmax);
+      qk_block<D, 7, MOD>(t, y0, tmax);
       break;
     case 6:
-      qk_block<D, 6>(t, y0, tmax);
+      qk_block<D, 6, MOD>(t, y0, tmax);
       break;
     case 5:
-      qk_block<D, 5>(t, y0, tmax);
+      qk_block<D, 5, MOD>(t, y0, tmax);
       break;
     case 4:
-      qk_block<D, 4>(t, y0, tmax);
+      qk_block<D, 4, MOD>(t, y0, tmax);
       break;
     case 3:
-      qk_block<D, 3>(t, y0, tmax);
+      qk_block<D, 3, MOD>(t, y0, tmax);
       break;
     case 2:
-      qk_block<D, 2>(t, y0, tmax);
+      qk_block<D, 2, MOD>(t, y0, tmax);
       break;
     case 1:
-      qk_block<D, 1>(t, y0, tmax);
+      qk_block<D, 1, MOD>(t, y0, tmax);
       break;
     default:
       break;
@@ -100,9 +109,9 @@ void pv(const DiagonalStep& t, const VF& alpha) {
   for (; x0 < d; ++x0) pv_dims<1>(t, x0, alpha);
 }
 
-template <int D>
+template <int D, bool MOD>
 void step(const DiagonalStep& t) {
-  const VF tmax = qk<D>(t);
+  const VF tmax = qk<D, MOD>(t);
   const VF m_old = load(t.m);
   const VF m_new = max(m_old, tmax);
   const VF m_use = neginf_to_zero(m_new);
@@ -118,20 +127,28 @@ void step(const DiagonalStep& t) {
   pv<D>(t, alpha);
 }
 
+template <bool MOD>
+void step_d(const DiagonalStep& t) {
+  switch (t.d) {
+    case 64:
+      step<64, MOD>(t);
+      break;
+    case 128:
+      step<128, MOD>(t);
+      break;
+    default:
+      step<0, MOD>(t);
+      break;
+  }
+}
+
 }  // namespace
 
 void diagonal_step(const DiagonalStep& t) {
-  switch (t.d) {
-    case 64:
-      step<64>(t);
-      break;
-    case 128:
-      step<128>(t);
-      break;
-    default:
-      step<0>(t);
-      break;
-  }
+  if (t.mod != nullptr)
+    step_d<true>(t);
+  else
+    step_d<false>(t);
 }
 
 }  // namespace spattn::kernels

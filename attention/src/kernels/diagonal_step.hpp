@@ -12,6 +12,8 @@
 // done in place.
 #include <cstdint>
 
+#include "score_mod.hpp"
+
 namespace spattn::kernels {
 
 inline constexpr int kMaxDiagonalSlots = 64;
@@ -31,6 +33,9 @@ struct DiagonalStep {
   float* ot = nullptr;                  // O^T of this vector (stride `lanes`)
   float* m = nullptr;                   // running max of these 16 lanes
   float* l = nullptr;                   // running sum of these 16 lanes
+  // Soft-capping / ALiBi (qpos and slope: these 16 lanes; key of lane i at slot y: key0[y] + i);
+  // null: scores unmodified.
+  const ScoreLanes* mod = nullptr;
 };
 
 // Folds the slots into (O^T, m, l) with the same online softmax as flash_step.

@@ -22,7 +22,7 @@ constexpr int kDimsPerBlock = 6;  // P V register block: head dims
 constexpr int kVecsPerChunk = 4;  // query vectors per register block
 
 // S^T rows j0..j0+Y-1, query vectors w0..w0+NV-1; updates the per-vector tile max.
-template <int D, int Y, int NV, bool MASKED>
+template <int D, int Y, int NV, bool MASKED, bool MOD>
 SPATTN_INLINE void qk_block(const TileStep& t, int j0, std::int64_t w0, VF* tmax) {
   const int d = D > 0 ? D : t.d;
   const std::int64_t L = t.lanes;
@@ -43,40 +43,49 @@ SPATTN_INLINE void qk_block(const TileStep& t, int j0, std::int64_t w0, VF* tmax
   for (int y = 0; y < Y; ++y)
     for (int n = 0; n < NV; ++n) {
       VF s = acc[y][n];
+      if constexpr (MOD) {
+        const ScoreLanes& md = *t.mod;
+        if (md.alibi) {
+          const VF dist = abs(sub(load(md.qpos + (w0 + n) * kLanes), bcast(md.kpos[j0 + y])));
+          s = modify_scores(md, s, dist, load(md.slope + (w0 + n) * kLanes));
+        } else {
+          s = modify_scores(md, s, s, s);
+        }
+      }
       if constexpr (MASKED) s = keep_or_neginf(t.keep[(j0 + y) * vecs + w0 + n], s);
       store(t.s + (j0 + y) * L + (w0 + n) * kLanes, s);
       tmax[n] = max(tmax[n], s);
     }
 }
 
-template <int D, int NV, bool MASKED>
+template <int D, int NV, bool MASKED, bool MOD>
 void qk_chunk(const TileStep& t, std::int64_t w0, float* tile_max) {
   VF tmax[NV];
   for (int n = 0; n < NV; ++n) tmax[n] = bcast(kNegInf);
   int j0 = 0;
   for (; j0 + kKeysPerBlock <= t.keys; j0 += kKeysPerBlock)
-    qk_block<D, kKeysPerBlock, NV, MASKED>(t, j0, w0, tmax);
+    qk_block<D, kKeysPerBlock, NV, MASKED, MOD>(t, j0, w0, tmax);
   switch (t.keys - j0) {
     case 7:
-      qk_block<D, 7, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 7, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     case 6:
-      qk_block<D, 6, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 6, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     case 5:
-      qk_block<D, 5, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 5, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     case 4:
-      qk_block<D, 4, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 4, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     case 3:
-      qk_block<D, 3, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 3, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     case 2:
-      qk_block<D, 2, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 2, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     case 1:
-      qk_block<D, 1, NV, MASKED>(t, j0, w0, tmax);
+      qk_block<D, 1, NV, MASKED, MOD>(t, j0, w0, tmax);
       break;
     default:
       break;
@@ -165,7 +174,7 @@ void pv_chunk(const TileStep& t, std::int64_t w0, const float* alpha) {
   }
 }
 
-template <int D, bool MASKED>
+template <int D, bool MASKED, bool MOD>
 void step(const TileStep& t) {
   const std::int64_t vecs = t.lanes / kLanes;
   float* tile_max = t.scratch;
@@ -173,16 +182,16 @@ void step(const TileStep& t) {
   for (std::int64_t w0 = 0; w0 < vecs; w0 += kVecsPerChunk) {
     switch (vecs - w0 < kVecsPerChunk ? vecs - w0 : kVecsPerChunk) {
       case 4:
-        qk_chunk<D, 4, MASKED>(t, w0, tile_max);
+        qk_chunk<D, 4, MASKED, MOD>(t, w0, tile_max);
         break;
       case 3:
-        qk_chunk<D, 3, MASKED>(t, w0, tile_max);
+        qk_chunk<D, 3, MASKED, MOD>(t, w0, tile_max);
         break;
       case 2:
-        qk_chunk<D, 2, MASKED>(t, w0, tile_max);
+        qk_chunk<D, 2, MASKED, MOD>(t, w0, tile_max);
         break;
       default:
-        qk_chunk<D, 1, MASKED>(t, w0, tile_max);
+        qk_chunk<D, 1, MASKED, MOD>(t, w0, tile_max);
         break;
     }
   }
@@ -207,10 +216,17 @@ void step(const TileStep& t) {
 
 template <int D>
 void step_masked_or_not(const TileStep& t) {
+  if (t.mod != nullptr) {
+    if (t.keep != nullptr)
+      step<D, true, true>(t);
+    else
+      step<D, false, true>(t);
+    return;
+  }
   if (t.keep != nullptr)
-    step<D, true>(t);
+    step<D, true, false>(t);
   else
-    step<D, false>(t);
+    step<D, false, false>(t);
 }
 
 }  // namespace

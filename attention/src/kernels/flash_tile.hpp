@@ -12,6 +12,8 @@
 // K/V element loaded feeds all of them.
 #include <cstdint>
 
+#include "score_mod.hpp"
+
 namespace spattn::kernels {
 
 struct TileStep {
@@ -29,6 +31,8 @@ struct TileStep {
   float* m = nullptr;                   // running max per lane [lanes] (-inf: nothing yet)
   float* l = nullptr;                   // running sum per lane [lanes]
   float* scratch = nullptr;             // [2 * lanes]
+  // Soft-capping / ALiBi (qpos and slope [lanes], kpos [keys]); null: scores unmodified.
+  const ScoreLanes* mod = nullptr;
 };
 
 // Folds one key tile into (O^T, m, l): online softmax with the tile's max, masked lanes

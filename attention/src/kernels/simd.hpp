@@ -81,6 +81,17 @@ SPATTN_INLINE VF neginf_to_zero(VF a) {
   return {_mm512_maskz_mov_ps(static_cast<__mmask16>(~is_inf), a.v)};
 }
 
+// |a|, min(a, b) and a - b * c (one rounding), for the score modifications.
+SPATTN_INLINE VF abs(VF a) {
+  return {_mm512_abs_ps(a.v)};
+}
+SPATTN_INLINE VF min(VF a, VF b) {
+  return {_mm512_mask_min_ps(a.v, 0xFFFF, a.v, b.v)};
+}
+SPATTN_INLINE VF fnma(VF a, VF b, VF c) {
+  return {_mm512_fnmadd_ps(a.v, b.v, c.v)};
+}
+
 // e^x for x <= 0 (x = -inf allowed: gives e^-87). Range reduction x = n ln2 + r, |r| <= ln2/2,
 // with ln2 split in two so that n ln2 is exact; degree-6 Taylor polynomial for e^r (truncation
 // error r^7/7! <= 1.2e-7 relative); 2^n applied with scalef. 12 vector instructions.
@@ -161,6 +172,19 @@ SPATTN_INLINE VF neginf_to_zero(VF a) {
     if (a.v[i] == kNegInf) a.v[i] = 0.0f;
   return a;
 }
+SPATTN_INLINE VF abs(VF a) {
+  for (int i = 0; i < kLanes; ++i) a.v[i] = std::fabs(a.v[i]);
+  return a;
+}
+SPATTN_INLINE VF min(VF a, VF b) {
+  for (int i = 0; i < kLanes; ++i) a.v[i] = a.v[i] < b.v[i] ? a.v[i] : b.v[i];
+  return a;
+}
+SPATTN_INLINE VF fnma(VF a, VF b, VF c) {
+  for (int i = 0; i < kLanes; ++i) c.v[i] = c.v[i] - a.v[i] * b.v[i];
+  return c;
+}
+
 // Same algorithm as the AVX-512 path; 2^n is built in the exponent bits (n >= -126 after the
 // clamp, so the result stays normal).
 SPATTN_INLINE VF exp(VF x) {
@@ -187,5 +211,24 @@ SPATTN_INLINE VF exp(VF x) {
 }
 
 #endif
+
+// tanh(x): Eigen's rational approximation (odd degree-13 over even degree-6 polynomial, a few
+// ulp), the argument clamped to +-7.9988 where tanh is 1 to float precision; NaN stays NaN.
+// Portable: same operations in the same order.
+SPATTN_INLINE VF tanh(VF x) {
+  const VF c = min(max(x, bcast(-7.99881172180175781f)), bcast(7.99881172180175781f));
+  const VF x2 = mul(c, c);
+  VF p = fma(x2, bcast(-2.76076847742355e-16f), bcast(2.00018790482477e-13f));
+  p = fma(x2, p, bcast(-8.60467152213735e-11f));
+  p = fma(x2, p, bcast(5.12229709037114e-08f));
+  p = fma(x2, p, bcast(1.48572235717979e-05f));
+  p = fma(x2, p, bcast(6.37261928875436e-04f));
+  p = fma(x2, p, bcast(4.89352455891786e-03f));
+  p = mul(c, p);
+  VF q = fma(x2, bcast(1.19825839466702e-06f), bcast(1.18534705686654e-04f));
+  q = fma(x2, q, bcast(2.26843463243900e-03f));
+  q = fma(x2, q, bcast(4.89352518554385e-03f));
+  return div(p, q);
+}
 
 }  // namespace spattn::kernels

@@ -9,7 +9,7 @@ namespace {
 constexpr int kB = kTrackMaxKeys;
 
 // S for query vectors [0, A) and key vectors [b0, b0 + Bn): A x Bn accumulators.
-template <int D, int A, int Bn>
+template <int D, int A, int Bn, bool MOD>
 SPATTN_INLINE void qk_block(const TrackStep& t, int b0) {
   const int d = D > 0 ? D : t.d;
   const float* k[Bn];
@@ -25,24 +25,31 @@ SPATTN_INLINE void qk_block(const TrackStep& t, int b0) {
       for (int a = 0; a < A; ++a) acc[a][b] = fma(q[a], kv, acc[a][b]);
     }
   }
+  if constexpr (MOD)
+    for (int a = 0; a < A; ++a)
+      for (int b = 0; b < Bn; ++b) {
+        const float dist = t.qpos0[a] - t.kpos0[b0 + b];
+        acc[a][b] =
+            modify_scores(*t.mod, acc[a][b], bcast(dist < 0 ? -dist : dist), bcast(t.slope));
+      }
   for (int a = 0; a < A; ++a)
     for (int b = 0; b < Bn; ++b)
       store(t.s + (a * kB + b0 + b) * kLanes, keep_or_neginf(t.keep[a][b0 + b], acc[a][b]));
 }
 
-template <int D, int A>
+template <int D, int A, bool MOD>
 void qk(const TrackStep& t) {
   int b0 = 0;
-  for (; b0 + 4 <= t.keys; b0 += 4) qk_block<D, A, 4>(t, b0);
+  for (; b0 + 4 <= t.keys; b0 += 4) qk_block<D, A, 4, MOD>(t, b0);
   switch (t.keys - b0) {
     case 3:
-      qk_block<D, A, 3>(t, b0);
+      qk_block<D, A, 3, MOD>(t, b0);
       break;
     case 2:
-      qk_block<D, A, 2>(t, b0);
+      qk_block<D, A, 2, MOD>(t, b0);
       break;
     case 1:
-      qk_block<D, A, 1>(t, b0);
+      qk_block<D, A, 1, MOD>(t, b0);
       break;
     default:
       break;
@@ -77,9 +84,9 @@ void pv(const TrackStep& t, const VF* alpha) {
     for (; x0 < d; ++x0) pv_block<A, 1>(t, x0, alpha);
 }
 
-template <int D, int A>
+template <int D, int A, bool MOD>
 void step(const TrackStep& t) {
-  qk<D, A>(t);
+  qk<D, A, MOD>(t);
   VF alpha[A];
   for (int a = 0; a < A; ++a) {
     VF tmax = bcast(kNegInf);
@@ -101,20 +108,35 @@ void step(const TrackStep& t) {
   pv<D, A>(t, alpha);
 }
 
-template <int D>
+template <int D, bool MOD>
 void step_d(const TrackStep& t) {
   switch (t.queries) {
     case 4:
-      step<D, 4>(t);
+      step<D, 4, MOD>(t);
       break;
     case 3:
-      step<D, 3>(t);
+      step<D, 3, MOD>(t);
       break;
     case 2:
-      step<D, 2>(t);
+      step<D, 2, MOD>(t);
       break;
     default:
-      step<D, 1>(t);
+      step<D, 1, MOD>(t);
+      break;
+  }
+}
+
+template <bool MOD>
+void step_dim(const TrackStep& t) {
+  switch (t.d) {
+    case 64:
+      step_d<64, MOD>(t);
+      break;
+    case 128:
+      step_d<128, MOD>(t);
+      break;
+    default:
+      step_d<0, MOD>(t);
       break;
   }
 }
@@ -122,17 +144,10 @@ void step_d(const TrackStep& t) {
 }  // namespace
 
 void track_step(const TrackStep& t) {
-  switch (t.d) {
-    case 64:
-      step_d<64>(t);
-      break;
-    case 128:
-      step_d<128>(t);
-      break;
-    default:
-      step_d<0>(t);
-      break;
-  }
+  if (t.mod != nullptr)
+    step_dim<true>(t);
+  else
+    step_dim<false>(t);
 }
 
 }  // namespace spattn::kernels

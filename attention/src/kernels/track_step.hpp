@@ -9,6 +9,8 @@
 // flash_step, per query vector.
 #include <cstdint>
 
+#include "score_mod.hpp"
+
 namespace spattn::kernels {
 
 inline constexpr int kTrackMaxQueries = 4;
@@ -27,6 +29,13 @@ struct TrackStep {
   std::int64_t kv_stride = 0;
   const std::uint16_t (*keep)[kTrackMaxKeys] = nullptr;  // [queries][8] lane bits
   float* s = nullptr;                                    // scratch [4][8][16]
+  // Soft-capping / ALiBi: lane i of query vector a sits at position qpos0[a] + i, lane i of key
+  // vector b is key kpos0[b] + i, so their distance is |qpos0[a] - kpos0[b]| in every lane; all
+  // lanes are one head, of ALiBi slope `slope`. mod null: scores unmodified (fields unused).
+  const ScoreLanes* mod = nullptr;
+  float slope = 0.0f;
+  float qpos0[kTrackMaxQueries] = {};
+  float kpos0[kTrackMaxKeys] = {};
 };
 
 void track_step(const TrackStep& t);

@@ -28,6 +28,8 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
   if (!allowed) throw UsageError("reference_attention: the mask predicate is empty");
   check_memory_budget("the reference executor", reference_memory_bytes(s), options.max_bytes,
                       "ReferenceOptions::max_bytes or --memory-budget");
+  check_score_mod(options.mod, s.q_heads);
+  const ScoreMod& mod = options.mod;
   const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.dim)));
   const double inf = std::numeric_limits<double>::infinity();
 
@@ -48,6 +50,8 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
             for (std::int64_t x = 0; x < s.dim; ++x)
               dot += static_cast<double>(q.at(b, h, i, x)) * static_cast<double>(k.at(b, kh, j, x));
             dot *= scale;
+            if (mod.changes_scores())
+              dot = modified_score(mod, dot, static_cast<int>(h), i + s.nk - s.nq, j);
           } else {
             dot = -inf;
           }
@@ -57,10 +61,15 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
       // 2. Row softmax and P V.
       for (std::int64_t i = 0; i < s.nq; ++i) {
         const double* row = &scores[static_cast<std::size_t>(i * s.nk)];
+        const double sink = mod.sinks.empty() ? -inf : mod.sinks[static_cast<std::size_t>(h)];
         double m = -inf;
         for (std::int64_t j = 0; j < s.nk; ++j) m = std::max(m, row[j]);
-        if (m == -inf) continue;  // no allowed key: O stays 0, LSE stays -inf
-        double l = 0;
+        if (m == -inf) {  // no allowed key: O stays 0, LSE = the sink (-inf without one)
+          r.lse[static_cast<std::size_t>((b * s.q_heads + h) * s.nq + i)] = sink;
+          continue;
+        }
+        m = std::max(m, sink);
+        double l = sink == -inf ? 0.0 : std::exp(sink - m);
         for (std::int64_t j = 0; j < s.nk; ++j) l += std::exp(row[j] - m);
         double* o = &r.o[static_cast<std::size_t>(((b * s.q_heads + h) * s.nq + i) * s.dim)];
         for (std::int64_t j = 0; j < s.nk; ++j) {

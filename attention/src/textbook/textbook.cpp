@@ -80,22 +80,40 @@ void apply_layout(const BlockLayout& bl, RowMatrix& s) {
 // Replaces each row of `s` by exp(row - max) and stores its sum in sums[i] and the row's LSE in
 // lse (b, h, i); a row with no allowed key becomes zeros with sum 0 and LSE -inf. The division by
 // the sum is left for after the P V product (nq x d divisions instead of nq x nk).
+// With a sink logit (else -inf), the sum gains exp(sink - max) and a masked row's LSE is the sink.
 void softmax_rows(RowMatrix& s, Eigen::VectorXf& sums, const TensorView& lse, std::int64_t b,
-                  std::int64_t h) {
+                  std::int64_t h, float sink) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   sums.resize(s.rows());
   for (std::int64_t i = 0; i < s.rows(); ++i) {
     auto row = s.row(i);
-    const float m = row.maxCoeff();
+    float m = row.maxCoeff();
     if (m == neg_inf) {
       row.setZero();
       sums[i] = 0;
-      lse.at(b, h, i, 0) = neg_inf;
+      lse.at(b, h, i, 0) = sink;
       continue;
     }
+    m = std::max(m, sink);
     row = (row.array() - m).exp();
-    sums[i] = row.sum();
+    sums[i] = row.sum() + (sink == neg_inf ? 0.0f : std::exp(sink - m));
     lse.at(b, h, i, 0) = m + std::log(sums[i]);
+  }
+}
+
+// Soft-capping then ALiBi on every score of head h (score_mod.hpp), before the mask.
+void modify_scores(const ScoreMod& mod, RowMatrix& s, std::int64_t h, std::int64_t shift) {
+  if (mod.softcap) {
+    const float c = *mod.softcap;
+    s = (s.array() / c).tanh() * c;
+  }
+  if (mod.alibi_slopes.empty()) return;
+  const float slope = mod.alibi_slopes[static_cast<std::size_t>(h)];
+  for (std::int64_t i = 0; i < s.rows(); ++i) {
+    const std::int64_t p = i + shift;
+    float* row = s.data() + i * s.cols();
+    for (std::int64_t j = 0; j < s.cols(); ++j)
+      row[j] -= slope * static_cast<float>(p > j ? p - j : j - p);
   }
 }
 
@@ -125,6 +143,9 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
   check_memory_budget("the textbook attention baseline", saturating_add(workspace, outputs),
                       options.max_bytes, "TextbookOptions::max_bytes or --memory-budget");
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(s.dim)));
+  if (options.scale && !std::isfinite(*options.scale))
+    throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
+  check_score_mod(options.mod, s.q_heads);
 
   AttentionResult result;
   result.o = Tensor(s.batch, s.q_heads, s.nq, s.dim);
@@ -145,9 +166,12 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
     w.q *= scale;
     w.s.resize(s.nq, s.nk);
     w.s.noalias() = w.q * w.k.transpose();
+    if (options.mod.changes_scores()) modify_scores(options.mod, w.s, h, s.nk - s.nq);
     apply_layout(layout.head(shared ? 0 : static_cast<int>(h)), w.s);
     Eigen::VectorXf& sums = w.sums;
-    softmax_rows(w.s, sums, lse, b, h);
+    const float sink = options.mod.sinks.empty() ? -std::numeric_limits<float>::infinity()
+                                                 : options.mod.sinks[static_cast<std::size_t>(h)];
+    softmax_rows(w.s, sums, lse, b, h, sink);
     w.o.resize(s.nq, s.dim);
     w.o.noalias() = w.s * w.v;
     for (std::int64_t i = 0; i < s.nq; ++i) {

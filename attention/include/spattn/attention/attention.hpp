@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "spattn/attention/execution_path.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/patterns/layout.hpp"
@@ -39,6 +40,8 @@ struct AttentionOptions {
   // the others force one path where it applies, for tests and for measuring a path. The output
   // is exact on every path.
   ExecutionPath path = ExecutionPath::Auto;
+  // ALiBi, soft-capping and learned sinks (score_mod.hpp), applied exactly on every path.
+  ScoreMod mod;
 };
 
 // What one call did, for benchmarks and sweeps.
@@ -52,7 +55,8 @@ struct AttentionStats {
 
 struct AttentionResult {
   Tensor o;    // [B, Hq, nq, d]; a fully masked row is all zeros
-  Tensor lse;  // [B, Hq, nq, 1]; natural-log sum of exp(scaled logits); -inf for a masked row
+  Tensor lse;  // [B, Hq, nq, 1]; natural-log sum of exp(logits) (and of the sink); -inf for a
+               // masked row without a sink
   AttentionStats stats;
 };
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "spattn/attention/execution_path.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/patterns/layout.hpp"
 
@@ -33,6 +34,10 @@ struct AttentionCost {
   // allowed / computed pairs (1 when no tile is kept: nothing is wasted).
   double efficiency = 1;
   double dense_flops = 0;  // 4·d·B·Hq·nq·nk: the work of dense attention
+  // Extra work of score modifications (add_score_mod_cost; 0 without them), floating-point
+  // operations: per computed pair kSoftcapFlopsPerPair with soft-capping and
+  // kAlibiFlopsPerPair with ALiBi; per query row d + 6 with learned sinks.
+  double score_mod_flops = 0;
 
   // Traffic (see the model above), bytes.
   double bytes_read = 0;
@@ -58,6 +63,15 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
 AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int64_t q_heads,
                              std::int64_t kv_heads, std::int64_t dim, int threads = 0,
                              ExecutionPath path = ExecutionPath::Auto);
+
+// Operations the kernels spend per score on each modification (src/kernels/score_mod.hpp):
+// soft-capping 2 multiplies around a tanh of 2 clamps, 11 multiply-adds, 2 multiplies and a
+// division; ALiBi a subtraction, an absolute value and a multiply-add.
+inline constexpr double kSoftcapFlopsPerPair = 18;
+inline constexpr double kAlibiFlopsPerPair = 3;
+
+// Sets c.score_mod_flops for modifications `mod` on a call of shape s (c from attention_cost).
+void add_score_mod_cost(AttentionCost& c, const ScoreMod& mod, const AttentionShape& s);
 
 // Estimated bytes of the flash executor's workspace, an upper bound for its current buffers
 // (src/flash/attention.cpp): per thread, for `lanes` = block_q x min(group, max(1, 256 /

@@ -4,21 +4,24 @@
 // For each (batch, query head) it materializes the masked score matrix in double, takes the row
 // softmax and multiplies by V, one loop per step, nothing clever. Read it to see what the flash
 // executor must equal:
-//   S[i][j] = scale * sum_x q[i][x] k[j][x]            for allowed (i, j), else -inf
-//   m_i = max_j S[i][j],  l_i = sum_j exp(S[i][j] - m_i)
+//   S[i][j] = f(scale * sum_x q[i][x] k[j][x])         for allowed (i, j), else -inf
+//   m_i = max_j S[i][j],  l_i = sum_j exp(S[i][j] - m_i) (+ exp(sink_h - m_i) with sinks)
 //   O[i][x] = sum_j exp(S[i][j] - m_i) v[j][x] / l_i,   LSE_i = m_i + log(l_i)
-// A row with no allowed key has O = 0 and LSE = -inf. Query head h reads K/V head h / (Hq / Hkv).
+// f is the identity or options.mod's soft-capping and ALiBi (score_mod.hpp). A row with no
+// allowed key has O = 0 and LSE = -inf (sink_h with sinks). Query head h reads K/V head
+// h / (Hq / Hkv).
 #include <array>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <vector>
 
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/patterns/geometry.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/pattern.hpp"
 
 namespace spattn {
@@ -26,6 +29,8 @@ namespace spattn {
 struct ReferenceOptions {
   // Softmax scale; default 1 / sqrt(d) (computed in double).
   std::optional<double> scale;
+  // ALiBi, soft-capping and learned sinks (score_mod.hpp), evaluated in double.
+  ScoreMod mod;
   // Refuse calls whose estimate (reference_memory_bytes) exceeds this many bytes with
   // BudgetError. Default: default_memory_budget() when the options are made.
   std::int64_t max_bytes = default_memory_budget();

@@ -12,15 +12,19 @@
 #include <optional>
 
 #include "spattn/attention/attention.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/tensor.hpp"
-#include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/io/memory.hpp"
+#include "spattn/patterns/layout.hpp"
 
 namespace spattn {
 
 struct TextbookOptions {
   // Softmax scale; default 1 / sqrt(d).
   std::optional<float> scale;
+  // ALiBi, soft-capping and learned sinks (score_mod.hpp), applied to the whole score matrix
+  // before the mask, and to the row sums.
+  ScoreMod mod;
   // Worker threads (0: oneTBB's default, all cores). The result does not depend on it.
   int threads = 0;
   // Refuse calls whose workspace estimate (textbook_workspace_bytes) exceeds this many bytes

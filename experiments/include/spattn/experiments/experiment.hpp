@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,14 @@ struct SweepPoint {
   std::string tile_mode = "auto";
   Executor executor = Executor::Flash;
   ExecutionPath path = ExecutionPath::Auto;  // the flash executor's AttentionOptions::path
+  // Score modifications (AttentionOptions::mod, score_mod.hpp): ALiBi (the paper's slopes, or
+  // one per query head from alibi_slopes_file), soft-capping C (0: none), learned sinks (one
+  // logit per query head from sinks_file); the softmax scale (none: 1 / sqrt(d)). The files and
+  // the scale come from `spattn run` only.
+  bool alibi = false;
+  double softcap = 0;
+  std::string alibi_slopes_file, sinks_file;
+  std::optional<double> scale;
   Settings settings;
   // Pattern plugins the point's process loads first: every plugin the expanding process had
   // loaded (--plugin, SPATTN_PLUGINS, the file's `plugins`), as absolute paths.

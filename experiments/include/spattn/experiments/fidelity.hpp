@@ -12,9 +12,11 @@
 //     computes that row's sum in another order, and the rounding may exceed 1 by ~1e-7).
 //     Reported as the mean and the minimum over rows.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "spattn/attention/reference.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/patterns/geometry.hpp"
 
@@ -40,6 +42,13 @@ void baseline_attention(const ConstTensorView& q, const ConstTensorView& k,
                         const ConstTensorView& v, const std::string& baseline_spec,
                         const Geometry& g, int threads, std::int64_t max_layout_bytes,
                         const TensorView& o, const TensorView& lse);
+// The same with score modifications and a scale (none: 1 / sqrt(d)), so that a modified run is
+// compared with full attention under the same modifications.
+void baseline_attention(const ConstTensorView& q, const ConstTensorView& k,
+                        const ConstTensorView& v, const std::string& baseline_spec,
+                        const Geometry& g, int threads, std::int64_t max_layout_bytes,
+                        const TensorView& o, const TensorView& lse, const ScoreMod& mod,
+                        std::optional<float> scale);
 
 // Estimated bytes of a dense layout at g (an upper bound for any baseline without partial
 // tiles, causal's diagonal masks aside): its CSR row pointers (8 bytes per query block) and one

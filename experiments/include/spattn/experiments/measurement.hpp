@@ -61,6 +61,12 @@ struct MeasuredAxes {
   std::string path = "auto";      // the flash executor's execution path (execution_path.hpp)
   std::string inputs = "random";  // "random" | "synthetic" | "npy:DIR"
   std::uint64_t seed = 0;
+  // Score modifications (score_mod.hpp): ALiBi on, soft-capping C (none: off), learned sinks on,
+  // the softmax scale as given (none: 1 / sqrt(d)). Absent in older records: all off.
+  bool alibi = false;
+  std::optional<double> softcap;
+  bool sinks = false;
+  std::optional<double> scale;
 };
 
 // Pairs computed by each path of the flash executor's plan (execution_path.hpp), all batches and
@@ -87,8 +93,9 @@ struct LayoutFigures {
 
 // The cost model's prediction for the point.
 struct Prediction {
-  double useful_flops = 0;    // 4·d·allowed pairs
-  double computed_flops = 0;  // 4·d·computed pairs
+  double useful_flops = 0;     // 4·d·allowed pairs
+  double computed_flops = 0;   // 4·d·computed pairs
+  double score_mod_flops = 0;  // extra work of the score modifications (cost.hpp)
   double bytes_read = 0, bytes_written = 0;
   std::int64_t input_bytes = 0, output_bytes = 0;
   std::int64_t workspace_bytes = 0;  // executor workspace estimate
