@@ -34,8 +34,7 @@ int main(int argc, char** argv) {
       spattn::cli::add_stats_command(app),    spattn::cli::add_run_command(app),
       spattn::cli::add_sweep_command(app),    spattn::cli::add_report_command(app),
       spattn::cli::add_point_command(app),    spattn::cli::add_search_command(app),
-      spattn::cli::add_decode_command(app),
-      spattn::cli::add_merge_command(app)};
+      spattn::cli::add_decode_command(app),   spattn::cli::add_merge_command(app)};
 
   try {
     spattn::cli::check_long_options(app, std::vector<std::string>(argv + 1, argv + argc));

@@ -39,7 +39,7 @@ struct PreparedPoint {
   std::vector<PatternPtr> batch_patterns;
   std::vector<Layout> batch_layouts;
   std::optional<SelectionFigures> selection;
-  ScoreMod mod;  // the point's score modifications (files read, checked against the heads)
+  ScoreMod mod;           // the point's score modifications (files read, checked against the heads)
   AttentionCost cost;     // selectors: summed over the batches' layouts
   LayoutFigures figures;  // the layout's counts, bytes and build time
   // Bytes the inputs take while they are made, beside q, k and v (npy: from the files' headers).
