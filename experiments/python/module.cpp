@@ -20,6 +20,7 @@
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/backward.hpp"
 #include "spattn/attention/reference_backward.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
@@ -120,10 +121,26 @@ int rank_of(const py::array& q) {
   return static_cast<int>(q.ndim());
 }
 
+// Score modifications (score_mod.hpp): ALiBi slopes and sink logits per query head (empty:
+// none) and the soft-capping constant, checked against the query heads.
+spattn::ScoreMod score_mod(std::vector<float> alibi_slopes, std::optional<float> softcap,
+                           std::vector<float> sinks, std::int64_t q_heads) {
+  spattn::ScoreMod mod;
+  mod.alibi_slopes = std::move(alibi_slopes);
+  mod.softcap = softcap;
+  mod.sinks = std::move(sinks);
+  spattn::check_score_mod(mod, q_heads);
+  return mod;
+}
+
 py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
-                    const PyLayout& layout, std::optional<float> scale, int threads) {
+                    const PyLayout& layout, std::optional<float> scale, int threads,
+                    std::vector<float> alibi_slopes, std::optional<float> softcap,
+                    std::vector<float> sinks) {
   const auto qv = in_view(q, "q"), kv = in_view(k, "k"), vv = in_view(v, "v");
   spattn::check_attention_inputs(qv, kv, vv, layout.layout);
+  if (scale && !(std::isfinite(*scale) && *scale > 0))
+    throw UsageError(fmt::format("scale = {}: it must be a finite number > 0", *scale));
   const int rank = rank_of(q);
   auto o = new_array(qv.shape, rank);
   // lse: q's shape without the head dim ([B, H, N], [H, N] or [N]).
@@ -132,6 +149,7 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
   spattn::AttentionOptions opt;
   opt.scale = scale;
   opt.threads = threads;
+  opt.mod = score_mod(std::move(alibi_slopes), softcap, std::move(sinks), qv.shape[1]);
   const auto ov = out_view(o, qv.shape);
   const auto lv =
       spattn::view_bhnd(lse.mutable_data(), qv.shape[0], qv.shape[1], qv.shape[2], std::int64_t{1});
@@ -438,6 +456,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("layout", &make_layout, py::arg("spec"), py::arg("n"), py::arg("nk"), py::arg("heads"),
         py::arg("block"), py::arg("block_k"), py::arg("threads"));
   m.def("attention", &attention);
+  m.def("alibi_slopes", [](std::int64_t heads) { return spattn::alibi_slopes(heads); });
   m.def("backward", &backward);
   m.def("reference", &reference);
   m.def("patterns", &patterns);

@@ -123,15 +123,47 @@ def _as_layout(layout_or_spec, q, k, block=64):
     return layout(layout_or_spec, q.shape[-2], k.shape[-2], heads=heads, block=block)
 
 
-def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False):
+def alibi_slopes(heads):
+    """The ALiBi paper's slopes for `heads` query heads: 2^(-8 (h + 1) / H) for H a power of
+    two, the paper's interleaving otherwise (as `spattn run --alibi`)."""
+    return _core.alibi_slopes(int(heads))
+
+
+def _per_head(values, name):
+    if values is None:
+        return []
+    try:
+        return [float(x) for x in np.asarray(values, dtype=np.float64).reshape(-1)]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of numbers (one per query head), not "
+                         f"{type(values).__name__}") from None
+
+
+def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, alibi=False,
+              softcap=None, sinks=None):
     """Block-sparse flash attention. q [B, Hq, nq, d], k and v [B, Hkv, nk, d] float32 (any
     strides, not copied; Hq a multiple of Hkv), a Layout for (nq, nk, Hq or 1 heads) or a spec
     string. Returns (o [B, Hq, nq, d], lse [B, Hq, nq]) float32; a fully masked row has o = 0 and
     lse = -inf. scale defaults to 1/sqrt(d); threads = 0 uses every core (the result does not
-    depend on it). Other dtypes are refused unless convert=True. Runs without the GIL."""
+    depend on it). Other dtypes are refused unless convert=True. Runs without the GIL.
+
+    Score modifications (attention/README.md, "Score modifications"; forward only, the backward
+    takes none): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
+    alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
+    C tanh(s / C) first; sinks=[one logit per query head] adds exp(sink_h) to each row's softmax
+    denominator (a fully masked row then has o = 0 and lse = sink_h)."""
     q, k, v = (_float32(x, n, convert) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     lay = _as_layout(layout_or_spec, q, k)
-    return _core.attention(q, k, v, lay._core, scale, int(threads))
+    heads = q.shape[-3] if q.ndim >= 3 else 1
+    if alibi is True:
+        slopes = alibi_slopes(heads)
+    elif alibi is False or alibi is None:
+        slopes = []
+    else:
+        slopes = _per_head(alibi, "alibi")
+    cap = None if softcap is None else float(softcap)
+    return _core.attention(q, k, v, lay._core, scale, int(threads), slopes, cap,
+                           _per_head(sinks, "sinks"))
 
 
 def attention_backward(q, k, v, o, lse, d_o, layout_or_spec, scale=None, threads=0):
