@@ -49,10 +49,7 @@ SelectedHead select_block_topk(const Selector& sel, const HeadData& in, Selectio
   cost.flops += static_cast<double>((in.nq + in.nk) * in.d) + qb * kb * static_cast<double>(in.d);
   cost.bytes += 4.0 * static_cast<double>((in.nq + in.nk) * in.d);
   SelectedHead s;
-  s.group_rows = B;
-  s.origin = 0;
-  s.first_group = g0;
-  for (auto& grp : groups) s.add_group(std::move(grp), in.nk);
+  set_block_groups(s, B, g0, groups, in.nk);
   return s;
 }
 

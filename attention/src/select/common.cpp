@@ -50,4 +50,12 @@ std::vector<KeyRange> index_ranges(const std::vector<std::int64_t>& idx, std::in
   return out;
 }
 
+void set_block_groups(SelectedHead& s, std::int64_t rows, std::int64_t g0,
+                      std::vector<std::vector<KeyRange>>& groups, std::int64_t nk) {
+  s.group_rows = rows;
+  s.origin = 0;
+  s.first_group = g0;
+  for (auto& grp : groups) s.add_group(std::move(grp), nk);
+}
+
 }  // namespace spattn::select_detail

@@ -50,6 +50,11 @@ std::vector<std::int64_t> top_indices(const double* score, std::int64_t n, std::
 std::vector<KeyRange> index_ranges(const std::vector<std::int64_t>& idx, std::int64_t width,
                                    std::int64_t nk);
 
+// Stores `groups` (one list of key ranges per block of `rows` query positions, the first being
+// block g0 = floor(p / rows)) as the groups of `s` (origin 0).
+void set_block_groups(SelectedHead& s, std::int64_t rows, std::int64_t g0,
+                      std::vector<std::vector<KeyRange>>& groups, std::int64_t nk);
+
 // Runs f(i, out) for every query i in parallel, out = that query's key ranges, and stores them
 // as one group per query (group_rows = 1) in `s`.
 template <class F>

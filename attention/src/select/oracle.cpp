@@ -116,10 +116,7 @@ SelectedHead block_oracle(const OracleParams& o, const HeadData& in) {
   });
   SelectedHead s;
   s.causal = o.causal;
-  s.group_rows = B;
-  s.origin = 0;
-  s.first_group = g0;
-  for (auto& grp : groups) s.add_group(std::move(grp), in.nk);
+  set_block_groups(s, B, g0, groups, in.nk);
   return s;
 }
 
