@@ -225,14 +225,20 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   return AttentionTimes{st.warmup, r.all};
 }
 
-// Selectors: each batch against the reference on its resolved pattern's ground truth; the
-// figures are the maxima over batches.
-CheckFigures check_selected(const PreparedPoint& u, const PointTensors& t) {
-  using Clock = std::chrono::steady_clock;
+// The reference's options for the point: its memory limit, score modifications and scale.
+ReferenceOptions reference_options(const PreparedPoint& u) {
   ReferenceOptions ro;
   ro.max_bytes = u.limit;
   ro.mod = u.mod;
   if (u.point.scale) ro.scale = *u.point.scale;
+  return ro;
+}
+
+// Selectors: each batch against the reference on its resolved pattern's ground truth; the
+// figures are the maxima over batches.
+CheckFigures check_selected(const PreparedPoint& u, const PointTensors& t) {
+  using Clock = std::chrono::steady_clock;
+  const ReferenceOptions ro = reference_options(u);
   const auto t0 = Clock::now();
   CheckFigures c;
   const Qkv& in = t.inputs;
@@ -257,10 +263,7 @@ CheckFigures check_selected(const PreparedPoint& u, const PointTensors& t) {
 CheckFigures check_against_reference(const PreparedPoint& u, const PointTensors& t) {
   if (!u.batch_patterns.empty()) return check_selected(u, t);
   using Clock = std::chrono::steady_clock;
-  ReferenceOptions ro;
-  ro.max_bytes = u.limit;
-  ro.mod = u.mod;
-  if (u.point.scale) ro.scale = *u.point.scale;
+  const ReferenceOptions ro = reference_options(u);
   const auto t0 = Clock::now();
   const ReferenceResult ref = reference_attention(t.inputs.q.view(), t.inputs.k.view(),
                                                   t.inputs.v.view(), *u.pattern, u.g, ro);
