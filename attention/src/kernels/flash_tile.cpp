@@ -232,17 +232,21 @@ void step_masked_or_not(const TileStep& t) {
 }  // namespace
 
 void flash_step(const TileStep& t) {
+#if defined(__AVX512F__)
   switch (t.d) {
     case 64:
       step_masked_or_not<64>(t);
-      break;
+      return;
     case 128:
       step_masked_or_not<128>(t);
-      break;
+      return;
     default:
-      step_masked_or_not<0>(t);
       break;
   }
+#endif
+  // Portable builds (no AVX-512) keep only the run-time-d instances: the emulated 16-lane
+  // vectors make each compile-time-d instance expensive to compile, for little speed.
+  step_masked_or_not<0>(t);
 }
 
 void normalize(float* ot, const float* l, std::int64_t lanes, int d) {

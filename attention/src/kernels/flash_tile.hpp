@@ -36,7 +36,7 @@ struct TileStep {
 };
 
 // Folds one key tile into (O^T, m, l): online softmax with the tile's max, masked lanes
-// contributing exactly zero. Dispatches on d (compile-time loops for 64 and 128).
+// contributing exactly zero. Dispatches on d (compile-time loops for 64 and 128 in AVX-512 builds).
 void flash_step(const TileStep& t);
 
 // O^T[x][i] /= l[i] in place, for all d rows and lanes (vectorized: a row item's d x lanes
