@@ -29,6 +29,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -339,10 +340,9 @@ class Executor {
     const std::int64_t part_items = shape_.batch * parts;
     const std::int64_t items = part_items + row_items;
     // Late items, one per (batch, query head, track group or class item): they run after the
-    // rows (and the merges of split rows) and fold their pairs into the finished O and LSE, in
-    // two rounds so that no query is folded by two items at once: the sparse diagonals (tracks
-    // or classes), then the dense bands run as classes.
-    std::vector<LateItem> sparse_items, band_items;  // one batch each
+    // rows (and the merges of split rows) and fold their pairs into the finished O and LSE (the
+    // sparse diagonals, as tracks or classes; the dense bands run inside the rows).
+    std::vector<LateItem> sparse_items;  // one batch each
     for (std::int64_t h = 0; h < shape_.q_heads; ++h) {
       const flash::HeadPlan& plan = plans_[distinct_of(h)];
       for (std::size_t k = 0; k < plan.track_groups.size(); ++k)
@@ -351,8 +351,6 @@ class Executor {
       for (std::size_t k = 0; k < plan.classes.items.size(); ++k)
         sparse_items.push_back(
             {static_cast<int>(h), LateKind::Class, static_cast<std::int64_t>(k)});
-      for (std::size_t k = 0; k < plan.bands.items.size(); ++k)
-        band_items.push_back({static_cast<int>(h), LateKind::Band, static_cast<std::int64_t>(k)});
     }
     auto body = [&] {
       if (need.transposed) transpose_kv(transposed.get());
@@ -385,7 +383,6 @@ class Executor {
         });
       }
       run_late(sparse_items, local);
-      run_late(band_items, local);
       if (!mod_.sinks.empty()) add_sinks();
     };
     if (threads > 0) {
@@ -505,7 +502,7 @@ class Executor {
       const bool empty =
           std::all_of(plan.action.begin() + rp[r], plan.action.begin() + rp[r + 1],
                       [](flash::TileAction a) { return a == flash::TileAction::Skip; }) &&
-          !(plan.row_diagonal[r] && !plan.offsets.empty());
+          !(plan.row_diagonal[r] && (!plan.offsets.empty() || !plan.bands.empty()));
       if (empty) {  // everything left to the late items: O = 0, LSE = -inf until they fold
         const Slot z = ws.slot(0, lanes, d_);
         std::fill(z.m, z.m + lanes, kNegInf);
@@ -516,6 +513,10 @@ class Executor {
       next[n] = rp[r];
       rows[n++] = r;
     }
+    // The next row block's Q rows (most likely this thread's next item) start loading into L2
+    // while this one computes.
+    if (rb + 1 < row_blocks_)
+      prefetch_q(b, g, (rb + 1) * kRowBlock * bq_, (rb + 2) * kRowBlock * bq_);
     const std::int64_t k_blocks = layout_.geometry.k_blocks();
     for (std::int64_t c1 = kKeyBlockTiles;; c1 += kKeyBlockTiles) {
       bool more = false;
@@ -530,10 +531,14 @@ class Executor {
     }
     for (int k = 0; k < n; ++k) {
       const Slot sl = ws.slot(k, lanes, d_);
-      if (plan.row_diagonal[rows[k]]) run_diagonals(ws, sl, b, g, plan, rows[k] * bq_, lanes);
+      if (plan.row_diagonal[rows[k]]) {
+        run_diagonals(ws, sl, b, g, plan, rows[k] * bq_, lanes);
+        run_bands(ws, sl, b, g, plan.bands, rows[k], lanes);
+      }
       kernels::normalize(sl.ot, sl.l, lanes, d_);
       finish(sl.ot, sl.m, sl.l, lanes, b, g, rows[k]);
     }
+    kernels::store_fence();
   }
 
   void part_item(Workspace& ws, std::int64_t b, std::int64_t e) {
@@ -544,8 +549,10 @@ class Executor {
     const Slot sl = ws.slot(0, lanes, d_);
     begin_row(sl, b, g, r, lanes);
     run_tiles(ws, sl, b, g, r, pr.t0, pr.t1, lanes);
-    if (pr.part == 0 && plans_[g.distinct].row_diagonal[r])
+    if (pr.part == 0 && plans_[g.distinct].row_diagonal[r]) {
       run_diagonals(ws, sl, b, g, plans_[g.distinct], r * bq_, lanes);
+      run_bands(ws, sl, b, g, plans_[g.distinct].bands, r, lanes);
+    }
     float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
     std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
     std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
@@ -636,6 +643,17 @@ class Executor {
     float s = 0.0f;
     for (float v : acc) s += v;
     return s;
+  }
+
+  // Asks for Q rows [i0, i1) of the heads of g into L2 (rows with contiguous elements).
+  void prefetch_q(std::int64_t b, const HeadGroup& g, std::int64_t i0, std::int64_t i1) const {
+    if (q_.stride[3] != 1) return;
+    i1 = std::min(i1, shape_.nq);
+    for (const int h : g.heads)
+      for (std::int64_t i = i0; i < i1; ++i) {
+        const char* p = reinterpret_cast<const char*>(q_.row(b, h, i));
+        for (int c = 0; c < d_ * 4; c += 64) __builtin_prefetch(p + c, 0, 2);
+      }
   }
 
   // Starts query block r of head group g in slot sl: Q^T packed (times the scale, padding
@@ -882,7 +900,7 @@ class Executor {
     lse = mm + std::log(sum);
   }
 
-  enum class LateKind { Track, Class, Band };
+  enum class LateKind { Track, Class };
   struct LateItem {
     int head = 0;
     LateKind kind = LateKind::Track;
@@ -905,8 +923,7 @@ class Executor {
             if (li.kind == LateKind::Track)
               track_item(ws, b, li.head, static_cast<int>(li.index));
             else
-              class_item(ws, b, li.head, li.kind == LateKind::Class ? plan.classes : plan.bands,
-                         li.index);
+              class_item(ws, b, li.head, plan.classes, li.index);
           }
         },
         tbb::simple_partitioner());
@@ -921,6 +938,24 @@ class Executor {
     const std::int64_t lanes = cp.queries, s = cp.step, shift = shape_.nk - shape_.nq;
     const std::int64_t kvh = h / shape_.group();
     auto query = [&](std::int64_t q) { return (item.a0 + q) * s + item.c - shift; };
+    // The item's rows are s apart (a cache miss each): ask for the O rows and LSE its fold
+    // updates at the end, and the next item's Q rows, while this one computes.
+    if (o_.stride[3] == 1)
+      for (std::int64_t q = 0; q < lanes; ++q)
+        if ((item.lanes >> q) & 1u) {
+          const char* p = reinterpret_cast<const char*>(o_.row(b, h, query(q)));
+          for (int c = 0; c < d_ * 4; c += 64) __builtin_prefetch(p + c, 1, 3);
+          __builtin_prefetch(&lse_.at(b, h, query(q), 0), 1, 3);
+        }
+    if (k + 1 < static_cast<std::int64_t>(cp.items.size()) && q_.stride[3] == 1) {
+      const flash::ClassItem& next = cp.items[k + 1];
+      for (std::int64_t q = 0; q < lanes; ++q)
+        if ((next.lanes >> q) & 1u) {
+          const char* p =
+              reinterpret_cast<const char*>(q_.row(b, h, (next.a0 + q) * s + next.c - shift));
+          for (int c = 0; c < d_ * 4; c += 64) __builtin_prefetch(p + c, 0, 2);
+        }
+    }
     for (std::int64_t w = 0; w < lanes / 16; ++w) {
       const float* src[16];
       for (int t = 0; t < 16; ++t) {
@@ -973,6 +1008,80 @@ class Executor {
     for (std::int64_t q = 0; q < lanes; ++q)
       if ((item.lanes >> q) & 1u)
         fold(b, h, query(q), ws.ot.get() + q, lanes, ws.m.get()[q], ws.l.get()[q]);
+  }
+
+  // The dense bands of query-tile row r (cp: residue classes of step 1, classes.hpp) into slot
+  // sl: each block of cp.queries queries (at most block_q) of each head runs the band's keys, 64
+  // at a time, through the tile kernel, masked on the band's edges, on its lanes' running state
+  // (Q^T, O^T, max, sum; copied out of the slot and back unless the block is the whole slot):
+  // the same online softmax as further tiles of the row. The plan leaves cp empty when the
+  // bands run on single vectors or the tiles.
+  void run_bands(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g,
+                 const flash::ClassPlan& cp, std::int64_t r, std::int64_t lanes) const {
+    if (cp.empty()) return;
+    const std::int64_t nq = cp.queries, shift = shape_.nk - shape_.nq;
+    const bool direct = lanes == nq;
+    float* qt = direct ? sl.qt : ws.tq.get();
+    kernels::TileStep st;
+    st.qt = qt;
+    st.ot = direct ? sl.ot : ws.tot.get();
+    st.m = direct ? sl.m : ws.tm.get();
+    st.l = direct ? sl.l : ws.tl.get();
+    st.lanes = nq;
+    st.d = d_;
+    st.s = ws.s.get();
+    st.scratch = ws.scratch.get();
+    kernels::ScoreLanes lm = lanes_mod_;
+    // nq (16, 32 or 64) floats of `rows` rows, 16 at a time (inline, not a library call).
+    auto copy_lanes = [&](const float* from, std::int64_t from_stride, float* to,
+                          std::int64_t to_stride, int rows) {
+      for (int p = 0; p < rows; ++p)
+        for (std::int64_t w = 0; w < nq; w += 16)
+          std::memcpy(to + p * to_stride + w, from + p * from_stride + w, 16 * sizeof(float));
+    };
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
+      for (std::int64_t v = 0; v < bq_ && r * bq_ + v < shape_.nq; v += nq) {
+        const std::int64_t q0 = r * bq_ + v, off = static_cast<std::int64_t>(hi) * bq_ + v;
+        const std::int64_t valid = std::min(nq, shape_.nq - q0);
+        const flash::ClassItem item{
+            0, q0 + shift, valid == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << valid) - 1};
+        if (!direct) {
+          copy_lanes(sl.qt + off, lanes, qt, nq, d_);
+          copy_lanes(sl.ot + off, lanes, st.ot, nq, d_);
+          copy_lanes(sl.m + off, 0, st.m, 0, 1);
+          copy_lanes(sl.l + off, 0, st.l, 0, 1);
+        }
+        if (modify_) {
+          const float slope = lane_slope(g.heads[hi]);
+          for (std::int64_t q = 0; q < nq; ++q) {
+            ws.mqpos.get()[q] = static_cast<float>(q0 + shift + q);
+            ws.mslope.get()[q] = slope;
+          }
+          lm.qpos = ws.mqpos.get();
+          lm.slope = ws.mslope.get();
+          lm.kpos = ws.mkpos.get();
+          st.mod = &lm;
+        }
+        flash::for_each_class_chunk(cp, item, shape_.nk, [&](const flash::ClassChunk& ch) {
+          st.k = tile_rows(k_, b, g.kv_head, ch.b0, ch.keys, ws.kpanel.get(), st.k_stride);
+          st.v = tile_rows(v_, b, g.kv_head, ch.b0, ch.keys, ws.vpanel.get(), st.v_stride);
+          st.keys = ch.keys;
+          if (modify_)
+            for (int j = 0; j < ch.keys; ++j) ws.mkpos.get()[j] = static_cast<float>(ch.b0 + j);
+          if (ch.full) {
+            st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
+          } else {
+            flash::class_chunk_keep(cp, item, ch, nq, ws.panel_keep.get());
+            st.keep = ws.panel_keep.get();
+          }
+          kernels::flash_step(st);
+        });
+        if (!direct) {
+          copy_lanes(st.ot, nq, sl.ot + off, lanes, d_);
+          copy_lanes(st.m, 0, sl.m + off, 0, 1);
+          copy_lanes(st.l, 0, sl.l + off, 0, 1);
+        }
+      }
   }
 
   // The diagonal path of one item: each 16-lane vector against the plan's offsets that reach a
@@ -1133,14 +1242,39 @@ class Executor {
   }
 
   // Writes O = O^T (already divided by l) and LSE = m + log(l) for the valid lanes; a lane with
-  // m = -inf (no allowed key) gives zeros and -inf.
+  // m = -inf (no allowed key) gives zeros and -inf. Whole 16-query vectors of contiguous O rows
+  // are transposed in registers (d a multiple of 16), the rest element by element.
   void finish(const float* ot, const float* m, const float* l, std::int64_t lanes, std::int64_t b,
               const HeadGroup& g, std::int64_t r) const {
     const std::int64_t q0 = r * bq_;
     const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
+    const bool fast = o_.stride[3] == 1 && d_ % 16 == 0;
     for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
       for (std::int64_t i = 0; i < rows; ++i) {
         const std::int64_t lane = static_cast<std::int64_t>(hi) * bq_ + i;
+        if (fast && i % 16 == 0 && i + 16 <= rows &&
+            std::any_of(m + lane, m + lane + 16, [](float x) { return x != kNegInf; })) {
+          // O rows q0 + i .. + 15 from O^T columns lane .. lane + 15, 16 dims at a time, not
+          // read again by this item (streamed; row_item fences).
+          for (int x0 = 0; x0 < d_; x0 += 16) {
+            const float* src[16];
+            for (int k = 0; k < 16; ++k) src[k] = ot + (x0 + k) * lanes + lane;
+            kernels::transpose16(src, 16, 1.0f, o_.row(b, g.heads[hi], q0 + i) + x0, o_.stride[2],
+                                 true);
+          }
+          for (int k = 0; k < 16; ++k) {
+            float& lse = lse_.at(b, g.heads[hi], q0 + i + k, 0);
+            if (m[lane + k] == kNegInf) {
+              float* dst = o_.row(b, g.heads[hi], q0 + i + k);
+              std::fill(dst, dst + d_, 0.0f);
+              lse = kNegInf;
+            } else {
+              lse = m[lane + k] + std::log(l[lane + k]);
+            }
+          }
+          i += 15;
+          continue;
+        }
         float* dst = o_.row(b, g.heads[hi], q0 + i);
         float& lse = lse_.at(b, g.heads[hi], q0 + i, 0);
         if (m[lane] == kNegInf) {
