@@ -18,6 +18,7 @@ namespace spattn::kernels {
 inline void transpose16(const float* const rows[16], int cols, float scale, float* out,
                         std::int64_t out_stride = 16, bool stream = false) {
   int c0 = 0;
+  (void)stream;  // used only by the AVX-512 blocks
 #if defined(__AVX512F__)
   bool all_rows = true;
   for (int i = 0; i < 16; ++i) all_rows = all_rows && rows[i] != nullptr;
