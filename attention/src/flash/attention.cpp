@@ -513,10 +513,6 @@ class Executor {
       next[n] = rp[r];
       rows[n++] = r;
     }
-    // The next row block's Q rows (most likely this thread's next item) start loading into L2
-    // while this one computes.
-    if (rb + 1 < row_blocks_)
-      prefetch_q(b, g, (rb + 1) * kRowBlock * bq_, (rb + 2) * kRowBlock * bq_);
     const std::int64_t k_blocks = layout_.geometry.k_blocks();
     for (std::int64_t c1 = kKeyBlockTiles;; c1 += kKeyBlockTiles) {
       bool more = false;
@@ -538,7 +534,6 @@ class Executor {
       kernels::normalize(sl.ot, sl.l, lanes, d_);
       finish(sl.ot, sl.m, sl.l, lanes, b, g, rows[k]);
     }
-    kernels::store_fence();
   }
 
   void part_item(Workspace& ws, std::int64_t b, std::int64_t e) {
@@ -643,17 +638,6 @@ class Executor {
     float s = 0.0f;
     for (float v : acc) s += v;
     return s;
-  }
-
-  // Asks for Q rows [i0, i1) of the heads of g into L2 (rows with contiguous elements).
-  void prefetch_q(std::int64_t b, const HeadGroup& g, std::int64_t i0, std::int64_t i1) const {
-    if (q_.stride[3] != 1) return;
-    i1 = std::min(i1, shape_.nq);
-    for (const int h : g.heads)
-      for (std::int64_t i = i0; i < i1; ++i) {
-        const char* p = reinterpret_cast<const char*>(q_.row(b, h, i));
-        for (int c = 0; c < d_ * 4; c += 64) __builtin_prefetch(p + c, 0, 2);
-      }
   }
 
   // Starts query block r of head group g in slot sl: Q^T packed (times the scale, padding
@@ -1242,39 +1226,14 @@ class Executor {
   }
 
   // Writes O = O^T (already divided by l) and LSE = m + log(l) for the valid lanes; a lane with
-  // m = -inf (no allowed key) gives zeros and -inf. Whole 16-query vectors of contiguous O rows
-  // are transposed in registers (d a multiple of 16), the rest element by element.
+  // m = -inf (no allowed key) gives zeros and -inf.
   void finish(const float* ot, const float* m, const float* l, std::int64_t lanes, std::int64_t b,
               const HeadGroup& g, std::int64_t r) const {
     const std::int64_t q0 = r * bq_;
     const std::int64_t rows = std::min<std::int64_t>(bq_, shape_.nq - q0);
-    const bool fast = o_.stride[3] == 1 && d_ % 16 == 0;
     for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
       for (std::int64_t i = 0; i < rows; ++i) {
         const std::int64_t lane = static_cast<std::int64_t>(hi) * bq_ + i;
-        if (fast && i % 16 == 0 && i + 16 <= rows &&
-            std::any_of(m + lane, m + lane + 16, [](float x) { return x != kNegInf; })) {
-          // O rows q0 + i .. + 15 from O^T columns lane .. lane + 15, 16 dims at a time, not
-          // read again by this item (streamed; row_item fences).
-          for (int x0 = 0; x0 < d_; x0 += 16) {
-            const float* src[16];
-            for (int k = 0; k < 16; ++k) src[k] = ot + (x0 + k) * lanes + lane;
-            kernels::transpose16(src, 16, 1.0f, o_.row(b, g.heads[hi], q0 + i) + x0, o_.stride[2],
-                                 true);
-          }
-          for (int k = 0; k < 16; ++k) {
-            float& lse = lse_.at(b, g.heads[hi], q0 + i + k, 0);
-            if (m[lane + k] == kNegInf) {
-              float* dst = o_.row(b, g.heads[hi], q0 + i + k);
-              std::fill(dst, dst + d_, 0.0f);
-              lse = kNegInf;
-            } else {
-              lse = m[lane + k] + std::log(l[lane + k]);
-            }
-          }
-          i += 15;
-          continue;
-        }
         float* dst = o_.row(b, g.heads[hi], q0 + i);
         float& lse = lse_.at(b, g.heads[hi], q0 + i, 0);
         if (m[lane] == kNegInf) {

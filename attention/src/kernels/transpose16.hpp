@@ -12,13 +12,9 @@
 
 namespace spattn::kernels {
 
-// stream: write the in-register blocks with non-temporal stores where `out` rows are 64-byte
-// aligned (an output written once and not read soon: no read-for-ownership of its lines); the
-// caller then orders them with store_fence() before another thread reads them.
 inline void transpose16(const float* const rows[16], int cols, float scale, float* out,
-                        std::int64_t out_stride = 16, bool stream = false) {
+                        std::int64_t out_stride = 16) {
   int c0 = 0;
-  (void)stream;  // used only by the AVX-512 blocks
 #if defined(__AVX512F__)
   bool all_rows = true;
   for (int i = 0; i < 16; ++i) all_rows = all_rows && rows[i] != nullptr;
@@ -53,29 +49,14 @@ inline void transpose16(const float* const rows[16], int cols, float scale, floa
         r[i + 12] = _mm512_mask_shuffle_f32x4(t[i + 4], 0xFFFF, t[i + 4], t[i + 12], 0xDD);
       }
       // r[k] now holds column c0 + k, lane i from row i.
-      const bool aligned = stream &&
-                           reinterpret_cast<std::uintptr_t>(out + c0 * out_stride) % 64 == 0 &&
-                           out_stride % 16 == 0;
-      if (aligned) {
-        for (int k = 0; k < 16; ++k)
-          _mm512_stream_ps(out + (c0 + k) * out_stride, _mm512_mul_ps(r[k], s));
-      } else {
-        for (int k = 0; k < 16; ++k)
-          _mm512_storeu_ps(out + (c0 + k) * out_stride, _mm512_mul_ps(r[k], s));
-      }
+      for (int k = 0; k < 16; ++k)
+        _mm512_storeu_ps(out + (c0 + k) * out_stride, _mm512_mul_ps(r[k], s));
     }
   }
 #endif
   for (int c = c0; c < cols; ++c)
     for (int i = 0; i < 16; ++i)
       out[c * out_stride + i] = rows[i] != nullptr ? rows[i][c] * scale : 0.0f;
-}
-
-// Orders the non-temporal stores of transpose16(..., stream = true) before later stores.
-inline void store_fence() {
-#if defined(__AVX512F__)
-  _mm_sfence();
-#endif
 }
 
 }  // namespace spattn::kernels
