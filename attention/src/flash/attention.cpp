@@ -29,6 +29,7 @@
 #include <bit>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -339,10 +340,9 @@ class Executor {
     const std::int64_t part_items = shape_.batch * parts;
     const std::int64_t items = part_items + row_items;
     // Late items, one per (batch, query head, track group or class item): they run after the
-    // rows (and the merges of split rows) and fold their pairs into the finished O and LSE, in
-    // two rounds so that no query is folded by two items at once: the sparse diagonals (tracks
-    // or classes), then the dense bands run as classes.
-    std::vector<LateItem> sparse_items, band_items;  // one batch each
+    // rows (and the merges of split rows) and fold their pairs into the finished O and LSE (the
+    // sparse diagonals, as tracks or classes; the dense bands run inside the rows).
+    std::vector<LateItem> sparse_items;  // one batch each
     for (std::int64_t h = 0; h < shape_.q_heads; ++h) {
       const flash::HeadPlan& plan = plans_[distinct_of(h)];
       for (std::size_t k = 0; k < plan.track_groups.size(); ++k)
@@ -351,8 +351,6 @@ class Executor {
       for (std::size_t k = 0; k < plan.classes.items.size(); ++k)
         sparse_items.push_back(
             {static_cast<int>(h), LateKind::Class, static_cast<std::int64_t>(k)});
-      for (std::size_t k = 0; k < plan.bands.items.size(); ++k)
-        band_items.push_back({static_cast<int>(h), LateKind::Band, static_cast<std::int64_t>(k)});
     }
     auto body = [&] {
       if (need.transposed) transpose_kv(transposed.get());
@@ -385,7 +383,6 @@ class Executor {
         });
       }
       run_late(sparse_items, local);
-      run_late(band_items, local);
       if (!mod_.sinks.empty()) add_sinks();
     };
     if (threads > 0) {
@@ -505,7 +502,7 @@ class Executor {
       const bool empty =
           std::all_of(plan.action.begin() + rp[r], plan.action.begin() + rp[r + 1],
                       [](flash::TileAction a) { return a == flash::TileAction::Skip; }) &&
-          !(plan.row_diagonal[r] && !plan.offsets.empty());
+          !(plan.row_diagonal[r] && (!plan.offsets.empty() || !plan.bands.empty()));
       if (empty) {  // everything left to the late items: O = 0, LSE = -inf until they fold
         const Slot z = ws.slot(0, lanes, d_);
         std::fill(z.m, z.m + lanes, kNegInf);
@@ -530,7 +527,10 @@ class Executor {
     }
     for (int k = 0; k < n; ++k) {
       const Slot sl = ws.slot(k, lanes, d_);
-      if (plan.row_diagonal[rows[k]]) run_diagonals(ws, sl, b, g, plan, rows[k] * bq_, lanes);
+      if (plan.row_diagonal[rows[k]]) {
+        run_diagonals(ws, sl, b, g, plan, rows[k] * bq_, lanes);
+        run_bands(ws, sl, b, g, plan.bands, rows[k], lanes);
+      }
       kernels::normalize(sl.ot, sl.l, lanes, d_);
       finish(sl.ot, sl.m, sl.l, lanes, b, g, rows[k]);
     }
@@ -544,8 +544,10 @@ class Executor {
     const Slot sl = ws.slot(0, lanes, d_);
     begin_row(sl, b, g, r, lanes);
     run_tiles(ws, sl, b, g, r, pr.t0, pr.t1, lanes);
-    if (pr.part == 0 && plans_[g.distinct].row_diagonal[r])
+    if (pr.part == 0 && plans_[g.distinct].row_diagonal[r]) {
       run_diagonals(ws, sl, b, g, plans_[g.distinct], r * bq_, lanes);
+      run_bands(ws, sl, b, g, plans_[g.distinct].bands, r, lanes);
+    }
     float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
     std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
     std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
@@ -882,7 +884,7 @@ class Executor {
     lse = mm + std::log(sum);
   }
 
-  enum class LateKind { Track, Class, Band };
+  enum class LateKind { Track, Class };
   struct LateItem {
     int head = 0;
     LateKind kind = LateKind::Track;
@@ -905,8 +907,7 @@ class Executor {
             if (li.kind == LateKind::Track)
               track_item(ws, b, li.head, static_cast<int>(li.index));
             else
-              class_item(ws, b, li.head, li.kind == LateKind::Class ? plan.classes : plan.bands,
-                         li.index);
+              class_item(ws, b, li.head, plan.classes, li.index);
           }
         },
         tbb::simple_partitioner());
@@ -921,6 +922,24 @@ class Executor {
     const std::int64_t lanes = cp.queries, s = cp.step, shift = shape_.nk - shape_.nq;
     const std::int64_t kvh = h / shape_.group();
     auto query = [&](std::int64_t q) { return (item.a0 + q) * s + item.c - shift; };
+    // The item's rows are s apart (a cache miss each): ask for the O rows and LSE its fold
+    // updates at the end, and the next item's Q rows, while this one computes.
+    if (o_.stride[3] == 1)
+      for (std::int64_t q = 0; q < lanes; ++q)
+        if ((item.lanes >> q) & 1u) {
+          const char* p = reinterpret_cast<const char*>(o_.row(b, h, query(q)));
+          for (int c = 0; c < d_ * 4; c += 64) __builtin_prefetch(p + c, 1, 3);
+          __builtin_prefetch(&lse_.at(b, h, query(q), 0), 1, 3);
+        }
+    if (k + 1 < static_cast<std::int64_t>(cp.items.size()) && q_.stride[3] == 1) {
+      const flash::ClassItem& next = cp.items[k + 1];
+      for (std::int64_t q = 0; q < lanes; ++q)
+        if ((next.lanes >> q) & 1u) {
+          const char* p =
+              reinterpret_cast<const char*>(q_.row(b, h, (next.a0 + q) * s + next.c - shift));
+          for (int c = 0; c < d_ * 4; c += 64) __builtin_prefetch(p + c, 0, 2);
+        }
+    }
     for (std::int64_t w = 0; w < lanes / 16; ++w) {
       const float* src[16];
       for (int t = 0; t < 16; ++t) {
@@ -973,6 +992,80 @@ class Executor {
     for (std::int64_t q = 0; q < lanes; ++q)
       if ((item.lanes >> q) & 1u)
         fold(b, h, query(q), ws.ot.get() + q, lanes, ws.m.get()[q], ws.l.get()[q]);
+  }
+
+  // The dense bands of query-tile row r (cp: residue classes of step 1, classes.hpp) into slot
+  // sl: each block of cp.queries queries (at most block_q) of each head runs the band's keys, 64
+  // at a time, through the tile kernel, masked on the band's edges, on its lanes' running state
+  // (Q^T, O^T, max, sum; copied out of the slot and back unless the block is the whole slot):
+  // the same online softmax as further tiles of the row. The plan leaves cp empty when the
+  // bands run on single vectors or the tiles.
+  void run_bands(Workspace& ws, const Slot& sl, std::int64_t b, const HeadGroup& g,
+                 const flash::ClassPlan& cp, std::int64_t r, std::int64_t lanes) const {
+    if (cp.empty()) return;
+    const std::int64_t nq = cp.queries, shift = shape_.nk - shape_.nq;
+    const bool direct = lanes == nq;
+    float* qt = direct ? sl.qt : ws.tq.get();
+    kernels::TileStep st;
+    st.qt = qt;
+    st.ot = direct ? sl.ot : ws.tot.get();
+    st.m = direct ? sl.m : ws.tm.get();
+    st.l = direct ? sl.l : ws.tl.get();
+    st.lanes = nq;
+    st.d = d_;
+    st.s = ws.s.get();
+    st.scratch = ws.scratch.get();
+    kernels::ScoreLanes lm = lanes_mod_;
+    // nq (16, 32 or 64) floats of `rows` rows, 16 at a time (inline, not a library call).
+    auto copy_lanes = [&](const float* from, std::int64_t from_stride, float* to,
+                          std::int64_t to_stride, int rows) {
+      for (int p = 0; p < rows; ++p)
+        for (std::int64_t w = 0; w < nq; w += 16)
+          std::memcpy(to + p * to_stride + w, from + p * from_stride + w, 16 * sizeof(float));
+    };
+    for (std::size_t hi = 0; hi < g.heads.size(); ++hi)
+      for (std::int64_t v = 0; v < bq_ && r * bq_ + v < shape_.nq; v += nq) {
+        const std::int64_t q0 = r * bq_ + v, off = static_cast<std::int64_t>(hi) * bq_ + v;
+        const std::int64_t valid = std::min(nq, shape_.nq - q0);
+        const flash::ClassItem item{
+            0, q0 + shift, valid == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << valid) - 1};
+        if (!direct) {
+          copy_lanes(sl.qt + off, lanes, qt, nq, d_);
+          copy_lanes(sl.ot + off, lanes, st.ot, nq, d_);
+          copy_lanes(sl.m + off, 0, st.m, 0, 1);
+          copy_lanes(sl.l + off, 0, st.l, 0, 1);
+        }
+        if (modify_) {
+          const float slope = lane_slope(g.heads[hi]);
+          for (std::int64_t q = 0; q < nq; ++q) {
+            ws.mqpos.get()[q] = static_cast<float>(q0 + shift + q);
+            ws.mslope.get()[q] = slope;
+          }
+          lm.qpos = ws.mqpos.get();
+          lm.slope = ws.mslope.get();
+          lm.kpos = ws.mkpos.get();
+          st.mod = &lm;
+        }
+        flash::for_each_class_chunk(cp, item, shape_.nk, [&](const flash::ClassChunk& ch) {
+          st.k = tile_rows(k_, b, g.kv_head, ch.b0, ch.keys, ws.kpanel.get(), st.k_stride);
+          st.v = tile_rows(v_, b, g.kv_head, ch.b0, ch.keys, ws.vpanel.get(), st.v_stride);
+          st.keys = ch.keys;
+          if (modify_)
+            for (int j = 0; j < ch.keys; ++j) ws.mkpos.get()[j] = static_cast<float>(ch.b0 + j);
+          if (ch.full) {
+            st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
+          } else {
+            flash::class_chunk_keep(cp, item, ch, nq, ws.panel_keep.get());
+            st.keep = ws.panel_keep.get();
+          }
+          kernels::flash_step(st);
+        });
+        if (!direct) {
+          copy_lanes(st.ot, nq, sl.ot + off, lanes, d_);
+          copy_lanes(st.m, 0, sl.m + off, 0, 1);
+          copy_lanes(st.l, 0, sl.l + off, 0, 1);
+        }
+      }
   }
 
   // The diagonal path of one item: each 16-lane vector against the plan's offsets that reach a

@@ -119,6 +119,12 @@ class Planner {
       sparse_ = cover_offsets(sparse);
       std::set_difference(offsets_.begin(), offsets_.end(), sparse_.begin(), sparse_.end(),
                           std::back_inserter(dense_));
+      // One dense run of W offsets can run as a band of 16-query blocks inside the rows, which
+      // evaluate 15 + W keys per query for W.
+      const auto w = static_cast<std::int64_t>(dense_.size());
+      if (path != ExecutionPath::Diagonals && w > 0 && dense_.back() - dense_.front() + 1 == w)
+        dense_weight_ = std::min(
+            kDiagonalWeight, kBandCost[2] * static_cast<double>(15 + w) / static_cast<double>(w));
       if (!sparse_.empty()) {
         track_ = make_track_plan(sparse_, step_gcd_, shift_);
         // Too many key alignments for the tracks' panels.
@@ -156,17 +162,20 @@ class Planner {
   // the one `path` forces): residue classes, residue tracks, or single vectors.
   bool has_dense_bands() const { return has_dense_bands_; }
 
-  // Items of `base` with 64, 32 and 16 queries: the one of lowest cost below `best` whose
-  // pairs hold at least kMinClassEfficiency `kept` pairs (any, when `forced`) into `out`.
-  bool choose_classes(const ClassPlan& base, std::int64_t kept, bool forced, double& best,
-                      std::int64_t& pairs, ClassPlan& out) const {
+  // Items of `base` with 64, 32 and 16 queries (at most max_queries): the one of lowest cost
+  // below `best` whose pairs hold at least kMinClassEfficiency `kept` pairs (any, when
+  // `forced`) into `out`.
+  bool choose_classes(const ClassPlan& base, std::int64_t kept, bool forced, int max_queries,
+                      const double (&rate)[3], double& best, std::int64_t& pairs,
+                      ClassPlan& out) const {
     constexpr int kQueries[3] = {64, 32, 16};
     bool chosen = false;
     for (int k = 0; k < 3; ++k) {
+      if (kQueries[k] > max_queries) continue;
       ClassPlan cp = base;
       set_class_items(cp, kQueries[k], plan_.row_diagonal, bl_.block_q(), bl_.nq(), bl_.nk(),
                       shift_);
-      const double cost = kClassCost[k] * static_cast<double>(cp.pairs);
+      const double cost = rate[k] * static_cast<double>(cp.pairs);
       const bool tight =
           static_cast<double>(kept) >= kMinClassEfficiency * static_cast<double>(cp.pairs);
       if ((forced && !chosen) || (tight && cost < best)) {
@@ -180,14 +189,16 @@ class Planner {
   }
 
   // The kernel of the short dense bands: single vectors, or, when their offsets are one run,
-  // residue classes of step 1 (the band in plain coordinates, by the tile kernel).
+  // residue classes of step 1 (the band in plain coordinates, by the tile kernel), run inside
+  // the rows, so of at most block_q queries.
   void plan_dense() {
     double best = kSingleVectorCost * static_cast<double>(dense_pairs_);
     std::int64_t pairs = dense_pairs_;
     if (path_ != ExecutionPath::Diagonals && !plan_.offsets.empty()) {
       const ClassPlan base = make_class_bands(plan_.offsets, 1);
-      if (!base.empty() && choose_classes(base, dense_pairs_, path_ == ExecutionPath::Classes, best,
-                                          pairs, plan_.bands))
+      if (!base.empty() &&
+          choose_classes(base, dense_pairs_, path_ == ExecutionPath::Classes,
+                         static_cast<int>(bl_.block_q()), kBandCost, best, pairs, plan_.bands))
         plan_.offsets.clear();
     }
     plan_.pairs.diagonal += pairs;
@@ -216,8 +227,9 @@ class Planner {
       }
     }
     ClassPlan classes;
-    if (!classes_.empty() && choose_classes(classes_, sparse_pairs_,
-                                            path_ == ExecutionPath::Classes, best, pairs, classes))
+    if (!classes_.empty() &&
+        choose_classes(classes_, sparse_pairs_, path_ == ExecutionPath::Classes, 64, kClassCost,
+                       best, pairs, classes))
       kernel = Kernel::Classes;
     plan_.pairs.diagonal += pairs;
     plan_.cost += best;
@@ -297,8 +309,8 @@ class Planner {
     }
     if (dpairs + spairs > 0) {
       // The tracks' exact count depends on the neighbouring rows; their pairs estimate it.
-      double cost = kDiagonalWeight * static_cast<double>(dpairs) +
-                    kTrackWeight * static_cast<double>(spairs);
+      double cost =
+          dense_weight_ * static_cast<double>(dpairs) + kTrackWeight * static_cast<double>(spairs);
       with_.clear();
       pending_masks_.clear();
       for (std::int64_t t = rp[r]; t < rp[r + 1]; ++t) {
@@ -399,6 +411,7 @@ class Planner {
   std::vector<std::int64_t> sparse_;   // from runs with step > 1: residue tracks
   std::vector<std::int64_t> dense_;    // the others (short dense bands): vector path
   std::int64_t step_gcd_ = 0;
+  double dense_weight_ = kDiagonalWeight;  // per pair of dense_, for choosing a row's path
   TrackPlan track_;    // of sparse_ (members set once the rows are planned), or empty
   ClassPlan classes_;  // the bands of sparse_ (items set once the rows are planned), or empty
   std::int64_t sparse_pairs_ = 0;  // sparse_'s pairs over the rows that run diagonals

@@ -42,6 +42,10 @@ inline constexpr double kTrackWeight = 1.1;     // residue tracks (sparse diagon
 inline constexpr double kSingleVectorCost = 2.4;
 inline constexpr double kTrackCost = 2.4;
 inline constexpr double kClassCost[3] = {1.4, 1.45, 1.5};  // 64, 32, 16 queries
+// Short dense bands (one run of offsets) run as classes of step 1 inside the rows, on their
+// lanes' running state: no gather of Q and no fold into O, so near a tile's rate per pair (64,
+// 32, 16 queries; attention/README.md has the measurement).
+inline constexpr double kBandCost[3] = {1.0, 1.05, 1.1};
 // Residue classes need classes of at least this many queries, and run only where at least 70%
 // of what they evaluate is kept (a narrow band wastes more: a block of Q queries over a band of
 // W offsets evaluates Q + W - 1 keys per query for W; a short causal class wastes its corner).
