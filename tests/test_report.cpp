@@ -636,7 +636,7 @@ TEST_CASE("scaling report: noisy timings are flagged, fidelity names each row's 
   auto with_times = [](Measurement m, std::vector<double> ms, const std::string& baseline) {
     for (double& t : ms) t /= 1e3;
     m.attention = ex::AttentionTimes{1, ms};
-    m.fidelity = ex::FidelityFigures{0.25, 0.5, 0.125, "synthetic", baseline};
+    m.fidelity = ex::FidelityFigures{0.25, 0.5, 0.125, "synthetic", baseline, {}, {}, {}};
     return json::parse(ex::to_json(m).dump());
   };
   json h = header("scaling");
