@@ -43,6 +43,10 @@ std::int64_t group_of(const SelectedHead& s, std::int64_t p) {
   return g >= 0 && g < s.groups() ? g : -1;
 }
 
+bool by_begin(const KeyRange& a, const KeyRange& b) {
+  return a.begin < b.begin;
+}
+
 bool in_ranges(const KeyRange* begin, const KeyRange* end, std::int64_t j) {
   const KeyRange* it =
       std::upper_bound(begin, end, j, [](std::int64_t x, const KeyRange& r) { return x < r.end; });
@@ -77,17 +81,29 @@ bool SelectedPattern::key_ranges(const Geometry& g, int h, std::int64_t q0, std:
   const SelectedHead* s = head(h);
   if (s == nullptr || q0 >= q1) return true;
   const std::int64_t p0 = g.position(q0), p1 = g.position(q1 - 1);
+  // Three lists sorted by begin, merged (normalize_ranges then needs no sort): the groups'
+  // ranges, the columns, and the diagonals (offsets descending = begins ascending).
+  std::vector<KeyRange> grp, lines;
   if (s->group_rows > 0) {
     const std::int64_t g0 =
         std::max<std::int64_t>(0, floor_div(p0 - s->origin, s->group_rows) - s->first_group);
     const std::int64_t g1 = std::min<std::int64_t>(
         s->groups() - 1, floor_div(p1 - s->origin, s->group_rows) - s->first_group);
     for (std::int64_t k = g0; k <= g1; ++k)
-      out.insert(out.end(), s->ranges.begin() + s->group_ptr[k],
+      grp.insert(grp.end(), s->ranges.begin() + s->group_ptr[k],
                  s->ranges.begin() + s->group_ptr[k + 1]);
+    if (g1 > g0) std::sort(grp.begin(), grp.end(), by_begin);
   }
-  for (std::int64_t c : s->columns) out.push_back({c, c + 1});
-  for (std::int64_t o : s->offsets) out.push_back({p0 - o, p1 - o + 1});
+  std::vector<KeyRange> cols, diags;
+  cols.reserve(s->columns.size());
+  diags.reserve(s->offsets.size());
+  for (std::int64_t c : s->columns) cols.push_back({c, c + 1});
+  for (auto o = s->offsets.rbegin(); o != s->offsets.rend(); ++o)
+    diags.push_back({p0 - *o, p1 - *o + 1});
+  lines.resize(cols.size() + diags.size());
+  std::merge(cols.begin(), cols.end(), diags.begin(), diags.end(), lines.begin(), by_begin);
+  out.resize(lines.size() + grp.size());
+  std::merge(lines.begin(), lines.end(), grp.begin(), grp.end(), out.begin(), by_begin);
   normalize_ranges(out, s->causal ? std::min(g.nk, p1 + 1) : g.nk);
   return true;
 }
