@@ -1,6 +1,7 @@
 #include "common.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace spattn::select_detail {
 
@@ -30,6 +31,34 @@ HeadData head_data(const ConstTensorView& q, const ConstTensorView& k, std::int6
   in.qbase = rows_of(q, b, h, in.q_copy);
   in.kbase = rows_of(k, b, kh, in.k_copy);
   return in;
+}
+
+LastQueryMass last_query_mass(const HeadData& in, std::int64_t L, double div) {
+  LastQueryMass out;
+  out.vert.assign(static_cast<std::size_t>(in.nk), 0.0);
+  out.slash.assign(static_cast<std::size_t>(in.nk), 0.0);
+  std::vector<double> p;
+  for (std::int64_t r = in.nq - L; r < in.nq; ++r) {
+    const std::int64_t pr = in.pos(r), n = in.causal_keys(pr);
+    if (n == 0) continue;
+    p.resize(static_cast<std::size_t>(n));
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::int64_t j = 0; j < n; ++j) {
+      p[j] = in.scale * dot(in.qrow(r), in.krow(j), in.d);
+      m = std::max(m, p[j]);
+    }
+    double total = 0;
+    for (std::int64_t j = 0; j < n; ++j) {
+      p[j] = std::exp(p[j] - m);
+      total += p[j];
+    }
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double x = p[j] / total / div;
+      out.vert[j] += x;
+      out.slash[pr - j] += x;  // 0 <= pr - j <= pr < nk
+    }
+  }
+  return out;
 }
 
 std::vector<std::int64_t> top_indices(const double* score, std::int64_t n, std::int64_t count) {

@@ -78,6 +78,15 @@ void per_query_groups(SelectedHead& s, const HeadData& in, F f) {
   for (auto& r : rows) s.add_group(std::move(r), in.nk);
 }
 
+// The attention of the last L queries, the estimate vertical_slash and flexprefill share: per
+// row r in [nq - L, nq) (in order), P = softmax of s q_r . k_j over the keys j <= p(r) (in
+// double), and vert[j] += P[r, j] / div, slash[p(r) - j] += P[r, j] / div (nk entries each).
+// div = 1 gives the sums (x / 1 is exact), div = L the means.
+struct LastQueryMass {
+  std::vector<double> vert, slash;
+};
+LastQueryMass last_query_mass(const HeadData& in, std::int64_t L, double div);
+
 // The selectors (one file each but the block ones, which share block_selectors.cpp).
 SelectedHead select_oracle(const Selector& s, const HeadData& in, SelectionCost& cost);
 SelectedHead select_vertical_slash(const Selector& s, const HeadData& in, SelectionCost& cost);
