@@ -464,8 +464,9 @@ def chart_recall(plt, points, baseline, name, charts, written, summary):
         noisy += [(x, y) for x, y, p in xy if p.noisy()]
         drawn[label] = [(x, y) for x, y, _ in xy]
         # The oracle ceiling at the same keys per row, as a hollow marker above each point.
-        ceil = [(x, p.oracle_recall) for x, _, p in xy if p.oracle_recall is not None]
-        if ceil and p.pattern != baseline:
+        ceil = [(x, p.oracle_recall) for x, _, p in xy
+                if p.oracle_recall is not None and p.pattern != baseline]
+        if ceil:
             ax.plot([x for x, _ in ceil], [y for _, y in ceil], marker=marker, linestyle="none",
                     markersize=6, markerfacecolor="none", color=line.get_color(), zorder=2)
             drawn[label + " (oracle)"] = ceil
