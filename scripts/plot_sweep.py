@@ -4,14 +4,16 @@
 Reads DIR/results.jsonl (written by `spattn sweep`; point records of schema 2, or of schema 1 from
 earlier spattn versions, read by read_measurement) and writes DIR/charts/*.png and *.svg:
   time_vs_n      median attention time against N, log-log, one line per pattern, min..max of
-                 the timed calls as bars, with dashed n and n^2 reference slopes anchored at a
+                 the timed calls as bars (a selector's time includes its selection,
+                 selection.select_ms, here and in every speedup), with dashed n and n^2 reference slopes anchored at a
                  data point (clipped to the data's range)
   memory_vs_n    peak RSS of the point's process against N, log-log, same references; each
                  line its own marker and dash pattern, labelled at its last point
   gflops_vs_n    useful GFLOP/s (4·d·allowed pairs / time) against N, linear axis from 0
   recall_vs_speedup  attention-mass recall (mean) against the speedup over the report's
                  baseline at the same N, one point per pattern and N (labelled with N); with
-                 fidelity recorded
+                 fidelity recorded; a hollow marker of the same colour above a point is the
+                 oracle ceiling at the same keys per row (fidelity.oracle_recall_mean)
   recall_vs_n    recall (mean) against N, one line per pattern, naming each fidelity baseline
   time_vs_density  median time against measured density (allowed pairs / all pairs), one line
                  per block size and tile mode, for sweeps at fixed N (density experiments)
@@ -97,13 +99,15 @@ class Measurement:
     fidelity.baseline."""
 
     def __init__(self, axes, status, index, key, median, useful_gflops, density, peak_rss_bytes,
-                 fastest=None, slowest=None, recall_mean=None, fidelity_baseline=None):
+                 fastest=None, slowest=None, recall_mean=None, fidelity_baseline=None,
+                 oracle_recall=None):
         self.axes, self.status, self.index, self.key = axes, status, index, key
         self.pattern, self.n = axes["pattern"], axes["n"]
         self.median, self.useful_gflops = median, useful_gflops
         self.density, self.peak_rss_bytes = density, peak_rss_bytes
         self.min, self.max = fastest, slowest
         self.recall_mean, self.fidelity_baseline = recall_mean, fidelity_baseline
+        self.oracle_recall = oracle_recall
 
     def noisy(self):
         """max/min of the timed calls above NOISY_SPREAD."""
@@ -177,11 +181,18 @@ def read_measurement(rec, where):
     if isinstance(seconds, list) and seconds and all(number(t) is not None for t in seconds):
         fastest = fastest if fastest is not None else min(seconds)
         slowest = slowest if slowest is not None else max(seconds)
+    # A selector's estimation step is part of its time: median, min and max include
+    # selection.select_ms, so every speedup and time chart compares end to end.
+    select_ms = number(field(rec, "selection", "select_ms"))
+    if select_ms is not None:
+        med, fastest, slowest = [None if t is None else t + select_ms / 1e3
+                                 for t in (med, fastest, slowest)]
     baseline = field(rec, "fidelity", "baseline")
     return Measurement(axes, rec.get("status"), number(rec.get("index")), rec.get("key"), med,
                        gflops, density, number(field(rec, "resources", "peak_rss_bytes")),
                        fastest, slowest, number(field(rec, "fidelity", "recall_mean")),
-                       baseline if isinstance(baseline, str) else None)
+                       baseline if isinstance(baseline, str) else None,
+                       number(field(rec, "fidelity", "oracle_recall_mean")))
 
 
 def read_results(path):
@@ -452,6 +463,13 @@ def chart_recall(plt, points, baseline, name, charts, written, summary):
                         fontsize=6, color=line.get_color())
         noisy += [(x, y) for x, y, p in xy if p.noisy()]
         drawn[label] = [(x, y) for x, y, _ in xy]
+        # The oracle ceiling at the same keys per row, as a hollow marker above each point.
+        ceil = [(x, p.oracle_recall) for x, _, p in xy
+                if p.oracle_recall is not None and p.pattern != baseline]
+        if ceil:
+            ax.plot([x for x, _ in ceil], [y for _, y in ceil], marker=marker, linestyle="none",
+                    markersize=6, markerfacecolor="none", color=line.get_color(), zorder=2)
+            drawn[label + " (oracle)"] = ceil
     if drawn:
         ax.set_xscale("log")
         import matplotlib.ticker as ticker

@@ -196,12 +196,13 @@ TEST_CASE("predict_point: the same counts as measure_point, and the memory and t
     CHECK(spattn::experiments::predict_point(p).memory_bytes == pred.memory_bytes);
     p.settings.check = false;
   }
-  SECTION("fidelity adds a dense output and the dense FLOPs") {
+  SECTION("fidelity adds a dense output, the oracle's logits and 1.5x the dense FLOPs") {
     p.settings.fidelity = true;
     const auto f = spattn::experiments::predict_point(p);
     const i64 dense_layout = 8 * (13 + 1) + 8 * 13 * 13;  // 13 x 13 tiles of 16 at n = 200
-    CHECK(f.memory_bytes == pred.memory_bytes + 4 * (2 * 4 * 200 * 17) + dense_layout);
-    CHECK(f.seconds == Approx(pred.seconds + 4.0 * 16 * 2 * 4 * 200 * 200 / 50e9));
+    const i64 oracle = 8 * 16 * 200 * p.threads;          // a query block's logits per thread
+    CHECK(f.memory_bytes == pred.memory_bytes + 4 * (2 * 4 * 200 * 17) + dense_layout + oracle);
+    CHECK(f.seconds == Approx(pred.seconds + 1.5 * 4.0 * 16 * 2 * 4 * 200 * 200 / 50e9));
   }
 }
 

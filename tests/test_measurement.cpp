@@ -69,7 +69,7 @@ Measurement full_record() {
   m.resources.split_rows = 704;
   m.resources.threads_used = 4;
   m.check = CheckFigures{1e-6, 2e-5, 3e-7, 4e-6, false, 0.0625};
-  m.fidelity = FidelityFigures{0.0125, 0.875, 0.5, "synthetic", "causal"};
+  m.fidelity = FidelityFigures{0.0125, 0.875, 0.5, "planted", "causal", 0.9375, 0.625, 0.75};
   m.saved = "/tmp/saved";
   return m;
 }
@@ -148,6 +148,9 @@ void require_same(const Measurement& a, const Measurement& b) {
     CHECK(a.fidelity->recall_min == b.fidelity->recall_min);
     CHECK(a.fidelity->inputs == b.fidelity->inputs);
     CHECK(a.fidelity->baseline == b.fidelity->baseline);
+    CHECK(a.fidelity->oracle_recall_mean == b.fidelity->oracle_recall_mean);
+    CHECK(a.fidelity->oracle_recall_min == b.fidelity->oracle_recall_min);
+    CHECK(a.fidelity->needle_hit == b.fidelity->needle_hit);
   }
   CHECK(a.saved == b.saved);
 }

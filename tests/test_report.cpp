@@ -636,7 +636,7 @@ TEST_CASE("scaling report: noisy timings are flagged, fidelity names each row's 
   auto with_times = [](Measurement m, std::vector<double> ms, const std::string& baseline) {
     for (double& t : ms) t /= 1e3;
     m.attention = ex::AttentionTimes{1, ms};
-    m.fidelity = ex::FidelityFigures{0.25, 0.5, 0.125, "synthetic", baseline};
+    m.fidelity = ex::FidelityFigures{0.25, 0.5, 0.125, "synthetic", baseline, {}, {}, {}};
     return json::parse(ex::to_json(m).dump());
   };
   json h = header("scaling");
@@ -711,4 +711,41 @@ TEST_CASE("reports print published figures beside the measured ones", "[report]"
   const std::string c = "### sliding: Survey, Table 1";
   CHECK(md_cell(md, c, {"1.50"}, "allowed pairs slope") == "1.000");
   CHECK(md_cell(md, c, {"1.50"}, "time slope") == "1.000");
+}
+
+TEST_CASE("selectors report: end-to-end speedup with the selection time, and the crossover N",
+          "[report]") {
+  namespace ex = spattn::experiments;
+  // dense: 2e-10 N^2 s. The selector: a N s in all, half attention, half selection, with
+  // a = 2e-10 x 4096: total / dense = 4096 / N, so it is faster from N = 8192 on and the
+  // log-log line reaches 1 at N = 4096 exactly.
+  const double a = 2e-10 * 4096;
+  std::vector<json> r = {header("selectors")};
+  int index = 0;
+  for (std::int64_t n = 1024; n <= 16384; n *= 2) {
+    r.push_back(point(index++, "dense", n, "ok", dense(n)));
+    Values v = sliding(n);
+    v.seconds = 0.5 * a * static_cast<double>(n);
+    Measurement m = measurement(index++, "sel", n, "ok", v);
+    m.selection = ex::SelectionFigures{0.5 * a * static_cast<double>(n) * 1e3, 1e6, 1e6};
+    ex::FidelityFigures f;
+    f.recall_mean = 0.75;
+    f.recall_min = 0.5;
+    f.oracle_recall_mean = 0.875;
+    f.needle_hit = 0.5;
+    f.inputs = "planted";
+    f.baseline = "causal";
+    m.fidelity = f;
+    r.push_back(json::parse(ex::to_json(m).dump()));
+  }
+  const TempDir dir("spattn_report_selectors");
+  write_lines(dir.path() / "results.jsonl", r);
+  spattn::experiments::write_reports(dir.path());
+  const std::string md = slurp(dir.path() / "table.md");
+  INFO(md);
+  CHECK_THAT(md, Catch::Contains("faster from N = 8192 on; crossing near N = 4096"));
+  // N = 16384: speedup 16384 / 4096 = 4; selection / dense time = 0.5 x 4096 / 16384.
+  CHECK_THAT(md, Catch::Contains("4.00x"));
+  CHECK_THAT(md, Catch::Contains("0.125"));
+  CHECK_THAT(md, Catch::Contains("0.8750"));  // the oracle ceiling column
 }

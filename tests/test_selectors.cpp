@@ -246,3 +246,35 @@ TEST_CASE("planted structure is found", "[selectors]") {
     for (std::int64_t i = 200; i < 300; ++i) CHECK(sel.layouts[0].head(h).allows(i, i - 200));
   }
 }
+
+TEST_CASE("selection reads strided views ([B, N, H, d] memory) as it reads dense ones",
+          "[selectors]") {
+  // The same Q and K stored token-major: rows of one head are h * d floats apart, so the
+  // selectors copy them instead of reading in place; the layouts must be identical.
+  const Case c = make_case(2, 4, 2, 70, 90, 43);
+  auto token_major = [](const spattn::Tensor& t, std::vector<float>& buf) {
+    const std::int64_t B = t.shape[0], H = t.shape[1], N = t.shape[2], d = t.shape[3];
+    buf.resize(t.values.size());
+    for (std::int64_t b = 0; b < B; ++b)
+      for (std::int64_t h = 0; h < H; ++h)
+        for (std::int64_t n = 0; n < N; ++n)
+          for (std::int64_t x = 0; x < d; ++x)
+            buf[((b * N + n) * H + h) * d + x] = t.view().at(b, h, n, x);
+    return spattn::view_bnhd(static_cast<const float*>(buf.data()), B, N, H, d);
+  };
+  std::vector<float> qb, kb;
+  const auto qv = token_major(c.in.q, qb);
+  const auto kv = token_major(c.in.k, kb);
+  for (const char* spec : {"vertical_slash(30, 50)", "quest(32, page=8)", "moba(16, 2)",
+                           "block_topk(16, 2)", "oracle_topk(9)"}) {
+    CAPTURE(spec);
+    const PatternPtr p = parse_spec(spec);
+    const SelectedLayouts a = select_layouts(p, c.in.q.view(), c.in.k.view(), c.g);
+    const SelectedLayouts b = select_layouts(p, qv, kv, c.g);
+    for (std::size_t bi = 0; bi < a.layouts.size(); ++bi)
+      for (int h = 0; h < c.g.heads; ++h)
+        for (std::int64_t i = 0; i < c.g.nq; ++i)
+          for (std::int64_t j = 0; j < c.g.nk; ++j)
+            REQUIRE(a.layouts[bi].head(h).allows(i, j) == b.layouts[bi].head(h).allows(i, j));
+  }
+}

@@ -538,7 +538,8 @@ void Reader::check_input_dir(const InputSpec& in, const std::string& path, int l
 
 InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) const {
   const std::string allowed =
-      "\"random\", \"synthetic\", \"npy:DIR\" or a table {kind = \"npy\", dir = \"DIR\", "
+      "\"random\", \"synthetic\", \"planted\", \"npy:DIR\" or a table {kind = \"npy\", dir = "
+      "\"DIR\", "
       "tokens = \"first\" | \"last\"}";
   InputSpec in;
   if (const toml::table* t = n.as_table()) {
@@ -546,8 +547,9 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
       if (std::find(kInputsKeys.begin(), kInputsKeys.end(), k.str()) == kInputsKeys.end())
         unknown_key(k, path, kInputsKeys);
     const toml::node* kind = t->get("kind");
-    if (!kind) fail(line_of(n), fmt::format("{} needs 'kind' (random, synthetic or npy)", path));
-    in.kind = get_choice(*kind, path + ".kind", {"random", "synthetic", "npy"});
+    if (!kind)
+      fail(line_of(n), fmt::format("{} needs 'kind' (random, synthetic, planted or npy)", path));
+    in.kind = get_choice(*kind, path + ".kind", {"random", "synthetic", "planted", "npy"});
     const toml::node* dir = t->get("dir");
     if (in.kind == "npy") {
       if (!dir)
@@ -573,7 +575,7 @@ InputSpec Reader::read_inputs(const toml::node& n, const std::string& path) cons
   if (!n.is_string())
     fail(line_of(n), fmt::format("{} must be {}, got {}", path, allowed, describe(n)));
   const std::string s = n.as_string()->get();
-  if (s == "random" || s == "synthetic") {
+  if (s == "random" || s == "synthetic" || s == "planted") {
     in.kind = s;
   } else if (s.rfind("npy:", 0) == 0 && s.size() > 4) {
     in.kind = "npy";
@@ -1479,8 +1481,10 @@ SweepPoint point_from_json(const nlohmann::json& j) {
   const nlohmann::json& in = json_field(s, "settings", "inputs");
   t.inputs.kind = json_string(in, "settings.inputs", "kind");
   t.inputs.npy_dir = json_string(in, "settings.inputs", "npy_dir");
-  if (t.inputs.kind != "random" && t.inputs.kind != "synthetic" && t.inputs.kind != "npy")
-    json_fail("settings.inputs.kind", "must be \"random\", \"synthetic\" or \"npy\"", in["kind"]);
+  if (t.inputs.kind != "random" && t.inputs.kind != "synthetic" && t.inputs.kind != "planted" &&
+      t.inputs.kind != "npy")
+    json_fail("settings.inputs.kind", "must be \"random\", \"synthetic\", \"planted\" or \"npy\"",
+              in["kind"]);
   if ((t.inputs.kind == "npy") == t.inputs.npy_dir.empty())
     json_fail("settings.inputs.npy_dir", "must be set exactly when kind is \"npy\"", in["npy_dir"]);
   if (in.contains("tokens")) {  // points written before it existed read as "first"

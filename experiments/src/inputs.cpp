@@ -267,13 +267,28 @@ Qkv synthetic_inputs(const AttentionShape& s, std::uint64_t seed) {
   return in;
 }
 
+PlantedSpec planted_spec(const AttentionShape& s) {
+  PlantedSpec p;
+  p.beta = 4;
+  p.columns = {s.nk / 3, 2 * s.nk / 3};
+  for (std::int64_t o : {std::int64_t{500}, s.nk / 4})
+    if (o > 0 && o < s.nk && (p.offsets.empty() || p.offsets.back() != o)) p.offsets.push_back(o);
+  p.needles = spread_needles(s, 16);
+  p.topic = 1024;
+  return p;
+}
+
 Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t seed,
                 std::int64_t max_bytes) {
   if (spec.kind == "random") return random_inputs(s, seed);
+  if (spec.kind == "planted") {
+    PlantedInputs p = planted_inputs(s, planted_spec(s), seed);
+    return Qkv{std::move(p.q), std::move(p.k), std::move(p.v)};
+  }
   if (spec.kind == "synthetic") return synthetic_inputs(s, seed);
   if (spec.kind != "npy")
-    throw UsageError(
-        fmt::format("inputs kind '{}' is not allowed: use random, synthetic or npy", spec.kind));
+    throw UsageError(fmt::format(
+        "inputs kind '{}' is not allowed: use random, synthetic, planted or npy", spec.kind));
   if (spec.npy_dir.empty())
     throw UsageError("inputs kind 'npy' needs a directory holding q.npy, k.npy and v.npy");
   QkvFiles f = read_qkv_npy(input_dir(spec, s.nq), max_bytes);

@@ -18,6 +18,7 @@
 #include "spattn/attention/select/select.hpp"
 #include "spattn/attention/textbook.hpp"
 #include "spattn/experiments/fidelity.hpp"
+#include "spattn/experiments/oracle_ceiling.hpp"
 #include "spattn/experiments/timing.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/io/memory.hpp"
@@ -108,10 +109,11 @@ void validate(const SweepPoint& p) {
   if (st.repeats < 1 || st.warmup < 0)
     throw UsageError(fmt::format("point {}: repeats {} must be >= 1 and warmup {} >= 0", p.key,
                                  st.repeats, st.warmup));
-  if (st.inputs.kind != "random" && st.inputs.kind != "synthetic" && st.inputs.kind != "npy")
+  if (st.inputs.kind != "random" && st.inputs.kind != "synthetic" && st.inputs.kind != "planted" &&
+      st.inputs.kind != "npy")
     throw UsageError(
-        fmt::format("point {}: inputs '{}' is not allowed: use random, synthetic or npy", p.key,
-                    st.inputs.kind));
+        fmt::format("point {}: inputs '{}' is not allowed: use random, synthetic, planted or npy",
+                    p.key, st.inputs.kind));
   if (!(st.predict_gflops > 0))
     throw UsageError(
         fmt::format("point {}: predict_gflops {} must be > 0", p.key, st.predict_gflops));
@@ -143,6 +145,12 @@ Prediction predict(const PreparedPoint& u) {
   if (u.fidelity) {  // dense O and LSE beside the sparse ones, and the dense layout
     bytes += static_cast<double>(c.output_bytes) + static_cast<double>(dense_layout_bytes(u.g));
     flops += c.dense_flops;
+    // The oracle ceiling: one query block's logits (double) per thread, and the scores again.
+    if (!u.mod.any()) {
+      const int threads = u.point.threads > 0 ? u.point.threads : tbb::info::default_concurrency();
+      bytes += 8.0 * static_cast<double>(u.g.block_q) * static_cast<double>(u.g.nk) * threads;
+      flops += 0.5 * c.dense_flops;
+    }
   }
   if (u.check) {
     bytes += static_cast<double>(c.reference_bytes);
@@ -278,6 +286,19 @@ CheckFigures check_against_reference(const PreparedPoint& u, const PointTensors&
   return c;
 }
 
+// The share of the planted needles (batch x query head x needle) whose (row, key) pair the
+// batch's layout keeps (one layout per batch, or one shared by all: the same share).
+double needle_hit(const std::vector<const Layout*>& layouts, const PlantedSpec& spec) {
+  std::int64_t hits = 0, total = 0;
+  for (const Layout* l : layouts)
+    for (std::int64_t h = 0; h < l->geometry.heads; ++h)
+      for (const auto& [row, key] : spec.needles) {
+        ++total;
+        hits += l->head(static_cast<int>(h)).allows(row, key) ? 1 : 0;
+      }
+  return total > 0 ? static_cast<double>(hits) / static_cast<double>(total) : 0.0;
+}
+
 FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensors& t) {
   const SweepPoint& p = u.point;
   const AttentionShape& s = u.s;
@@ -287,7 +308,28 @@ FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensor
   baseline_attention(t.inputs.q.view(), t.inputs.k.view(), t.inputs.v.view(), baseline, u.g,
                      p.threads, u.limit, dense_o.view(), dense_lse.view(), u.mod, scale_of(p));
   const Fidelity f = compare_to_dense(t.o.view(), t.lse.view(), dense_o.view(), dense_lse.view());
-  return {f.rel_l2_error, f.recall_mean, f.recall_min, input_name(p.settings.inputs), baseline};
+  FidelityFigures out;
+  out.rel_l2_error = f.rel_l2_error;
+  out.recall_mean = f.recall_mean;
+  out.recall_min = f.recall_min;
+  out.inputs = input_name(p.settings.inputs);
+  out.baseline = baseline;
+  std::vector<const Layout*> layouts;
+  for (const Layout& l : u.batch_layouts) layouts.push_back(&l);
+  if (layouts.empty()) layouts.push_back(&u.layout);
+  if (!u.mod.any()) {
+    BuildOptions bo;
+    bo.threads = p.threads;
+    bo.max_layout_bytes = u.limit;
+    const Layout base = build_layout(*parse_spec(baseline), u.g, bo);
+    const double scale = p.scale ? *p.scale : 1.0 / std::sqrt(static_cast<double>(s.dim));
+    const OracleCeiling c =
+        oracle_ceiling(t.inputs.q.view(), t.inputs.k.view(), layouts, base, scale, p.threads);
+    out.oracle_recall_mean = c.recall_mean;
+    out.oracle_recall_min = c.recall_min;
+  }
+  if (p.settings.inputs.kind == "planted") out.needle_hit = needle_hit(layouts, planted_spec(s));
+  return out;
 }
 
 // A point whose spec holds a selector: makes its inputs, selects on them (timed: the selection's

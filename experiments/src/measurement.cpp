@@ -281,6 +281,9 @@ FidelityFigures fidelity_at(const Reader& f) {
   x.rel_l2_error = f.number("rel_l2_error", true);
   x.recall_mean = f.number("recall_mean", true);
   x.recall_min = f.number("recall_min", true);
+  x.oracle_recall_mean = f.opt_number("oracle_recall_mean");
+  x.oracle_recall_min = f.opt_number("oracle_recall_min");
+  x.needle_hit = f.opt_number("needle_hit");
   x.inputs = f.string("inputs");
   x.baseline = f.string("baseline");
   return x;
@@ -554,6 +557,9 @@ nlohmann::ordered_json to_json(const Measurement& m) {
     j["fidelity"] = {{"rel_l2_error", num(f->rel_l2_error)},
                      {"recall_mean", num(f->recall_mean)},
                      {"recall_min", num(f->recall_min)},
+                     {"oracle_recall_mean", opt(f->oracle_recall_mean)},
+                     {"oracle_recall_min", opt(f->oracle_recall_min)},
+                     {"needle_hit", opt(f->needle_hit)},
                      {"inputs", f->inputs},
                      {"baseline", f->baseline}};
   if (const auto& s = m.selection)

@@ -7,6 +7,7 @@
 #include <limits>
 #include <numeric>
 
+#include "spattn/attention/select/quest_bound.hpp"
 #include "spattn/patterns/error.hpp"
 #include "spattn/patterns/layout.hpp"
 #include "spattn/patterns/selector.hpp"
@@ -326,16 +327,8 @@ Layout PolicyCache::quest_layout(const ConstTensorView& q) {
     const std::int64_t g = qh / group;
     const float* qr = q.row(0, qh, 0);
     std::vector<double> bound(static_cast<std::size_t>(np - 1));
-    for (std::int64_t p = 0; p + 1 < np; ++p) {
-      const float* lo = cache_.page_min(g, p);
-      const float* hi = cache_.page_max(g, p);
-      double u = 0;
-      for (std::int64_t x = 0; x < d; ++x) {
-        const double qx = qr[x * q.stride[3]];
-        u += std::max(qx * lo[x], qx * hi[x]);
-      }
-      bound[p] = u;
-    }
+    for (std::int64_t p = 0; p + 1 < np; ++p)
+      bound[p] = quest_page_bound(qr, q.stride[3], cache_.page_min(g, p), cache_.page_max(g, p), d);
     std::vector<std::int64_t> pages = top_sorted(bound, policy_.budget / P - 1);
     pages.push_back(np - 1);
     std::vector<KeyRange> ranges;

@@ -2,6 +2,7 @@
 #include <limits>
 
 #include "common.hpp"
+#include "spattn/attention/select/quest_bound.hpp"
 #include "spattn/patterns/error.hpp"
 
 namespace spattn::select_detail {
@@ -26,8 +27,7 @@ SelectedHead select_block_topk(const Selector& sel, const HeadData& in, Selectio
   // Kbar_J = (sum of the block's keys) / B: a short last block counts its pads as zeros.
   std::vector<std::vector<double>> kbar(static_cast<std::size_t>(nkb));
   tbb::parallel_for(std::int64_t{0}, nkb, [&](std::int64_t J) {
-    kbar[J] =
-        pooled(in.k.data(), J * B, std::min(in.nk, (J + 1) * B), in.d, static_cast<double>(B));
+    kbar[J] = pooled(in.kbase, J * B, std::min(in.nk, (J + 1) * B), in.d, static_cast<double>(B));
   });
   std::vector<std::vector<KeyRange>> groups(static_cast<std::size_t>(g1 - g0 + 1));
   tbb::parallel_for(std::int64_t{0}, g1 - g0 + 1, [&](std::int64_t gi) {
@@ -36,7 +36,7 @@ SelectedHead select_block_topk(const Selector& sel, const HeadData& in, Selectio
     if (ncand <= 0) return;
     const std::int64_t i0 = std::max<std::int64_t>(0, I * B - in.offset);
     const std::int64_t i1 = std::min(in.nq, (I + 1) * B - in.offset);
-    const std::vector<double> qbar = pooled(in.q.data(), i0, i1, in.d, static_cast<double>(B));
+    const std::vector<double> qbar = pooled(in.qbase, i0, i1, in.d, static_cast<double>(B));
     std::vector<double> score(static_cast<std::size_t>(ncand));
     for (std::int64_t J = 0; J < ncand; ++J) {
       double s = 0;
@@ -60,7 +60,7 @@ SelectedHead select_moba(const Selector& sel, const HeadData& in, SelectionCost&
   std::vector<std::vector<double>> kbar(static_cast<std::size_t>(nb));
   tbb::parallel_for(std::int64_t{0}, nb, [&](std::int64_t b) {
     const std::int64_t e = std::min(in.nk, (b + 1) * C);
-    kbar[b] = pooled(in.k.data(), b * C, e, in.d, static_cast<double>(e - b * C));
+    kbar[b] = pooled(in.kbase, b * C, e, in.d, static_cast<double>(e - b * C));
   });
   SelectedHead s;
   per_query_groups(s, in, [&](std::int64_t i, std::vector<KeyRange>& out) {
@@ -83,33 +83,20 @@ SelectedHead select_quest(const Selector& sel, const HeadData& in, SelectionCost
   const std::int64_t P = sel.args().get_int("page");
   const std::int64_t pages = sel.args().get_int("budget") / P;  // >= 1 (checked when parsed)
   const std::int64_t np = (in.nk + P - 1) / P;
-  // Per page and channel: the max and min over its keys.
+  // Per page and channel: the min and max over its keys, once per call.
   std::vector<float> mx(static_cast<std::size_t>(np * in.d)), mn(mx.size());
   tbb::parallel_for(std::int64_t{0}, np, [&](std::int64_t b) {
-    for (std::int64_t x = 0; x < in.d; ++x) {
-      float hi = -std::numeric_limits<float>::infinity(), lo = -hi;
-      for (std::int64_t j = b * P; j < std::min(in.nk, (b + 1) * P); ++j) {
-        hi = std::max(hi, in.krow(j)[x]);
-        lo = std::min(lo, in.krow(j)[x]);
-      }
-      mx[b * in.d + x] = hi;
-      mn[b * in.d + x] = lo;
-    }
+    quest_page_min_max(in.krow(b * P), std::min(in.nk, (b + 1) * P) - b * P, in.d, in.d,
+                       mn.data() + b * in.d, mx.data() + b * in.d);
   });
   SelectedHead s;
   per_query_groups(s, in, [&](std::int64_t i, std::vector<KeyRange>& out) {
     const std::int64_t p = in.pos(i);
     if (p < 0) return;
     const std::int64_t cur = p / P;  // the page holding p; pages b < cur lie before p
-    const float* q = in.qrow(i);
     std::vector<double> bound(static_cast<std::size_t>(cur));
-    for (std::int64_t b = 0; b < cur; ++b) {
-      double u = 0;
-      for (std::int64_t x = 0; x < in.d; ++x)
-        u += std::max(static_cast<double>(q[x]) * mx[b * in.d + x],
-                      static_cast<double>(q[x]) * mn[b * in.d + x]);
-      bound[b] = u;
-    }
+    for (std::int64_t b = 0; b < cur; ++b)
+      bound[b] = quest_page_bound(in.qrow(i), 1, mn.data() + b * in.d, mx.data() + b * in.d, in.d);
     std::vector<std::int64_t> keep = top_indices(bound.data(), cur, pages - 1);
     keep.push_back(cur);
     out = index_ranges(keep, P, in.nk);

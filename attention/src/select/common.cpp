@@ -1,8 +1,24 @@
 #include "common.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace spattn::select_detail {
+
+namespace {
+
+// Row n of (b, h) in place when the head's rows are dense, else all rows copied into `copy`.
+const float* rows_of(const ConstTensorView& t, std::int64_t b, std::int64_t h,
+                     std::vector<float>& copy) {
+  const std::int64_t n = t.tokens(), d = t.dim();
+  if (t.rows_contiguous() && (t.stride[2] == d || n <= 1)) return t.row(b, h, 0);
+  copy.resize(static_cast<std::size_t>(n * d));
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t x = 0; x < d; ++x) copy[i * d + x] = t.at(b, h, i, x);
+  return copy.data();
+}
+
+}  // namespace
 
 HeadData head_data(const ConstTensorView& q, const ConstTensorView& k, std::int64_t b, int h) {
   HeadData in;
@@ -12,13 +28,37 @@ HeadData head_data(const ConstTensorView& q, const ConstTensorView& k, std::int6
   in.offset = in.nk - in.nq;
   in.scale = 1.0 / std::sqrt(static_cast<double>(in.d));
   const std::int64_t kh = h / (q.heads() / k.heads());
-  in.q.resize(static_cast<std::size_t>(in.nq * in.d));
-  in.k.resize(static_cast<std::size_t>(in.nk * in.d));
-  for (std::int64_t i = 0; i < in.nq; ++i)
-    for (std::int64_t x = 0; x < in.d; ++x) in.q[i * in.d + x] = q.at(b, h, i, x);
-  for (std::int64_t j = 0; j < in.nk; ++j)
-    for (std::int64_t x = 0; x < in.d; ++x) in.k[j * in.d + x] = k.at(b, kh, j, x);
+  in.qbase = rows_of(q, b, h, in.q_copy);
+  in.kbase = rows_of(k, b, kh, in.k_copy);
   return in;
+}
+
+LastQueryMass last_query_mass(const HeadData& in, std::int64_t L, double div) {
+  LastQueryMass out;
+  out.vert.assign(static_cast<std::size_t>(in.nk), 0.0);
+  out.slash.assign(static_cast<std::size_t>(in.nk), 0.0);
+  std::vector<double> p;
+  for (std::int64_t r = in.nq - L; r < in.nq; ++r) {
+    const std::int64_t pr = in.pos(r), n = in.causal_keys(pr);
+    if (n == 0) continue;
+    p.resize(static_cast<std::size_t>(n));
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::int64_t j = 0; j < n; ++j) {
+      p[j] = in.scale * dot(in.qrow(r), in.krow(j), in.d);
+      m = std::max(m, p[j]);
+    }
+    double total = 0;
+    for (std::int64_t j = 0; j < n; ++j) {
+      p[j] = std::exp(p[j] - m);
+      total += p[j];
+    }
+    for (std::int64_t j = 0; j < n; ++j) {
+      const double x = p[j] / total / div;
+      out.vert[j] += x;
+      out.slash[pr - j] += x;  // 0 <= pr - j <= pr < nk
+    }
+  }
+  return out;
 }
 
 std::vector<std::int64_t> top_indices(const double* score, std::int64_t n, std::int64_t count) {

@@ -15,19 +15,26 @@
 namespace spattn::select_detail {
 
 struct HeadData {
+  HeadData() = default;
+  HeadData(const HeadData&) = delete;  // qbase/kbase may point into q_copy/k_copy
+  HeadData(HeadData&&) = default;      // a moved vector keeps its buffer
   std::int64_t nq = 0, nk = 0, d = 0;
   std::int64_t offset = 0;  // p(i) = i + offset
   double scale = 1;         // 1 / sqrt(d)
-  std::vector<float> q;     // [nq, d]
-  std::vector<float> k;     // [nk, d]
-  const float* qrow(std::int64_t i) const { return q.data() + i * d; }
-  const float* krow(std::int64_t j) const { return k.data() + j * d; }
+  // Rows [nq, d] and [nk, d], d contiguous floats each: the tensor's own rows when they are
+  // dense in memory, else a copy.
+  const float* qbase = nullptr;
+  const float* kbase = nullptr;
+  std::vector<float> q_copy, k_copy;
+  const float* qrow(std::int64_t i) const { return qbase + i * d; }
+  const float* krow(std::int64_t j) const { return kbase + j * d; }
   std::int64_t pos(std::int64_t i) const { return i + offset; }
   // Keys at or before position p: min(nk, max(0, p + 1)).
   std::int64_t causal_keys(std::int64_t p) const { return std::clamp<std::int64_t>(p + 1, 0, nk); }
 };
 
-// Copies query head h and its K/V head (h / (Hq / Hkv)) of batch b.
+// Query head h and its K/V head (h / (Hq / Hkv)) of batch b: the views' rows in place when
+// each head's rows are dense ([N, d] with stride d), else copied.
 HeadData head_data(const ConstTensorView& q, const ConstTensorView& k, std::int64_t b, int h);
 
 // a . b over d floats, accumulated in double.
@@ -70,6 +77,15 @@ void per_query_groups(SelectedHead& s, const HeadData& in, F f) {
   s.first_group = in.offset;  // group(i) = p(i) - p(0) = i
   for (auto& r : rows) s.add_group(std::move(r), in.nk);
 }
+
+// The attention of the last L queries, the estimate vertical_slash and flexprefill share: per
+// row r in [nq - L, nq) (in order), P = softmax of s q_r . k_j over the keys j <= p(r) (in
+// double), and vert[j] += P[r, j] / div, slash[p(r) - j] += P[r, j] / div (nk entries each).
+// div = 1 gives the sums (x / 1 is exact), div = L the means.
+struct LastQueryMass {
+  std::vector<double> vert, slash;
+};
+LastQueryMass last_query_mass(const HeadData& in, std::int64_t L, double div);
 
 // The selectors (one file each but the block ones, which share block_selectors.cpp).
 SelectedHead select_oracle(const Selector& s, const HeadData& in, SelectionCost& cost);

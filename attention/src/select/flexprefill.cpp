@@ -52,27 +52,12 @@ SelectedHead select_flexprefill(const Selector& sel, const HeadData& in, Selecti
   }
   // 2-3: the last B queries' softmax; vertical and slash averages.
   const std::int64_t L = std::min(B, in.nq);
-  std::vector<double> vert(static_cast<std::size_t>(in.nk), 0.0), slash(vert.size(), 0.0), p;
+  LastQueryMass mass = last_query_mass(in, L, static_cast<double>(L));  // means of P
+  std::vector<double>& vert = mass.vert;
+  std::vector<double>& slash = mass.slash;
   std::vector<double> qmean(static_cast<std::size_t>(in.d), 0.0);
-  for (std::int64_t r = in.nq - L; r < in.nq; ++r) {
+  for (std::int64_t r = in.nq - L; r < in.nq; ++r)
     for (std::int64_t x = 0; x < in.d; ++x) qmean[x] += in.scale * in.qrow(r)[x];
-    const std::int64_t pr = in.pos(r), n = in.causal_keys(pr);
-    p.resize(static_cast<std::size_t>(n));
-    double m = -std::numeric_limits<double>::infinity();
-    for (std::int64_t j = 0; j < n; ++j) {
-      p[j] = in.scale * dot(in.qrow(r), in.krow(j), in.d);
-      m = std::max(m, p[j]);
-    }
-    double total = 0;
-    for (std::int64_t j = 0; j < n; ++j) {
-      p[j] = std::exp(p[j] - m);
-      total += p[j];
-    }
-    for (std::int64_t j = 0; j < n; ++j) {
-      vert[j] += p[j] / total / static_cast<double>(L);
-      slash[pr - j] += p[j] / total / static_cast<double>(L);
-    }
-  }
   for (double& x : qmean) x /= static_cast<double>(L);
   // 4: budgets (the literal 128 of the reference), at least min_budget worth of blocks.
   const std::int64_t n_vert0 = std::max(cover(vert, gamma) / 128 + 1, min_blocks);

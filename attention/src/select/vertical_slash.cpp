@@ -54,29 +54,9 @@ std::vector<KeyRange> pit64_block(std::int64_t m0, const std::vector<std::int64_
 VerticalSlash vertical_slash_lines(const Selector& sel, const HeadData& in) {
   const Args& a = sel.args();
   const std::int64_t L = std::min(a.get_int("last_q"), in.nq);
-  std::vector<double> vert(static_cast<std::size_t>(in.nk), 0.0);
-  std::vector<double> slash(static_cast<std::size_t>(in.nk), 0.0);
-  std::vector<double> p;
-  for (std::int64_t r = in.nq - L; r < in.nq; ++r) {
-    const std::int64_t pr = in.pos(r), n = in.causal_keys(pr);
-    if (n == 0) continue;
-    p.resize(static_cast<std::size_t>(n));
-    double m = -std::numeric_limits<double>::infinity();
-    for (std::int64_t j = 0; j < n; ++j) {
-      p[j] = in.scale * dot(in.qrow(r), in.krow(j), in.d);
-      m = std::max(m, p[j]);
-    }
-    double total = 0;
-    for (std::int64_t j = 0; j < n; ++j) {
-      p[j] = std::exp(p[j] - m);
-      total += p[j];
-    }
-    for (std::int64_t j = 0; j < n; ++j) {
-      const double x = p[j] / total;
-      vert[j] += x;
-      slash[pr - j] += x;  // 0 <= pr - j <= pr < nk
-    }
-  }
+  LastQueryMass mass = last_query_mass(in, L, 1.0);  // sums of P
+  std::vector<double>& vert = mass.vert;
+  std::vector<double>& slash = mass.slash;
   constexpr double inf = std::numeric_limits<double>::infinity();
   for (std::int64_t j = 0; j < std::min(in.nk, kForcedColumns); ++j) vert[j] = inf;
   for (std::int64_t o = 0; o < std::min(in.nk, kForcedOffsets); ++o) slash[o] = inf;

@@ -18,12 +18,15 @@ std::string section_title(const std::string& title, const Group& g) {
 
 // One row per point that ran: time, speedup, memory, rates, fidelity.
 std::string points_table(const Group& g, const std::string& baseline) {
-  bool check = false, fidelity = false;
+  bool check = false, fidelity = false, oracle = false, needle = false, selection = false;
   for (const Point* p : g.points) {
     if (!p->ok()) continue;
     check |= p->m->check && std::isfinite(p->m->check->rel_l2_error);
     fidelity |= p->m->fidelity && (std::isfinite(p->m->fidelity->rel_l2_error) ||
                                    std::isfinite(p->m->fidelity->recall_mean));
+    oracle |= p->m->fidelity && p->m->fidelity->oracle_recall_mean.has_value();
+    needle |= p->m->fidelity && p->m->fidelity->needle_hit.has_value();
+    selection |= p->m->selection.has_value();
   }
   Table t;
   t.head = {"pattern",        "N",          "time ms (median)",
@@ -37,6 +40,9 @@ std::string points_table(const Group& g, const std::string& baseline) {
     t.head.push_back("recall mean");
     t.head.push_back("recall min");
   }
+  if (oracle) t.head.push_back("oracle recall (same keys per row)");
+  if (needle) t.head.push_back("needle hit");
+  if (selection) t.head.push_back("select ms");
   bool any_noisy = false;
   for (const std::string& pattern : g.patterns) {
     for (const Point* p : points_of(g, pattern, true)) {
@@ -58,13 +64,19 @@ std::string points_table(const Group& g, const std::string& baseline) {
           fmt_ms(p->build_seconds())};
       if (check) row.push_back(fmt_sci(p->m->check ? p->m->check->rel_l2_error : kNaN));
       if (fidelity) {
-        const FidelityFigures none{kNaN, kNaN, kNaN, "", ""};
+        FidelityFigures none;
+        none.rel_l2_error = none.recall_mean = none.recall_min = kNaN;
         const FidelityFigures& f = p->m->fidelity ? *p->m->fidelity : none;
         row.push_back(f.baseline.empty() ? kNone : f.baseline);
         row.push_back(fmt_sci(f.rel_l2_error));
         row.push_back(fmt_fixed(f.recall_mean, 4));
         row.push_back(fmt_fixed(f.recall_min, 4));
       }
+      const auto& fo = p->m->fidelity;
+      if (oracle) row.push_back(fmt_fixed(fo ? fo->oracle_recall_mean.value_or(kNaN) : kNaN, 4));
+      if (needle) row.push_back(fmt_fixed(fo ? fo->needle_hit.value_or(kNaN) : kNaN, 3));
+      if (selection)
+        row.push_back(p->m->selection ? fmt_fixed(p->m->selection->select_ms, 1) : kNone);
       t.rows.push_back(std::move(row));
     }
   }

@@ -30,7 +30,7 @@ struct PatternEntry {
 
 // Where Q, K and V come from.
 struct InputSpec {
-  std::string kind = "random";  // "random" | "synthetic" | "npy"
+  std::string kind = "random";  // "random" | "synthetic" | "planted" | "npy"
   // For "npy": a directory with q.npy, k.npy, v.npy; may hold {n} (the point's seq_len) and
   // {sqrt_n}, filled in per point as in pattern specs (input_dir in inputs.hpp).
   std::string npy_dir;

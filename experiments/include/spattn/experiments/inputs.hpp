@@ -32,6 +32,10 @@
 //   V is i.i.d. N(0, 1) (stream 2). Everything is a pure function of the seed and the shape:
 //   the same on every machine and thread count. With d < 4 there is no position part and with
 //   d - 2P < 2 no sink dim.
+// Planted inputs (kind "planted"): spattn::planted_inputs (attention/select/planted.hpp) with
+// the fixed structure of planted_spec(s) below: N(0, 1) Q, K, V plus two vertical lines, two
+// diagonals, 16 needles and topic blocks, every head alike. The needles are known, so a
+// measurement on these inputs reports the share of them its layout keeps (fidelity.needle_hit).
 // Random inputs (kind "random"): q, k, v i.i.d. N(0, 1) from fill_normal, streams 0, 1, 2 (the
 // same values as `spattn run --seed`), which make attention nearly uniform.
 #include <cstdint>
@@ -39,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "spattn/attention/select/planted.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/experiments/experiment.hpp"
@@ -86,6 +91,10 @@ QkvFiles read_qkv_npy(const std::filesystem::path& dir, std::int64_t max_bytes);
 Qkv random_inputs(const AttentionShape& s, std::uint64_t seed);
 // Synthetic inputs of shape s (construction above).
 Qkv synthetic_inputs(const AttentionShape& s, std::uint64_t seed);
+// The structure planted in kind "planted" at shape s: beta = 4; columns at nk/3 and 2nk/3;
+// diagonal offsets 500 and nk/4 (those < nk); needles = spread_needles(s, 16) (query rows in
+// the last quarter, keys spread over the context); topic segments of 1024 tokens.
+PlantedSpec planted_spec(const AttentionShape& s);
 
 // The inputs of a measurement with shape s: random or synthetic from `seed`, or the files of
 // input_dir(spec, nq) fitted to s. A file axis that is missing or 1 is repeated to the point's

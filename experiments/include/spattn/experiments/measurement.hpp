@@ -19,7 +19,8 @@
 //    "resources": {workspace_bytes, peak_rss_bytes, wall_seconds, tasks, split_rows, threads_used},
 //    "check":     {max_abs_error, max_rel_error, rel_l2_error, max_lse_error, finite,
 //                  reference_seconds},
-//    "fidelity":  {rel_l2_error, recall_mean, recall_min, inputs, baseline},
+//    "fidelity":  {rel_l2_error, recall_mean, recall_min, oracle_recall_mean, oracle_recall_min,
+//                  needle_hit, inputs, baseline},
 //    "selection": {select_ms, flops, bytes}   (only when the spec holds a selector),
 //    "saved":     DIR or null}
 // density, efficiency, median/min/max and the GFLOP/s are derived: written for readers of the
@@ -131,8 +132,15 @@ struct CheckFigures {
 // Against full attention on the same inputs (`fidelity = true`).
 struct FidelityFigures {
   double rel_l2_error = 0, recall_mean = 0, recall_min = 0;
-  std::string inputs;    // "random" | "synthetic" | "npy:DIR"
+  std::string inputs;    // "random" | "synthetic" | "planted" | "npy:DIR"
   std::string baseline;  // spec of the full attention compared with ("dense", "causal")
+  // The oracle ceiling at the same budget (oracle_ceiling.hpp): per row, the recall of the best
+  // n_i keys, n_i the keys the layout keeps in that row; mean and minimum over rows. None with
+  // score modifications, and in records written before it existed.
+  std::optional<double> oracle_recall_mean, oracle_recall_min;
+  // Planted inputs only: the share of the planted needles (batch x query head x needle) whose
+  // key the layout keeps for the needle's query.
+  std::optional<double> needle_hit;
 };
 
 // The estimation step of a selector (a pattern that chooses its keys from Q and K), timed apart
