@@ -22,6 +22,7 @@
 #include "spattn/attention/backward.hpp"
 #include "spattn/attention/reference_backward.hpp"
 #include "spattn/attention/score_mod.hpp"
+#include "spattn/attention/select/select.hpp"
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
@@ -230,6 +231,37 @@ py::tuple reference(const py::array& q, const py::array& k, const py::array& v,
   std::copy(r.d_sinks.begin(), r.d_sinks.end(), d_sinks.mutable_data());
   return py::make_tuple(o, lse, arr(r.dq, qs, rank), arr(r.dk, ks, rank), arr(r.dv, ks, rank),
                         d_sinks);
+}
+
+// Resolves the selectors of `spec` on q [B, Hq, nq, d] and k [B, Hkv, nk, d] (float32): one
+// Layout per batch (a spec without selectors gives one layout, for every batch). The record
+// holds the spec, the selection's wall time and its scoring FLOPs.
+py::list select_layouts(const std::string& spec, const py::array& q, const py::array& k, int block,
+                        int threads) {
+  const auto qv = in_view(q, "q"), kv = in_view(k, "k");
+  spattn::Geometry g;
+  g.nq = qv.shape[2];
+  g.nk = kv.shape[2];
+  g.heads = static_cast<int>(qv.shape[1]);
+  g.block_q = g.block_k = block;
+  const spattn::PatternPtr pattern = spattn::parse_spec(spec);
+  spattn::BuildOptions bo;
+  bo.threads = threads;
+  spattn::SelectedLayouts sel;
+  {
+    py::gil_scoped_release unlock;
+    sel = spattn::select_layouts(pattern, qv, kv, g, bo);
+  }
+  py::list out;
+  for (spattn::Layout& L : sel.layouts) {
+    auto p = std::make_shared<PyLayout>();
+    p->record = fmt::format(R"({{"selected": true, "select_seconds": {}, "select_flops": {}}})",
+                            sel.seconds, sel.cost.flops);
+    p->spec = spec;
+    p->layout = std::move(L);
+    out.append(p);
+  }
+  return out;
 }
 
 py::array_t<std::uint8_t> block_mask(const PyLayout& p) {
@@ -469,6 +501,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("layout", &make_layout, py::arg("spec"), py::arg("n"), py::arg("nk"), py::arg("heads"),
         py::arg("block"), py::arg("block_k"), py::arg("threads"));
   m.def("attention", &attention);
+  m.def("select", &select_layouts);
   m.def("alibi_slopes", [](std::int64_t heads) { return spattn::alibi_slopes(heads); });
   m.def("backward", &backward);
   m.def("reference", &reference);

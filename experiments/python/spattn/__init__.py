@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["Layout", "layout", "attention", "attention_backward", "reference", "patterns",
+__all__ = ["Layout", "layout", "select", "attention", "attention_backward", "reference", "patterns",
            "from_mask_mod"]
 
 
@@ -96,6 +96,16 @@ def layout(spec, n, nk=None, heads=1, block=64, block_k=None, threads=0):
     return Layout(_core.layout(spec, int(n), None if nk is None else int(nk), int(heads),
                                int(block), None if block_k is None else int(block_k),
                                int(threads)))
+
+
+def select(spec, q, k, block=64, threads=0):
+    """Resolves the content-based selectors of `spec` (patterns/README.md, "Selectors") on
+    q [B, Hq, nq, d] and k [B, Hkv, nk, d] float32 arrays: a list of one Layout per batch (one
+    Layout for every batch when the spec has no selector), usable wherever a Layout is. The
+    selection is not differentiable: a training step selects on the current q and k and the
+    backward runs on that fixed selection. stats() holds select_seconds and select_flops."""
+    q, k = _float32(q, "q", False), _float32(k, "k", False)
+    return [Layout(c) for c in _core.select(str(spec), q, k, int(block), int(threads))]
 
 
 def _float32(x, what, convert):
