@@ -1,7 +1,8 @@
 // Backward against forward (Google Benchmark): the flash backward (backward.hpp) and the flash
 // forward on the same layout and inputs. Batch 1, 8 heads, d = 64, tiles 64 x 64, 2 threads,
 // N = 8192; dense, causal and sliding(512). Names: fwd/<pattern>/<N> and bwd/<pattern>/<N>;
-// the backward's time excludes the forward it needs (o and lse are computed once).
+// the backward's time excludes the forward it needs (o and lse are computed once). Time is wall
+// time; CPU is the process's CPU time over all threads, the steadier figure on a shared machine.
 //   build/release/experiments/micro/bench_backward --benchmark_repetitions=3
 //       --benchmark_display_aggregates_only=true
 #include <benchmark/benchmark.h>
@@ -68,26 +69,38 @@ void backward(benchmark::State& state, const std::string& spec) {
 BENCHMARK_CAPTURE(forward, dense, "dense")
     ->Name("fwd/dense")
     ->Arg(8192)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(backward, dense, "dense")
     ->Name("bwd/dense")
     ->Arg(8192)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(forward, causal, "causal")
     ->Name("fwd/causal")
     ->Arg(8192)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(backward, causal, "causal")
     ->Name("bwd/causal")
     ->Arg(8192)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(forward, sliding512, "sliding(512)")
     ->Name("fwd/sliding512")
     ->Arg(8192)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(backward, sliding512, "sliding(512)")
     ->Name("bwd/sliding512")
     ->Arg(8192)
+    ->MeasureProcessCPUTime()
+    ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "spattn/attention/backward.hpp"
 #include "spattn/attention/reference_backward.hpp"
 #include "spattn/attention/score_mod.hpp"
+#include "spattn/attention/select/select.hpp"
 #include "spattn/experiments/inputs.hpp"
 #include "spattn/experiments/measure.hpp"
 #include "spattn/experiments/measurement.hpp"
@@ -163,7 +165,8 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
 
 py::tuple backward(const py::array& q, const py::array& k, const py::array& v, const py::array& o,
                    const py::array& lse, const py::array& d_o, const PyLayout& layout,
-                   std::optional<float> scale, int threads) {
+                   std::optional<float> scale, int threads, std::vector<float> alibi_slopes,
+                   std::optional<float> softcap, std::vector<float> sinks) {
   const auto qv = in_view(q, "q"), kv = in_view(k, "k"), vv = in_view(v, "v");
   const auto ov = in_view(o, "o"), dov = in_view(d_o, "dO");
   // lse: [B, H, N] (rank of q minus one), -inf allowed (fully masked rows).
@@ -179,19 +182,24 @@ py::tuple backward(const py::array& q, const py::array& k, const py::array& v, c
   spattn::BackwardOptions opt;
   opt.scale = scale;
   opt.threads = threads;
+  opt.mod = score_mod(std::move(alibi_slopes), softcap, std::move(sinks), qv.shape[1]);
   const auto dqv = out_view(dq, qv.shape), dkv = out_view(dk, kv.shape),
              dvv = out_view(dv, vv.shape);
+  py::array_t<float> d_sinks(static_cast<py::ssize_t>(opt.mod.sinks.size()));
+  const std::span<float> dsv(d_sinks.mutable_data(), opt.mod.sinks.size());
   {
     py::gil_scoped_release unlock;
-    spattn::attention_backward(qv, kv, vv, ov, lv, dov, layout.layout, dqv, dkv, dvv, opt);
+    spattn::attention_backward(qv, kv, vv, ov, lv, dov, layout.layout, dqv, dkv, dvv, opt, dsv);
   }
-  return py::make_tuple(dq, dk, dv);
+  if (opt.mod.sinks.empty()) return py::make_tuple(dq, dk, dv);
+  return py::make_tuple(dq, dk, dv, d_sinks);
 }
 
 // The double reference: forward (o, lse) and, with d_o, the gradients (dq, dk, dv).
 py::tuple reference(const py::array& q, const py::array& k, const py::array& v,
                     const std::optional<py::array>& d_o, const PyLayout& layout,
-                    std::optional<double> scale) {
+                    std::optional<double> scale, std::vector<float> alibi_slopes,
+                    std::optional<float> softcap, std::vector<float> sinks) {
   const auto qv = as_view<const double>(q, "q", "float64");
   const auto kv = as_view<const double>(k, "k", "float64");
   const auto vv = as_view<const double>(v, "v", "float64");
@@ -199,6 +207,7 @@ py::tuple reference(const py::array& q, const py::array& k, const py::array& v,
   if (d_o) dov = as_view<const double>(*d_o, "dO", "float64");
   spattn::ReferenceOptions opt;
   opt.scale = scale;
+  opt.mod = score_mod(std::move(alibi_slopes), softcap, std::move(sinks), qv.shape[1]);
   spattn::ReferenceGradients r;
   {
     py::gil_scoped_release unlock;
@@ -216,7 +225,43 @@ py::tuple reference(const py::array& q, const py::array& k, const py::array& v,
   std::array<std::int64_t, 4> ls = {1, qs[0], qs[1], qs[2]};
   auto o = arr(r.o, qs, rank), lse = arr(r.lse, ls, rank - 1);
   if (!d_o) return py::make_tuple(o, lse);
-  return py::make_tuple(o, lse, arr(r.dq, qs, rank), arr(r.dk, ks, rank), arr(r.dv, ks, rank));
+  if (opt.mod.sinks.empty())
+    return py::make_tuple(o, lse, arr(r.dq, qs, rank), arr(r.dk, ks, rank), arr(r.dv, ks, rank));
+  py::array_t<double> d_sinks(static_cast<py::ssize_t>(r.d_sinks.size()));
+  std::copy(r.d_sinks.begin(), r.d_sinks.end(), d_sinks.mutable_data());
+  return py::make_tuple(o, lse, arr(r.dq, qs, rank), arr(r.dk, ks, rank), arr(r.dv, ks, rank),
+                        d_sinks);
+}
+
+// Resolves the selectors of `spec` on q [B, Hq, nq, d] and k [B, Hkv, nk, d] (float32): one
+// Layout per batch (a spec without selectors gives one layout, for every batch). The record
+// holds the spec, the selection's wall time and its scoring FLOPs.
+py::list select_layouts(const std::string& spec, const py::array& q, const py::array& k, int block,
+                        int threads) {
+  const auto qv = in_view(q, "q"), kv = in_view(k, "k");
+  spattn::Geometry g;
+  g.nq = qv.shape[2];
+  g.nk = kv.shape[2];
+  g.heads = static_cast<int>(qv.shape[1]);
+  g.block_q = g.block_k = block;
+  const spattn::PatternPtr pattern = spattn::parse_spec(spec);
+  spattn::BuildOptions bo;
+  bo.threads = threads;
+  spattn::SelectedLayouts sel;
+  {
+    py::gil_scoped_release unlock;
+    sel = spattn::select_layouts(pattern, qv, kv, g, bo);
+  }
+  py::list out;
+  for (spattn::Layout& L : sel.layouts) {
+    auto p = std::make_shared<PyLayout>();
+    p->record = fmt::format(R"({{"selected": true, "select_seconds": {}, "select_flops": {}}})",
+                            sel.seconds, sel.cost.flops);
+    p->spec = spec;
+    p->layout = std::move(L);
+    out.append(p);
+  }
+  return out;
 }
 
 py::array_t<std::uint8_t> block_mask(const PyLayout& p) {
@@ -456,6 +501,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("layout", &make_layout, py::arg("spec"), py::arg("n"), py::arg("nk"), py::arg("heads"),
         py::arg("block"), py::arg("block_k"), py::arg("threads"));
   m.def("attention", &attention);
+  m.def("select", &select_layouts);
   m.def("alibi_slopes", [](std::int64_t heads) { return spattn::alibi_slopes(heads); });
   m.def("backward", &backward);
   m.def("reference", &reference);

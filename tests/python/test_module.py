@@ -178,3 +178,26 @@ def test_from_mask_mod_is_scanned_exact_and_composes(rng):
 def test_budget_refusal_is_memory_error():
     with pytest.raises(MemoryError, match="layout memory budget"):
         spattn.layout("dense", n=2 ** 40, heads=64)  # petabytes on any machine
+
+
+def test_select_matches_brute_force_topk():
+    # oracle_topk(5): per query the 5 largest q_i . k_j among j <= i (ties to the lower key),
+    # computed here by brute force in double; one layout per batch.
+    rng = np.random.default_rng(7)
+    q = rng.standard_normal((2, 2, 40, 8)).astype(np.float32)
+    k = rng.standard_normal((2, 2, 40, 8)).astype(np.float32)
+    lays = spattn.select("oracle_topk(5)", q, k, block=16)
+    assert len(lays) == 2
+    for b, lay in enumerate(lays):
+        got = lay.dense_mask()
+        want = np.zeros_like(got)
+        for h in range(2):
+            s = q[b, h].astype(np.float64) @ k[b, h].astype(np.float64).T
+            for i in range(40):
+                order = sorted(range(i + 1), key=lambda j: (-s[i, j], j))[:5]
+                want[h, i, order] = 1
+        assert (got == want).all()
+        o, _ = spattn.attention(q[b:b + 1], k[b:b + 1], k[b:b + 1], lay)
+        assert np.isfinite(o).all()
+    with pytest.raises(ValueError, match="float32"):
+        spattn.select("oracle_topk(5)", q.astype(np.float64), k, block=16)

@@ -27,6 +27,10 @@ def test_mqar_batches_follow_the_recipe():
         keys, vals = x[b, 0:8:2], x[b, 1:8:2]
         assert (keys < 16).all() and (keys >= 1).all() and (vals >= 16).all()
         asked = (y[b] != -100).nonzero().flatten()
+        noise = torch.ones(64, dtype=torch.bool)
+        noise[0:8] = False
+        noise[asked] = False
+        assert (x[b, noise] >= 16).all()  # keys occur only in their pair and their query
         assert len(asked) == 4 and (asked >= 8).all()
         for p in asked:  # each query is a key of the context, its target that key's value
             i = (keys == x[b, p]).nonzero().item()

@@ -65,31 +65,45 @@ ReferenceGradients reference_attention_backward(
     r.dk.assign(static_cast<std::size_t>(B * Hkv * Nk * D), 0.0);
     r.dv.assign(r.dk.size(), 0.0);
   }
-  std::vector<double> S(static_cast<std::size_t>(N * Nk)), P(S.size());
+  check_score_mod(options.mod, Hq);
+  const ScoreMod& mod = options.mod;
+  if (with_grad) r.d_sinks.assign(mod.sinks.size(), 0.0);
+  // S holds the logits z (modified scores), Z the derivative dz/ds of each (1 without
+  // soft-capping; ALiBi's bias does not depend on s).
+  std::vector<double> S(static_cast<std::size_t>(N * Nk)), P(S.size()), Z(S.size(), 1.0);
 
   for (std::int64_t b = 0; b < B; ++b) {
     for (std::int64_t h = 0; h < Hq; ++h) {
       const std::int64_t kh = s.kv_head(h);
-      // Forward: S, P = softmax(S) per row, O = P V, LSE.
+      const double sink = mod.sinks.empty() ? -inf : mod.sinks[static_cast<std::size_t>(h)];
+      // Forward: S, P = softmax(S) per row (with the sink's logit in the denominator), O = P V,
+      // LSE.
       for (std::int64_t i = 0; i < N; ++i) {
-        double m = -inf;
+        double m = sink;
         for (std::int64_t j = 0; j < Nk; ++j) {
+          const auto ij = static_cast<std::size_t>(i * Nk + j);
           double dot = -inf;
           if (allowed(static_cast<int>(h), i, j)) {
             dot = 0;
             for (std::int64_t x = 0; x < D; ++x) dot += q.at(b, h, i, x) * k.at(b, kh, j, x);
             dot *= scale;
+            if (mod.softcap) {
+              const double t = std::tanh(dot / *mod.softcap);
+              Z[ij] = 1 - t * t;
+            }
+            if (mod.changes_scores())
+              dot = modified_score(mod, dot, static_cast<int>(h), i + Nk - N, j);
           }
-          S[static_cast<std::size_t>(i * Nk + j)] = dot;
+          S[ij] = dot;
           m = std::max(m, dot);
         }
-        double l = 0;
+        double l = m == -inf ? 0.0 : std::exp(sink - m);
         for (std::int64_t j = 0; j < Nk; ++j) {
           const double e = m == -inf ? 0.0 : std::exp(S[static_cast<std::size_t>(i * Nk + j)] - m);
           P[static_cast<std::size_t>(i * Nk + j)] = e;
           l += e;
         }
-        if (m == -inf) continue;  // no allowed key: P = 0, O = 0, LSE = -inf
+        if (m == -inf) continue;  // no allowed key and no sink: P = 0, O = 0, LSE = -inf
         for (std::int64_t j = 0; j < Nk; ++j) P[static_cast<std::size_t>(i * Nk + j)] /= l;
         for (std::int64_t j = 0; j < Nk; ++j)
           for (std::int64_t x = 0; x < D; ++x)
@@ -98,20 +112,25 @@ ReferenceGradients reference_attention_backward(
         r.lse[static_cast<std::size_t>((b * Hq + h) * N + i)] = m + std::log(l);
       }
       if (!with_grad) continue;
-      // Backward, row by row: dP, dS, then the three gradients.
+      // Backward, row by row: dP, dS, then the three gradients and the sink's.
       for (std::int64_t i = 0; i < N; ++i) {
         std::vector<double> dP(static_cast<std::size_t>(Nk));
-        double rowdot = 0;  // sum_l P[i][l] dP[i][l]
+        double rowdot = 0;  // sum_l P[i][l] dP[i][l] (= dO_i . O_i)
         for (std::int64_t j = 0; j < Nk; ++j) {
           double dp = 0;
           for (std::int64_t x = 0; x < D; ++x) dp += d_o.at(b, h, i, x) * v.at(b, kh, j, x);
           dP[static_cast<std::size_t>(j)] = dp;
           rowdot += P[static_cast<std::size_t>(i * Nk + j)] * dp;
         }
+        // The sink is one more logit with value 0: d sink += P_sink (0 - rowdot).
+        const double lse = r.lse[static_cast<std::size_t>((b * Hq + h) * N + i)];
+        if (!mod.sinks.empty() && lse != -inf)
+          r.d_sinks[static_cast<std::size_t>(h)] -= std::exp(sink - lse) * rowdot;
         for (std::int64_t j = 0; j < Nk; ++j) {
-          const double p = P[static_cast<std::size_t>(i * Nk + j)];
+          const auto ij = static_cast<std::size_t>(i * Nk + j);
+          const double p = P[ij];
           if (p == 0) continue;
-          const double ds = p * (dP[static_cast<std::size_t>(j)] - rowdot);
+          const double ds = p * (dP[static_cast<std::size_t>(j)] - rowdot) * Z[ij];
           for (std::int64_t x = 0; x < D; ++x) {
             r.dv[at(k.shape, b, kh, j, x)] += p * d_o.at(b, h, i, x);
             r.dq[at(q.shape, b, h, i, x)] += scale * ds * k.at(b, kh, j, x);

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["Layout", "layout", "attention", "attention_backward", "reference", "patterns",
+__all__ = ["Layout", "layout", "select", "attention", "attention_backward", "reference", "patterns",
            "from_mask_mod"]
 
 
@@ -98,6 +98,16 @@ def layout(spec, n, nk=None, heads=1, block=64, block_k=None, threads=0):
                                int(threads)))
 
 
+def select(spec, q, k, block=64, threads=0):
+    """Resolves the content-based selectors of `spec` (patterns/README.md, "Selectors") on
+    q [B, Hq, nq, d] and k [B, Hkv, nk, d] float32 arrays: a list of one Layout per batch (one
+    Layout for every batch when the spec has no selector), usable wherever a Layout is. The
+    selection is not differentiable: a training step selects on the current q and k and the
+    backward runs on that fixed selection. stats() holds select_seconds and select_flops."""
+    q, k = _float32(q, "q", False), _float32(k, "k", False)
+    return [Layout(c) for c in _core.select(str(spec), q, k, int(block), int(threads))]
+
+
 def _float32(x, what, convert):
     if convert and isinstance(x, np.ndarray) and x.dtype != np.float32:
         return x.astype(np.float32)
@@ -147,13 +157,19 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
     lse = -inf. scale defaults to 1/sqrt(d); threads = 0 uses every core (the result does not
     depend on it). Other dtypes are refused unless convert=True. Runs without the GIL.
 
-    Score modifications (attention/README.md, "Score modifications"; forward only, the backward
-    takes none): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
+    Score modifications (attention/README.md, "Score modifications"; attention_backward and
+    reference take the same arguments): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
     alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
     C tanh(s / C) first; sinks=[one logit per query head] adds exp(sink_h) to each row's softmax
     denominator (a fully masked row then has o = 0 and lse = sink_h)."""
     q, k, v = (_float32(x, n, convert) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     lay = _as_layout(layout_or_spec, q, k)
+    return _core.attention(q, k, v, lay._core, scale, int(threads),
+                           *_score_mod(q, alibi, softcap, sinks))
+
+
+def _score_mod(q, alibi, softcap, sinks):
+    """(slopes, softcap, sinks) for the core from the Python arguments."""
     heads = q.shape[-3] if q.ndim >= 3 else 1
     if alibi is True:
         slopes = alibi_slopes(heads)
@@ -162,22 +178,27 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
     else:
         slopes = _per_head(alibi, "alibi")
     cap = None if softcap is None else float(softcap)
-    return _core.attention(q, k, v, lay._core, scale, int(threads), slopes, cap,
-                           _per_head(sinks, "sinks"))
+    return slopes, cap, _per_head(sinks, "sinks")
 
 
-def attention_backward(q, k, v, o, lse, d_o, layout_or_spec, scale=None, threads=0):
-    """Gradients (dq, dk, dv) of sum(o * d_o) for o, lse = attention(q, k, v, layout, scale):
-    the deterministic block-sparse flash backward (bitwise the same on any thread count)."""
+def attention_backward(q, k, v, o, lse, d_o, layout_or_spec, scale=None, threads=0, alibi=False,
+                       softcap=None, sinks=None):
+    """Gradients (dq, dk, dv) of sum(o * d_o) for o, lse = attention(q, k, v, layout, scale, ...):
+    the deterministic block-sparse flash backward (bitwise the same on any thread count). The
+    score modifications must be the forward's; with sinks, a fourth array d_sinks [Hq] float32
+    (the gradient of the sink logits) is returned."""
     lay = _as_layout(layout_or_spec, q, k)
-    return _core.backward(q, k, v, o, lse, d_o, lay._core, scale, int(threads))
+    return _core.backward(q, k, v, o, lse, d_o, lay._core, scale, int(threads),
+                          *_score_mod(q, alibi, softcap, sinks))
 
 
-def reference(q, k, v, layout_or_spec, d_o=None, scale=None):
+def reference(q, k, v, layout_or_spec, d_o=None, scale=None, alibi=False, softcap=None,
+              sinks=None):
     """The dense double reference (materializes nq x nk; small sizes): float64 inputs, returns
-    (o, lse) or, with d_o, (o, lse, dq, dk, dv), all float64, from the textbook formulas."""
+    (o, lse) or, with d_o, (o, lse, dq, dk, dv) (and d_sinks [Hq] with sinks), all float64, from
+    the textbook formulas. Score modifications as in attention()."""
     lay = _as_layout(layout_or_spec, q, k)
-    return _core.reference(q, k, v, d_o, lay._core, scale)
+    return _core.reference(q, k, v, d_o, lay._core, scale, *_score_mod(q, alibi, softcap, sinks))
 
 
 def patterns():

@@ -9,6 +9,10 @@ float32 tensors run the block-sparse flash forward and the deterministic flash b
 no copies (tensors are viewed through NumPy with their strides). float64 tensors run the dense
 double reference forward and backward (textbook formulas; small sizes), which is what
 torch.autograd.gradcheck needs.
+
+Score modifications (as spattn.attention): alibi=True or per-head slopes, softcap=C, and
+sinks, a tensor [Hq] of learned sink logits (gpt-oss) whose gradient is returned when it
+requires one, so sinks can be trained as a parameter.
 """
 import numpy as np
 import torch
@@ -26,24 +30,35 @@ def _np(t, what):
     return t.detach().numpy()
 
 
+def _sink_values(sinks):
+    if sinks is None:
+        return None
+    if isinstance(sinks, torch.Tensor):
+        return _np(sinks, "sinks")
+    return sinks
+
+
 class SparseAttention(torch.autograd.Function):
-    """autograd.Function: forward(q, k, v, layout, scale) -> o; see sparse_attention."""
+    """autograd.Function: forward(q, k, v, sinks, layout, scale, alibi, softcap) -> o; see
+    sparse_attention."""
 
     @staticmethod
-    def forward(ctx, q, k, v, layout, scale):
+    def forward(ctx, q, k, v, sinks, layout, scale, alibi, softcap):
         qn, kn, vn = _np(q, "q"), _np(k, "k"), _np(v, "v")
+        mods = dict(alibi=alibi, softcap=softcap, sinks=_sink_values(sinks))
         dtypes = {q.dtype, k.dtype, v.dtype}
         if dtypes == {torch.float64}:
-            o, lse = _sp.reference(qn, kn, vn, layout, scale=scale)
+            o, lse = _sp.reference(qn, kn, vn, layout, scale=scale, **mods)
         elif dtypes == {torch.float32}:
-            o, lse = _sp.attention(qn, kn, vn, layout, scale=scale)
+            o, lse = _sp.attention(qn, kn, vn, layout, scale=scale, **mods)
         else:
             raise ValueError(f"q, k and v have dtypes {q.dtype}, {k.dtype}, {v.dtype}: they must "
                              "all be torch.float32 (the flash executor) or all torch.float64 "
                              "(the double reference)")
         o, lse = torch.from_numpy(o), torch.from_numpy(lse)
         ctx.save_for_backward(q, k, v, o, lse)
-        ctx.layout, ctx.scale = layout, scale
+        ctx.layout, ctx.scale, ctx.mods = layout, scale, mods
+        ctx.sinks_dtype = sinks.dtype if isinstance(sinks, torch.Tensor) else None
         return o
 
     @staticmethod
@@ -52,20 +67,26 @@ class SparseAttention(torch.autograd.Function):
         qn, kn, vn = q.detach().numpy(), k.detach().numpy(), v.detach().numpy()
         don = d_o.detach().numpy()
         if q.dtype == torch.float64:
-            _, _, dq, dk, dv = _sp.reference(qn, kn, vn, ctx.layout, d_o=np.asarray(don),
-                                             scale=ctx.scale)
+            grads = _sp.reference(qn, kn, vn, ctx.layout, d_o=np.asarray(don), scale=ctx.scale,
+                                  **ctx.mods)[2:]
         else:
-            dq, dk, dv = _sp.attention_backward(qn, kn, vn, o.numpy(), lse.numpy(),
-                                                don.astype(np.float32, copy=False), ctx.layout,
-                                                scale=ctx.scale)
-        return torch.from_numpy(dq), torch.from_numpy(dk), torch.from_numpy(dv), None, None
+            grads = _sp.attention_backward(qn, kn, vn, o.numpy(), lse.numpy(),
+                                           don.astype(np.float32, copy=False), ctx.layout,
+                                           scale=ctx.scale, **ctx.mods)
+        dq, dk, dv = (torch.from_numpy(g) for g in grads[:3])
+        d_sinks = None
+        if ctx.sinks_dtype is not None and ctx.needs_input_grad[3]:
+            d_sinks = torch.from_numpy(np.asarray(grads[3])).to(ctx.sinks_dtype)
+        return dq, dk, dv, d_sinks, None, None, None, None
 
 
-def sparse_attention(q, k, v, layout_or_spec, scale=None):
+def sparse_attention(q, k, v, layout_or_spec, scale=None, alibi=False, softcap=None, sinks=None):
     """o = softmax(scale q k^T over the kept pairs) v. q [B, Hq, nq, d], k and v [B, Hkv, nk, d]
     CPU tensors (float32: flash executor; float64: double reference), any strides; Hq a multiple
     of Hkv. layout_or_spec: a spattn.Layout for (nq, nk, Hq or 1 heads) or a spec string (built
-    for these sizes). Returns o [B, Hq, nq, d]; a fully masked row is 0 with zero gradient."""
+    for these sizes). Returns o [B, Hq, nq, d]; a fully masked row is 0 with zero gradient.
+    alibi, softcap and sinks: the score modifications of spattn.attention; sinks may be a
+    tensor [Hq] that requires grad (its values are used as float32)."""
     if not isinstance(layout_or_spec, _sp.Layout):
         layout_or_spec = _sp._as_layout(layout_or_spec, _np(q, "q"), _np(k, "k"))
-    return SparseAttention.apply(q, k, v, layout_or_spec, scale)
+    return SparseAttention.apply(q, k, v, sinks, layout_or_spec, scale, alibi, softcap)

@@ -6,6 +6,10 @@
 //   dV = P^T dO,  dP = dO V^T,  dS[i][j] = P[i][j] (dP[i][j] - sum_l P[i][l] dP[i][l])
 //   dQ = scale dS K,  dK = scale dS^T Q
 // Query head h reads K/V head h / (Hq / Hkv); dK and dV of a K/V head sum over its query heads.
+// Score modifications (options.mod, score_mod.hpp): S holds the logits z; with soft-capping
+// dS[i][j] is multiplied by dz/ds = 1 - tanh^2(s / C); ALiBi's bias is constant. A learned sink is
+// one more logit of the row with no value: it joins the softmax (LSE includes it) and
+//   d sink_h = -sum over the head's rows of exp(sink_h - LSE_i) sum_l P[i][l] dP[i][l].
 #include <array>
 #include <cstdint>
 #include <vector>
@@ -25,6 +29,7 @@ struct ReferenceGradients {
   std::vector<double> lse;                 // [B, Hq, nq]; -inf for a fully masked row
   std::vector<double> dq;                  // [B, Hq, nq, d] (empty without d_o)
   std::vector<double> dk, dv;              // [B, Hkv, nk, d] (empty without d_o)
+  std::vector<double> d_sinks;             // [Hq] with learned sinks and d_o, else empty
 };
 
 // Bytes held at once: the double nq x nk S and P of one (batch, head) plus the outputs.
