@@ -34,7 +34,8 @@ struct RunOptions {
   std::string from_deepspeed;  // DeepSpeed config file, instead of `spec`
   GeometryOptions geo;
   std::int64_t dim = 64;
-  int kv_heads = 0;  // 0: --heads
+  std::int64_t dv = 0;  // value head dim d_v; 0: --d
+  int kv_heads = 0;     // 0: --heads
   std::int64_t batch = 1;
   int repeats = 5;
   std::uint64_t seed = 0;
@@ -53,7 +54,7 @@ struct RunOptions {
   std::optional<double> softcap, scale;
   // Which options the user gave (the rest may come from --inputs files).
   CLI::Option *dim_opt = nullptr, *heads_opt = nullptr, *kv_heads_opt = nullptr,
-              *batch_opt = nullptr, *nk_opt = nullptr, *n_opt = nullptr;
+              *batch_opt = nullptr, *nk_opt = nullptr, *n_opt = nullptr, *dv_opt = nullptr;
 };
 
 // A flag the user gave must equal the file's size; `flag` and `axis` name both in the message.
@@ -82,7 +83,8 @@ std::string file_axis(const experiments::InputFile& f, int axis4, const char* wh
 // takes the sizes not given as flags from them.
 Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   experiments::QkvFiles f = experiments::read_qkv_npy(o.inputs, max_bytes);
-  const std::string qp = f.q.path, kp = f.k.path;
+  const std::string qp = f.q.path, kp = f.k.path, vp = f.v.path;
+  const std::string v_dim = file_axis(f.v, 3, "head dim");
   const std::string q_batch = file_axis(f.q, 0, "batch entries"),
                     q_heads = file_axis(f.q, 1, "heads"), k_heads = file_axis(f.k, 1, "heads"),
                     q_tokens = file_axis(f.q, 2, "tokens"), k_tokens = file_axis(f.k, 2, "tokens"),
@@ -116,6 +118,10 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   o.geo.heads = static_cast<int>(qs[1]);
   o.kv_heads = static_cast<int>(ks[1]);
   o.dim = qs[3];
+  if (o.dv > 0 || in.v.shape[3] != qs[3]) {
+    match(o.dv_opt, o.dv, "--dv", in.v.shape[3], vp, v_dim);
+    o.dv = in.v.shape[3];
+  }
   return in;
 }
 
@@ -128,6 +134,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.n = g.nq;
   p.nk = g.nk;
   p.head_dim = static_cast<int>(o.dim);
+  p.head_dim_v = static_cast<int>(o.dv);
   p.heads = g.heads;
   p.kv_heads = o.kv_heads;
   p.batch = static_cast<int>(o.batch);
@@ -147,6 +154,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   st.warmup = 1;
   st.seed = o.seed;
   st.memory_bytes = budget;
+  st.scale = o.scale;
   st.check = o.check;
   st.check_max_n = std::numeric_limits<std::int64_t>::max();
   st.timeout_seconds = 0;
@@ -176,8 +184,10 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
     s += fmt::format("{:<20} {}\n", name, value);
   };
   line("spec", u.layout.spec);
-  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}", x.batch,
-                            x.heads, x.kv_heads, x.n, x.nk, x.head_dim));
+  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}{}", x.batch,
+                            x.heads, x.kv_heads, x.n, x.nk, x.head_dim,
+                            x.head_dim_v != x.head_dim ? fmt::format(", d_v {}", x.head_dim_v)
+                                                       : std::string()));
   line("tiles", fmt::format("{} x {}; {} kept ({} full, {} partial)", x.block_q, x.block_k,
                             l.kept_tiles, l.full_tiles, l.partial_tiles));
   const std::string executor(experiments::executor_name(x.executor));
@@ -207,9 +217,9 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
   const std::optional<double> efficiency = m.efficiency();
   line("efficiency", efficiency ? fmt::format("{:.4f}  (allowed / computed)", *efficiency)
                                 : std::string("n/a (no tile kept)"));
-  line("useful GFLOP/s",
-       fmt::format("{:.3f}  (4 d x allowed pairs / median time)", m.useful_gflops().value_or(0)));
-  line("computed GFLOP/s", fmt::format("{:.3f}  (4 d x computed pairs / median time)",
+  line("useful GFLOP/s", fmt::format("{:.3f}  ((2 d + 2 d_v) x allowed pairs / median time)",
+                                     m.useful_gflops().value_or(0)));
+  line("computed GFLOP/s", fmt::format("{:.3f}  ((2 d + 2 d_v) x computed pairs / median time)",
                                        m.computed_gflops().value_or(0)));
   line("workspace",
        x.executor == experiments::Executor::Flash
@@ -259,6 +269,10 @@ void run_run(RunOptions o) {
                                  o.kv_heads, o.geo.heads));
   if (o.dim < 1 || o.dim > kMaxHeadDim)
     throw UsageError(fmt::format("--d {} is not allowed: use 1..{}", o.dim, kMaxHeadDim));
+  if (o.dv_opt->count() > 0 && (o.dv < 1 || o.dv > kMaxHeadDim))
+    throw UsageError(fmt::format(
+        "--dv {} is not allowed: the value head dim d_v must be in 1..{} (default: --d)", o.dv,
+        kMaxHeadDim));
   const Geometry g = o.geo.geometry();
 
   AttentionShape s;
@@ -268,12 +282,14 @@ void run_run(RunOptions o) {
   s.nq = g.nq;
   s.nk = g.nk;
   s.dim = o.dim;
+  s.dim_v = o.dv > 0 ? o.dv : o.dim;
   // Refuse up front what cannot fit: inputs and outputs, and the reference for --check.
   // q, o and lse per query row, k and v per key row, float32; in double: it can exceed int64.
-  const double io = 4.0 * (static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
-                               static_cast<double>(s.nq) * static_cast<double>(2 * s.dim + 1) +
-                           2.0 * static_cast<double>(s.batch) * static_cast<double>(s.kv_heads) *
-                               static_cast<double>(s.nk) * static_cast<double>(s.dim));
+  const double io =
+      4.0 * (static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
+                 static_cast<double>(s.nq) * static_cast<double>(s.dim + s.dim_v + 1) +
+             static_cast<double>(s.batch) * static_cast<double>(s.kv_heads) *
+                 static_cast<double>(s.nk) * static_cast<double>(s.dim + s.dim_v));
   const std::int64_t io_bytes =
       io >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(io);
   check_memory_budget("q, k, v, o and lse together", io_bytes, budget, "--memory-budget");
@@ -296,8 +312,8 @@ void run_run(RunOptions o) {
     std::filesystem::create_directories(o.save);
     const auto dir = std::filesystem::path(o.save);
     const Tensor &out = tensors.o, &lse = tensors.lse;
-    write_npy((dir / "o.npy").string(), "<f4", {s.batch, s.q_heads, s.nq, s.dim}, out.values.data(),
-              out.values.size() * sizeof(float));
+    write_npy((dir / "o.npy").string(), "<f4", {s.batch, s.q_heads, s.nq, s.dim_v},
+              out.values.data(), out.values.size() * sizeof(float));
     write_npy((dir / "lse.npy").string(), "<f4", {s.batch, s.q_heads, s.nq}, lse.values.data(),
               lse.values.size() * sizeof(float));
     m.saved = o.save;
@@ -334,6 +350,9 @@ Command add_run_command(CLI::App& app) {
   o->dim_opt = sub->add_option("--d,--head-dim", o->dim, "head dim, 1..256")
                    ->capture_default_str()
                    ->transform(decimal(1, 256));
+  o->dv_opt = sub->add_option("--dv", o->dv,
+                              "value head dim d_v of v and the output, 1..256 (default: --d; q "
+                              "and k keep --d, e.g. --d 192 --dv 128 as in DeepSeek MLA)");
   o->kv_heads_opt =
       sub->add_option("--kv-heads", o->kv_heads, "K/V heads, dividing --heads (default: --heads)")
           ->transform(decimal(1, kMaxHeads));

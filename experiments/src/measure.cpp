@@ -88,6 +88,9 @@ void validate(const SweepPoint& p) {
   if (p.head_dim < 1 || p.head_dim > kMaxHeadDim)
     throw UsageError(fmt::format("point {}: head_dim {} is not allowed: use 1..{}", p.key,
                                  p.head_dim, kMaxHeadDim));
+  if (p.head_dim_v < 0 || p.head_dim_v > kMaxHeadDim)
+    throw UsageError(fmt::format("point {}: d_v (dv) {} is not allowed: use 1..{} (0: head_dim)",
+                                 p.key, p.head_dim_v, kMaxHeadDim));
   const int kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
   if (p.heads < 1 || kv_heads < 1 || p.heads % kv_heads != 0)
     throw UsageError(
@@ -200,7 +203,7 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   to.threads = u.point.threads;
   to.max_bytes = u.limit;
   if (u.point.executor == Executor::Flash) {
-    t.o = Tensor(u.s.batch, u.s.q_heads, u.s.nq, u.s.dim);
+    t.o = Tensor(u.s.batch, u.s.q_heads, u.s.nq, u.s.value_dim());
     t.lse = Tensor(u.s.batch, u.s.q_heads, u.s.nq, 1);
   }
   const RepeatTimes r = time_repeats(
@@ -281,7 +284,7 @@ CheckFigures check_against_reference(const PreparedPoint& u, const PointTensors&
 FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensors& t) {
   const SweepPoint& p = u.point;
   const AttentionShape& s = u.s;
-  Tensor dense_o(s.batch, s.q_heads, s.nq, s.dim), dense_lse(s.batch, s.q_heads, s.nq, 1);
+  Tensor dense_o(s.batch, s.q_heads, s.nq, s.value_dim()), dense_lse(s.batch, s.q_heads, s.nq, 1);
   const std::string& baseline = p.pattern.fidelity_baseline.empty() ? p.settings.fidelity_baseline
                                                                     : p.pattern.fidelity_baseline;
   baseline_attention(t.inputs.q.view(), t.inputs.k.view(), t.inputs.v.view(), baseline, u.g,
@@ -358,6 +361,7 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   u.s.nq = u.g.nq;
   u.s.nk = u.g.nk;
   u.s.dim = p.head_dim;
+  u.s.dim_v = p.head_dim_v > 0 ? p.head_dim_v : p.head_dim;
   u.limit = memory_limit(st);
   u.check = st.check && p.n <= st.check_max_n;
   u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
@@ -393,6 +397,7 @@ Measurement point_record(const SweepPoint& p) {
   x.n = p.n;
   x.nk = p.nk > 0 ? p.nk : p.n;
   x.head_dim = p.head_dim;
+  x.head_dim_v = p.head_dim_v > 0 ? p.head_dim_v : p.head_dim;
   x.heads = p.heads;
   x.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
   x.batch = p.batch;

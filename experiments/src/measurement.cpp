@@ -163,6 +163,7 @@ MeasuredAxes axes_v2(const Reader& a) {
   x.n = a.int64("n");
   x.nk = a.int64("nk");
   x.head_dim = a.integer("head_dim");
+  x.head_dim_v = a.present("head_dim_v") ? a.integer("head_dim_v") : x.head_dim;
   x.heads = a.integer("heads");
   x.kv_heads = a.integer("kv_heads");
   x.batch = a.integer("batch");
@@ -333,6 +334,7 @@ Measurement from_v1(const Reader& r) {
   x.spec = a.string("spec");
   x.n = x.nk = a.int64("n");
   x.head_dim = a.integer("head_dim");
+  x.head_dim_v = x.head_dim;
   x.heads = a.integer("heads");
   x.kv_heads = a.integer("kv_heads");
   if (x.kv_heads == 0) x.kv_heads = x.heads;
@@ -442,10 +444,10 @@ std::optional<double> rate(const Measurement& m, std::optional<double> flops) {
   if (!(t > 0)) return std::nullopt;
   return *flops / t / 1e9;
 }
-// 4·d per pair (the cost model's count), from the layout; else the prediction's.
+// 2·d + 2·d_v per pair (the cost model's count), from the layout; else the prediction's.
 std::optional<double> flops(const Measurement& m, bool useful) {
   if (m.layout)
-    return 4.0 * m.axes.head_dim *
+    return (2.0 * m.axes.head_dim + 2.0 * m.axes.head_dim_v) *
            static_cast<double>(useful ? m.layout->allowed_pairs : m.layout->computed_pairs);
   if (m.predicted) return useful ? m.predicted->useful_flops : m.predicted->computed_flops;
   return std::nullopt;
@@ -474,6 +476,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"n", x.n},
                {"nk", x.nk},
                {"head_dim", x.head_dim},
+               {"head_dim_v", x.head_dim_v},
                {"heads", x.heads},
                {"kv_heads", x.kv_heads},
                {"batch", x.batch},

@@ -228,6 +228,7 @@ BackwardStats attention_backward(const ConstTensorView& q, const ConstTensorView
                                  const Layout& layout, const TensorView& dq, const TensorView& dk,
                                  const TensorView& dv, const BackwardOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  require_same_value_dim(s, "the backward pass");
   check_like(o, q.shape, "o");
   check_like(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
   check_like(d_o, q.shape, "dO");
@@ -293,6 +294,7 @@ BackwardResult attention_backward(const ConstTensorView& q, const ConstTensorVie
                                   const ConstTensorView& lse, const ConstTensorView& d_o,
                                   const Layout& layout, const BackwardOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  require_same_value_dim(s, "the backward pass");
   BackwardResult r;
   r.dq = Tensor(s.batch, s.q_heads, s.nq, s.dim);
   r.dk = Tensor(s.batch, s.kv_heads, s.nk, s.dim);

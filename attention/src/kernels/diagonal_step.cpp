@@ -103,7 +103,7 @@ void pv_dims(const DiagonalStep& t, int x0, const VF& alpha) {
 
 template <int D>
 void pv(const DiagonalStep& t, const VF& alpha) {
-  const int d = D > 0 ? D : t.d;
+  const int d = D > 0 ? D : (t.dv > 0 ? t.dv : t.d);  // D > 0 only when dv = d
   int x0 = 0;
   for (; x0 + kPvDims <= d; x0 += kPvDims) pv_dims<kPvDims>(t, x0, alpha);
   for (; x0 < d; ++x0) pv_dims<1>(t, x0, alpha);
@@ -129,6 +129,10 @@ void step(const DiagonalStep& t) {
 
 template <bool MOD>
 void step_d(const DiagonalStep& t) {
+  if (t.dv > 0 && t.dv != t.d) {
+    step<0, MOD>(t);
+    return;
+  }
   switch (t.d) {
     case 64:
       step<64, MOD>(t);

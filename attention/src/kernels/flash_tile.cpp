@@ -143,7 +143,7 @@ SPATTN_INLINE void pv_block(const TileStep& t, int x0, std::int64_t w0, const fl
 
 template <int D, int NV>
 void pv_chunk(const TileStep& t, std::int64_t w0, const float* alpha) {
-  const int d = D > 0 ? D : t.d;
+  const int d = D > 0 ? D : (t.dv > 0 ? t.dv : t.d);  // D > 0 only when dv = d
   int x0 = 0;
   for (; x0 + kDimsPerBlock <= d; x0 += kDimsPerBlock)
     pv_block<kDimsPerBlock, NV>(t, x0, w0, alpha);
@@ -232,6 +232,10 @@ void step_masked_or_not(const TileStep& t) {
 }  // namespace
 
 void flash_step(const TileStep& t) {
+  if (t.dv > 0 && t.dv != t.d) {
+    step_masked_or_not<0>(t);
+    return;
+  }
   switch (t.d) {
     case 64:
       step_masked_or_not<64>(t);

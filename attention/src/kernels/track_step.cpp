@@ -77,7 +77,7 @@ SPATTN_INLINE void pv_block(const TrackStep& t, int x0, const VF* alpha) {
 
 template <int D, int A>
 void pv(const TrackStep& t, const VF* alpha) {
-  const int d = D > 0 ? D : t.d;
+  const int d = D > 0 ? D : (t.dv > 0 ? t.dv : t.d);  // D > 0 only when dv = d
   int x0 = 0;
   for (; x0 + 4 <= d; x0 += 4) pv_block<A, 4>(t, x0, alpha);
   if constexpr (D == 0)  // 64 and 128 are multiples of 4
@@ -128,6 +128,10 @@ void step_d(const TrackStep& t) {
 
 template <bool MOD>
 void step_dim(const TrackStep& t) {
+  if (t.dv > 0 && t.dv != t.d) {
+    step_d<0, MOD>(t);
+    return;
+  }
   switch (t.d) {
     case 64:
       step_d<64, MOD>(t);

@@ -17,7 +17,7 @@ using detail::saturating_mul;
 std::int64_t reference_memory_bytes(const AttentionShape& s) {
   const std::int64_t scores = saturating_mul(s.nq, s.nk);
   const std::int64_t outputs =
-      saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, s.dim + 1));
+      saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, s.value_dim() + 1));
   return saturating_mul(saturating_add(scores, outputs), sizeof(double));
 }
 
@@ -34,8 +34,8 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
   const double inf = std::numeric_limits<double>::infinity();
 
   ReferenceResult r;
-  r.shape = {s.batch, s.q_heads, s.nq, s.dim};
-  r.o.assign(static_cast<std::size_t>(s.batch * s.q_heads * s.nq * s.dim), 0.0);
+  r.shape = {s.batch, s.q_heads, s.nq, s.dim_v};
+  r.o.assign(static_cast<std::size_t>(s.batch * s.q_heads * s.nq * s.dim_v), 0.0);
   r.lse.assign(static_cast<std::size_t>(s.batch * s.q_heads * s.nq), -inf);
   std::vector<double> scores(static_cast<std::size_t>(s.nq * s.nk));
 
@@ -71,11 +71,11 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
         m = std::max(m, sink);
         double l = sink == -inf ? 0.0 : std::exp(sink - m);
         for (std::int64_t j = 0; j < s.nk; ++j) l += std::exp(row[j] - m);
-        double* o = &r.o[static_cast<std::size_t>(((b * s.q_heads + h) * s.nq + i) * s.dim)];
+        double* o = &r.o[static_cast<std::size_t>(((b * s.q_heads + h) * s.nq + i) * s.dim_v)];
         for (std::int64_t j = 0; j < s.nk; ++j) {
           if (row[j] == -inf) continue;
           const double p = std::exp(row[j] - m) / l;
-          for (std::int64_t x = 0; x < s.dim; ++x)
+          for (std::int64_t x = 0; x < s.dim_v; ++x)
             o[x] += p * static_cast<double>(v.at(b, kh, j, x));
         }
         r.lse[static_cast<std::size_t>((b * s.q_heads + h) * s.nq + i)] = m + std::log(l);

@@ -43,6 +43,7 @@ ReferenceGradients reference_attention_backward(
     const ConstTensorViewD& q, const ConstTensorViewD& k, const ConstTensorViewD& v,
     const ConstTensorViewD& d_o, const MaskPredicate& allowed, const ReferenceOptions& options) {
   const AttentionShape s = check_qkv(shape_only(q), shape_only(k), shape_only(v));
+  require_same_value_dim(s, "the reference backward");
   const bool with_grad = d_o.data != nullptr;
   if (with_grad && d_o.shape != q.shape)
     throw UsageError(
@@ -130,6 +131,7 @@ ReferenceGradients reference_attention_backward(const ConstTensorViewD& q,
                                                 const ConstTensorViewD& d_o, const Layout& layout,
                                                 const ReferenceOptions& options) {
   const AttentionShape s = check_qkv(shape_only(q), shape_only(k), shape_only(v));
+  require_same_value_dim(s, "the reference backward");
   if (layout.geometry.nq != s.nq || layout.geometry.nk != s.nk)
     throw UsageError(
         fmt::format("the layout is for nq = {}, nk = {} but q has {} tokens and k/v have {}",
@@ -151,6 +153,7 @@ ReferenceGradients reference_attention_backward(const ConstTensorView& q, const 
                                                 const ConstTensorView& d_o, const Layout& layout,
                                                 const ReferenceOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  require_same_value_dim(s, "the reference backward");
   check_memory_budget("the reference backward", reference_backward_memory_bytes(s),
                       options.max_bytes, "ReferenceOptions::max_bytes or --memory-budget");
   auto widen = [](const ConstTensorView& t, std::vector<double>& store) {

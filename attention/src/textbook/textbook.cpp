@@ -137,9 +137,10 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
   const std::int64_t tasks = s.batch * s.q_heads;
   const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
   const std::int64_t slots = std::min<std::int64_t>(threads, tasks);
-  const std::int64_t workspace = textbook_workspace_bytes(s.nq, s.nk, s.dim, slots);
+  const std::int64_t workspace =
+      textbook_workspace_bytes(s.nq, s.nk, std::max(s.dim, s.dim_v), slots);
   const std::int64_t outputs =
-      saturating_mul(saturating_mul(tasks, saturating_mul(s.nq, s.dim + 1)), sizeof(float));
+      saturating_mul(saturating_mul(tasks, saturating_mul(s.nq, s.dim_v + 1)), sizeof(float));
   check_memory_budget("the textbook attention baseline", saturating_add(workspace, outputs),
                       options.max_bytes, "TextbookOptions::max_bytes or --memory-budget");
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(s.dim)));
@@ -148,7 +149,7 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
   check_score_mod(options.mod, s.q_heads);
 
   AttentionResult result;
-  result.o = Tensor(s.batch, s.q_heads, s.nq, s.dim);
+  result.o = Tensor(s.batch, s.q_heads, s.nq, s.dim_v);
   result.lse = Tensor(s.batch, s.q_heads, s.nq, 1);
   result.stats.workspace_bytes = workspace;
   result.stats.tasks = tasks;
@@ -172,12 +173,12 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
     const float sink = options.mod.sinks.empty() ? -std::numeric_limits<float>::infinity()
                                                  : options.mod.sinks[static_cast<std::size_t>(h)];
     softmax_rows(w.s, sums, lse, b, h, sink);
-    w.o.resize(s.nq, s.dim);
+    w.o.resize(s.nq, s.dim_v);
     w.o.noalias() = w.s * w.v;
     for (std::int64_t i = 0; i < s.nq; ++i) {
       const float inv = sums[i] > 0 ? 1.0f / sums[i] : 0.0f;
       float* dst = o.row(b, h, i);
-      for (std::int64_t x = 0; x < s.dim; ++x) dst[x] = w.o(i, x) * inv;
+      for (std::int64_t x = 0; x < s.dim_v; ++x) dst[x] = w.o(i, x) * inv;
     }
   };
 

@@ -141,9 +141,10 @@ def _per_head(values, name):
 
 def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, alibi=False,
               softcap=None, sinks=None):
-    """Block-sparse flash attention. q [B, Hq, nq, d], k and v [B, Hkv, nk, d] float32 (any
-    strides, not copied; Hq a multiple of Hkv), a Layout for (nq, nk, Hq or 1 heads) or a spec
-    string. Returns (o [B, Hq, nq, d], lse [B, Hq, nq]) float32; a fully masked row has o = 0 and
+    """Block-sparse flash attention. q and k [B, Hq or Hkv, n, d], v [B, Hkv, nk, d_v] float32
+    (any strides, not copied; Hq a multiple of Hkv; d_v may differ from d, as in DeepSeek MLA's
+    192/128), a Layout for (nq, nk, Hq or 1 heads) or a spec string. Returns
+    (o [B, Hq, nq, d_v], lse [B, Hq, nq]) float32; a fully masked row has o = 0 and
     lse = -inf. scale defaults to 1/sqrt(d); threads = 0 uses every core (the result does not
     depend on it). Other dtypes are refused unless convert=True. Runs without the GIL.
 
