@@ -50,7 +50,7 @@ struct RunOptions {
   std::string memory_budget;
   // Score modifications (score_mod.hpp) and the softmax scale.
   bool alibi = false;
-  std::string alibi_slopes, sinks;
+  std::string alibi_slopes, sinks, bias;
   std::optional<double> softcap, scale;
   // Which options the user gave (the rest may come from --inputs files).
   CLI::Option *dim_opt = nullptr, *heads_opt = nullptr, *kv_heads_opt = nullptr,
@@ -148,6 +148,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.alibi_slopes_file = o.alibi_slopes;
   p.softcap = o.softcap.value_or(0.0);
   p.sinks_file = o.sinks;
+  p.bias_file = o.bias;
   p.scale = o.scale;
   experiments::Settings& st = p.settings;
   st.repeats = o.repeats;
@@ -166,6 +167,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
     p.key += fmt::format(";softcap_value={}", *o.softcap);
   if (!o.alibi_slopes.empty()) p.key += ";alibi_slopes=" + o.alibi_slopes;
   if (!o.sinks.empty()) p.key += ";sinks=" + o.sinks;
+  if (!o.bias.empty()) p.key += ";bias=" + o.bias;
   if (o.scale) p.key += fmt::format(";scale={}", *o.scale);
   return p;
 }
@@ -198,6 +200,7 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
     mods.push_back(o.alibi_slopes.empty() ? "ALiBi (paper slopes)" : "ALiBi " + o.alibi_slopes);
   if (x.softcap) mods.push_back(fmt::format("softcap {}", *x.softcap));
   if (x.sinks) mods.push_back("sinks " + o.sinks);
+  if (x.bias) mods.push_back("bias " + o.bias);
   if (x.scale) mods.push_back(fmt::format("scale {}", *x.scale));
   if (!mods.empty()) line("score mods", fmt::format("{}", fmt::join(mods, ", ")));
   line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
@@ -402,6 +405,11 @@ Command add_run_command(CLI::App& app) {
   sub->add_option("--sinks", o->sinks,
                   "learned sink logits: a 1-D .npy file of one value per query head; each row's "
                   "softmax denominator gains exp(sink_h)")
+      ->check(non_empty());
+  sub->add_option("--bias", o->bias,
+                  "additive bias on the scaled scores (after --softcap, with ALiBi, before the "
+                  "mask): a float32 .npy of [heads or 1, nq, nk] (one value per pair; refused "
+                  "beyond --memory-budget) or [heads or 1, q_blocks, k_blocks] (one per tile)")
       ->check(non_empty());
   sub->add_option("--scale", o->scale, "softmax scale (default 1 / sqrt(d))");
   sub->add_option("--inputs", o->inputs,

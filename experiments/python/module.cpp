@@ -136,7 +136,9 @@ spattn::ScoreMod score_mod(std::vector<float> alibi_slopes, std::optional<float>
 py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
                     const PyLayout& layout, std::optional<float> scale, int threads,
                     std::vector<float> alibi_slopes, std::optional<float> softcap,
-                    std::vector<float> sinks) {
+                    std::vector<float> sinks,
+                    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>>
+                        bias) {
   const auto qv = in_view(q, "q"), kv = in_view(k, "k"), vv = in_view(v, "v");
   spattn::check_attention_inputs(qv, kv, vv, layout.layout);
   if (scale && !(std::isfinite(*scale) && *scale > 0))
@@ -152,6 +154,13 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
   opt.scale = scale;
   opt.threads = threads;
   opt.mod = score_mod(std::move(alibi_slopes), softcap, std::move(sinks), qv.shape[1]);
+  if (bias) {
+    spattn::Geometry g = layout.layout.geometry;
+    g.heads = static_cast<int>(qv.shape[1]);
+    const std::vector<std::int64_t> shape(bias->shape(), bias->shape() + bias->ndim());
+    opt.mod.bias = spattn::experiments::score_bias_for(
+        std::vector<float>(bias->data(), bias->data() + bias->size()), shape, g, "bias");
+  }
   const auto ov = out_view(o, o_shape);
   const auto lv =
       spattn::view_bhnd(lse.mutable_data(), qv.shape[0], qv.shape[1], qv.shape[2], std::int64_t{1});

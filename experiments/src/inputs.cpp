@@ -326,6 +326,26 @@ std::int64_t check_npy_inputs(const InputSpec& spec, const AttentionShape& s) {
   return scratch;
 }
 
+ScoreBias score_bias_for(std::vector<float> values, const std::vector<std::int64_t>& shape,
+                         const Geometry& g, const std::string& what) {
+  const std::int64_t qb = g.q_blocks(), kb = g.k_blocks();
+  const bool three = shape.size() == 3 && (shape[0] == 1 || shape[0] == g.heads);
+  const bool element = three && shape[1] == g.nq && shape[2] == g.nk;
+  const bool block = three && shape[1] == qb && shape[2] == kb;
+  if (!element && !block)
+    throw UsageError(fmt::format(
+        "{}: shape [{}] is not allowed: use [{} or 1, {}, {}] (heads or 1, nq, nk: one value per "
+        "pair) or [{} or 1, {}, {}] (heads or 1, query blocks, key blocks: one value per {} x {} "
+        "tile)",
+        what, fmt::join(shape, ", "), g.heads, g.nq, g.nk, g.heads, qb, kb, g.block_q, g.block_k));
+  for (std::size_t e = 0; e < values.size(); ++e)
+    if (!std::isfinite(values[e]))
+      throw UsageError(
+          fmt::format("{}: value {} at flat index {} is not finite", what, values[e], e));
+  return make_score_bias(std::move(values), shape[0], shape[1], shape[2], element ? 1 : g.block_q,
+                         element ? 1 : g.block_k);
+}
+
 std::string input_name(const InputSpec& spec) {
   return spec.name();
 }

@@ -50,8 +50,15 @@ std::vector<float> per_head_file(const std::string& path, const char* what, std:
   return out;
 }
 
-// The point's score modifications (checked against its query heads).
-ScoreMod score_mod_of(const SweepPoint& p) {
+// The additive bias of --bias FILE.npy for geometry g: [heads or 1, nq, nk] per element, else
+// [heads or 1, q_blocks, k_blocks] per tile; read within `limit` bytes (BudgetError beyond).
+ScoreBias bias_file(const std::string& path, const Geometry& g, std::int64_t limit) {
+  const NpyArray a = read_npy(path, limit / 2);  // the file and its float copy
+  return score_bias_for(a.as_float32(), a.shape, g, "--bias " + path);
+}
+
+// The point's score modifications (checked against its query heads and geometry).
+ScoreMod score_mod_of(const SweepPoint& p, const Geometry& g, std::int64_t limit) {
   ScoreMod m;
   if (!p.alibi_slopes_file.empty())
     m.alibi_slopes = per_head_file(p.alibi_slopes_file, "--alibi-slopes", p.heads);
@@ -59,7 +66,8 @@ ScoreMod score_mod_of(const SweepPoint& p) {
     m.alibi_slopes = alibi_slopes(p.heads);
   if (p.softcap != 0) m.softcap = static_cast<float>(p.softcap);
   if (!p.sinks_file.empty()) m.sinks = per_head_file(p.sinks_file, "--sinks", p.heads);
-  check_score_mod(m, p.heads);
+  if (!p.bias_file.empty()) m.bias = bias_file(p.bias_file, g, limit);
+  check_score_mod(m, p.heads, g.nq, g.nk);
   return m;
 }
 
@@ -354,7 +362,7 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   u.g.block_q = p.pattern.block > 0 ? p.pattern.block : p.block;
   u.g.block_k = p.block_k > 0 ? p.block_k : u.g.block_q;
   u.g.validate();
-  u.mod = score_mod_of(p);
+  u.mod = score_mod_of(p, u.g, memory_limit(st));
   u.s.batch = p.batch;
   u.s.q_heads = p.heads;
   u.s.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
@@ -412,6 +420,7 @@ Measurement point_record(const SweepPoint& p) {
   x.alibi = p.alibi || !p.alibi_slopes_file.empty();
   if (p.softcap > 0) x.softcap = p.softcap;
   x.sinks = !p.sinks_file.empty();
+  x.bias = !p.bias_file.empty();
   x.scale = p.scale;
   return m;
 }

@@ -186,6 +186,7 @@ MeasuredAxes axes_v2(const Reader& a) {
   x.seed = a.uint64("seed");
   if (a.present("alibi")) x.alibi = a.boolean("alibi");
   if (a.present("sinks")) x.sinks = a.boolean("sinks");
+  if (a.present("bias")) x.bias = a.boolean("bias");
   for (const char* f : {"softcap", "scale"}) {
     const json* v = a.find(f);
     if (v == nullptr || v->is_null()) continue;
@@ -491,6 +492,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"alibi", x.alibi},
                {"softcap", x.softcap ? ojson(*x.softcap) : ojson(nullptr)},
                {"sinks", x.sinks},
+               {"bias", x.bias},
                {"scale", x.scale ? ojson(*x.scale) : ojson(nullptr)}};
   j["layout"] = nullptr;
   if (const auto& l = m.layout)

@@ -7,9 +7,10 @@ import pytest
 import spattn
 
 
-def modified_attention(q, k, v, mask, scale, slopes, cap, sinks):
+def modified_attention(q, k, v, mask, scale, slopes, cap, sinks, bias=None):
     """Dense double attention with the modifications: z = C tanh(s / C) (cap), then
-    z -= m_h |p - j| (slopes), then the mask; sinks add exp(sink_h) to the denominator."""
+    z -= m_h |p - j| (slopes) and z += bias[h or 0] ([H or 1, nq, nk]), then the mask; sinks add
+    exp(sink_h) to the denominator."""
     q, k, v = (x.astype(np.float64) for x in (q, k, v))
     B, H, nq, d = q.shape
     group = H // k.shape[1]
@@ -25,6 +26,8 @@ def modified_attention(q, k, v, mask, scale, slopes, cap, sinks):
                 s = cap * np.tanh(s / cap)
             if slopes is not None:
                 s = s - slopes[h] * np.abs(pos - keys)
+            if bias is not None:
+                s = s + bias[h if bias.shape[0] > 1 else 0]
             s = np.where(mask[h] > 0, s, -np.inf)
             m = np.max(s, axis=1, keepdims=True)
             if sinks is not None:
@@ -120,3 +123,24 @@ def test_value_head_dim(rng, dv):
         assert np.max(np.abs(lse - wl)) < 1e-4, kw
     with pytest.raises(ValueError, match="d_v"):
         spattn.attention(q, k, np.zeros((B, Hkv, nk, 300), dtype=np.float32), lay)
+
+
+def test_bias_per_pair_and_per_tile(rng):
+    B, H, Hkv, nq, nk, d = 1, 4, 2, 40, 70, 16
+    q = rng.standard_normal((B, H, nq, d), dtype=np.float32)
+    k = rng.standard_normal((B, Hkv, nk, d), dtype=np.float32)
+    v = rng.standard_normal((B, Hkv, nk, d), dtype=np.float32)
+    lay = spattn.layout("sliding(24) | strided(9)", n=nq, nk=nk, heads=H, block=16)
+    mask = lay.dense_mask(max_elements=10**6)
+    per_pair = rng.standard_normal((H, nq, nk)).astype(np.float32)
+    per_tile = rng.standard_normal((1, 3, 5)).astype(np.float32)  # ceil(40/16), ceil(70/16)
+    expanded = np.repeat(np.repeat(per_tile, 16, axis=1), 16, axis=2)[:, :nq, :nk]
+    for given, want in [(per_pair, per_pair), (per_tile, expanded)]:
+        o, lse = spattn.attention(q, k, v, lay, bias=given, softcap=3.0, alibi=True)
+        wo, wl = modified_attention(q, k, v, mask, 1 / np.sqrt(d), np.array(spattn.alibi_slopes(H)),
+                                    3.0, None, bias=want.astype(np.float64))
+        assert np.linalg.norm(o - wo) / np.linalg.norm(wo) < 1e-5
+        finite = np.isfinite(wl)
+        assert np.max(np.abs(lse[finite] - wl[finite])) < 1e-4
+    with pytest.raises(ValueError, match=r"shape \[4, 40, 69\] is not allowed"):
+        spattn.attention(q, k, v, lay, bias=per_pair[:, :, :69])

@@ -178,6 +178,7 @@ void add_score_mod_cost(AttentionCost& c, const ScoreMod& mod, const AttentionSh
   double flops = 0;
   if (mod.softcap) flops += kSoftcapFlopsPerPair * pairs;
   if (!mod.alibi_slopes.empty()) flops += kAlibiFlopsPerPair * pairs;
+  if (mod.bias.on()) flops += kBiasFlopsPerPair * pairs;
   if (!mod.sinks.empty())
     flops +=
         static_cast<double>(s.batch * s.q_heads * s.nq) * static_cast<double>(s.value_dim() + 6);

@@ -214,6 +214,9 @@ struct Workspace {
   // Score modifications: per lane the query position and ALiBi slope, per key of a tile step
   // and of the gather panel the key index (diagonal step: 16 lanes' positions and slopes).
   Buffer<float> mqpos, mslope, mkpos, mkpanel, dqpos, dslope;
+  // An additive bias: each step's bias laid out as its scores (tile [keys][lanes], gather panel
+  // [kPanelKeys][lanes], diagonal step [64][16], track step [4][16][16]).
+  Buffer<float> mbias, mbias_panel, dbias, tbias;
   // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
   const std::uint64_t* keep_bits[2] = {nullptr, nullptr};
   int keep_col0[2] = {0, 0};
@@ -229,7 +232,7 @@ struct Workspace {
 
   // d: dm = max(d, d_v).
   void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
-                bool ones, bool mod) {
+                bool ones, bool mod, bool bias) {
     const std::int64_t keys = std::max<std::int64_t>(block_k, kPanelKeys);
     kpanel.allocate(kPanelKeys * d);
     vpanel.allocate(kPanelKeys * d);
@@ -252,6 +255,12 @@ struct Workspace {
       dqpos.allocate(16);
       dslope.allocate(16);
     }
+    if (bias) {
+      mbias.allocate(keys * lanes);
+      mbias_panel.allocate(kPanelKeys * lanes);
+      dbias.allocate(kernels::kMaxDiagonalSlots * 16);
+      tbias.allocate(kernels::kTrackMaxQueries * kernels::kTrackMaxKeys * 16);
+    }
     s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
     ot.allocate(kRowBlock * d * lanes);
     m.allocate(kRowBlock * lanes);
@@ -269,7 +278,8 @@ struct Workspace {
             keep[1].bytes + (ones ? all_ones.bytes : 0) + kpanel.bytes + vpanel.bytes +
             panel_keep.bytes + ds.bytes + dkey0.bytes + dkeep.bytes + tq.bytes + tot.bytes +
             tm.bytes + tl.bytes + ts.bytes + mqpos.bytes + mslope.bytes + mkpos.bytes +
-            mkpanel.bytes + dqpos.bytes + dslope.bytes;
+            mkpanel.bytes + dqpos.bytes + dslope.bytes + mbias.bytes + mbias_panel.bytes +
+            dbias.bytes + tbias.bytes;
   }
 };
 
@@ -290,6 +300,7 @@ class Executor {
       lanes_mod_.inv_cap = mod_.softcap ? 1.0f / *mod_.softcap : 0.0f;
       lanes_mod_.alibi = !mod_.alibi_slopes.empty();
       modify_ = true;
+      bias_ = mod_.bias.on();
     }
     bq_ = layout.geometry.block_q;
     bk_ = layout.geometry.block_k;
@@ -311,7 +322,7 @@ class Executor {
     auto local = [&]() -> Workspace& {
       bool existed = false;
       Workspace& ws = workspaces.local(existed);
-      if (!existed) ws.allocate(lanes_, dm_, bk_, pack_k, pack_v, mask_full_, modify_);
+      if (!existed) ws.allocate(lanes_, dm_, bk_, pack_k, pack_v, mask_full_, modify_, bias_);
       return ws;
     };
 
@@ -599,7 +610,8 @@ class Executor {
             }
             const float* kp = load_row(k_, b, g.kv_head, j, 1.0f, kr);
             float sc = dot(qp, kp);
-            if (modify_) sc = modify_score(sc, g.heads[hi], q0 + i + shape_.nk - shape_.nq, j);
+            if (modify_)
+              sc = modify_score(sc, g.heads[hi], q0 + i + shape_.nk - shape_.nq, j, q0 + i);
             const float* vp = load_row(v_, b, g.kv_head, j, 1.0f, vr);
             if (sc > m) {
               const float a = m == kNegInf ? 0.0f : std::exp(m - sc);
@@ -693,6 +705,7 @@ class Executor {
       st.v_stride = dv_;
       st.keys = panel;
       lm.kpos = ws.mkpanel.get();
+      lm.bias = bias_ ? ws.mbias_panel.get() : nullptr;
       st.keep = panel_all ? (mask_full_ ? ws.all_ones.get() : nullptr) : ws.panel_keep.get();
       kernels::flash_step(st);
       panel = 0;
@@ -715,6 +728,9 @@ class Executor {
             continue;
           copy_row(k_, b, g.kv_head, k0 + c, ws.kpanel.get() + panel * d_);
           if (modify_) ws.mkpanel.get()[panel] = static_cast<float>(k0 + c);
+          if (bias_)
+            row_bias(g, r, lanes, 1, [&](int) { return k0 + c; },
+                     ws.mbias_panel.get() + panel * lanes);
           copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * dv_);
           panel_all = panel_all && all;
           if (++panel == kPanelKeys) flush();
@@ -731,6 +747,10 @@ class Executor {
       if (modify_) {
         for (int j = 0; j < keys; ++j) ws.mkpos.get()[j] = static_cast<float>(k0 + c0 + j);
         lm.kpos = ws.mkpos.get();
+        if (bias_) {
+          row_bias(g, r, lanes, keys, [&](int j) { return k0 + c0 + j; }, ws.mbias.get());
+          lm.bias = ws.mbias.get();
+        }
       }
       // An all-ones mask keeps every lane, so the masked kernel's blends return their inputs
       // unchanged: the same arithmetic as the Full path, plus the masking work.
@@ -761,11 +781,28 @@ class Executor {
     lm.slope = ws.mslope.get();
   }
 
-  // One scaled score of the row-level path, modified (float, scalar): soft-capping, then ALiBi.
-  float modify_score(float s, std::int64_t h, std::int64_t qpos, std::int64_t key) const {
+  // The bias of the lanes of row r of head group g (lane hi * block_q + i: query r * block_q + i
+  // of head g.heads[hi]) against keys key(0), ..., key(keys - 1), into out[j * lanes + lane];
+  // lanes past the last query get 0.
+  template <class Key>
+  void row_bias(const HeadGroup& g, std::int64_t r, std::int64_t lanes, int keys, Key key,
+                float* out) const {
+    for (std::int64_t lane = 0; lane < lanes; ++lane) {
+      const std::int64_t h = g.heads[static_cast<std::size_t>(lane / bq_)];
+      const std::int64_t i = r * bq_ + lane % bq_;
+      for (int j = 0; j < keys; ++j)
+        out[j * lanes + lane] = i < shape_.nq ? mod_.bias.at(h, i, key(j)) : 0.0f;
+    }
+  }
+
+  // One scaled score of the row-level path, modified (float, scalar): soft-capping, then ALiBi,
+  // then the bias (query index i).
+  float modify_score(float s, std::int64_t h, std::int64_t qpos, std::int64_t key,
+                     std::int64_t i) const {
     if (mod_.softcap) s = *mod_.softcap * std::tanh(s * lanes_mod_.inv_cap);
     if (!mod_.alibi_slopes.empty())
       s -= lane_slope(h) * static_cast<float>(qpos > key ? qpos - key : key - qpos);
+    if (bias_) s += mod_.bias.at(h, i, key);
     return s;
   }
 
@@ -824,10 +861,11 @@ class Executor {
     st.dv = dv_;
     st.kv_stride = 16;
     st.s = ws.ts.get();
-    const kernels::ScoreLanes lm = lanes_mod_;
+    kernels::ScoreLanes lm = lanes_mod_;
     if (modify_) {
       st.mod = &lm;
       st.slope = lane_slope(h);
+      if (bias_) lm.bias = ws.tbias.get();
     }
     flash::for_each_track_block(
         plan.track, grp, shape_.nq, shape_.nk, [&](const flash::TrackBlock& blk) {
@@ -852,6 +890,14 @@ class Executor {
             st.kpos0[c] = static_cast<float>(blk.key0[c]);
           }
           st.keep = blk.keep;
+          if (bias_)  // lane i of query vector a: query 16 v[a0 + a] + i; of key vector c: key0 + i
+            for (int a = 0; a < blk.queries; ++a)
+              for (int c = 0; c < blk.keys; ++c)
+                for (int i = 0; i < 16; ++i)
+                  ws.tbias.get()[(a * kernels::kTrackMaxKeys + c) * 16 + i] =
+                      (blk.keep[a][c] >> i) & 1u
+                          ? mod_.bias.at(h, 16 * v[a0 + a] + i, blk.key0[c] + i)
+                          : 0.0f;
           kernels::track_step(st);
         });
     for (int a = 0; a < grp.count; ++a) {
@@ -970,6 +1016,14 @@ class Executor {
       st.keys = ch.keys;
       if (modify_)
         for (int j = 0; j < ch.keys; ++j) ws.mkpos.get()[j] = static_cast<float>(j0 + j * s);
+      if (bias_) {
+        for (std::int64_t q = 0; q < lanes; ++q) {
+          const bool on = (item.lanes >> q) & 1u;
+          for (int j = 0; j < ch.keys; ++j)
+            ws.mbias.get()[j * lanes + q] = on ? mod_.bias.at(h, query(q), j0 + j * s) : 0.0f;
+        }
+        lm.bias = ws.mbias.get();
+      }
       if (ch.full) {
         st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
       } else {
@@ -1030,7 +1084,12 @@ class Executor {
           const std::int64_t hi = std::min<std::int64_t>(rows, shape_.nk - key0);
           ws.dkey0.get()[y] = key0;
           ws.dkeep.get()[y] = static_cast<std::uint16_t>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+          if (bias_)
+            for (std::int64_t i = 0; i < 16; ++i)
+              ws.dbias.get()[y * 16 + i] =
+                  i >= lo && i < hi ? mod_.bias.at(g.heads[w / head_vecs], qv + i, key0 + i) : 0.0f;
         }
+        if (bias_) lm.bias = ws.dbias.get();
         ds.slots = slots;
         kernels::diagonal_step(ds);
       }
@@ -1211,7 +1270,8 @@ class Executor {
   float scale_ = 1.0f;
   bool mask_full_ = false;
   ScoreMod mod_;
-  bool modify_ = false;            // ALiBi or soft-capping on
+  bool modify_ = false;            // ALiBi, soft-capping or a bias on
+  bool bias_ = false;              // a bias on
   kernels::ScoreLanes lanes_mod_;  // their constants (per-lane arrays set per step)
   std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, row_blocks_ = 0, lanes_ = 0;
   std::vector<HeadGroup> groups_;
@@ -1248,7 +1308,7 @@ AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
                                  options.split_tiles));
   if (options.scale && !std::isfinite(*options.scale))
     throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
-  check_score_mod(options.mod, s.q_heads);
+  check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
   Executor ex(q, k, v, layout, o, lse, options, s);
   return ex.run(options.threads);
 }

@@ -34,6 +34,7 @@ SPATTN_INLINE void qk_block(const DiagonalStep& t, int y0, VF& tmax) {
       } else {
         acc[y] = modify_scores(md, acc[y], acc[y], acc[y]);
       }
+      if (md.bias != nullptr) acc[y] = add(acc[y], load(md.bias + (y0 + y) * kLanes));
     }
     const VF s = keep_or_neginf(t.keep[y0 + y], acc[y]);
     store(t.s + (y0 + y) * kLanes, s);

@@ -51,6 +51,7 @@ SPATTN_INLINE void qk_block(const TileStep& t, int j0, std::int64_t w0, VF* tmax
         } else {
           s = modify_scores(md, s, s, s);
         }
+        if (md.bias != nullptr) s = add(s, load(md.bias + (j0 + y) * L + (w0 + n) * kLanes));
       }
       if constexpr (MASKED) s = keep_or_neginf(t.keep[(j0 + y) * vecs + w0 + n], s);
       store(t.s + (j0 + y) * L + (w0 + n) * kLanes, s);

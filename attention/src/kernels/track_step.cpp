@@ -31,6 +31,8 @@ SPATTN_INLINE void qk_block(const TrackStep& t, int b0) {
         const float dist = t.qpos0[a] - t.kpos0[b0 + b];
         acc[a][b] =
             modify_scores(*t.mod, acc[a][b], bcast(dist < 0 ? -dist : dist), bcast(t.slope));
+        if (t.mod->bias != nullptr)
+          acc[a][b] = add(acc[a][b], load(t.mod->bias + (a * kB + b0 + b) * kLanes));
       }
   for (int a = 0; a < A; ++a)
     for (int b = 0; b < Bn; ++b)

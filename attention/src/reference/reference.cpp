@@ -28,7 +28,7 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
   if (!allowed) throw UsageError("reference_attention: the mask predicate is empty");
   check_memory_budget("the reference executor", reference_memory_bytes(s), options.max_bytes,
                       "ReferenceOptions::max_bytes or --memory-budget");
-  check_score_mod(options.mod, s.q_heads);
+  check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
   const ScoreMod& mod = options.mod;
   const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.dim)));
   const double inf = std::numeric_limits<double>::infinity();
@@ -51,7 +51,7 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
               dot += static_cast<double>(q.at(b, h, i, x)) * static_cast<double>(k.at(b, kh, j, x));
             dot *= scale;
             if (mod.changes_scores())
-              dot = modified_score(mod, dot, static_cast<int>(h), i + s.nk - s.nq, j);
+              dot = modified_score(mod, dot, static_cast<int>(h), i + s.nk - s.nq, j, i);
           } else {
             dot = -inf;
           }

@@ -101,20 +101,27 @@ void softmax_rows(RowMatrix& s, Eigen::VectorXf& sums, const TensorView& lse, st
   }
 }
 
-// Soft-capping then ALiBi on every score of head h (score_mod.hpp), before the mask.
+// Soft-capping, then ALiBi, then the bias on every score of head h (score_mod.hpp), before the
+// mask.
 void modify_scores(const ScoreMod& mod, RowMatrix& s, std::int64_t h, std::int64_t shift) {
   if (mod.softcap) {
     const float c = *mod.softcap;
     s = (s.array() / c).tanh() * c;
   }
-  if (mod.alibi_slopes.empty()) return;
-  const float slope = mod.alibi_slopes[static_cast<std::size_t>(h)];
-  for (std::int64_t i = 0; i < s.rows(); ++i) {
-    const std::int64_t p = i + shift;
-    float* row = s.data() + i * s.cols();
-    for (std::int64_t j = 0; j < s.cols(); ++j)
-      row[j] -= slope * static_cast<float>(p > j ? p - j : j - p);
+  if (!mod.alibi_slopes.empty()) {
+    const float slope = mod.alibi_slopes[static_cast<std::size_t>(h)];
+    for (std::int64_t i = 0; i < s.rows(); ++i) {
+      const std::int64_t p = i + shift;
+      float* row = s.data() + i * s.cols();
+      for (std::int64_t j = 0; j < s.cols(); ++j)
+        row[j] -= slope * static_cast<float>(p > j ? p - j : j - p);
+    }
   }
+  if (mod.bias.on())
+    for (std::int64_t i = 0; i < s.rows(); ++i) {
+      float* row = s.data() + i * s.cols();
+      for (std::int64_t j = 0; j < s.cols(); ++j) row[j] += mod.bias.at(h, i, j);
+    }
 }
 
 }  // namespace
@@ -146,7 +153,7 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(s.dim)));
   if (options.scale && !std::isfinite(*options.scale))
     throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
-  check_score_mod(options.mod, s.q_heads);
+  check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
 
   AttentionResult result;
   result.o = Tensor(s.batch, s.q_heads, s.nq, s.dim_v);

@@ -140,7 +140,7 @@ def _per_head(values, name):
 
 
 def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, alibi=False,
-              softcap=None, sinks=None):
+              softcap=None, sinks=None, bias=None):
     """Block-sparse flash attention. q and k [B, Hq or Hkv, n, d], v [B, Hkv, nk, d_v] float32
     (any strides, not copied; Hq a multiple of Hkv; d_v may differ from d, as in DeepSeek MLA's
     192/128), a Layout for (nq, nk, Hq or 1 heads) or a spec string. Returns
@@ -152,7 +152,9 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
     takes none): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
     alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
     C tanh(s / C) first; sinks=[one logit per query head] adds exp(sink_h) to each row's softmax
-    denominator (a fully masked row then has o = 0 and lse = sink_h)."""
+    denominator (a fully masked row then has o = 0 and lse = sink_h); bias=array adds a bias
+    after soft-capping, with ALiBi: [Hq or 1, nq, nk] (one value per pair) or [Hq or 1, q_blocks,
+    k_blocks] (one per tile of the layout)."""
     q, k, v = (_float32(x, n, convert) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     lay = _as_layout(layout_or_spec, q, k)
     heads = q.shape[-3] if q.ndim >= 3 else 1
@@ -164,7 +166,7 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
         slopes = _per_head(alibi, "alibi")
     cap = None if softcap is None else float(softcap)
     return _core.attention(q, k, v, lay._core, scale, int(threads), slopes, cap,
-                           _per_head(sinks, "sinks"))
+                           _per_head(sinks, "sinks"), bias)
 
 
 def attention_backward(q, k, v, o, lse, d_o, layout_or_spec, scale=None, threads=0):

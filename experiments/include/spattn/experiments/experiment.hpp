@@ -136,6 +136,9 @@ struct SweepPoint {
   bool alibi = false;
   double softcap = 0;
   std::string alibi_slopes_file, sinks_file;
+  // An additive bias (`spattn run --bias`): a float32 .npy of [heads or 1, n, nk] (per element)
+  // or [heads or 1, q_blocks, k_blocks] (per tile of the point's geometry).
+  std::string bias_file;
   std::optional<double> scale;
   Settings settings;
   // Pattern plugins the point's process loads first: every plugin the expanding process had

@@ -67,6 +67,7 @@ struct MeasuredAxes {
   bool alibi = false;
   std::optional<double> softcap;
   bool sinks = false;
+  bool bias = false;  // an additive bias (--bias) on
   std::optional<double> scale;
 };
 
