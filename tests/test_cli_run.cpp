@@ -250,13 +250,25 @@ TEST_CASE("cli run: --inputs and --save round trip against the library", "[cli-r
     CHECK(contains(r.err, "q.npy: dtype '<f8'"));
     CHECK(contains(r.err, "float32"));
   }
-  SECTION("mismatched dims between files") {
-    write_tensor(dir.file("v.npy"), spattn::test::random_tensor(B, Hkv, nk, d + 1, 1, 1));
+  SECTION("mismatched sizes between files") {
+    // v may have its own head dim d_v (--dv from the file); any other axis must match k's.
+    write_tensor(dir.file("v.npy"), spattn::test::random_tensor(B, Hkv, nk + 1, d, 1, 1));
     const Result r = run(base);
     CHECK(r.code == 2);
     CHECK(contains(r.err, "k.npy"));
     CHECK(contains(r.err, "v.npy"));
-    CHECK(contains(r.err, "same shape"));
+    CHECK(contains(r.err, "same shape but for the head dim"));
+  }
+  SECTION("v with its own head dim sets d_v; --dv must agree") {
+    write_tensor(dir.file("v.npy"), spattn::test::random_tensor(B, Hkv, nk, d + 8, 1, 1));
+    const Result r = run(base + " --check --json");
+    REQUIRE(r.code == 0);
+    const auto j = nlohmann::json::parse(r.out);
+    CHECK(j["axes"]["head_dim_v"] == d + 8);
+    CHECK(j["check"]["max_rel_error"].get<double>() <= 1e-5);
+    const Result bad = run(base + " --dv " + std::to_string(d));
+    CHECK(bad.code == 2);
+    CHECK(contains(bad.err, "--dv"));
   }
   SECTION("a NaN is reported with its file and index") {
     spattn::Tensor bad = v;

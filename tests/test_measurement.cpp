@@ -28,6 +28,7 @@ Measurement full_record() {
   x.n = 300;
   x.nk = 500;
   x.head_dim = 48;
+  x.head_dim_v = 48;
   x.heads = 6;
   x.kv_heads = 2;
   x.batch = 3;
@@ -86,6 +87,7 @@ void require_same(const Measurement& a, const Measurement& b) {
   CHECK(x.n == y.n);
   CHECK(x.nk == y.nk);
   CHECK(x.head_dim == y.head_dim);
+  CHECK(x.head_dim_v == y.head_dim_v);
   CHECK(x.heads == y.heads);
   CHECK(x.kv_heads == y.kv_heads);
   CHECK(x.batch == y.batch);

@@ -101,3 +101,30 @@ TEST_CASE("score mods: the alibi and softcap sweep axes", "[score-mod][toml]") {
                                      "bad.toml"),
                     Catch::Matchers::Contains("softcap"));
 }
+
+TEST_CASE("score mods: the scale setting of experiment files", "[score-mod][toml]") {
+  using namespace spattn::experiments;
+  const std::string base =
+      "name = \"t\"\nseq_len = [64]\nheads = 2\nhead_dim = 16\nblock = 32\ncheck = true\n"
+      "repeats = 1\npatterns = [{name = \"w\", spec = \"sliding(20)\"}]\n";
+  const Experiment e = parse_experiment(base + "scale = 0.1\n", "scale.toml");
+  const std::vector<SweepPoint> points = expand_points(e, false);
+  REQUIRE(points.size() == 1);
+  // The point's child gets it through the point JSON; the record says it; the check compares
+  // with the reference at that scale (a run that ignored it would fail the check).
+  const SweepPoint p = point_from_json(point_to_json(points[0]));
+  REQUIRE(p.scale);
+  CHECK(*p.scale == 0.1);
+  const Measurement m = measure_point(p);
+  REQUIRE(m.axes.scale);
+  CHECK(*m.axes.scale == 0.1);
+  REQUIRE(m.check);
+  CHECK(m.check->max_rel_error <= 1e-5);
+  CHECK_FALSE(expand_points(parse_experiment(base, "p.toml"), false)[0].scale);
+  for (const char* bad :
+       {"scale = 0", "scale = -0.5", "scale = inf", "scale = nan", "scale = \"big\""}) {
+    INFO(bad);
+    CHECK_THROWS_WITH(parse_experiment(base + bad + "\n", "bad.toml"),
+                      Catch::Matchers::Contains("scale"));
+  }
+}

@@ -45,9 +45,9 @@ AttentionShape check_qkv(const ConstTensorView& q, const ConstTensorView& k,
   check_data(q, "q");
   check_data(k, "k");
   check_data(v, "v");
-  for (int a = 0; a < 4; ++a)
+  for (int a = 0; a < 3; ++a)
     if (k.shape[a] != v.shape[a])
-      throw UsageError(fmt::format("k {} and v {} differ in {}: they must have the same shape",
+      throw UsageError(fmt::format("k {} and v {} differ in {}: they must be equal",
                                    k.shape_string(), v.shape_string(), kAxis[a]));
   AttentionShape s;
   s.batch = q.batch();
@@ -56,6 +56,7 @@ AttentionShape check_qkv(const ConstTensorView& q, const ConstTensorView& k,
   s.nq = q.tokens();
   s.nk = k.tokens();
   s.dim = q.dim();
+  s.dim_v = v.dim();
   if (k.batch() != q.batch())
     throw UsageError(fmt::format("q {} has batch {} but k {} has batch {}: they must be equal",
                                  q.shape_string(), q.batch(), k.shape_string(), k.batch()));
@@ -75,6 +76,9 @@ AttentionShape check_qkv(const ConstTensorView& q, const ConstTensorView& k,
   if (s.nk < 1) throw UsageError(fmt::format("k and v have {} tokens: they must have >= 1", s.nk));
   if (s.dim < 1 || s.dim > kMaxHeadDim)
     throw UsageError(fmt::format("head dim is {}: allowed 1..{}", s.dim, kMaxHeadDim));
+  if (s.dim_v < 1 || s.dim_v > kMaxHeadDim)
+    throw UsageError(fmt::format("value head dim d_v (v {} axis 3) is {}: allowed 1..{}",
+                                 v.shape_string(), s.dim_v, kMaxHeadDim));
   return s;
 }
 
@@ -117,6 +121,14 @@ void check_output(const TensorView& out, const std::array<std::int64_t, 4>& shap
           what, fmt::join(out.stride, ", "), a, out.stride[a], extent));
     extent = out.stride[a] * (out.shape[a] - 1) + extent;
   }
+}
+
+void require_same_value_dim(const AttentionShape& s, const char* who) {
+  if (s.dim_v != s.dim)
+    throw UsageError(fmt::format(
+        "{} needs v with the head dim of q and k ({}), but v has d_v = {}: a separate value head "
+        "dim is supported by the forward executors (reference, textbook, flash)",
+        who, s.dim, s.dim_v));
 }
 
 }  // namespace spattn

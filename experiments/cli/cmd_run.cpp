@@ -34,7 +34,8 @@ struct RunOptions {
   std::string from_deepspeed;  // DeepSpeed config file, instead of `spec`
   GeometryOptions geo;
   std::int64_t dim = 64;
-  int kv_heads = 0;  // 0: --heads
+  std::int64_t dv = 0;  // value head dim d_v; 0: --d
+  int kv_heads = 0;     // 0: --heads
   std::int64_t batch = 1;
   int repeats = 5;
   std::uint64_t seed = 0;
@@ -49,11 +50,11 @@ struct RunOptions {
   std::string memory_budget;
   // Score modifications (score_mod.hpp) and the softmax scale.
   bool alibi = false;
-  std::string alibi_slopes, sinks;
+  std::string alibi_slopes, sinks, bias;
   std::optional<double> softcap, scale;
   // Which options the user gave (the rest may come from --inputs files).
   CLI::Option *dim_opt = nullptr, *heads_opt = nullptr, *kv_heads_opt = nullptr,
-              *batch_opt = nullptr, *nk_opt = nullptr, *n_opt = nullptr;
+              *batch_opt = nullptr, *nk_opt = nullptr, *n_opt = nullptr, *dv_opt = nullptr;
 };
 
 // A flag the user gave must equal the file's size; `flag` and `axis` name both in the message.
@@ -82,7 +83,8 @@ std::string file_axis(const experiments::InputFile& f, int axis4, const char* wh
 // takes the sizes not given as flags from them.
 Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   experiments::QkvFiles f = experiments::read_qkv_npy(o.inputs, max_bytes);
-  const std::string qp = f.q.path, kp = f.k.path;
+  const std::string qp = f.q.path, kp = f.k.path, vp = f.v.path;
+  const std::string v_dim = file_axis(f.v, 3, "head dim");
   const std::string q_batch = file_axis(f.q, 0, "batch entries"),
                     q_heads = file_axis(f.q, 1, "heads"), k_heads = file_axis(f.k, 1, "heads"),
                     q_tokens = file_axis(f.q, 2, "tokens"), k_tokens = file_axis(f.k, 2, "tokens"),
@@ -116,6 +118,10 @@ Qkv load_inputs(RunOptions& o, std::int64_t max_bytes) {
   o.geo.heads = static_cast<int>(qs[1]);
   o.kv_heads = static_cast<int>(ks[1]);
   o.dim = qs[3];
+  if (o.dv > 0 || in.v.shape[3] != qs[3]) {
+    match(o.dv_opt, o.dv, "--dv", in.v.shape[3], vp, v_dim);
+    o.dv = in.v.shape[3];
+  }
   return in;
 }
 
@@ -128,6 +134,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.n = g.nq;
   p.nk = g.nk;
   p.head_dim = static_cast<int>(o.dim);
+  p.head_dim_v = static_cast<int>(o.dv);
   p.heads = g.heads;
   p.kv_heads = o.kv_heads;
   p.batch = static_cast<int>(o.batch);
@@ -141,12 +148,14 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.alibi_slopes_file = o.alibi_slopes;
   p.softcap = o.softcap.value_or(0.0);
   p.sinks_file = o.sinks;
+  p.bias_file = o.bias;
   p.scale = o.scale;
   experiments::Settings& st = p.settings;
   st.repeats = o.repeats;
   st.warmup = 1;
   st.seed = o.seed;
   st.memory_bytes = budget;
+  st.scale = o.scale;
   st.check = o.check;
   st.check_max_n = std::numeric_limits<std::int64_t>::max();
   st.timeout_seconds = 0;
@@ -158,6 +167,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
     p.key += fmt::format(";softcap_value={}", *o.softcap);
   if (!o.alibi_slopes.empty()) p.key += ";alibi_slopes=" + o.alibi_slopes;
   if (!o.sinks.empty()) p.key += ";sinks=" + o.sinks;
+  if (!o.bias.empty()) p.key += ";bias=" + o.bias;
   if (o.scale) p.key += fmt::format(";scale={}", *o.scale);
   return p;
 }
@@ -176,8 +186,10 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
     s += fmt::format("{:<20} {}\n", name, value);
   };
   line("spec", u.layout.spec);
-  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}", x.batch,
-                            x.heads, x.kv_heads, x.n, x.nk, x.head_dim));
+  line("shape", fmt::format("batch {}, heads {} (K/V heads {}), nq {}, nk {}, d {}{}", x.batch,
+                            x.heads, x.kv_heads, x.n, x.nk, x.head_dim,
+                            x.head_dim_v != x.head_dim ? fmt::format(", d_v {}", x.head_dim_v)
+                                                       : std::string()));
   line("tiles", fmt::format("{} x {}; {} kept ({} full, {} partial)", x.block_q, x.block_k,
                             l.kept_tiles, l.full_tiles, l.partial_tiles));
   const std::string executor(experiments::executor_name(x.executor));
@@ -188,6 +200,7 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
     mods.push_back(o.alibi_slopes.empty() ? "ALiBi (paper slopes)" : "ALiBi " + o.alibi_slopes);
   if (x.softcap) mods.push_back(fmt::format("softcap {}", *x.softcap));
   if (x.sinks) mods.push_back("sinks " + o.sinks);
+  if (x.bias) mods.push_back("bias " + o.bias);
   if (x.scale) mods.push_back(fmt::format("scale {}", *x.scale));
   if (!mods.empty()) line("score mods", fmt::format("{}", fmt::join(mods, ", ")));
   line("threads", o.geo.threads == 0 ? fmt::format("{} (all cores)", threads_used)
@@ -207,9 +220,9 @@ void print_table(const RunOptions& o, const experiments::PreparedPoint& u,
   const std::optional<double> efficiency = m.efficiency();
   line("efficiency", efficiency ? fmt::format("{:.4f}  (allowed / computed)", *efficiency)
                                 : std::string("n/a (no tile kept)"));
-  line("useful GFLOP/s",
-       fmt::format("{:.3f}  (4 d x allowed pairs / median time)", m.useful_gflops().value_or(0)));
-  line("computed GFLOP/s", fmt::format("{:.3f}  (4 d x computed pairs / median time)",
+  line("useful GFLOP/s", fmt::format("{:.3f}  ((2 d + 2 d_v) x allowed pairs / median time)",
+                                     m.useful_gflops().value_or(0)));
+  line("computed GFLOP/s", fmt::format("{:.3f}  ((2 d + 2 d_v) x computed pairs / median time)",
                                        m.computed_gflops().value_or(0)));
   line("workspace",
        x.executor == experiments::Executor::Flash
@@ -259,6 +272,10 @@ void run_run(RunOptions o) {
                                  o.kv_heads, o.geo.heads));
   if (o.dim < 1 || o.dim > kMaxHeadDim)
     throw UsageError(fmt::format("--d {} is not allowed: use 1..{}", o.dim, kMaxHeadDim));
+  if (o.dv_opt->count() > 0 && (o.dv < 1 || o.dv > kMaxHeadDim))
+    throw UsageError(fmt::format(
+        "--dv {} is not allowed: the value head dim d_v must be in 1..{} (default: --d)", o.dv,
+        kMaxHeadDim));
   const Geometry g = o.geo.geometry();
 
   AttentionShape s;
@@ -268,12 +285,14 @@ void run_run(RunOptions o) {
   s.nq = g.nq;
   s.nk = g.nk;
   s.dim = o.dim;
+  s.dim_v = o.dv > 0 ? o.dv : o.dim;
   // Refuse up front what cannot fit: inputs and outputs, and the reference for --check.
   // q, o and lse per query row, k and v per key row, float32; in double: it can exceed int64.
-  const double io = 4.0 * (static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
-                               static_cast<double>(s.nq) * static_cast<double>(2 * s.dim + 1) +
-                           2.0 * static_cast<double>(s.batch) * static_cast<double>(s.kv_heads) *
-                               static_cast<double>(s.nk) * static_cast<double>(s.dim));
+  const double io =
+      4.0 * (static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
+                 static_cast<double>(s.nq) * static_cast<double>(s.dim + s.dim_v + 1) +
+             static_cast<double>(s.batch) * static_cast<double>(s.kv_heads) *
+                 static_cast<double>(s.nk) * static_cast<double>(s.dim + s.dim_v));
   const std::int64_t io_bytes =
       io >= 9.2e18 ? std::numeric_limits<std::int64_t>::max() : static_cast<std::int64_t>(io);
   check_memory_budget("q, k, v, o and lse together", io_bytes, budget, "--memory-budget");
@@ -296,8 +315,8 @@ void run_run(RunOptions o) {
     std::filesystem::create_directories(o.save);
     const auto dir = std::filesystem::path(o.save);
     const Tensor &out = tensors.o, &lse = tensors.lse;
-    write_npy((dir / "o.npy").string(), "<f4", {s.batch, s.q_heads, s.nq, s.dim}, out.values.data(),
-              out.values.size() * sizeof(float));
+    write_npy((dir / "o.npy").string(), "<f4", {s.batch, s.q_heads, s.nq, s.dim_v},
+              out.values.data(), out.values.size() * sizeof(float));
     write_npy((dir / "lse.npy").string(), "<f4", {s.batch, s.q_heads, s.nq}, lse.values.data(),
               lse.values.size() * sizeof(float));
     m.saved = o.save;
@@ -334,6 +353,9 @@ Command add_run_command(CLI::App& app) {
   o->dim_opt = sub->add_option("--d,--head-dim", o->dim, "head dim, 1..256")
                    ->capture_default_str()
                    ->transform(decimal(1, 256));
+  o->dv_opt = sub->add_option("--dv", o->dv,
+                              "value head dim d_v of v and the output, 1..256 (default: --d; q "
+                              "and k keep --d, e.g. --d 192 --dv 128 as in DeepSeek MLA)");
   o->kv_heads_opt =
       sub->add_option("--kv-heads", o->kv_heads, "K/V heads, dividing --heads (default: --heads)")
           ->transform(decimal(1, kMaxHeads));
@@ -383,6 +405,11 @@ Command add_run_command(CLI::App& app) {
   sub->add_option("--sinks", o->sinks,
                   "learned sink logits: a 1-D .npy file of one value per query head; each row's "
                   "softmax denominator gains exp(sink_h)")
+      ->check(non_empty());
+  sub->add_option("--bias", o->bias,
+                  "additive bias on the scaled scores (after --softcap, with ALiBi, before the "
+                  "mask): a float32 .npy of [heads or 1, nq, nk] (one value per pair; refused "
+                  "beyond --memory-budget) or [heads or 1, q_blocks, k_blocks] (one per tile)")
       ->check(non_empty());
   sub->add_option("--scale", o->scale, "softmax scale (default 1 / sqrt(d))");
   sub->add_option("--inputs", o->inputs,

@@ -138,13 +138,17 @@ spattn::ScoreMod score_mod(std::vector<float> alibi_slopes, std::optional<float>
 py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
                     const PyLayout& layout, std::optional<float> scale, int threads,
                     std::vector<float> alibi_slopes, std::optional<float> softcap,
-                    std::vector<float> sinks) {
+                    std::vector<float> sinks,
+                    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>>
+                        bias) {
   const auto qv = in_view(q, "q"), kv = in_view(k, "k"), vv = in_view(v, "v");
   spattn::check_attention_inputs(qv, kv, vv, layout.layout);
   if (scale && !(std::isfinite(*scale) && *scale > 0))
     throw UsageError(fmt::format("scale = {}: it must be a finite number > 0", *scale));
   const int rank = rank_of(q);
-  auto o = new_array(qv.shape, rank);
+  // o: q's shape with v's head dim d_v.
+  const std::array<std::int64_t, 4> o_shape = {qv.shape[0], qv.shape[1], qv.shape[2], vv.shape[3]};
+  auto o = new_array(o_shape, rank);
   // lse: q's shape without the head dim ([B, H, N], [H, N] or [N]).
   const std::array<std::int64_t, 4> lse_shape = {1, qv.shape[0], qv.shape[1], qv.shape[2]};
   auto lse = new_array(lse_shape, rank - 1);
@@ -152,7 +156,14 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
   opt.scale = scale;
   opt.threads = threads;
   opt.mod = score_mod(std::move(alibi_slopes), softcap, std::move(sinks), qv.shape[1]);
-  const auto ov = out_view(o, qv.shape);
+  if (bias) {
+    spattn::Geometry g = layout.layout.geometry;
+    g.heads = static_cast<int>(qv.shape[1]);
+    const std::vector<std::int64_t> shape(bias->shape(), bias->shape() + bias->ndim());
+    opt.mod.bias = spattn::experiments::score_bias_for(
+        std::vector<float>(bias->data(), bias->data() + bias->size()), shape, g, "bias");
+  }
+  const auto ov = out_view(o, o_shape);
   const auto lv =
       spattn::view_bhnd(lse.mutable_data(), qv.shape[0], qv.shape[1], qv.shape[2], std::int64_t{1});
   {

@@ -42,6 +42,7 @@ constexpr std::size_t kMaxDisplayNameLength = 200;  // pattern display names
 constexpr std::int64_t kMaxRepeats = 100000;
 constexpr double kMaxTimeoutSeconds = 1e6;
 constexpr double kMaxPredictGflops = 1e9;
+constexpr double kMaxScale = 1e6;  // the softmax scale (TOML `scale`)
 constexpr std::int64_t kMaxBytes = std::int64_t{1} << 62;
 
 const std::vector<std::string> kPatternKeys = {"name",  "spec",  "max_n",
@@ -632,6 +633,8 @@ const std::vector<SettingDef>& setting_table() {
          s.fidelity_baseline = r.get_string(n, path);
          r.check_spec(s.fidelity_baseline, line_of(n), path);
        }},
+      {"scale",
+       [](R r, N n, P path, Settings& s) { s.scale = r.get_number(n, path, 0, kMaxScale); }},
   };
   return table;
 }
@@ -1336,6 +1339,7 @@ std::vector<SweepPoint> expand_points(const Experiment& e, bool quick) {
       p.pattern.spec = spec_at(pattern.spec, p.n);
       p.pattern.fidelity_baseline = spec_at(pattern.fidelity_baseline, p.n);
       p.settings = settings;
+      p.scale = settings.scale;
       p.settings.fidelity_baseline = spec_at(settings.fidelity_baseline, p.n);
       p.plugins = plugins;
       p.key = point_key(p);
@@ -1430,7 +1434,8 @@ nlohmann::json point_to_json(const SweepPoint& p) {
         {"fidelity_baseline", s.fidelity_baseline},
         {"inputs",
          {{"kind", s.inputs.kind}, {"npy_dir", s.inputs.npy_dir}, {"tokens", s.inputs.tokens}}},
-        {"predict_gflops", s.predict_gflops}}}};
+        {"predict_gflops", s.predict_gflops},
+        {"scale", s.scale ? nlohmann::json(*s.scale) : nlohmann::json(nullptr)}}}};
   for (const AxisDef& a : axis_table())
     std::visit([&](const auto& v) { j[std::string(a.field)] = v; }, a.get(p));
   if (!p.plugins.empty()) j["plugins"] = p.plugins;
@@ -1493,6 +1498,9 @@ SweepPoint point_from_json(const nlohmann::json& j) {
       json_fail("settings.inputs.tokens", "must be \"first\" or \"last\"", in["tokens"]);
   }
   t.predict_gflops = json_number(s, "settings", "predict_gflops", 0, kMaxPredictGflops);
+  if (s.contains("scale") && !s["scale"].is_null())  // absent in points written before it
+    t.scale = json_number(s, "settings", "scale", 0, kMaxScale);
+  p.scale = t.scale;
   if (j.contains("plugins")) {  // optional: absent when none
     const nlohmann::json& list = j["plugins"];
     if (!list.is_array()) json_fail("plugins", "must be a list of paths", list);

@@ -190,20 +190,26 @@ InputFile read_input_npy(const std::string& path, std::int64_t max_bytes) {
   return f;
 }
 
+// Whether two file shapes have the same axes but for the last (the head dim, d and d_v).
+bool same_but_head_dim(const std::vector<std::int64_t>& a, const std::vector<std::int64_t>& b) {
+  return a.size() == b.size() && !a.empty() && std::equal(a.begin(), a.end() - 1, b.begin());
+}
+
 QkvFiles read_qkv_npy(const std::filesystem::path& dir, std::int64_t max_bytes) {
   QkvFiles f{read_input_npy((dir / "q.npy").string(), max_bytes),
              read_input_npy((dir / "k.npy").string(), max_bytes),
              read_input_npy((dir / "v.npy").string(), max_bytes)};
-  if (f.k.tensor.shape != f.v.tensor.shape)
-    throw UsageError(
-        fmt::format("{} has shape ({}) but {} has ({}): k and v must have the same shape", f.k.path,
-                    fmt::join(f.k.file_shape, ", "), f.v.path, fmt::join(f.v.file_shape, ", ")));
+  if (!same_but_head_dim(f.k.file_shape, f.v.file_shape))
+    throw UsageError(fmt::format(
+        "{} has shape ({}) but {} has ({}): k and v must have the same shape but for the head "
+        "dim (last axis)",
+        f.k.path, fmt::join(f.k.file_shape, ", "), f.v.path, fmt::join(f.v.file_shape, ", ")));
   return f;
 }
 
 Qkv random_inputs(const AttentionShape& s, std::uint64_t seed) {
   Qkv in{Tensor(s.batch, s.q_heads, s.nq, s.dim), Tensor(s.batch, s.kv_heads, s.nk, s.dim),
-         Tensor(s.batch, s.kv_heads, s.nk, s.dim)};
+         Tensor(s.batch, s.kv_heads, s.nk, s.value_dim())};
   fill_normal(in.q.view(), seed, 0);
   fill_normal(in.k.view(), seed, 1);
   fill_normal(in.v.view(), seed, 2);
@@ -297,8 +303,8 @@ Qkv make_inputs(const InputSpec& spec, const AttentionShape& s, std::uint64_t se
                 true, s, spec.tokens);
   in.k = fit_to(std::move(f.k), {s.batch, s.kv_heads, s.nk, s.dim},
                 "[batch, kv_heads, n, head_dim]", false, s, spec.tokens);
-  in.v = fit_to(std::move(f.v), {s.batch, s.kv_heads, s.nk, s.dim},
-                "[batch, kv_heads, n, head_dim]", false, s, spec.tokens);
+  in.v = fit_to(std::move(f.v), {s.batch, s.kv_heads, s.nk, s.value_dim()},
+                "[batch, kv_heads, n, d_v]", false, s, spec.tokens);
   return in;
 }
 
@@ -315,20 +321,44 @@ std::int64_t check_npy_inputs(const InputSpec& spec, const AttentionShape& s) {
     const NpyArray a = read_npy_header(path);
     check_input_header(a, path);
     const bool query = name[0] == 'q';
-    if (!query && !kv_shape.empty() && a.shape != kv_shape)
+    if (!query && !kv_shape.empty() && !same_but_head_dim(a.shape, kv_shape))
       throw UsageError(fmt::format(
-          "{} has shape ({}) but {} has ({}): k and v must have the same shape",
+          "{} has shape ({}) but {} has ({}): k and v must have the same shape but for the head "
+          "dim (last axis)",
           (dir / "k.npy").string(), fmt::join(kv_shape, ", "), path, fmt::join(a.shape, ", ")));
+    const bool value = !query && !kv_shape.empty();
     if (!query) kv_shape = a.shape;
     plan_fit(path, a.shape, as_four_axes(a.shape),
              query ? std::array<std::int64_t, 4>{s.batch, s.q_heads, s.nq, s.dim}
-                   : std::array<std::int64_t, 4>{s.batch, s.kv_heads, s.nk, s.dim},
-             query ? "[batch, heads, n, head_dim]" : "[batch, kv_heads, n, head_dim]", query, s,
-             spec.tokens);
+                   : std::array<std::int64_t, 4>{s.batch, s.kv_heads, s.nk,
+                                                 value ? s.value_dim() : s.dim},
+             query ? "[batch, heads, n, head_dim]"
+                   : (value ? "[batch, kv_heads, n, d_v]" : "[batch, kv_heads, n, head_dim]"),
+             query, s, spec.tokens);
     // The raw file and its float copy, beside the tensors already made.
     scratch = std::max(scratch, a.size() * (a.item_size() + std::int64_t{sizeof(float)}));
   }
   return scratch;
+}
+
+ScoreBias score_bias_for(std::vector<float> values, const std::vector<std::int64_t>& shape,
+                         const Geometry& g, const std::string& what) {
+  const std::int64_t qb = g.q_blocks(), kb = g.k_blocks();
+  const bool three = shape.size() == 3 && (shape[0] == 1 || shape[0] == g.heads);
+  const bool element = three && shape[1] == g.nq && shape[2] == g.nk;
+  const bool block = three && shape[1] == qb && shape[2] == kb;
+  if (!element && !block)
+    throw UsageError(fmt::format(
+        "{}: shape [{}] is not allowed: use [{} or 1, {}, {}] (heads or 1, nq, nk: one value per "
+        "pair) or [{} or 1, {}, {}] (heads or 1, query blocks, key blocks: one value per {} x {} "
+        "tile)",
+        what, fmt::join(shape, ", "), g.heads, g.nq, g.nk, g.heads, qb, kb, g.block_q, g.block_k));
+  for (std::size_t e = 0; e < values.size(); ++e)
+    if (!std::isfinite(values[e]))
+      throw UsageError(
+          fmt::format("{}: value {} at flat index {} is not finite", what, values[e], e));
+  return make_score_bias(std::move(values), shape[0], shape[1], shape[2], element ? 1 : g.block_q,
+                         element ? 1 : g.block_k);
 }
 
 std::string input_name(const InputSpec& spec) {
@@ -341,7 +371,7 @@ std::int64_t input_scratch_bytes(const InputSpec& spec, const AttentionShape& s)
   if (spec.kind == "npy")
     return 2 *
            std::max(elements({s.batch, s.q_heads, s.nq, s.dim}),
-                    elements({s.batch, s.kv_heads, s.nk, s.dim})) *
+                    elements({s.batch, s.kv_heads, s.nk, std::max(s.dim, s.value_dim())})) *
            static_cast<std::int64_t>(sizeof(float));
   return 0;
 }

@@ -51,8 +51,15 @@ std::vector<float> per_head_file(const std::string& path, const char* what, std:
   return out;
 }
 
-// The point's score modifications (checked against its query heads).
-ScoreMod score_mod_of(const SweepPoint& p) {
+// The additive bias of --bias FILE.npy for geometry g: [heads or 1, nq, nk] per element, else
+// [heads or 1, q_blocks, k_blocks] per tile; read within `limit` bytes (BudgetError beyond).
+ScoreBias bias_file(const std::string& path, const Geometry& g, std::int64_t limit) {
+  const NpyArray a = read_npy(path, limit / 2);  // the file and its float copy
+  return score_bias_for(a.as_float32(), a.shape, g, "--bias " + path);
+}
+
+// The point's score modifications (checked against its query heads and geometry).
+ScoreMod score_mod_of(const SweepPoint& p, const Geometry& g, std::int64_t limit) {
   ScoreMod m;
   if (!p.alibi_slopes_file.empty())
     m.alibi_slopes = per_head_file(p.alibi_slopes_file, "--alibi-slopes", p.heads);
@@ -60,7 +67,8 @@ ScoreMod score_mod_of(const SweepPoint& p) {
     m.alibi_slopes = alibi_slopes(p.heads);
   if (p.softcap != 0) m.softcap = static_cast<float>(p.softcap);
   if (!p.sinks_file.empty()) m.sinks = per_head_file(p.sinks_file, "--sinks", p.heads);
-  check_score_mod(m, p.heads);
+  if (!p.bias_file.empty()) m.bias = bias_file(p.bias_file, g, limit);
+  check_score_mod(m, p.heads, g.nq, g.nk);
   return m;
 }
 
@@ -89,6 +97,9 @@ void validate(const SweepPoint& p) {
   if (p.head_dim < 1 || p.head_dim > kMaxHeadDim)
     throw UsageError(fmt::format("point {}: head_dim {} is not allowed: use 1..{}", p.key,
                                  p.head_dim, kMaxHeadDim));
+  if (p.head_dim_v < 0 || p.head_dim_v > kMaxHeadDim)
+    throw UsageError(fmt::format("point {}: d_v (dv) {} is not allowed: use 1..{} (0: head_dim)",
+                                 p.key, p.head_dim_v, kMaxHeadDim));
   const int kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
   if (p.heads < 1 || kv_heads < 1 || p.heads % kv_heads != 0)
     throw UsageError(
@@ -208,7 +219,7 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
   to.threads = u.point.threads;
   to.max_bytes = u.limit;
   if (u.point.executor == Executor::Flash) {
-    t.o = Tensor(u.s.batch, u.s.q_heads, u.s.nq, u.s.dim);
+    t.o = Tensor(u.s.batch, u.s.q_heads, u.s.nq, u.s.value_dim());
     t.lse = Tensor(u.s.batch, u.s.q_heads, u.s.nq, 1);
   }
   const RepeatTimes r = time_repeats(
@@ -302,7 +313,7 @@ double needle_hit(const std::vector<const Layout*>& layouts, const PlantedSpec& 
 FidelityFigures fidelity_against_dense(const PreparedPoint& u, const PointTensors& t) {
   const SweepPoint& p = u.point;
   const AttentionShape& s = u.s;
-  Tensor dense_o(s.batch, s.q_heads, s.nq, s.dim), dense_lse(s.batch, s.q_heads, s.nq, 1);
+  Tensor dense_o(s.batch, s.q_heads, s.nq, s.value_dim()), dense_lse(s.batch, s.q_heads, s.nq, 1);
   const std::string& baseline = p.pattern.fidelity_baseline.empty() ? p.settings.fidelity_baseline
                                                                     : p.pattern.fidelity_baseline;
   baseline_attention(t.inputs.q.view(), t.inputs.k.view(), t.inputs.v.view(), baseline, u.g,
@@ -393,13 +404,14 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   u.g.block_q = p.pattern.block > 0 ? p.pattern.block : p.block;
   u.g.block_k = p.block_k > 0 ? p.block_k : u.g.block_q;
   u.g.validate();
-  u.mod = score_mod_of(p);
+  u.mod = score_mod_of(p, u.g, memory_limit(st));
   u.s.batch = p.batch;
   u.s.q_heads = p.heads;
   u.s.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
   u.s.nq = u.g.nq;
   u.s.nk = u.g.nk;
   u.s.dim = p.head_dim;
+  u.s.dim_v = p.head_dim_v > 0 ? p.head_dim_v : p.head_dim;
   u.limit = memory_limit(st);
   u.check = st.check && p.n <= st.check_max_n;
   u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
@@ -435,6 +447,7 @@ Measurement point_record(const SweepPoint& p) {
   x.n = p.n;
   x.nk = p.nk > 0 ? p.nk : p.n;
   x.head_dim = p.head_dim;
+  x.head_dim_v = p.head_dim_v > 0 ? p.head_dim_v : p.head_dim;
   x.heads = p.heads;
   x.kv_heads = p.kv_heads == 0 ? p.heads : p.kv_heads;
   x.batch = p.batch;
@@ -449,6 +462,7 @@ Measurement point_record(const SweepPoint& p) {
   x.alibi = p.alibi || !p.alibi_slopes_file.empty();
   if (p.softcap > 0) x.softcap = p.softcap;
   x.sinks = !p.sinks_file.empty();
+  x.bias = !p.bias_file.empty();
   x.scale = p.scale;
   return m;
 }

@@ -163,6 +163,7 @@ MeasuredAxes axes_v2(const Reader& a) {
   x.n = a.int64("n");
   x.nk = a.int64("nk");
   x.head_dim = a.integer("head_dim");
+  x.head_dim_v = a.present("head_dim_v") ? a.integer("head_dim_v") : x.head_dim;
   x.heads = a.integer("heads");
   x.kv_heads = a.integer("kv_heads");
   x.batch = a.integer("batch");
@@ -185,6 +186,7 @@ MeasuredAxes axes_v2(const Reader& a) {
   x.seed = a.uint64("seed");
   if (a.present("alibi")) x.alibi = a.boolean("alibi");
   if (a.present("sinks")) x.sinks = a.boolean("sinks");
+  if (a.present("bias")) x.bias = a.boolean("bias");
   for (const char* f : {"softcap", "scale"}) {
     const json* v = a.find(f);
     if (v == nullptr || v->is_null()) continue;
@@ -336,6 +338,7 @@ Measurement from_v1(const Reader& r) {
   x.spec = a.string("spec");
   x.n = x.nk = a.int64("n");
   x.head_dim = a.integer("head_dim");
+  x.head_dim_v = x.head_dim;
   x.heads = a.integer("heads");
   x.kv_heads = a.integer("kv_heads");
   if (x.kv_heads == 0) x.kv_heads = x.heads;
@@ -445,10 +448,10 @@ std::optional<double> rate(const Measurement& m, std::optional<double> flops) {
   if (!(t > 0)) return std::nullopt;
   return *flops / t / 1e9;
 }
-// 4·d per pair (the cost model's count), from the layout; else the prediction's.
+// 2·d + 2·d_v per pair (the cost model's count), from the layout; else the prediction's.
 std::optional<double> flops(const Measurement& m, bool useful) {
   if (m.layout)
-    return 4.0 * m.axes.head_dim *
+    return (2.0 * m.axes.head_dim + 2.0 * m.axes.head_dim_v) *
            static_cast<double>(useful ? m.layout->allowed_pairs : m.layout->computed_pairs);
   if (m.predicted) return useful ? m.predicted->useful_flops : m.predicted->computed_flops;
   return std::nullopt;
@@ -477,6 +480,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"n", x.n},
                {"nk", x.nk},
                {"head_dim", x.head_dim},
+               {"head_dim_v", x.head_dim_v},
                {"heads", x.heads},
                {"kv_heads", x.kv_heads},
                {"batch", x.batch},
@@ -491,6 +495,7 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"alibi", x.alibi},
                {"softcap", x.softcap ? ojson(*x.softcap) : ojson(nullptr)},
                {"sinks", x.sinks},
+               {"bias", x.bias},
                {"scale", x.scale ? ojson(*x.scale) : ojson(nullptr)}};
   j["layout"] = nullptr;
   if (const auto& l = m.layout)

@@ -101,6 +101,7 @@ Planned plan_point(const SweepPoint& p) {
         s.nq = p.n;
         s.nk = p.nk > 0 ? p.nk : p.n;
         s.dim = p.head_dim;
+        s.dim_v = p.head_dim_v > 0 ? p.head_dim_v : p.head_dim;
         (void)check_npy_inputs(p.settings.inputs, s);
       } catch (const UsageError&) {
         plan.bad_inputs = true;
@@ -228,6 +229,7 @@ class Progress {
 std::string point_label(const SweepPoint& p) {
   std::string s = fmt::format("{} n={}", p.pattern.name, p.n);
   if (p.head_dim != 64) s += fmt::format(" d={}", p.head_dim);
+  if (p.head_dim_v > 0 && p.head_dim_v != p.head_dim) s += fmt::format(" dv={}", p.head_dim_v);
   return s;
 }
 

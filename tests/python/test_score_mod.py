@@ -1,21 +1,23 @@
-# Score modifications from Python (ALiBi, soft-capping, learned sinks, scale) against the
-# formulas of attention/README.md written out in NumPy double, on a layout's dense mask.
+# Score modifications from Python (ALiBi, soft-capping, learned sinks, scale) and a value head
+# dim d_v != d against the formulas of attention/README.md written out in NumPy double, on a
+# layout's dense mask.
 import numpy as np
 import pytest
 
 import spattn
 
 
-def modified_attention(q, k, v, mask, scale, slopes, cap, sinks):
+def modified_attention(q, k, v, mask, scale, slopes, cap, sinks, bias=None):
     """Dense double attention with the modifications: z = C tanh(s / C) (cap), then
-    z -= m_h |p - j| (slopes), then the mask; sinks add exp(sink_h) to the denominator."""
+    z -= m_h |p - j| (slopes) and z += bias[h or 0] ([H or 1, nq, nk]), then the mask; sinks add
+    exp(sink_h) to the denominator."""
     q, k, v = (x.astype(np.float64) for x in (q, k, v))
     B, H, nq, d = q.shape
     group = H // k.shape[1]
     nk = k.shape[2]
     pos = np.arange(nq)[:, None] + (nk - nq)
     keys = np.arange(nk)[None, :]
-    o = np.zeros((B, H, nq, d))
+    o = np.zeros((B, H, nq, v.shape[-1]))
     lse = np.zeros((B, H, nq))
     for b in range(B):
         for h in range(H):
@@ -24,6 +26,8 @@ def modified_attention(q, k, v, mask, scale, slopes, cap, sinks):
                 s = cap * np.tanh(s / cap)
             if slopes is not None:
                 s = s - slopes[h] * np.abs(pos - keys)
+            if bias is not None:
+                s = s + bias[h if bias.shape[0] > 1 else 0]
             s = np.where(mask[h] > 0, s, -np.inf)
             m = np.max(s, axis=1, keepdims=True)
             if sinks is not None:
@@ -89,9 +93,54 @@ def test_sinks_on_a_fully_masked_row(rng):
     (dict(sinks=[1.0]), "sink logit list has 1 values"),
     (dict(sinks=[float("nan"), 0.0]), "sink"),
     (dict(alibi=[0.5, 0.25, 0.1]), "slope list has 3 values"),
-    (dict(scale=0.0), "scale"),
+    (dict(scale=0.0), "scale = 0"),
+    (dict(scale=-0.5), "scale = -0.5"),
+    (dict(scale=float("inf")), "scale = inf"),
+    (dict(scale=float("nan")), "scale = nan"),
 ])
 def test_bad_modifications_raise_value_error(rng, kw, message):
     q = rng.standard_normal((1, 2, 16, 8), dtype=np.float32)
     with pytest.raises(ValueError, match=message):
         spattn.attention(q, q, q, "causal", **kw)
+
+
+@pytest.mark.parametrize("dv", [40, 8])
+def test_value_head_dim(rng, dv):
+    # v and o with d_v, q and k with d; GQA 4:2, nq < nk, with and without modifications.
+    B, H, Hkv, nq, nk, d = 1, 4, 2, 50, 90, 24
+    q = rng.standard_normal((B, H, nq, d), dtype=np.float32)
+    k = rng.standard_normal((B, Hkv, nk, d), dtype=np.float32)
+    v = rng.standard_normal((B, Hkv, nk, dv), dtype=np.float32)
+    lay = spattn.layout("sliding(20) | sink(3)", n=nq, nk=nk, heads=H, block=16)
+    mask = lay.dense_mask(max_elements=10**6)
+    for kw in [dict(), dict(alibi=True, softcap=3.0, scale=0.2)]:
+        o, lse = spattn.attention(q, k, v, lay, **kw)
+        assert o.shape == (B, H, nq, dv)
+        slopes = np.array(spattn.alibi_slopes(H)) if kw.get("alibi") else None
+        wo, wl = modified_attention(q, k, v, mask, kw.get("scale", 1 / np.sqrt(d)), slopes,
+                                    kw.get("softcap"), None)
+        assert np.linalg.norm(o - wo) / np.linalg.norm(wo) < 1e-5, kw
+        assert np.max(np.abs(lse - wl)) < 1e-4, kw
+    with pytest.raises(ValueError, match="d_v"):
+        spattn.attention(q, k, np.zeros((B, Hkv, nk, 300), dtype=np.float32), lay)
+
+
+def test_bias_per_pair_and_per_tile(rng):
+    B, H, Hkv, nq, nk, d = 1, 4, 2, 40, 70, 16
+    q = rng.standard_normal((B, H, nq, d), dtype=np.float32)
+    k = rng.standard_normal((B, Hkv, nk, d), dtype=np.float32)
+    v = rng.standard_normal((B, Hkv, nk, d), dtype=np.float32)
+    lay = spattn.layout("sliding(24) | strided(9)", n=nq, nk=nk, heads=H, block=16)
+    mask = lay.dense_mask(max_elements=10**6)
+    per_pair = rng.standard_normal((H, nq, nk)).astype(np.float32)
+    per_tile = rng.standard_normal((1, 3, 5)).astype(np.float32)  # ceil(40/16), ceil(70/16)
+    expanded = np.repeat(np.repeat(per_tile, 16, axis=1), 16, axis=2)[:, :nq, :nk]
+    for given, want in [(per_pair, per_pair), (per_tile, expanded)]:
+        o, lse = spattn.attention(q, k, v, lay, bias=given, softcap=3.0, alibi=True)
+        wo, wl = modified_attention(q, k, v, mask, 1 / np.sqrt(d), np.array(spattn.alibi_slopes(H)),
+                                    3.0, None, bias=want.astype(np.float64))
+        assert np.linalg.norm(o - wo) / np.linalg.norm(wo) < 1e-5
+        finite = np.isfinite(wl)
+        assert np.max(np.abs(lse[finite] - wl[finite])) < 1e-4
+    with pytest.raises(ValueError, match=r"shape \[4, 40, 69\] is not allowed"):
+        spattn.attention(q, k, v, lay, bias=per_pair[:, :, :69])

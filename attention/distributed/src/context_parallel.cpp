@@ -138,6 +138,7 @@ std::string local_problem(const ConstTensorView& q, const ConstTensorView& k,
         return fmt::format("{} has {} rows, but this rank's shard has {}", name, t->tokens(), n);
     if (n > 0) {
       const AttentionShape s = check_qkv(q, k, v);
+      require_same_value_dim(s, "context-parallel attention");
       if (g.heads != s.q_heads && g.heads != 1)
         return fmt::format("the layout has {} heads, q has {} (allowed: {} or 1)", g.heads,
                            s.q_heads, s.q_heads);

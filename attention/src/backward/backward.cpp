@@ -344,10 +344,11 @@ BackwardStats attention_backward(const ConstTensorView& q, const ConstTensorView
                                  const TensorView& dv, const BackwardOptions& options,
                                  std::span<float> d_sinks) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
-  if (v.dim() != q.dim())
-    throw UsageError(fmt::format(
-        "the backward needs v's head size ({}) equal to q's ({}): d_v != d_qk is forward-only",
-        v.dim(), q.dim()));
+  require_same_value_dim(s, "the backward pass");
+  if (options.mod.bias.on())
+    throw UsageError(
+        "the backward pass takes no additive bias (--bias / bias=): it is forward-only; ALiBi, "
+        "soft-capping and sinks are supported");
   check_like(o, q.shape, "o");
   check_like(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
   check_like(d_o, q.shape, "dO");
@@ -420,6 +421,7 @@ BackwardResult attention_backward(const ConstTensorView& q, const ConstTensorVie
                                   const ConstTensorView& lse, const ConstTensorView& d_o,
                                   const Layout& layout, const BackwardOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  require_same_value_dim(s, "the backward pass");
   BackwardResult r;
   r.dq = Tensor(s.batch, s.q_heads, s.nq, s.dim);
   r.dk = Tensor(s.batch, s.kv_heads, s.nk, s.dim);

@@ -27,13 +27,13 @@ using detail::saturating_add;
 using detail::saturating_mul;
 
 // Bytes one query head reads from K, V and masks over one BlockLayout (see the model).
-double kv_bytes_read(const BlockLayout& bl, std::int64_t dim) {
+double kv_bytes_read(const BlockLayout& bl, std::int64_t kv_row_floats) {
   double bytes = 0;
   const auto row_ptr = bl.row_ptr();
   const auto cols = bl.col_index();
   for (std::int64_t r = 0; r < bl.q_blocks(); ++r) {
     for (std::int64_t t = row_ptr[r]; t < row_ptr[r + 1]; ++t) {
-      bytes += 2.0 * static_cast<double>(bl.tile(r, cols[t]).cols() * dim) * sizeof(float);
+      bytes += static_cast<double>(bl.tile(r, cols[t]).cols() * kv_row_floats) * sizeof(float);
       if (bl.tile_class(t) == TileClass::Partial)
         bytes += static_cast<double>(bl.mask_words()) * sizeof(std::uint64_t);
     }
@@ -100,7 +100,9 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   c.kept_tiles = checked_mul(lc.kept_tiles, copies, "kept tiles");
   c.full_tiles = checked_mul(lc.full_tiles, copies, "full tiles");
   c.partial_tiles = checked_mul(lc.partial_tiles, copies, "partial tiles");
-  const double flops_per_pair = 4.0 * static_cast<double>(s.dim);
+  // Q K^T: 2 d per pair; P V: 2 d_v.
+  const std::int64_t dv = s.value_dim();
+  const double flops_per_pair = 2.0 * static_cast<double>(s.dim) + 2.0 * static_cast<double>(dv);
   c.useful_flops = flops_per_pair * static_cast<double>(c.allowed_pairs);
   c.computed_flops = flops_per_pair * static_cast<double>(c.computed_pairs);
   c.dense_flops = flops_per_pair * static_cast<double>(s.batch) * static_cast<double>(s.q_heads) *
@@ -114,26 +116,27 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   // K/V bytes of each distinct head layout once, then summed over the query heads using it.
   std::vector<double> per_distinct(layout.distinct.size());
   for (std::size_t u = 0; u < layout.distinct.size(); ++u)
-    per_distinct[u] = kv_bytes_read(*layout.distinct[u], s.dim);
+    per_distinct[u] = kv_bytes_read(*layout.distinct[u], s.dim + dv);
   double kv = 0;  // summed over query heads, one batch
   for (std::int64_t h = 0; h < s.q_heads; ++h)
     kv += per_distinct[layout.head_to_distinct[g.heads == 1 ? 0 : h]];
   c.bytes_read =
       rows * static_cast<double>(s.dim) * sizeof(float) + static_cast<double>(s.batch) * kv;
-  c.bytes_written = rows * static_cast<double>(s.dim + 1) * sizeof(float);
+  c.bytes_written = rows * static_cast<double>(dv + 1) * sizeof(float);
 
   const std::int64_t q_elems =
       saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, s.dim));
-  const std::int64_t kv_elems = saturating_mul(
-      2, saturating_mul(saturating_mul(s.batch, s.kv_heads), saturating_mul(s.nk, s.dim)));
+  const std::int64_t kv_elems =
+      saturating_mul(saturating_mul(s.batch, s.kv_heads), saturating_mul(s.nk, s.dim + dv));
   c.input_bytes = saturating_mul(saturating_add(q_elems, kv_elems), sizeof(float));
   c.output_bytes = saturating_mul(
-      saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, s.dim + 1)),
+      saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, dv + 1)),
       sizeof(float));
   c.layout_bytes = lc.bytes;
-  c.flash_workspace_bytes = flash_workspace_estimate(g, s.dim, threads, s.group());
+  const std::int64_t dm = std::max(s.dim, dv);  // the executor's per-row buffer stride
+  c.flash_workspace_bytes = flash_workspace_estimate(g, dm, threads, s.group());
   const std::int64_t kv_floats =
-      saturating_mul(saturating_mul(2, saturating_mul(s.batch, s.kv_heads)), s.dim);
+      saturating_mul(saturating_mul(2, saturating_mul(s.batch, s.kv_heads)), dm);
   if (buffers.transposed)  // the transposed K and V of the single-vector diagonal path
     c.flash_workspace_bytes =
         saturating_add(c.flash_workspace_bytes,
@@ -149,7 +152,7 @@ AttentionCost attention_cost(const Layout& layout, const AttentionShape& s, int 
   const int t = threads > 0 ? threads : tbb::info::default_concurrency();
   const std::int64_t slots = std::min<std::int64_t>(t, saturating_mul(s.batch, s.q_heads));
   c.textbook_bytes =
-      saturating_add(textbook_workspace_bytes(s.nq, s.nk, s.dim, slots), c.output_bytes);
+      saturating_add(textbook_workspace_bytes(s.nq, s.nk, dm, slots), c.output_bytes);
   return c;
 }
 
@@ -175,8 +178,10 @@ void add_score_mod_cost(AttentionCost& c, const ScoreMod& mod, const AttentionSh
   double flops = 0;
   if (mod.softcap) flops += kSoftcapFlopsPerPair * pairs;
   if (!mod.alibi_slopes.empty()) flops += kAlibiFlopsPerPair * pairs;
+  if (mod.bias.on()) flops += kBiasFlopsPerPair * pairs;
   if (!mod.sinks.empty())
-    flops += static_cast<double>(s.batch * s.q_heads * s.nq) * static_cast<double>(s.dim + 6);
+    flops +=
+        static_cast<double>(s.batch * s.q_heads * s.nq) * static_cast<double>(s.value_dim() + 6);
   c.score_mod_flops = flops;
 }
 

@@ -190,7 +190,7 @@ struct PartRef {
   std::int64_t t0, t1;  // kept-tile range [t0, t1) of the part
 };
 
-// One row's running state: Q^T and O^T [d][lanes], max and sum [lanes].
+// One row's running state: Q^T [d][lanes] and O^T [d_v][lanes], max and sum [lanes].
 struct Slot {
   float *qt, *ot, *m, *l;
 };
@@ -200,19 +200,24 @@ struct Workspace {
   Buffer<float> qt, s, ot, m, l, scratch, kpack, vpack;
   Buffer<std::uint16_t> keep[2];
   Buffer<std::uint16_t> all_ones;  // [max(block_k, panel)][lanes / 16] set bits
-  // Gather panel: packed K and V rows [kPanelKeys][d] and their lane bits.
+  // Per-row buffers are sized by dm = max(d, d_v) (Q^T and K hold d floats per lane or key, O^T
+  // and V hold d_v).
+  // Gather panel: packed K and V rows [kPanelKeys][d], [kPanelKeys][d_v], and their lane bits.
   Buffer<float> kpanel, vpanel;
   Buffer<std::uint16_t> panel_keep;
   // Diagonal path: probabilities [64][16], key of lane 0 and lane bits per slot.
   Buffer<float> ds;
   Buffer<std::int64_t> dkey0;
   Buffer<std::uint16_t> dkeep;
-  // Residue tracks: Q^T and O^T of an item's 16 query vectors [16][d][16], their max and sum
+  // Residue tracks: Q^T and O^T of an item's 16 query vectors [16][dm][16], their max and sum
   // [16][16], and the probabilities of one block [4][16][16].
   Buffer<float> tq, tot, tm, tl, ts;
   // Score modifications: per lane the query position and ALiBi slope, per key of a tile step
   // and of the gather panel the key index (diagonal step: 16 lanes' positions and slopes).
   Buffer<float> mqpos, mslope, mkpos, mkpanel, dqpos, dslope;
+  // An additive bias: each step's bias laid out as its scores (tile [keys][lanes], gather panel
+  // [kPanelKeys][lanes], diagonal step [64][16], track step [4][16][16]).
+  Buffer<float> mbias, mbias_panel, dbias, tbias;
   // Two-entry cache of transposed masks (a window's rows alternate between two mask shapes).
   const std::uint64_t* keep_bits[2] = {nullptr, nullptr};
   int keep_col0[2] = {0, 0};
@@ -221,13 +226,14 @@ struct Workspace {
   int keep_next = 0;
   std::int64_t bytes = 0;
 
-  Slot slot(int k, std::int64_t lanes, std::int64_t d) const {
-    return {qt.get() + k * d * lanes, ot.get() + k * d * lanes, m.get() + k * lanes,
+  Slot slot(int k, std::int64_t lanes, std::int64_t dm) const {
+    return {qt.get() + k * dm * lanes, ot.get() + k * dm * lanes, m.get() + k * lanes,
             l.get() + k * lanes};
   }
 
+  // d: dm = max(d, d_v).
   void allocate(std::int64_t lanes, std::int64_t d, std::int64_t block_k, bool pack_k, bool pack_v,
-                bool ones, bool mod) {
+                bool ones, bool mod, bool bias) {
     const std::int64_t keys = std::max<std::int64_t>(block_k, kPanelKeys);
     kpanel.allocate(kPanelKeys * d);
     vpanel.allocate(kPanelKeys * d);
@@ -250,6 +256,12 @@ struct Workspace {
       dqpos.allocate(16);
       dslope.allocate(16);
     }
+    if (bias) {
+      mbias.allocate(keys * lanes);
+      mbias_panel.allocate(kPanelKeys * lanes);
+      dbias.allocate(kernels::kMaxDiagonalSlots * 16);
+      tbias.allocate(kernels::kTrackMaxQueries * kernels::kTrackMaxKeys * 16);
+    }
     s.allocate(keys * lanes);  // a gather panel may hold more keys than a tile
     ot.allocate(kRowBlock * d * lanes);
     m.allocate(kRowBlock * lanes);
@@ -267,7 +279,8 @@ struct Workspace {
             keep[1].bytes + (ones ? all_ones.bytes : 0) + kpanel.bytes + vpanel.bytes +
             panel_keep.bytes + ds.bytes + dkey0.bytes + dkeep.bytes + tq.bytes + tot.bytes +
             tm.bytes + tl.bytes + ts.bytes + mqpos.bytes + mslope.bytes + mkpos.bytes +
-            mkpanel.bytes + dqpos.bytes + dslope.bytes;
+            mkpanel.bytes + dqpos.bytes + dslope.bytes + mbias.bytes + mbias_panel.bytes +
+            dbias.bytes + tbias.bytes;
   }
 };
 
@@ -278,6 +291,8 @@ class Executor {
            const AttentionOptions& opt, const AttentionShape& shape)
       : q_(q), k_(k), v_(v), layout_(layout), o_(o), lse_(lse), shape_(shape) {
     d_ = static_cast<int>(shape.dim);
+    dv_ = static_cast<int>(shape.dim_v);
+    dm_ = std::max(d_, dv_);
     scale_ = opt.scale ? *opt.scale : 1.0f / std::sqrt(static_cast<float>(shape.dim));
     mask_full_ = opt.mask_full_tiles;
     mod_ = opt.mod;
@@ -286,6 +301,7 @@ class Executor {
       lanes_mod_.inv_cap = mod_.softcap ? 1.0f / *mod_.softcap : 0.0f;
       lanes_mod_.alibi = !mod_.alibi_slopes.empty();
       modify_ = true;
+      bias_ = mod_.bias.on();
     }
     bq_ = layout.geometry.block_q;
     bk_ = layout.geometry.block_k;
@@ -307,11 +323,11 @@ class Executor {
     auto local = [&]() -> Workspace& {
       bool existed = false;
       Workspace& ws = workspaces.local(existed);
-      if (!existed) ws.allocate(lanes_, d_, bk_, pack_k, pack_v, mask_full_, modify_);
+      if (!existed) ws.allocate(lanes_, dm_, bk_, pack_k, pack_v, mask_full_, modify_, bias_);
       return ws;
     };
 
-    const std::int64_t slot = d_ * lanes_ + 2 * lanes_;  // floats of one part: O^T, m, l
+    const std::int64_t slot = dv_ * lanes_ + 2 * lanes_;  // floats of one part: O^T, m, l
     const std::int64_t parts = static_cast<std::int64_t>(parts_.size());
     Buffer<float> partials;
     if (parts > 0) partials.allocate(shape_.batch * parts * slot);
@@ -322,15 +338,15 @@ class Executor {
     Buffer<float> transposed, panels;
     if (need.transposed) {
       t_stride_ = shape_.nk + 2 * kTransposePad;
-      transposed.allocate_large(2 * shape_.batch * shape_.kv_heads * d_ * t_stride_);
+      transposed.allocate_large(2 * shape_.batch * shape_.kv_heads * dm_ * t_stride_);
       kt_ = transposed.get();
-      vt_ = transposed.get() + shape_.batch * shape_.kv_heads * d_ * t_stride_;
+      vt_ = transposed.get() + shape_.batch * shape_.kv_heads * dm_ * t_stride_;
     }
     panel_aligns_ = need.aligns;
     if (!panel_aligns_.empty()) {
       panels.allocate_large(2 * shape_.batch * shape_.kv_heads *
                             static_cast<std::int64_t>(panel_aligns_.size()) *
-                            flash::panel_count(shape_.nk) * d_ * 16);
+                            flash::panel_count(shape_.nk) * dm_ * 16);
       panels_ = panels.get();
     }
 
@@ -504,12 +520,12 @@ class Executor {
                       [](flash::TileAction a) { return a == flash::TileAction::Skip; }) &&
           !(plan.row_diagonal[r] && (!plan.offsets.empty() || !plan.bands.empty()));
       if (empty) {  // everything left to the late items: O = 0, LSE = -inf until they fold
-        const Slot z = ws.slot(0, lanes, d_);
+        const Slot z = ws.slot(0, lanes, dm_);
         std::fill(z.m, z.m + lanes, kNegInf);
         finish(z.ot, z.m, z.l, lanes, b, g, r);
         continue;
       }
-      begin_row(ws.slot(n, lanes, d_), b, g, r, lanes);
+      begin_row(ws.slot(n, lanes, dm_), b, g, r, lanes);
       next[n] = rp[r];
       rows[n++] = r;
     }
@@ -519,19 +535,19 @@ class Executor {
       for (int k = 0; k < n; ++k) {
         std::int64_t t = next[k];
         while (t < rp[rows[k] + 1] && (cols[t] < c1 || c1 >= k_blocks)) ++t;
-        run_tiles(ws, ws.slot(k, lanes, d_), b, g, rows[k], next[k], t, lanes);
+        run_tiles(ws, ws.slot(k, lanes, dm_), b, g, rows[k], next[k], t, lanes);
         next[k] = t;
         more = more || t < rp[rows[k] + 1];
       }
       if (!more) break;
     }
     for (int k = 0; k < n; ++k) {
-      const Slot sl = ws.slot(k, lanes, d_);
+      const Slot sl = ws.slot(k, lanes, dm_);
       if (plan.row_diagonal[rows[k]]) {
         run_diagonals(ws, sl, b, g, plan, rows[k] * bq_, lanes);
         run_bands(ws, sl, b, g, plan.bands, rows[k], lanes);
       }
-      kernels::normalize(sl.ot, sl.l, lanes, d_);
+      kernels::normalize(sl.ot, sl.l, lanes, dv_);
       finish(sl.ot, sl.m, sl.l, lanes, b, g, rows[k]);
     }
   }
@@ -541,7 +557,7 @@ class Executor {
     const HeadGroup& g = groups_[pr.group];
     const std::int64_t r = splits_[g.distinct].rows[pr.split].row;
     const std::int64_t lanes = static_cast<std::int64_t>(g.heads.size()) * bq_;
-    const Slot sl = ws.slot(0, lanes, d_);
+    const Slot sl = ws.slot(0, lanes, dm_);
     begin_row(sl, b, g, r, lanes);
     run_tiles(ws, sl, b, g, r, pr.t0, pr.t1, lanes);
     if (pr.part == 0 && plans_[g.distinct].row_diagonal[r]) {
@@ -549,9 +565,9 @@ class Executor {
       run_bands(ws, sl, b, g, plans_[g.distinct].bands, r, lanes);
     }
     float* out = partial_ + (b * static_cast<std::int64_t>(parts_.size()) + e) * slot_;
-    std::copy(ws.ot.get(), ws.ot.get() + d_ * lanes, out);
-    std::copy(ws.m.get(), ws.m.get() + lanes, out + d_ * lanes);
-    std::copy(ws.l.get(), ws.l.get() + lanes, out + d_ * lanes + lanes);
+    std::copy(ws.ot.get(), ws.ot.get() + dv_ * lanes, out);
+    std::copy(ws.m.get(), ws.m.get() + lanes, out + dv_ * lanes);
+    std::copy(ws.l.get(), ws.l.get() + lanes, out + dv_ * lanes + lanes);
   }
 
   // A Pairs tile (key-tile column kc, mask bits) of the row in slot sl: for each query lane,
@@ -562,10 +578,10 @@ class Executor {
                  std::int64_t lanes) const {
     const int words = bl.mask_row_words();
     const std::int64_t k0 = kc * bk_;
-    float* q = ws.ds.get();  // [4][d]: Q row (scaled), local O, K and V rows
-    float* o = q + d_;
-    float* kr = o + d_;
-    float* vr = kr + d_;
+    float* q = ws.ds.get();  // [4][dm]: Q row (scaled), local O, K and V rows
+    float* o = q + dm_;
+    float* kr = o + dm_;
+    float* vr = kr + dm_;
     // The keys are scattered: ask for their K and V rows first, so that the loads overlap.
     if (k_.rows_contiguous() && v_.rows_contiguous())
       for (std::int64_t i = 0; i < bq_ && q0 + i < shape_.nq; ++i)
@@ -574,7 +590,7 @@ class Executor {
             const std::int64_t j = k0 + w * 64 + std::countr_zero(x);
             const char* kp = reinterpret_cast<const char*>(k_.row(b, g.kv_head, j));
             const char* vp = reinterpret_cast<const char*>(v_.row(b, g.kv_head, j));
-            for (int c = 0; c < d_ * 4; c += 64) {
+            for (int c = 0; c < dm_ * 4; c += 64) {
               __builtin_prefetch(kp + c);
               __builtin_prefetch(vp + c);
             }
@@ -591,28 +607,29 @@ class Executor {
             const std::int64_t j = k0 + w * 64 + std::countr_zero(x);
             if (!any) {
               qp = load_row(q_, b, g.heads[hi], q0 + i, scale_, q);
-              std::fill(o, o + d_, 0.0f);
+              std::fill(o, o + dv_, 0.0f);
               any = true;
             }
             const float* kp = load_row(k_, b, g.kv_head, j, 1.0f, kr);
             float sc = dot(qp, kp);
-            if (modify_) sc = modify_score(sc, g.heads[hi], q0 + i + shape_.nk - shape_.nq, j);
+            if (modify_)
+              sc = modify_score(sc, g.heads[hi], q0 + i + shape_.nk - shape_.nq, j, q0 + i);
             const float* vp = load_row(v_, b, g.kv_head, j, 1.0f, vr);
             if (sc > m) {
               const float a = m == kNegInf ? 0.0f : std::exp(m - sc);
               l *= a;
-              for (int x2 = 0; x2 < d_; ++x2) o[x2] *= a;
+              for (int x2 = 0; x2 < dv_; ++x2) o[x2] *= a;
               m = sc;
             }
             const float p = std::exp(sc - m);
             l += p;
-            for (int x2 = 0; x2 < d_; ++x2) o[x2] += p * vp[x2];
+            for (int x2 = 0; x2 < dv_; ++x2) o[x2] += p * vp[x2];
           }
         if (!any) continue;
         // Merge (m, l, o) into the slot's lane.
         const float mo = sl.m[lane], mm = std::max(mo, m);
         const float a = mo == kNegInf ? 0.0f : std::exp(mo - mm), c = std::exp(m - mm);
-        for (int x2 = 0; x2 < d_; ++x2)
+        for (int x2 = 0; x2 < dv_; ++x2)
           sl.ot[x2 * lanes + lane] = a * sl.ot[x2 * lanes + lane] + c * o[x2];
         sl.l[lane] = a * sl.l[lane] + c * l;
         sl.m[lane] = mm;
@@ -624,7 +641,7 @@ class Executor {
                         float scale, float* buf) const {
     const float* src = t.row(b, h, j);
     if (t.stride[3] == 1 && scale == 1.0f) return src;
-    for (int p = 0; p < d_; ++p) buf[p] = src[p * t.stride[3]] * scale;
+    for (int p = 0; p < t.shape[3]; ++p) buf[p] = src[p * t.stride[3]] * scale;
     return buf;
   }
 
@@ -651,7 +668,7 @@ class Executor {
       for (std::int64_t v = 0; v < bq_; v += 16)
         pack16(q_, b, g.heads[hi], q0 + v, rows - v, scale_,
                qt + static_cast<std::int64_t>(hi) * bq_ + v, lanes);
-    std::fill(sl.ot, sl.ot + d_ * lanes, 0.0f);
+    std::fill(sl.ot, sl.ot + dv_ * lanes, 0.0f);
     std::fill(sl.m, sl.m + lanes, kNegInf);
     std::fill(sl.l, sl.l + lanes, 0.0f);
   }
@@ -667,6 +684,7 @@ class Executor {
     st.qt = sl.qt;
     st.lanes = lanes;
     st.d = d_;
+    st.dv = dv_;
     st.s = ws.s.get();
     st.ot = sl.ot;
     st.m = sl.m;
@@ -686,9 +704,10 @@ class Executor {
       st.k = ws.kpanel.get();
       st.k_stride = d_;
       st.v = ws.vpanel.get();
-      st.v_stride = d_;
+      st.v_stride = dv_;
       st.keys = panel;
       lm.kpos = ws.mkpanel.get();
+      lm.bias = bias_ ? ws.mbias_panel.get() : nullptr;
       st.keep = panel_all ? (mask_full_ ? ws.all_ones.get() : nullptr) : ws.panel_keep.get();
       kernels::flash_step(st);
       panel = 0;
@@ -711,7 +730,10 @@ class Executor {
             continue;
           copy_row(k_, b, g.kv_head, k0 + c, ws.kpanel.get() + panel * d_);
           if (modify_) ws.mkpanel.get()[panel] = static_cast<float>(k0 + c);
-          copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * d_);
+          if (bias_)
+            row_bias(g, r, lanes, 1, [&](int) { return k0 + c; },
+                     ws.mbias_panel.get() + panel * lanes);
+          copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * dv_);
           panel_all = panel_all && all;
           if (++panel == kPanelKeys) flush();
         }
@@ -727,6 +749,10 @@ class Executor {
       if (modify_) {
         for (int j = 0; j < keys; ++j) ws.mkpos.get()[j] = static_cast<float>(k0 + c0 + j);
         lm.kpos = ws.mkpos.get();
+        if (bias_) {
+          row_bias(g, r, lanes, keys, [&](int j) { return k0 + c0 + j; }, ws.mbias.get());
+          lm.bias = ws.mbias.get();
+        }
       }
       // An all-ones mask keeps every lane, so the masked kernel's blends return their inputs
       // unchanged: the same arithmetic as the Full path, plus the masking work.
@@ -757,11 +783,28 @@ class Executor {
     lm.slope = ws.mslope.get();
   }
 
-  // One scaled score of the row-level path, modified (float, scalar): soft-capping, then ALiBi.
-  float modify_score(float s, std::int64_t h, std::int64_t qpos, std::int64_t key) const {
+  // The bias of the lanes of row r of head group g (lane hi * block_q + i: query r * block_q + i
+  // of head g.heads[hi]) against keys key(0), ..., key(keys - 1), into out[j * lanes + lane];
+  // lanes past the last query get 0.
+  template <class Key>
+  void row_bias(const HeadGroup& g, std::int64_t r, std::int64_t lanes, int keys, Key key,
+                float* out) const {
+    for (std::int64_t lane = 0; lane < lanes; ++lane) {
+      const std::int64_t h = g.heads[static_cast<std::size_t>(lane / bq_)];
+      const std::int64_t i = r * bq_ + lane % bq_;
+      for (int j = 0; j < keys; ++j)
+        out[j * lanes + lane] = i < shape_.nq ? mod_.bias.at(h, i, key(j)) : 0.0f;
+    }
+  }
+
+  // One scaled score of the row-level path, modified (float, scalar): soft-capping, then ALiBi,
+  // then the bias (query index i).
+  float modify_score(float s, std::int64_t h, std::int64_t qpos, std::int64_t key,
+                     std::int64_t i) const {
     if (mod_.softcap) s = *mod_.softcap * std::tanh(s * lanes_mod_.inv_cap);
     if (!mod_.alibi_slopes.empty())
       s -= lane_slope(h) * static_cast<float>(qpos > key ? qpos - key : key - qpos);
+    if (bias_) s += mod_.bias.at(h, i, key);
     return s;
   }
 
@@ -782,7 +825,7 @@ class Executor {
         const float total = mm + std::log(std::exp(lse - mm) + std::exp(sink - mm));
         const float c = std::exp(lse - total);
         float* o = o_.row(b, h, i);
-        for (int x = 0; x < d_; ++x) o[x * o_.stride[3]] *= c;
+        for (int x = 0; x < dv_; ++x) o[x * o_.stride[3]] *= c;
         lse = total;
       }
     });
@@ -810,27 +853,29 @@ class Executor {
           panel_aligns_.begin());
     for (int a = 0; a < grp.count; ++a) {
       const std::int64_t q0 = 16 * v[a], rows = std::min<std::int64_t>(16, shape_.nq - q0);
-      pack16(q_, b, h, q0, rows, scale_, ws.tq.get() + a * d_ * 16, 16);
-      std::fill(ws.tot.get() + a * d_ * 16, ws.tot.get() + (a + 1) * d_ * 16, 0.0f);
+      pack16(q_, b, h, q0, rows, scale_, ws.tq.get() + a * dm_ * 16, 16);
+      std::fill(ws.tot.get() + a * dm_ * 16, ws.tot.get() + a * dm_ * 16 + dv_ * 16, 0.0f);
       std::fill(ws.tm.get() + a * 16, ws.tm.get() + (a + 1) * 16, kNegInf);
       std::fill(ws.tl.get() + a * 16, ws.tl.get() + (a + 1) * 16, 0.0f);
     }
     kernels::TrackStep st;
     st.d = d_;
+    st.dv = dv_;
     st.kv_stride = 16;
     st.s = ws.ts.get();
-    const kernels::ScoreLanes lm = lanes_mod_;
+    kernels::ScoreLanes lm = lanes_mod_;
     if (modify_) {
       st.mod = &lm;
       st.slope = lane_slope(h);
+      if (bias_) lm.bias = ws.tbias.get();
     }
     flash::for_each_track_block(
         plan.track, grp, shape_.nq, shape_.nk, [&](const flash::TrackBlock& blk) {
           const int a0 = blk.query_block * plan.track.queries;
           st.queries = blk.queries;
           for (int a = 0; a < blk.queries; ++a) {
-            st.qt[a] = ws.tq.get() + (a0 + a) * d_ * 16;
-            st.ot[a] = ws.tot.get() + (a0 + a) * d_ * 16;
+            st.qt[a] = ws.tq.get() + (a0 + a) * dm_ * 16;
+            st.ot[a] = ws.tot.get() + (a0 + a) * dm_ * 16;
             st.m[a] = ws.tm.get() + (a0 + a) * 16;
             st.l[a] = ws.tl.get() + (a0 + a) * 16;
             st.qpos0[a] = static_cast<float>(16 * v[a0 + a] + shape_.nk - shape_.nq);
@@ -843,16 +888,24 @@ class Executor {
           for (int c = 0; c < blk.keys; ++c) {
             const std::int64_t i = (blk.key0[c] - r + 16) / 16;
             st.k[c] = kp + i * d_ * 16;
-            st.v[c] = vp + i * d_ * 16;
+            st.v[c] = vp + i * dv_ * 16;
             st.kpos0[c] = static_cast<float>(blk.key0[c]);
           }
           st.keep = blk.keep;
+          if (bias_)  // lane i of query vector a: query 16 v[a0 + a] + i; of key vector c: key0 + i
+            for (int a = 0; a < blk.queries; ++a)
+              for (int c = 0; c < blk.keys; ++c)
+                for (int i = 0; i < 16; ++i)
+                  ws.tbias.get()[(a * kernels::kTrackMaxKeys + c) * 16 + i] =
+                      (blk.keep[a][c] >> i) & 1u
+                          ? mod_.bias.at(h, 16 * v[a0 + a] + i, blk.key0[c] + i)
+                          : 0.0f;
           kernels::track_step(st);
         });
     for (int a = 0; a < grp.count; ++a) {
       const std::int64_t q0 = 16 * v[a], rows = std::min<std::int64_t>(16, shape_.nq - q0);
       for (std::int64_t i = 0; i < rows; ++i)
-        fold(b, h, q0 + i, ws.tot.get() + a * d_ * 16 + i, 16, ws.tm.get()[a * 16 + i],
+        fold(b, h, q0 + i, ws.tot.get() + a * dm_ * 16 + i, 16, ws.tm.get()[a * 16 + i],
              ws.tl.get()[a * 16 + i]);
     }
   }
@@ -870,7 +923,7 @@ class Executor {
     float* o = o_.row(b, h, i);
     if (lse == kNegInf) {  // nothing before: O_t / l, without reading O
       const float c = 1.0f / l;
-      for (int x = 0; x < d_; ++x) o[x * o_.stride[3]] = c * ot[x * ot_stride];
+      for (int x = 0; x < dv_; ++x) o[x * o_.stride[3]] = c * ot[x * ot_stride];
       lse = lse_t;
       return;
     }
@@ -879,7 +932,7 @@ class Executor {
     const float wt = std::exp(lse_t - mm);
     const float sum = w + wt;
     const float a = w / sum, c = wt / (l * sum);
-    for (int x = 0; x < d_; ++x)
+    for (int x = 0; x < dv_; ++x)
       o[x * o_.stride[3]] = a * o[x * o_.stride[3]] + c * ot[x * ot_stride];
     lse = mm + std::log(sum);
   }
@@ -948,13 +1001,14 @@ class Executor {
       }
       transpose_rows(q_, src, scale_, ws.qt.get() + 16 * w, lanes);
     }
-    std::fill(ws.ot.get(), ws.ot.get() + d_ * lanes, 0.0f);
+    std::fill(ws.ot.get(), ws.ot.get() + dv_ * lanes, 0.0f);
     std::fill(ws.m.get(), ws.m.get() + lanes, kNegInf);
     std::fill(ws.l.get(), ws.l.get() + lanes, 0.0f);
     kernels::TileStep st;
     st.qt = ws.qt.get();
     st.lanes = lanes;
     st.d = d_;
+    st.dv = dv_;
     st.s = ws.s.get();
     st.ot = ws.ot.get();
     st.m = ws.m.get();
@@ -981,6 +1035,14 @@ class Executor {
       st.keys = ch.keys;
       if (modify_)
         for (int j = 0; j < ch.keys; ++j) ws.mkpos.get()[j] = static_cast<float>(j0 + j * s);
+      if (bias_) {
+        for (std::int64_t q = 0; q < lanes; ++q) {
+          const bool on = (item.lanes >> q) & 1u;
+          for (int j = 0; j < ch.keys; ++j)
+            ws.mbias.get()[j * lanes + q] = on ? mod_.bias.at(h, query(q), j0 + j * s) : 0.0f;
+        }
+        lm.bias = ws.mbias.get();
+      }
       if (ch.full) {
         st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
       } else {
@@ -1013,6 +1075,7 @@ class Executor {
     st.l = direct ? sl.l : ws.tl.get();
     st.lanes = nq;
     st.d = d_;
+    st.dv = dv_;
     st.s = ws.s.get();
     st.scratch = ws.scratch.get();
     kernels::ScoreLanes lm = lanes_mod_;
@@ -1031,7 +1094,7 @@ class Executor {
             0, q0 + shift, valid == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << valid) - 1};
         if (!direct) {
           copy_lanes(sl.qt + off, lanes, qt, nq, d_);
-          copy_lanes(sl.ot + off, lanes, st.ot, nq, d_);
+          copy_lanes(sl.ot + off, lanes, st.ot, nq, dv_);
           copy_lanes(sl.m + off, 0, st.m, 0, 1);
           copy_lanes(sl.l + off, 0, st.l, 0, 1);
         }
@@ -1052,6 +1115,13 @@ class Executor {
           st.keys = ch.keys;
           if (modify_)
             for (int j = 0; j < ch.keys; ++j) ws.mkpos.get()[j] = static_cast<float>(ch.b0 + j);
+          if (bias_) {
+            const std::int64_t h = g.heads[hi];
+            for (std::int64_t q = 0; q < nq; ++q)
+              for (int j = 0; j < ch.keys; ++j)
+                ws.mbias.get()[j * nq + q] = q < valid ? mod_.bias.at(h, q0 + q, ch.b0 + j) : 0.0f;
+            lm.bias = ws.mbias.get();
+          }
           if (ch.full) {
             st.keep = mask_full_ ? ws.all_ones.get() : nullptr;
           } else {
@@ -1061,7 +1131,7 @@ class Executor {
           kernels::flash_step(st);
         });
         if (!direct) {
-          copy_lanes(st.ot, nq, sl.ot + off, lanes, d_);
+          copy_lanes(st.ot, nq, sl.ot + off, lanes, dv_);
           copy_lanes(st.m, 0, sl.m + off, 0, 1);
           copy_lanes(st.l, 0, sl.l + off, 0, 1);
         }
@@ -1074,10 +1144,11 @@ class Executor {
                      const flash::HeadPlan& plan, std::int64_t q0, std::int64_t lanes) const {
     const std::int64_t shift = shape_.nk - shape_.nq;
     const std::int64_t head_vecs = bq_ / 16;
-    const std::int64_t base = ((b * shape_.kv_heads + g.kv_head) * d_) * t_stride_ + kTransposePad;
+    const std::int64_t base = ((b * shape_.kv_heads + g.kv_head) * dm_) * t_stride_ + kTransposePad;
     kernels::DiagonalStep ds;
     ds.lanes = lanes;
     ds.d = d_;
+    ds.dv = dv_;
     ds.kt = kt_ + base;
     ds.vt = vt_ + base;
     ds.t_stride = t_stride_;
@@ -1114,7 +1185,12 @@ class Executor {
           const std::int64_t hi = std::min<std::int64_t>(rows, shape_.nk - key0);
           ws.dkey0.get()[y] = key0;
           ws.dkeep.get()[y] = static_cast<std::uint16_t>(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+          if (bias_)
+            for (std::int64_t i = 0; i < 16; ++i)
+              ws.dbias.get()[y * 16 + i] =
+                  i >= lo && i < hi ? mod_.bias.at(g.heads[w / head_vecs], qv + i, key0 + i) : 0.0f;
         }
+        if (bias_) lm.bias = ws.dbias.get();
         ds.slots = slots;
         kernels::diagonal_step(ds);
       }
@@ -1123,12 +1199,12 @@ class Executor {
 
   // First float of panel 0 of (batch b, K/V head, alignment slot, K = 0 or V = 1).
   float* panel_base(std::int64_t b, std::int64_t kvh, std::int64_t slot, int kv) const {
-    const std::int64_t per = flash::panel_count(shape_.nk) * d_ * 16;
+    const std::int64_t per = flash::panel_count(shape_.nk) * dm_ * 16;
     const std::int64_t aligns = static_cast<std::int64_t>(panel_aligns_.size());
     return panels_ + (((b * shape_.kv_heads + kvh) * aligns + slot) * 2 + kv) * per;
   }
 
-  // K and V of every (batch, K/V head) as 16-key panels [panel][d][16] for each alignment r:
+  // K and V of every (batch, K/V head) as 16-key panels [panel][d or d_v][16] for each alignment r:
   // panel i holds keys 16 i + r - 16 + lane, zero outside the sequence.
   void make_panels() const {
     const std::int64_t aligns = static_cast<std::int64_t>(panel_aligns_.size());
@@ -1143,19 +1219,20 @@ class Executor {
                         float* dst = panel_base(b, h, slot, kv);
                         const int r = panel_aligns_[slot];
                         for (std::int64_t i = 0; i < count; ++i)
-                          pack16(t, b, h, 16 * i + r - 16, 16, 1.0f, dst + i * d_ * 16, 16);
+                          pack16(t, b, h, 16 * i + r - 16, 16, 1.0f, dst + i * t.shape[3] * 16, 16);
                       });
   }
 
-  // K and V of every (batch, K/V head) transposed into [d][pad + nk + pad], padding zero.
+  // K and V of every (batch, K/V head) transposed into [d or d_v][pad + nk + pad] (one head every
+  // dm rows), padding zero.
   void transpose_kv(float* out) const {
     const std::int64_t heads = shape_.batch * shape_.kv_heads;
-    const std::int64_t per = d_ * t_stride_;
+    const std::int64_t per = dm_ * t_stride_;
     tbb::parallel_for(std::int64_t{0}, 2 * heads, [&](std::int64_t e) {
       const ConstTensorView& t = e < heads ? k_ : v_;
       const std::int64_t bh = e % heads;
       float* dst = out + e * per;
-      for (int p = 0; p < d_; ++p) {
+      for (int p = 0; p < t.shape[3]; ++p) {
         std::fill(dst + p * t_stride_, dst + p * t_stride_ + kTransposePad, 0.0f);
         std::fill(dst + p * t_stride_ + kTransposePad + shape_.nk, dst + (p + 1) * t_stride_, 0.0f);
       }
@@ -1181,10 +1258,10 @@ class Executor {
   void transpose_rows(const ConstTensorView& t, const float* const src[16], float scale, float* out,
                       std::int64_t out_stride) const {
     if (t.stride[3] == 1) {
-      kernels::transpose16(src, d_, scale, out, out_stride);
+      kernels::transpose16(src, static_cast<int>(t.shape[3]), scale, out, out_stride);
       return;
     }
-    for (int p = 0; p < d_; ++p)
+    for (int p = 0; p < t.shape[3]; ++p)
       for (int i = 0; i < 16; ++i)
         out[p * out_stride + i] = src[i] != nullptr ? src[i][p * t.stride[3]] * scale : 0.0f;
   }
@@ -1192,20 +1269,20 @@ class Executor {
   void copy_row(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j,
                 float* dst) const {
     const float* src = t.row(b, h, j);
-    for (int p = 0; p < d_; ++p) dst[p] = src[p * t.stride[3]];
+    for (int p = 0; p < t.shape[3]; ++p) dst[p] = src[p * t.stride[3]];
   }
 
   // Pointer to key rows k0, k0 + step, ..., keys of them, of (b, h) with contiguous elements
   // (step > 1: one residue class's keys): in place when the view's rows are contiguous (row
-  // stride `step` rows), else copied into `pack` ([keys][d]).
+  // stride `step` rows), else copied into `pack` ([keys][t's head dim]).
   const float* tile_rows(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t k0,
                          int keys, float* pack, std::int64_t& stride, std::int64_t step = 1) const {
     if (t.rows_contiguous()) {
       stride = step * t.stride[2];
       return t.row(b, h, k0);
     }
-    for (int j = 0; j < keys; ++j) copy_row(t, b, h, k0 + j * step, pack + j * d_);
-    stride = d_;
+    for (int j = 0; j < keys; ++j) copy_row(t, b, h, k0 + j * step, pack + j * t.shape[3]);
+    stride = t.shape[3];
     return pack;
   }
 
@@ -1237,11 +1314,11 @@ class Executor {
         float* dst = o_.row(b, g.heads[hi], q0 + i);
         float& lse = lse_.at(b, g.heads[hi], q0 + i, 0);
         if (m[lane] == kNegInf) {
-          for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = 0.0f;
+          for (int x = 0; x < dv_; ++x) dst[x * o_.stride[3]] = 0.0f;
           lse = kNegInf;
           continue;
         }
-        for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = ot[x * lanes + lane];
+        for (int x = 0; x < dv_; ++x) dst[x * o_.stride[3]] = ot[x * lanes + lane];
         lse = m[lane] + std::log(l[lane]);
       }
   }
@@ -1261,25 +1338,25 @@ class Executor {
         const std::int64_t lane = static_cast<std::int64_t>(hi) * bq_ + i;
         float mmax = kNegInf;
         for (int p = 0; p < sr.parts; ++p)
-          mmax = std::max(mmax, first[p * slot_ + d_ * lanes + lane]);
+          mmax = std::max(mmax, first[p * slot_ + dv_ * lanes + lane]);
         float* dst = o_.row(b, g.heads[hi], q0 + i);
         float& lse = lse_.at(b, g.heads[hi], q0 + i, 0);
         if (mmax == kNegInf) {
-          for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = 0.0f;
+          for (int x = 0; x < dv_; ++x) dst[x * o_.stride[3]] = 0.0f;
           lse = kNegInf;
           continue;
         }
         float lsum = 0.0f;
-        for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] = 0.0f;
+        for (int x = 0; x < dv_; ++x) dst[x * o_.stride[3]] = 0.0f;
         for (int p = 0; p < sr.parts; ++p) {
           const float* part = first + p * slot_;
-          const float mp = part[d_ * lanes + lane];
+          const float mp = part[dv_ * lanes + lane];
           if (mp == kNegInf) continue;
           const float w = std::exp(mp - mmax);
-          lsum += w * part[d_ * lanes + lanes + lane];
-          for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] += w * part[x * lanes + lane];
+          lsum += w * part[dv_ * lanes + lanes + lane];
+          for (int x = 0; x < dv_; ++x) dst[x * o_.stride[3]] += w * part[x * lanes + lane];
         }
-        for (int x = 0; x < d_; ++x) dst[x * o_.stride[3]] /= lsum;
+        for (int x = 0; x < dv_; ++x) dst[x * o_.stride[3]] /= lsum;
         lse = mmax + std::log(lsum);
       }
   }
@@ -1288,11 +1365,14 @@ class Executor {
   const Layout& layout_;
   TensorView o_, lse_;
   AttentionShape shape_;
-  int d_ = 0;
+  int d_ = 0;   // head dim of q and k
+  int dv_ = 0;  // head dim of v and o
+  int dm_ = 0;  // max(d_, dv_): per-row and per-head buffer strides
   float scale_ = 1.0f;
   bool mask_full_ = false;
   ScoreMod mod_;
-  bool modify_ = false;            // ALiBi or soft-capping on
+  bool modify_ = false;            // ALiBi, soft-capping or a bias on
+  bool bias_ = false;              // a bias on
   kernels::ScoreLanes lanes_mod_;  // their constants (per-lane arrays set per step)
   std::int64_t bq_ = 0, bk_ = 0, q_blocks_ = 0, row_blocks_ = 0, lanes_ = 0;
   std::vector<HeadGroup> groups_;
@@ -1319,7 +1399,7 @@ AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
                          const ConstTensorView& v, const Layout& layout, const TensorView& o,
                          const TensorView& lse, const AttentionOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
-  check_output(o, {s.batch, s.q_heads, s.nq, s.dim}, "o");
+  check_output(o, {s.batch, s.q_heads, s.nq, s.dim_v}, "o");
   check_output(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
   if (options.threads < 0)
     throw UsageError(
@@ -1329,7 +1409,7 @@ AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
                                  options.split_tiles));
   if (options.scale && !std::isfinite(*options.scale))
     throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
-  check_score_mod(options.mod, s.q_heads);
+  check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
   Executor ex(q, k, v, layout, o, lse, options, s);
   return ex.run(options.threads);
 }
@@ -1339,7 +1419,7 @@ AttentionResult attention(const ConstTensorView& q, const ConstTensorView& k,
                           const AttentionOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
   AttentionResult res;
-  res.o = Tensor(s.batch, s.q_heads, s.nq, s.dim);
+  res.o = Tensor(s.batch, s.q_heads, s.nq, s.dim_v);
   res.lse = Tensor(s.batch, s.q_heads, s.nq, 1);
   res.stats = attention(q, k, v, layout, res.o.view(), res.lse.view(), options);
   return res;

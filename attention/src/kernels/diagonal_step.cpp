@@ -34,6 +34,7 @@ SPATTN_INLINE void qk_block(const DiagonalStep& t, int y0, VF& tmax) {
       } else {
         acc[y] = modify_scores(md, acc[y], acc[y], acc[y]);
       }
+      if (md.bias != nullptr) acc[y] = add(acc[y], load(md.bias + (y0 + y) * kLanes));
     }
     const VF s = keep_or_neginf(t.keep[y0 + y], acc[y]);
     store(t.s + (y0 + y) * kLanes, s);
@@ -103,7 +104,7 @@ void pv_dims(const DiagonalStep& t, int x0, const VF& alpha) {
 
 template <int D>
 void pv(const DiagonalStep& t, const VF& alpha) {
-  const int d = D > 0 ? D : t.d;
+  const int d = D > 0 ? D : (t.dv > 0 ? t.dv : t.d);  // D > 0 only when dv = d
   int x0 = 0;
   for (; x0 + kPvDims <= d; x0 += kPvDims) pv_dims<kPvDims>(t, x0, alpha);
   for (; x0 < d; ++x0) pv_dims<1>(t, x0, alpha);
@@ -129,6 +130,10 @@ void step(const DiagonalStep& t) {
 
 template <bool MOD>
 void step_d(const DiagonalStep& t) {
+  if (t.dv > 0 && t.dv != t.d) {
+    step<0, MOD>(t);
+    return;
+  }
   switch (t.d) {
     case 64:
       step<64, MOD>(t);

@@ -22,7 +22,8 @@ struct DiagonalStep {
   const float* qt = nullptr;  // Q^T of the item, [d][lanes], already scaled; this vector's
                               // lanes start at qt (stride `lanes` between dims)
   std::int64_t lanes = 0;
-  int d = 0;
+  int d = 0;                  // head dim of q and k
+  int dv = 0;                 // head dim of v and O^T (0: d)
   const float* kt = nullptr;  // K^T: key j of dim p at kt[p * t_stride + j] (j may be -16..-1
   const float* vt = nullptr;  // or nk..nk+15: padding, finite, always masked)
   std::int64_t t_stride = 0;

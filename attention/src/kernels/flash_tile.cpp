@@ -51,6 +51,7 @@ SPATTN_INLINE void qk_block(const TileStep& t, int j0, std::int64_t w0, VF* tmax
         } else {
           s = modify_scores(md, s, s, s);
         }
+        if (md.bias != nullptr) s = add(s, load(md.bias + (j0 + y) * L + (w0 + n) * kLanes));
       }
       if constexpr (MASKED) s = keep_or_neginf(t.keep[(j0 + y) * vecs + w0 + n], s);
       store(t.s + (j0 + y) * L + (w0 + n) * kLanes, s);
@@ -143,7 +144,7 @@ SPATTN_INLINE void pv_block(const TileStep& t, int x0, std::int64_t w0, const fl
 
 template <int D, int NV>
 void pv_chunk(const TileStep& t, std::int64_t w0, const float* alpha) {
-  const int d = D > 0 ? D : t.d;
+  const int d = D > 0 ? D : (t.dv > 0 ? t.dv : t.d);  // D > 0 only when dv = d
   int x0 = 0;
   for (; x0 + kDimsPerBlock <= d; x0 += kDimsPerBlock)
     pv_block<kDimsPerBlock, NV>(t, x0, w0, alpha);
@@ -232,6 +233,10 @@ void step_masked_or_not(const TileStep& t) {
 }  // namespace
 
 void flash_step(const TileStep& t) {
+  if (t.dv > 0 && t.dv != t.d) {
+    step_masked_or_not<0>(t);
+    return;
+  }
 #if defined(__AVX512F__)
   switch (t.d) {
     case 64:

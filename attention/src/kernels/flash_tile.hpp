@@ -19,15 +19,16 @@ namespace spattn::kernels {
 struct TileStep {
   const float* qt = nullptr;  // Q^T [d][lanes], already multiplied by the softmax scale
   std::int64_t lanes = 0;     // query lanes, a multiple of 16
-  int d = 0;                  // head dim
+  int d = 0;                  // head dim of q and k
+  int dv = 0;                 // head dim of v and O^T (0: d)
   const float* k = nullptr;   // key j of the tile: d contiguous floats at k + j * k_stride
   std::int64_t k_stride = 0;
-  const float* v = nullptr;  // value j: d contiguous floats at v + j * v_stride
+  const float* v = nullptr;  // value j: dv contiguous floats at v + j * v_stride
   std::int64_t v_stride = 0;
   int keys = 0;                         // keys in the tile (1..128)
   const std::uint16_t* keep = nullptr;  // [keys][lanes / 16] allowed-lane bits; null: Full tile
   float* s = nullptr;                   // scratch [keys][lanes]: S^T, then P^T
-  float* ot = nullptr;                  // O^T accumulators [d][lanes] (unnormalized)
+  float* ot = nullptr;                  // O^T accumulators [dv][lanes] (unnormalized)
   float* m = nullptr;                   // running max per lane [lanes] (-inf: nothing yet)
   float* l = nullptr;                   // running sum per lane [lanes]
   float* scratch = nullptr;             // [2 * lanes]
@@ -36,7 +37,8 @@ struct TileStep {
 };
 
 // Folds one key tile into (O^T, m, l): online softmax with the tile's max, masked lanes
-// contributing exactly zero. Dispatches on d (compile-time loops for 64 and 128 in AVX-512 builds).
+// contributing exactly zero. Dispatches on d (compile-time loops for 64 and 128 in AVX-512
+// builds when dv = d; any other dv, and portable builds, run the generic instance).
 void flash_step(const TileStep& t);
 
 // O^T[x][i] /= l[i] in place, for all d rows and lanes (vectorized: a row item's d x lanes

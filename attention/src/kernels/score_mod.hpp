@@ -1,7 +1,7 @@
 #pragma once
 // The score modifications inside the kernels (spattn/attention/score_mod.hpp gives the rules):
-// soft-capping z = C tanh(s / C), then ALiBi z -= m_h |p - j|, on 16 scaled scores at once,
-// before the mask. Kernels take a null ScoreLanes when nothing is modified and then run their
+// soft-capping z = C tanh(s / C), then ALiBi z -= m_h |p - j|, then an additive bias, on 16
+// scaled scores at once, before the mask. Kernels take a null ScoreLanes when nothing is modified and then run their
 // unmodified code (a separate template instance), so plain attention pays nothing.
 #include <cstdint>
 
@@ -19,6 +19,9 @@ struct ScoreLanes {
   const float* qpos = nullptr;
   const float* slope = nullptr;
   const float* kpos = nullptr;
+  // Additive bias of the step's scores, laid out as its scores (tile and class steps: [keys]
+  // [lanes]; diagonal step: [slots][16]; track step: [query vector][key vector][16]); null: none.
+  const float* bias = nullptr;
 };
 
 // 16 scaled scores s with their distances |p - j| and slopes: soft-capped, then biased.

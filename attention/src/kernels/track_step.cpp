@@ -31,6 +31,8 @@ SPATTN_INLINE void qk_block(const TrackStep& t, int b0) {
         const float dist = t.qpos0[a] - t.kpos0[b0 + b];
         acc[a][b] =
             modify_scores(*t.mod, acc[a][b], bcast(dist < 0 ? -dist : dist), bcast(t.slope));
+        if (t.mod->bias != nullptr)
+          acc[a][b] = add(acc[a][b], load(t.mod->bias + (a * kB + b0 + b) * kLanes));
       }
   for (int a = 0; a < A; ++a)
     for (int b = 0; b < Bn; ++b)
@@ -77,7 +79,7 @@ SPATTN_INLINE void pv_block(const TrackStep& t, int x0, const VF* alpha) {
 
 template <int D, int A>
 void pv(const TrackStep& t, const VF* alpha) {
-  const int d = D > 0 ? D : t.d;
+  const int d = D > 0 ? D : (t.dv > 0 ? t.dv : t.d);  // D > 0 only when dv = d
   int x0 = 0;
   for (; x0 + 4 <= d; x0 += 4) pv_block<A, 4>(t, x0, alpha);
   if constexpr (D == 0)  // 64 and 128 are multiples of 4
@@ -128,6 +130,10 @@ void step_d(const TrackStep& t) {
 
 template <bool MOD>
 void step_dim(const TrackStep& t) {
+  if (t.dv > 0 && t.dv != t.d) {
+    step_d<0, MOD>(t);
+    return;
+  }
   switch (t.d) {
     case 64:
       step_d<64, MOD>(t);

@@ -17,11 +17,12 @@ inline constexpr int kTrackMaxQueries = 4;
 inline constexpr int kTrackMaxKeys = 16;
 
 struct TrackStep {
-  int d = 0;
+  int d = 0;                               // head dim of q and k
+  int dv = 0;                              // head dim of v and O^T (0: d)
   int queries = 0;                         // query vectors, 1..4
   int keys = 0;                            // key vectors, 1..8
   const float* qt[kTrackMaxQueries] = {};  // Q^T of query vector a: [d][16], scaled
-  float* ot[kTrackMaxQueries] = {};        // O^T of query vector a: [d][16], unnormalized
+  float* ot[kTrackMaxQueries] = {};        // O^T of query vector a: [dv][16], unnormalized
   float* m[kTrackMaxQueries] = {};         // running max, 16 lanes
   float* l[kTrackMaxQueries] = {};         // running sum, 16 lanes
   const float* k[kTrackMaxKeys] = {};      // K_b: dim p of its 16 keys at k[b] + p * kv_stride

@@ -17,7 +17,7 @@ using detail::saturating_mul;
 std::int64_t reference_memory_bytes(const AttentionShape& s) {
   const std::int64_t scores = saturating_mul(s.nq, s.nk);
   const std::int64_t outputs =
-      saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, s.dim + 1));
+      saturating_mul(saturating_mul(s.batch, s.q_heads), saturating_mul(s.nq, s.value_dim() + 1));
   return saturating_mul(saturating_add(scores, outputs), sizeof(double));
 }
 
@@ -28,14 +28,14 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
   if (!allowed) throw UsageError("reference_attention: the mask predicate is empty");
   check_memory_budget("the reference executor", reference_memory_bytes(s), options.max_bytes,
                       "ReferenceOptions::max_bytes or --memory-budget");
-  check_score_mod(options.mod, s.q_heads);
+  check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
   const ScoreMod& mod = options.mod;
   const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(s.dim)));
   const double inf = std::numeric_limits<double>::infinity();
 
   ReferenceResult r;
-  r.shape = {s.batch, s.q_heads, s.nq, s.dim};
-  r.o.assign(static_cast<std::size_t>(s.batch * s.q_heads * s.nq * s.dim), 0.0);
+  r.shape = {s.batch, s.q_heads, s.nq, s.dim_v};
+  r.o.assign(static_cast<std::size_t>(s.batch * s.q_heads * s.nq * s.dim_v), 0.0);
   r.lse.assign(static_cast<std::size_t>(s.batch * s.q_heads * s.nq), -inf);
   std::vector<double> scores(static_cast<std::size_t>(s.nq * s.nk));
 
@@ -51,7 +51,7 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
               dot += static_cast<double>(q.at(b, h, i, x)) * static_cast<double>(k.at(b, kh, j, x));
             dot *= scale;
             if (mod.changes_scores())
-              dot = modified_score(mod, dot, static_cast<int>(h), i + s.nk - s.nq, j);
+              dot = modified_score(mod, dot, static_cast<int>(h), i + s.nk - s.nq, j, i);
           } else {
             dot = -inf;
           }
@@ -71,11 +71,11 @@ ReferenceResult reference_attention(const ConstTensorView& q, const ConstTensorV
         m = std::max(m, sink);
         double l = sink == -inf ? 0.0 : std::exp(sink - m);
         for (std::int64_t j = 0; j < s.nk; ++j) l += std::exp(row[j] - m);
-        double* o = &r.o[static_cast<std::size_t>(((b * s.q_heads + h) * s.nq + i) * s.dim)];
+        double* o = &r.o[static_cast<std::size_t>(((b * s.q_heads + h) * s.nq + i) * s.dim_v)];
         for (std::int64_t j = 0; j < s.nk; ++j) {
           if (row[j] == -inf) continue;
           const double p = std::exp(row[j] - m) / l;
-          for (std::int64_t x = 0; x < s.dim; ++x)
+          for (std::int64_t x = 0; x < s.dim_v; ++x)
             o[x] += p * static_cast<double>(v.at(b, kh, j, x));
         }
         r.lse[static_cast<std::size_t>((b * s.q_heads + h) * s.nq + i)] = m + std::log(l);

@@ -43,6 +43,7 @@ ReferenceGradients reference_attention_backward(
     const ConstTensorViewD& q, const ConstTensorViewD& k, const ConstTensorViewD& v,
     const ConstTensorViewD& d_o, const MaskPredicate& allowed, const ReferenceOptions& options) {
   const AttentionShape s = check_qkv(shape_only(q), shape_only(k), shape_only(v));
+  require_same_value_dim(s, "the reference backward");
   const bool with_grad = d_o.data != nullptr;
   if (with_grad && d_o.shape != q.shape)
     throw UsageError(
@@ -92,7 +93,7 @@ ReferenceGradients reference_attention_backward(
               Z[ij] = 1 - t * t;
             }
             if (mod.changes_scores())
-              dot = modified_score(mod, dot, static_cast<int>(h), i + Nk - N, j);
+              dot = modified_score(mod, dot, static_cast<int>(h), i + Nk - N, j, i);
           }
           S[ij] = dot;
           m = std::max(m, dot);
@@ -149,6 +150,7 @@ ReferenceGradients reference_attention_backward(const ConstTensorViewD& q,
                                                 const ConstTensorViewD& d_o, const Layout& layout,
                                                 const ReferenceOptions& options) {
   const AttentionShape s = check_qkv(shape_only(q), shape_only(k), shape_only(v));
+  require_same_value_dim(s, "the reference backward");
   if (layout.geometry.nq != s.nq || layout.geometry.nk != s.nk)
     throw UsageError(
         fmt::format("the layout is for nq = {}, nk = {} but q has {} tokens and k/v have {}",
@@ -170,6 +172,7 @@ ReferenceGradients reference_attention_backward(const ConstTensorView& q, const 
                                                 const ConstTensorView& d_o, const Layout& layout,
                                                 const ReferenceOptions& options) {
   const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  require_same_value_dim(s, "the reference backward");
   check_memory_budget("the reference backward", reference_backward_memory_bytes(s),
                       options.max_bytes, "ReferenceOptions::max_bytes or --memory-budget");
   auto widen = [](const ConstTensorView& t, std::vector<double>& store) {

@@ -47,7 +47,38 @@ std::vector<float> alibi_slopes(std::int64_t heads) {
   return {m.begin(), m.end()};
 }
 
-void check_score_mod(const ScoreMod& mod, std::int64_t q_heads) {
+ScoreBias make_score_bias(std::vector<float> values, std::int64_t heads, std::int64_t rows,
+                          std::int64_t cols, std::int64_t block_q, std::int64_t block_k) {
+  if (heads < 1 || rows < 1 || cols < 1 || block_q < 1 || block_k < 1 ||
+      static_cast<std::int64_t>(values.size()) != heads * rows * cols)
+    throw UsageError(fmt::format(
+        "a bias of {} values cannot have shape [{}, {}, {}] with tiles of {} x {} tokens",
+        values.size(), heads, rows, cols, block_q, block_k));
+  for (std::size_t e = 0; e < values.size(); ++e)
+    if (!std::isfinite(values[e]))
+      throw UsageError(fmt::format("the bias value at flat index {} is {}: it must be finite", e,
+                                   values[e]));
+  ScoreBias b;
+  b.values = std::make_shared<const std::vector<float>>(std::move(values));
+  b.heads = heads, b.rows = rows, b.cols = cols, b.block_q = block_q, b.block_k = block_k;
+  return b;
+}
+
+void check_score_mod(const ScoreMod& mod, std::int64_t q_heads, std::int64_t nq,
+                     std::int64_t nk) {
+  const ScoreBias& b = mod.bias;
+  if (b.on() && b.heads != 1 && b.heads != q_heads)
+    throw UsageError(fmt::format(
+        "the bias has shape [{}, {}, {}] but there are {} query heads: its first axis must be {} "
+        "or 1",
+        b.heads, b.rows, b.cols, q_heads, q_heads));
+  if (b.on() && nq > 0 && nk > 0 &&
+      (b.rows != (nq + b.block_q - 1) / b.block_q || b.cols != (nk + b.block_k - 1) / b.block_k))
+    throw UsageError(fmt::format(
+        "the bias has shape [{}, {}, {}] (tiles of {} x {} tokens) but the call has nq = {}, nk = "
+        "{}: allowed [{} or 1, {}, {}] (per element) or [{} or 1, ceil(nq / block_q), ceil(nk / "
+        "block_k)] (per tile)",
+        b.heads, b.rows, b.cols, b.block_q, b.block_k, nq, nk, q_heads, nq, nk, q_heads));
   check_per_head(mod.alibi_slopes, q_heads, "the ALiBi slope list");
   check_per_head(mod.sinks, q_heads, "the sink logit list");
   if (mod.softcap && !(std::isfinite(*mod.softcap) && *mod.softcap > 0))
@@ -56,7 +87,7 @@ void check_score_mod(const ScoreMod& mod, std::int64_t q_heads) {
 }
 
 double modified_score(const ScoreMod& mod, double s, int head, std::int64_t qpos,
-                      std::int64_t key) {
+                      std::int64_t key, std::int64_t query) {
   if (mod.softcap) {
     const double c = *mod.softcap;
     s = c * std::tanh(s / c);
@@ -64,6 +95,7 @@ double modified_score(const ScoreMod& mod, double s, int head, std::int64_t qpos
   if (!mod.alibi_slopes.empty())
     s -= static_cast<double>(mod.alibi_slopes[static_cast<std::size_t>(head)]) *
          static_cast<double>(qpos > key ? qpos - key : key - qpos);
+  if (mod.bias.on()) s += static_cast<double>(mod.bias.at(head, query, key));
   return s;
 }
 

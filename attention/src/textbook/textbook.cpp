@@ -101,20 +101,27 @@ void softmax_rows(RowMatrix& s, Eigen::VectorXf& sums, const TensorView& lse, st
   }
 }
 
-// Soft-capping then ALiBi on every score of head h (score_mod.hpp), before the mask.
+// Soft-capping, then ALiBi, then the bias on every score of head h (score_mod.hpp), before the
+// mask.
 void modify_scores(const ScoreMod& mod, RowMatrix& s, std::int64_t h, std::int64_t shift) {
   if (mod.softcap) {
     const float c = *mod.softcap;
     s = (s.array() / c).tanh() * c;
   }
-  if (mod.alibi_slopes.empty()) return;
-  const float slope = mod.alibi_slopes[static_cast<std::size_t>(h)];
-  for (std::int64_t i = 0; i < s.rows(); ++i) {
-    const std::int64_t p = i + shift;
-    float* row = s.data() + i * s.cols();
-    for (std::int64_t j = 0; j < s.cols(); ++j)
-      row[j] -= slope * static_cast<float>(p > j ? p - j : j - p);
+  if (!mod.alibi_slopes.empty()) {
+    const float slope = mod.alibi_slopes[static_cast<std::size_t>(h)];
+    for (std::int64_t i = 0; i < s.rows(); ++i) {
+      const std::int64_t p = i + shift;
+      float* row = s.data() + i * s.cols();
+      for (std::int64_t j = 0; j < s.cols(); ++j)
+        row[j] -= slope * static_cast<float>(p > j ? p - j : j - p);
+    }
   }
+  if (mod.bias.on())
+    for (std::int64_t i = 0; i < s.rows(); ++i) {
+      float* row = s.data() + i * s.cols();
+      for (std::int64_t j = 0; j < s.cols(); ++j) row[j] += mod.bias.at(h, i, j);
+    }
 }
 
 }  // namespace
@@ -137,18 +144,19 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
   const std::int64_t tasks = s.batch * s.q_heads;
   const int threads = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
   const std::int64_t slots = std::min<std::int64_t>(threads, tasks);
-  const std::int64_t workspace = textbook_workspace_bytes(s.nq, s.nk, s.dim, slots);
+  const std::int64_t workspace =
+      textbook_workspace_bytes(s.nq, s.nk, std::max(s.dim, s.dim_v), slots);
   const std::int64_t outputs =
-      saturating_mul(saturating_mul(tasks, saturating_mul(s.nq, s.dim + 1)), sizeof(float));
+      saturating_mul(saturating_mul(tasks, saturating_mul(s.nq, s.dim_v + 1)), sizeof(float));
   check_memory_budget("the textbook attention baseline", saturating_add(workspace, outputs),
                       options.max_bytes, "TextbookOptions::max_bytes or --memory-budget");
   const float scale = options.scale.value_or(1.0f / std::sqrt(static_cast<float>(s.dim)));
   if (options.scale && !std::isfinite(*options.scale))
     throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
-  check_score_mod(options.mod, s.q_heads);
+  check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
 
   AttentionResult result;
-  result.o = Tensor(s.batch, s.q_heads, s.nq, s.dim);
+  result.o = Tensor(s.batch, s.q_heads, s.nq, s.dim_v);
   result.lse = Tensor(s.batch, s.q_heads, s.nq, 1);
   result.stats.workspace_bytes = workspace;
   result.stats.tasks = tasks;
@@ -172,12 +180,12 @@ AttentionResult textbook_attention(const ConstTensorView& q, const ConstTensorVi
     const float sink = options.mod.sinks.empty() ? -std::numeric_limits<float>::infinity()
                                                  : options.mod.sinks[static_cast<std::size_t>(h)];
     softmax_rows(w.s, sums, lse, b, h, sink);
-    w.o.resize(s.nq, s.dim);
+    w.o.resize(s.nq, s.dim_v);
     w.o.noalias() = w.s * w.v;
     for (std::int64_t i = 0; i < s.nq; ++i) {
       const float inv = sums[i] > 0 ? 1.0f / sums[i] : 0.0f;
       float* dst = o.row(b, h, i);
-      for (std::int64_t x = 0; x < s.dim; ++x) dst[x] = w.o(i, x) * inv;
+      for (std::int64_t x = 0; x < s.dim_v; ++x) dst[x] = w.o(i, x) * inv;
     }
   };
 

@@ -150,10 +150,11 @@ def _per_head(values, name):
 
 
 def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, alibi=False,
-              softcap=None, sinks=None):
-    """Block-sparse flash attention. q [B, Hq, nq, d], k and v [B, Hkv, nk, d] float32 (any
-    strides, not copied; Hq a multiple of Hkv), a Layout for (nq, nk, Hq or 1 heads) or a spec
-    string. Returns (o [B, Hq, nq, d], lse [B, Hq, nq]) float32; a fully masked row has o = 0 and
+              softcap=None, sinks=None, bias=None):
+    """Block-sparse flash attention. q and k [B, Hq or Hkv, n, d], v [B, Hkv, nk, d_v] float32
+    (any strides, not copied; Hq a multiple of Hkv; d_v may differ from d, as in DeepSeek MLA's
+    192/128), a Layout for (nq, nk, Hq or 1 heads) or a spec string. Returns
+    (o [B, Hq, nq, d_v], lse [B, Hq, nq]) float32; a fully masked row has o = 0 and
     lse = -inf. scale defaults to 1/sqrt(d); threads = 0 uses every core (the result does not
     depend on it). Other dtypes are refused unless convert=True. Runs without the GIL.
 
@@ -161,11 +162,13 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
     reference take the same arguments): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
     alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
     C tanh(s / C) first; sinks=[one logit per query head] adds exp(sink_h) to each row's softmax
-    denominator (a fully masked row then has o = 0 and lse = sink_h)."""
+    denominator (a fully masked row then has o = 0 and lse = sink_h); bias=array adds a bias
+    after soft-capping, with ALiBi: [Hq or 1, nq, nk] (one value per pair) or [Hq or 1, q_blocks,
+    k_blocks] (one per tile of the layout)."""
     q, k, v = (_float32(x, n, convert) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     lay = _as_layout(layout_or_spec, q, k)
     return _core.attention(q, k, v, lay._core, scale, int(threads),
-                           *_score_mod(q, alibi, softcap, sinks))
+                           *_score_mod(q, alibi, softcap, sinks), bias)
 
 
 def _score_mod(q, alibi, softcap, sinks):

@@ -36,7 +36,8 @@ struct AttentionCost {
   double dense_flops = 0;  // 4·d·B·Hq·nq·nk: the work of dense attention
   // Extra work of score modifications (add_score_mod_cost; 0 without them), floating-point
   // operations: per computed pair kSoftcapFlopsPerPair with soft-capping and
-  // kAlibiFlopsPerPair with ALiBi; per query row d + 6 with learned sinks.
+  // kAlibiFlopsPerPair with ALiBi, kBiasFlopsPerPair with a bias; per query row d_v + 6 with
+  // learned sinks.
   double score_mod_flops = 0;
 
   // Traffic (see the model above), bytes.
@@ -66,9 +67,11 @@ AttentionCost attention_cost(const Layout& layout, std::int64_t batch, std::int6
 
 // Operations the kernels spend per score on each modification (src/kernels/score_mod.hpp):
 // soft-capping 2 multiplies around a tanh of 2 clamps, 11 multiply-adds, 2 multiplies and a
-// division; ALiBi a subtraction, an absolute value and a multiply-add.
+// division; ALiBi a subtraction, an absolute value and a multiply-add; a bias one addition (its
+// value copied into the step's buffer beforehand).
 inline constexpr double kSoftcapFlopsPerPair = 18;
 inline constexpr double kAlibiFlopsPerPair = 3;
+inline constexpr double kBiasFlopsPerPair = 1;
 
 // Sets c.score_mod_flops for modifications `mod` on a call of shape s (c from attention_cost).
 void add_score_mod_cost(AttentionCost& c, const ScoreMod& mod, const AttentionShape& s);

@@ -57,6 +57,9 @@ struct Settings {
   std::string fidelity_baseline = "dense";
   InputSpec inputs;
   double predict_gflops = 100;  // assumed rate for predicting a point's time (skip/ETA)
+  // Softmax scale of every point (TOML `scale`, finite and > 0; none: 1 / sqrt(head_dim)); a
+  // point's SweepPoint::scale is this.
+  std::optional<double> scale;
 };
 
 // A point's memory limit (address space of its child, budget of its layout and executors):
@@ -121,17 +124,21 @@ struct SweepPoint {
   std::int64_t n = 0;   // queries nq
   std::int64_t nk = 0;  // keys; 0: equal to n (sweeps); queries sit at the last nq positions
   int head_dim = 64, heads = 8, kv_heads = 8, batch = 1, threads = 0, block = 64;
-  int block_k = 0;  // key tile size; 0: equal to block (the query tile size)
+  int block_k = 0;     // key tile size; 0: equal to block (the query tile size)
+  int head_dim_v = 0;  // head dim d_v of v and o; 0: head_dim (q and k have head_dim)
   std::string tile_mode = "auto";
   Executor executor = Executor::Flash;
   ExecutionPath path = ExecutionPath::Auto;  // the flash executor's AttentionOptions::path
   // Score modifications (AttentionOptions::mod, score_mod.hpp): ALiBi (the paper's slopes, or
   // one per query head from alibi_slopes_file), soft-capping C (0: none), learned sinks (one
-  // logit per query head from sinks_file); the softmax scale (none: 1 / sqrt(d)). The files and
-  // the scale come from `spattn run` only.
+  // logit per query head from sinks_file); the softmax scale (none: 1 / sqrt(d)). The files come
+  // from `spattn run` only; the scale from `spattn run --scale` or the experiment's `scale`.
   bool alibi = false;
   double softcap = 0;
   std::string alibi_slopes_file, sinks_file;
+  // An additive bias (`spattn run --bias`): a float32 .npy of [heads or 1, n, nk] (per element)
+  // or [heads or 1, q_blocks, k_blocks] (per tile of the point's geometry).
+  std::string bias_file;
   std::optional<double> scale;
   Settings settings;
   // Pattern plugins the point's process loads first: every plugin the expanding process had

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "spattn/attention/select/planted.hpp"
+#include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/experiments/experiment.hpp"
@@ -119,6 +120,13 @@ std::int64_t check_npy_inputs(const InputSpec& spec, const AttentionShape& s);
 // "random" | "synthetic" | "npy:DIR": how records and point keys name the inputs
 // (InputSpec::name).
 std::string input_name(const InputSpec& spec);
+
+// An additive bias for geometry g (g.heads query heads) from `values` of `shape`: [heads or 1,
+// nq, nk] is one value per pair, [heads or 1, q_blocks, k_blocks] one per block_q x block_k
+// tile. Throws UsageError naming `what`, the shape and both allowed shapes, or a non-finite
+// value and its index.
+ScoreBias score_bias_for(std::vector<float> values, const std::vector<std::int64_t>& shape,
+                         const Geometry& g, const std::string& what);
 
 // Bytes make_inputs holds at its peak beyond the q, k, v tensors it returns (the synthetic
 // generator's uniforms; for npy, one file's raw bytes next to its float copy).

@@ -52,8 +52,9 @@ struct MeasuredAxes {
   std::int64_t n = 0;   // queries nq
   std::int64_t nk = 0;  // keys (sweeps: = n); queries sit at the last nq positions
   int head_dim = 64;
-  int heads = 8;     // query heads Hq
-  int kv_heads = 8;  // K/V heads Hkv, resolved (never 0)
+  int head_dim_v = 64;  // d_v of v and o (absent in older records: head_dim)
+  int heads = 8;        // query heads Hq
+  int kv_heads = 8;     // K/V heads Hkv, resolved (never 0)
   int batch = 1;
   int threads = 0;  // as requested; 0: all cores
   int block_q = 64, block_k = 64;
@@ -67,6 +68,7 @@ struct MeasuredAxes {
   bool alibi = false;
   std::optional<double> softcap;
   bool sinks = false;
+  bool bias = false;  // an additive bias (--bias) on
   std::optional<double> scale;
 };
 
