@@ -140,7 +140,7 @@ def _per_head(values, name):
 
 
 def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, alibi=False,
-              softcap=None, sinks=None):
+              softcap=None, sinks=None, kv_dtype="f32"):
     """Block-sparse flash attention. q [B, Hq, nq, d], k and v [B, Hkv, nk, d] float32 (any
     strides, not copied; Hq a multiple of Hkv), a Layout for (nq, nk, Hq or 1 heads) or a spec
     string. Returns (o [B, Hq, nq, d], lse [B, Hq, nq]) float32; a fully masked row has o = 0 and
@@ -151,7 +151,11 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
     takes none): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
     alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
     C tanh(s / C) first; sinks=[one logit per query head] adds exp(sink_h) to each row's softmax
-    denominator (a fully masked row then has o = 0 and lse = sink_h)."""
+    denominator (a fully masked row then has o = 0 and lse = sink_h).
+
+    kv_dtype="bf16" or "int8" stores K and V narrow first (bfloat16 rounded to nearest even, or
+    int8 with one scale max|x| / 127 per token) and runs the executor on them; queries and
+    accumulation stay float32, so the result is that of attention on the rounded K and V."""
     q, k, v = (_float32(x, n, convert) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     lay = _as_layout(layout_or_spec, q, k)
     heads = q.shape[-3] if q.ndim >= 3 else 1
@@ -163,7 +167,7 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
         slopes = _per_head(alibi, "alibi")
     cap = None if softcap is None else float(softcap)
     return _core.attention(q, k, v, lay._core, scale, int(threads), slopes, cap,
-                           _per_head(sinks, "sinks"))
+                           _per_head(sinks, "sinks"), str(kv_dtype))
 
 
 def attention_backward(q, k, v, o, lse, d_o, layout_or_spec, scale=None, threads=0):
