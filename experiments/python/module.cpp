@@ -159,7 +159,8 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
     if (dtype == spattn::KVDtype::F32) {
       spattn::attention(qv, kv, vv, layout.layout, ov, lv, opt);
     } else {  // K and V rounded into the narrow type, then read by the executor as stored
-      const spattn::KVTensor kn = spattn::quantize_kv(kv, dtype), vn = spattn::quantize_kv(vv, dtype);
+      const spattn::KVTensor kn = spattn::quantize_kv(kv, dtype),
+                             vn = spattn::quantize_kv(vv, dtype);
       spattn::attention(qv, kn.view(), vn.view(), layout.layout, ov, lv, opt);
     }
     spattn::experiments::check_output_finite(ov, lv);
