@@ -754,6 +754,9 @@ AxisValue other_value(const AxisDef& a) {
     case AxisKind::Name:
       candidates.assign(a.names.begin(), a.names.end());
       break;
+    case AxisKind::Policy:
+      candidates = {std::string("full"), std::string("streaming(4, 1024)")};
+      break;
   }
   for (const AxisValue& v : candidates)
     if (!a.default_value || v != *a.default_value) return v;

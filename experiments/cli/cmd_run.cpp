@@ -46,6 +46,7 @@ struct RunOptions {
   bool distributed = false;  // --distributed: context-parallel over the ranks of mpirun
   bool zigzag = false;       // --zigzag: zig-zag shards (with --distributed)
   std::string path = "auto";
+  std::string kv_dtype = "f32";
   std::string inputs, save;
   std::string memory_budget;
   // Score modifications (score_mod.hpp) and the softmax scale.
@@ -144,6 +145,7 @@ experiments::SweepPoint run_point(const RunOptions& o, const Geometry& g, experi
   p.tile_mode = o.mask_full_tiles ? "partial" : "auto";
   p.executor = ex;
   p.path = parse_execution_path(o.path);
+  p.kv_dtype = parse_kv_dtype(o.kv_dtype, "--kv-dtype");
   p.alibi = o.alibi || !o.alibi_slopes.empty();
   p.alibi_slopes_file = o.alibi_slopes;
   p.softcap = o.softcap.value_or(0.0);
@@ -391,6 +393,11 @@ Command add_run_command(CLI::App& app) {
                   "execution path of the flash executor: " + execution_path_names() +
                       " (auto: the cheapest per tile and row; the others force one, for "
                       "measuring it; the output is exact on every path)")
+      ->capture_default_str();
+  sub->add_option("--kv-dtype", o->kv_dtype,
+                  "K/V storage: f32, bf16 (round to nearest even) or int8 (one scale per token); "
+                  "queries and accumulation stay float32, --check compares with the reference on "
+                  "the rounded K/V")
       ->capture_default_str();
   sub->add_flag("--alibi", o->alibi,
                 "ALiBi: add -m_h |p - j| to each scaled score, m_h the paper's slope of query "

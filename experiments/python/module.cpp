@@ -140,9 +140,11 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
                     std::vector<float> alibi_slopes, std::optional<float> softcap,
                     std::vector<float> sinks,
                     std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>>
-                        bias) {
+                        bias,
+                    const std::string& kv_dtype) {
   const auto qv = in_view(q, "q"), kv = in_view(k, "k"), vv = in_view(v, "v");
   spattn::check_attention_inputs(qv, kv, vv, layout.layout);
+  const spattn::KVDtype dtype = spattn::parse_kv_dtype(kv_dtype, "kv_dtype");
   if (scale && !(std::isfinite(*scale) && *scale > 0))
     throw UsageError(fmt::format("scale = {}: it must be a finite number > 0", *scale));
   const int rank = rank_of(q);
@@ -168,7 +170,13 @@ py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
       spattn::view_bhnd(lse.mutable_data(), qv.shape[0], qv.shape[1], qv.shape[2], std::int64_t{1});
   {
     py::gil_scoped_release unlock;
-    spattn::attention(qv, kv, vv, layout.layout, ov, lv, opt);
+    if (dtype == spattn::KVDtype::F32) {
+      spattn::attention(qv, kv, vv, layout.layout, ov, lv, opt);
+    } else {  // K and V rounded into the narrow type, then read by the executor as stored
+      const spattn::KVTensor kn = spattn::quantize_kv(kv, dtype),
+                             vn = spattn::quantize_kv(vv, dtype);
+      spattn::attention(qv, kn.view(), vn.view(), layout.layout, ov, lv, opt);
+    }
     spattn::experiments::check_output_finite(ov, lv);
   }
   return py::make_tuple(o, lse);

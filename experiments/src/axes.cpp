@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "spattn/attention/kv_tensor.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/experiments/executor.hpp"
 #include "spattn/experiments/experiment.hpp"
@@ -16,6 +17,7 @@ namespace {
 
 constexpr std::int64_t kMaxBatch = 65536;
 constexpr std::int64_t kMaxThreads = 1024;
+constexpr std::int64_t kMaxDecodeSteps = std::int64_t{1} << 24;
 
 std::int64_t as_int(const AxisValue& v) {
   return std::get<std::int64_t>(v);
@@ -154,6 +156,41 @@ std::vector<AxisDef> make_table() {
        .default_value = std::int64_t{0},
        .set = [](SweepPoint& p, const AxisValue& v) { p.softcap = static_cast<double>(as_int(v)); },
        .get = [](const SweepPoint& p) { return AxisValue{std::llround(p.softcap)}; }},
+      // The decode side (decode_sim.hpp): which phase, K/V storage, cache policy, steps.
+      {.name = "phase",
+       .key = "phase",
+       .field = "phase",
+       .kind = K::Name,
+       .names = {"prefill", "decode"},
+       .default_value = std::string("prefill"),
+       .set = [](SweepPoint& p, const AxisValue& v) { p.phase = std::get<std::string>(v); },
+       .get = [](const SweepPoint& p) { return AxisValue{p.phase}; }},
+      {.name = "kv_dtype",
+       .key = "kv",
+       .field = "kv_dtype",
+       .kind = K::Name,
+       .names = {"f32", "bf16", "int8"},
+       .default_value = std::string("f32"),
+       .set = [](SweepPoint& p,
+                 const AxisValue& v) { p.kv_dtype = parse_kv_dtype(std::get<std::string>(v)); },
+       .get =
+           [](const SweepPoint& p) { return AxisValue{std::string(kv_dtype_name(p.kv_dtype))}; }},
+      {.name = "cache",
+       .key = "cache",
+       .field = "cache",
+       .kind = K::Policy,
+       .default_value = std::string("full"),
+       .set = [](SweepPoint& p, const AxisValue& v) { p.cache = std::get<std::string>(v); },
+       .get = [](const SweepPoint& p) { return AxisValue{p.cache}; }},
+      {.name = "decode_steps",
+       .key = "steps",
+       .field = "decode_steps",
+       .lo = 1,
+       .hi = kMaxDecodeSteps,
+       .meaning = "decode steps per point",
+       .default_value = std::int64_t{16},
+       .set = [](SweepPoint& p, const AxisValue& v) { p.decode_steps = as_int(v); },
+       .get = [](const SweepPoint& p) { return AxisValue{p.decode_steps}; }},
   };
 }
 

@@ -19,6 +19,7 @@
 #include <system_error>
 #include <variant>
 
+#include "spattn/attention/kvcache/policy.hpp"
 #include "spattn/experiments/report_layouts.hpp"
 #include "spattn/patterns/edit_distance.hpp"
 #include "spattn/patterns/error.hpp"
@@ -522,6 +523,15 @@ std::vector<AxisValue> Reader::axis_values(const AxisDef& a, const toml::node& n
         if (e.is_boolean() && a.names == std::vector<std::string>{"false", "true"})
           return AxisValue{std::string(e.as_boolean()->get() ? "true" : "false")};
         return AxisValue{get_choice(e, p, a.names)};
+      });
+    case AxisKind::Policy:
+      return read_list(n, path, [&](const toml::node& e, const std::string& p) {
+        const std::string text = get_string(e, p);
+        try {
+          return AxisValue{parse_cache_policy(text).spec()};
+        } catch (const UsageError& err) {
+          fail(line_of(e), fmt::format("{} = {}: {}", p, show(text), err.what()));
+        }
       });
   }
   fail(line_of(n), fmt::format("{}: unknown axis kind", path));
@@ -1184,6 +1194,14 @@ AxisValue json_axis_value(const nlohmann::json& j, const AxisDef& a) {
       if (std::find(a.names.begin(), a.names.end(), v) == a.names.end())
         json_fail(field, fmt::format("must be one of {}", join(a.names)), j[field]);
       return v;
+    }
+    case AxisKind::Policy: {
+      const std::string v = json_string(j, "", field.c_str());
+      try {
+        return parse_cache_policy(v).spec();
+      } catch (const UsageError& e) {
+        json_fail(field, e.what(), j[field]);
+      }
     }
   }
   json_fail(field, "has an unknown axis kind", j);

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "measure_decode.hpp"
 #include "spattn/attention/attention.hpp"
 #include "spattn/attention/per_batch.hpp"
 #include "spattn/attention/reference.hpp"
@@ -84,6 +85,11 @@ std::int64_t to_bytes(double bytes) {
 
 void validate(const SweepPoint& p) {
   const Settings& st = p.settings;
+  validate_phase(p);
+  if (p.phase == "prefill" && p.kv_dtype != KVDtype::F32 && p.executor != Executor::Flash)
+    throw UsageError(fmt::format(
+        "point {}: kv_dtype '{}' applies to the flash executor only, not {}: use kv_dtype f32",
+        p.key, kv_dtype_name(p.kv_dtype), executor_name(p.executor)));
   if (p.tile_mode != "auto" && p.tile_mode != "partial")
     throw UsageError(fmt::format("point {}: tile_mode '{}' is not allowed: use auto or partial",
                                  p.key, p.tile_mode));
@@ -222,8 +228,22 @@ AttentionTimes run_executor(const PreparedPoint& u, PointTensors& t, AttentionSt
     t.o = Tensor(u.s.batch, u.s.q_heads, u.s.nq, u.s.value_dim());
     t.lse = Tensor(u.s.batch, u.s.q_heads, u.s.nq, 1);
   }
+  // Narrow K/V: rounded once, before the timed calls; the float32 inputs then hold the rounded
+  // values, which the reference check and fidelity compare against.
+  KVTensor kn, vn;
+  if (u.point.kv_dtype != KVDtype::F32) {
+    kn = quantize_kv(in.k.view(), u.point.kv_dtype);
+    vn = quantize_kv(in.v.view(), u.point.kv_dtype);
+    t.inputs.k = dequantize_kv(kn.view());
+    t.inputs.v = dequantize_kv(vn.view());
+  }
   const RepeatTimes r = time_repeats(
       [&] {
+        if (u.point.kv_dtype != KVDtype::F32) {
+          stats =
+              attention(in.q.view(), kn.view(), vn.view(), u.layout, t.o.view(), t.lse.view(), ao);
+          return;
+        }
         if (u.point.executor == Executor::Flash && u.batch_layouts.size() > 1) {
           stats = attention_per_batch(in.q.view(), in.k.view(), in.v.view(), u.batch_layouts,
                                       t.o.view(), t.lse.view(), ao);
@@ -352,6 +372,11 @@ void select_point(PreparedPoint& u, const BuildOptions& bo) {
         "{}: '{}' selects per batch, which the {} executor cannot take with batch {}: use the "
         "flash executor or batch 1",
         u.label, p.pattern.spec, executor_name(p.executor), u.s.batch));
+  if (p.kv_dtype != KVDtype::F32 && u.s.batch > 1)
+    throw UsageError(
+        fmt::format("{}: '{}' selects per batch, which kv_dtype '{}' cannot take with "
+                    "batch {}: use batch 1 or kv_dtype f32",
+                    u.label, p.pattern.spec, kv_dtype_name(p.kv_dtype), u.s.batch));
   u.inputs = std::make_shared<Qkv>(make_inputs(p.settings.inputs, u.s, p.settings.seed, u.limit));
   SelectedLayouts sel = select_layouts(u.pattern, u.inputs->q.view(), u.inputs->k.view(), u.g, bo);
   u.batch_patterns = std::move(sel.patterns);
@@ -415,8 +440,16 @@ PreparedPoint prepare_point(const SweepPoint& p) {
   u.limit = memory_limit(st);
   u.check = st.check && p.n <= st.check_max_n;
   u.fidelity = st.fidelity && p.n <= st.fidelity_max_n;
+  if (p.phase == "decode") {  // the cache policy decides what is read: no layout to build
+    u.check = false;
+    u.prediction = predict_decode(p, u.fidelity);
+    return u;
+  }
   u.input_scratch_bytes = st.inputs.kind == "npy" ? check_npy_inputs(st.inputs, u.s)
                                                   : input_scratch_bytes(st.inputs, u.s);
+  if (p.kv_dtype != KVDtype::F32)  // the narrow K and V beside the float32 inputs
+    u.input_scratch_bytes +=
+        2 * u.s.batch * u.s.kv_heads * u.s.nk * kv_row_bytes(p.kv_dtype, u.s.dim);
   BuildOptions bo;
   bo.threads = p.threads;
   bo.max_layout_bytes = u.limit;
@@ -464,6 +497,9 @@ Measurement point_record(const SweepPoint& p) {
   x.sinks = !p.sinks_file.empty();
   x.bias = !p.bias_file.empty();
   x.scale = p.scale;
+  x.phase = p.phase;
+  x.kv_dtype = kv_dtype_name(p.kv_dtype);
+  if (p.phase == "decode") x.cache = p.cache;
   return m;
 }
 
@@ -474,6 +510,17 @@ Measurement measure_prepared(const PreparedPoint& u, PointTensors* tensors) {
                                   u.fidelity ? ", dense output for fidelity" : "",
                                   u.check ? ", reference for the check" : ""),
                       u.prediction.memory_bytes, u.limit, u.raise_hint);
+  if (p.phase == "decode") {
+    Measurement m = measure_decode(p, u.fidelity, u.limit);
+    const Measurement r = point_record(p);
+    m.source = r.source;
+    m.key = r.key;
+    m.index = r.index;
+    m.axes = r.axes;
+    m.predicted = u.prediction;
+    m.resources.peak_rss_bytes = peak_rss_bytes();
+    return m;
+  }
   PointTensors own;
   PointTensors& t = tensors != nullptr ? *tensors : own;
   if (t.inputs.q.values.empty() && u.inputs != nullptr && !u.inputs->q.values.empty())

@@ -194,6 +194,32 @@ MeasuredAxes axes_v2(const Reader& a) {
       a.fail(f, "a finite number > 0 or null", v);
     (std::string(f) == "softcap" ? x.softcap : x.scale) = v->get<double>();
   }
+  if (a.present("phase")) {
+    x.phase = a.string("phase");
+    if (x.phase != "prefill" && x.phase != "decode")
+      a.fail("phase", "\"prefill\" or \"decode\"", a.find("phase"));
+  }
+  if (a.present("kv_dtype")) {
+    x.kv_dtype = a.string("kv_dtype");
+    if (x.kv_dtype != "f32" && x.kv_dtype != "bf16" && x.kv_dtype != "int8")
+      a.fail("kv_dtype", "one of f32, bf16, int8", a.find("kv_dtype"));
+  }
+  if (const json* c = a.find("cache"); c != nullptr && !c->is_null()) x.cache = a.string("cache");
+  return x;
+}
+
+DecodeFigures decode_at(const Reader& d) {
+  DecodeFigures x;
+  x.prompt = d.int64("prompt");
+  x.steps = d.int64("steps", 1);
+  x.tokens_per_second = d.number("tokens_per_second");
+  x.kv_bytes_per_step = d.number("kv_bytes_per_step");
+  x.kv_read_gbps = d.number("kv_read_gbps");
+  x.cache_bytes = d.int64("cache_bytes");
+  x.cache_tokens = d.int64("cache_tokens");
+  x.kernel = d.string("kernel");
+  x.needle_recall = d.opt_number("needle_recall");
+  x.rel_l2_max = d.opt_number("rel_l2_max");
   return x;
 }
 
@@ -317,6 +343,7 @@ Measurement from_v2(const Reader& r) {
     x.bytes = s->number("bytes", true);
     m.selection = x;
   }
+  if (auto d = r.object("decode", false)) m.decode = decode_at(*d);
   if (r.present("saved")) m.saved = r.string("saved");
   return m;
 }
@@ -496,7 +523,10 @@ nlohmann::ordered_json to_json(const Measurement& m) {
                {"softcap", x.softcap ? ojson(*x.softcap) : ojson(nullptr)},
                {"sinks", x.sinks},
                {"bias", x.bias},
-               {"scale", x.scale ? ojson(*x.scale) : ojson(nullptr)}};
+               {"scale", x.scale ? ojson(*x.scale) : ojson(nullptr)},
+               {"phase", x.phase},
+               {"kv_dtype", x.kv_dtype},
+               {"cache", x.cache ? ojson(*x.cache) : ojson(nullptr)}};
   j["layout"] = nullptr;
   if (const auto& l = m.layout)
     j["layout"] = {{"allowed_pairs", l->allowed_pairs},
@@ -570,6 +600,17 @@ nlohmann::ordered_json to_json(const Measurement& m) {
   if (const auto& s = m.selection)
     j["selection"] = {
         {"select_ms", num(s->select_ms)}, {"flops", num(s->flops)}, {"bytes", num(s->bytes)}};
+  if (const auto& d = m.decode)
+    j["decode"] = {{"prompt", d->prompt},
+                   {"steps", d->steps},
+                   {"tokens_per_second", num(d->tokens_per_second)},
+                   {"kv_bytes_per_step", num(d->kv_bytes_per_step)},
+                   {"kv_read_gbps", num(d->kv_read_gbps)},
+                   {"cache_bytes", d->cache_bytes},
+                   {"cache_tokens", d->cache_tokens},
+                   {"kernel", d->kernel},
+                   {"needle_recall", opt(d->needle_recall)},
+                   {"rel_l2_max", opt(d->rel_l2_max)}};
   j["saved"] = opt(m.saved);
   return j;
 }

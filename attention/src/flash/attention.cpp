@@ -39,6 +39,7 @@
 #include "../kernels/flash_tile.hpp"
 #include "../kernels/track_step.hpp"
 #include "../kernels/transpose16.hpp"
+#include "kv_rows.hpp"
 #include "plan.hpp"
 #include "spattn/patterns/error.hpp"
 
@@ -639,6 +640,10 @@ class Executor {
   // Row j of (b, h) times scale: in place when contiguous and scale is 1, else into buf.
   const float* load_row(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j,
                         float scale, float* buf) const {
+    if (const KVView* n = narrow(t)) {
+      flash::kv_row_to_f32(*n, b, h, j, buf);
+      return buf;
+    }
     const float* src = t.row(b, h, j);
     if (t.stride[3] == 1 && scale == 1.0f) return src;
     for (int p = 0; p < t.shape[3]; ++p) buf[p] = src[p * t.stride[3]] * scale;
@@ -1246,6 +1251,8 @@ class Executor {
   // into out[p * out_stride + lane], times scale.
   void pack16(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j0,
               std::int64_t rows, float scale, float* out, std::int64_t out_stride) const {
+    if (const KVView* n = narrow(t))
+      return pack16_narrow(*n, b, h, j0, rows, scale, out, out_stride);
     const float* src[16];
     for (int i = 0; i < 16; ++i) {
       const std::int64_t j = j0 + i;
@@ -1268,6 +1275,7 @@ class Executor {
 
   void copy_row(const ConstTensorView& t, std::int64_t b, std::int64_t h, std::int64_t j,
                 float* dst) const {
+    if (const KVView* n = narrow(t)) return flash::kv_row_to_f32(*n, b, h, j, dst);
     const float* src = t.row(b, h, j);
     for (int p = 0; p < t.shape[3]; ++p) dst[p] = src[p * t.stride[3]];
   }
@@ -1286,6 +1294,34 @@ class Executor {
     return pack;
   }
 
+  // Narrow K/V (kv_rows.hpp): the KVView behind k_ or v_, or null when t holds float32 rows.
+  const KVView* narrow(const ConstTensorView& t) const {
+    return &t == &k_ ? kn_ : (&t == &v_ ? vn_ : nullptr);
+  }
+
+  // pack16 for narrow K/V: the rows converted to float32, then transposed as float32 rows are.
+  void pack16_narrow(const KVView& n, std::int64_t b, std::int64_t h, std::int64_t j0,
+                     std::int64_t rows, float scale, float* out, std::int64_t out_stride) const {
+    float buf[16 * kMaxHeadDim];
+    const float* src[16];
+    for (int i = 0; i < 16; ++i) {
+      const std::int64_t j = j0 + i;
+      src[i] = nullptr;
+      if (i >= rows || j < 0 || j >= n.tokens()) continue;
+      flash::kv_row_to_f32(n, b, h, j, buf + i * d_);
+      src[i] = buf + i * d_;
+    }
+    kernels::transpose16(src, d_, scale, out, out_stride);
+  }
+
+ public:
+  // K and V stored narrow: k_ and v_ are then kv_placeholder_view stand-ins, read only here.
+  void set_narrow(const KVView* k, const KVView* v) {
+    kn_ = k;
+    vn_ = v;
+  }
+
+ private:
   const std::uint16_t* lane_mask(Workspace& ws, const BlockLayout& bl, const std::uint64_t* bits,
                                  int col0, int keys, std::int64_t lanes) const {
     for (int c = 0; c < 2; ++c)
@@ -1362,6 +1398,8 @@ class Executor {
   }
 
   ConstTensorView q_, k_, v_;
+  const KVView* kn_ = nullptr;  // narrow K and V (set_narrow), or null
+  const KVView* vn_ = nullptr;
   const Layout& layout_;
   TensorView o_, lse_;
   AttentionShape shape_;
@@ -1393,14 +1431,7 @@ class Executor {
   std::int64_t slot_ = 0;
 };
 
-}  // namespace
-
-AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
-                         const ConstTensorView& v, const Layout& layout, const TensorView& o,
-                         const TensorView& lse, const AttentionOptions& options) {
-  const AttentionShape s = check_attention_inputs(q, k, v, layout);
-  check_output(o, {s.batch, s.q_heads, s.nq, s.dim_v}, "o");
-  check_output(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
+void check_options(const AttentionOptions& options, const AttentionShape& s) {
   if (options.threads < 0)
     throw UsageError(
         fmt::format("threads = {}: use 0 (all cores) or a positive count", options.threads));
@@ -1410,7 +1441,40 @@ AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
   if (options.scale && !std::isfinite(*options.scale))
     throw UsageError(fmt::format("scale = {}: it must be finite", *options.scale));
   check_score_mod(options.mod, s.q_heads, s.nq, s.nk);
+}
+
+}  // namespace
+
+AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
+                         const ConstTensorView& v, const Layout& layout, const TensorView& o,
+                         const TensorView& lse, const AttentionOptions& options) {
+  const AttentionShape s = check_attention_inputs(q, k, v, layout);
+  check_output(o, {s.batch, s.q_heads, s.nq, s.dim_v}, "o");
+  check_output(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
+  check_options(options, s);
   Executor ex(q, k, v, layout, o, lse, options, s);
+  return ex.run(options.threads);
+}
+
+AttentionStats attention(const ConstTensorView& q, const KVView& k, const KVView& v,
+                         const Layout& layout, const TensorView& o, const TensorView& lse,
+                         const AttentionOptions& options) {
+  if (k.dtype == KVDtype::F32 && v.dtype == KVDtype::F32) {
+    const ConstTensorView kf{
+        static_cast<const float*>(k.data), k.shape, {k.stride[0], k.stride[1], k.stride[2], 1}};
+    const ConstTensorView vf{
+        static_cast<const float*>(v.data), v.shape, {v.stride[0], v.stride[1], v.stride[2], 1}};
+    return attention(q, kf, vf, layout, o, lse, options);
+  }
+  flash::check_kv_view(k, "k");
+  flash::check_kv_view(v, "v");
+  const ConstTensorView kp = flash::kv_placeholder_view(k), vp = flash::kv_placeholder_view(v);
+  const AttentionShape s = check_attention_inputs(q, kp, vp, layout);
+  check_output(o, {s.batch, s.q_heads, s.nq, s.dim_v}, "o");
+  check_output(lse, {s.batch, s.q_heads, s.nq, 1}, "lse");
+  check_options(options, s);
+  Executor ex(q, kp, vp, layout, o, lse, options, s);
+  ex.set_narrow(&k, &v);
   return ex.run(options.threads);
 }
 

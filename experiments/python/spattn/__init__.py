@@ -150,7 +150,7 @@ def _per_head(values, name):
 
 
 def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, alibi=False,
-              softcap=None, sinks=None, bias=None):
+              softcap=None, sinks=None, bias=None, kv_dtype="f32"):
     """Block-sparse flash attention. q and k [B, Hq or Hkv, n, d], v [B, Hkv, nk, d_v] float32
     (any strides, not copied; Hq a multiple of Hkv; d_v may differ from d, as in DeepSeek MLA's
     192/128), a Layout for (nq, nk, Hq or 1 heads) or a spec string. Returns
@@ -159,16 +159,20 @@ def attention(q, k, v, layout_or_spec, scale=None, threads=0, convert=False, ali
     depend on it). Other dtypes are refused unless convert=True. Runs without the GIL.
 
     Score modifications (attention/README.md, "Score modifications"; attention_backward and
-    reference take the same arguments): alibi=True adds -m_h |p - j| with the paper's slopes (alibi_slopes(Hq)), or
-    alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
+    reference take the same ones except bias): alibi=True adds -m_h |p - j| with the paper's
+    slopes (alibi_slopes(Hq)), or alibi=[m_0, ..., m_{Hq-1}] with given slopes; softcap=C maps each scaled score s to
     C tanh(s / C) first; sinks=[one logit per query head] adds exp(sink_h) to each row's softmax
     denominator (a fully masked row then has o = 0 and lse = sink_h); bias=array adds a bias
     after soft-capping, with ALiBi: [Hq or 1, nq, nk] (one value per pair) or [Hq or 1, q_blocks,
-    k_blocks] (one per tile of the layout)."""
+    k_blocks] (one per tile of the layout).
+
+    kv_dtype="bf16" or "int8" stores K and V narrow first (bfloat16 rounded to nearest even, or
+    int8 with one scale max|x| / 127 per token) and runs the executor on them; queries and
+    accumulation stay float32, so the result is that of attention on the rounded K and V."""
     q, k, v = (_float32(x, n, convert) for x, n in ((q, "q"), (k, "k"), (v, "v")))
     lay = _as_layout(layout_or_spec, q, k)
     return _core.attention(q, k, v, lay._core, scale, int(threads),
-                           *_score_mod(q, alibi, softcap, sinks), bias)
+                           *_score_mod(q, alibi, softcap, sinks), bias, str(kv_dtype))
 
 
 def _score_mod(q, alibi, softcap, sinks):

@@ -74,6 +74,7 @@ Measurement with_every_group() {
   m.attention = AttentionTimes{0, {0.0}};
   m.check = CheckFigures{};
   m.fidelity = FidelityFigures{};
+  m.decode = DecodeFigures{};
   m.saved = "";
   return m;
 }

@@ -51,6 +51,10 @@ std::map<std::string, std::string> axes_text(const MeasuredAxes& x) {
       {"inputs", x.inputs},
       {"seed", fmt::format("{}", x.seed)}};
   if (x.nk != x.n) a["nk"] = fmt::format("{}", x.nk);
+  // The decode side: only where a record measured it, so prefill reports read as before.
+  if (x.phase != "prefill") a["phase"] = x.phase;
+  if (x.kv_dtype != "f32") a["kv_dtype"] = x.kv_dtype;
+  if (x.cache) a["cache"] = *x.cache;
   return a;
 }
 

@@ -41,7 +41,8 @@ struct Point {
   std::int64_t n = 0;
   // The axes as text, "n" included: pattern, spec, n, nk (only when it differs from n),
   // head_dim, heads, kv_heads, batch, threads, block ("64", or "64x32" for block_q x block_k),
-  // tile_mode, executor, inputs, seed.
+  // tile_mode, executor, inputs, seed; phase and kv_dtype only when not prefill and f32, cache
+  // in decode records.
   std::map<std::string, std::string> axes;
 
   bool ok() const { return m->status == Status::Ok; }

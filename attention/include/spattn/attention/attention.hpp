@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "spattn/attention/execution_path.hpp"
+#include "spattn/attention/kv_tensor.hpp"
 #include "spattn/attention/score_mod.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
@@ -75,5 +76,15 @@ AttentionResult attention(const ConstTensorView& q, const ConstTensorView& k,
 AttentionStats attention(const ConstTensorView& q, const ConstTensorView& k,
                          const ConstTensorView& v, const Layout& layout, const TensorView& o,
                          const TensorView& lse, const AttentionOptions& options = {});
+
+// The same with K and V stored in float32, bfloat16 or int8 with per-token scales (kv_tensor.hpp;
+// rows contiguous; each its own dtype). Queries, scores and every accumulation stay float32:
+// each K/V row the executor reads is converted to float32 in its per-thread scratch (the packed
+// tile, gathered panel or transposed 16 rows it builds anyway) and runs the float32 kernels, so
+// the output is that of attention() on the dequantized K/V (dequantize_kv), on every path and
+// bitwise the same for every thread count; the extra work is O(rows read x d), never O(nq x nk).
+AttentionStats attention(const ConstTensorView& q, const KVView& k, const KVView& v,
+                         const Layout& layout, const TensorView& o, const TensorView& lse,
+                         const AttentionOptions& options = {});
 
 }  // namespace spattn

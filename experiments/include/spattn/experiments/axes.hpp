@@ -27,6 +27,7 @@ enum class AxisKind {
   Length,  // a token count lo..hi, also written as a geometric range {from, to, factor}
   Block,   // a tile size: 16, 32, 64 or 128
   Name,    // one of `names`
+  Policy,  // a KV cache policy spec (kvcache/policy.hpp), kept in its canonical form
 };
 
 struct AxisDef {

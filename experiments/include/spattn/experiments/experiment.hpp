@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "spattn/attention/execution_path.hpp"
+#include "spattn/attention/kv_tensor.hpp"
 #include "spattn/experiments/axes.hpp"
 #include "spattn/experiments/executor.hpp"
 #include "spattn/patterns/registry.hpp"
@@ -140,6 +141,14 @@ struct SweepPoint {
   // or [heads or 1, q_blocks, k_blocks] (per tile of the point's geometry).
   std::string bias_file;
   std::optional<double> scale;
+  // Which phase is measured: "prefill" (attention of all n queries, the executor above) or
+  // "decode" (generation under a KV cache, decode_sim.hpp: a prompt of n tokens enters the cache
+  // `cache`, then decode_steps steps each add one token and attend one query per head; the
+  // pattern must then be "dense", since the cache policy decides what each step reads).
+  std::string phase = "prefill";
+  KVDtype kv_dtype = KVDtype::F32;  // storage of K and V (queries and accumulation stay float32)
+  std::string cache = "full";       // decode: the cache policy, canonical (CachePolicy::spec)
+  std::int64_t decode_steps = 16;   // decode: timed steps
   Settings settings;
   // Pattern plugins the point's process loads first: every plugin the expanding process had
   // loaded (--plugin, SPATTN_PLUGINS, the file's `plugins`), as absolute paths.

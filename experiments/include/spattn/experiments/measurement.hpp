@@ -8,7 +8,8 @@
 //   {"schema": 2, "kind": "point", "source": "run"|"stats"|"sweep", "key": KEY, "index": I,
 //    "status": "ok"|"skipped"|"timeout"|"crashed"|"oom"|"error", "message": TEXT,
 //    "axes":      {pattern, spec, n, nk, head_dim, heads, kv_heads, batch, threads, block_q,
-//                  block_k, tile_mode, executor, inputs, seed},
+//                  block_k, tile_mode, executor, inputs, seed, [alibi, softcap, sinks, scale,
+//                  phase, kv_dtype, cache]},
 //    "layout":    {allowed_pairs, computed_pairs, kept_tiles, full_tiles, partial_tiles,
 //                  layout_bytes, distinct_head_layouts, build, scanned_part, build_seconds,
 //                  density, efficiency},
@@ -22,6 +23,9 @@
 //    "fidelity":  {rel_l2_error, recall_mean, recall_min, oracle_recall_mean, oracle_recall_min,
 //                  needle_hit, inputs, baseline},
 //    "selection": {select_ms, flops, bytes}   (only when the spec holds a selector),
+//    "decode":    {prompt, steps, tokens_per_second, kv_bytes_per_step, kv_read_gbps,
+//                  cache_bytes, cache_tokens, kernel, needle_recall, rel_l2_max}
+//                 (only in phase "decode"; axes then also hold phase, kv_dtype, cache),
 //    "saved":     DIR or null}
 // density, efficiency, median/min/max and the GFLOP/s are derived: written for readers of the
 // file (CSV, charts), recomputed from the counts and times when a record is parsed.
@@ -70,6 +74,12 @@ struct MeasuredAxes {
   bool sinks = false;
   bool bias = false;  // an additive bias (--bias) on
   std::optional<double> scale;
+  // The phase measured ("prefill" | "decode"), the K/V storage ("f32" | "bf16" | "int8") and, in
+  // decode, the cache policy (kvcache/policy.hpp, canonical spec). Absent in older records:
+  // prefill, f32, none.
+  std::string phase = "prefill";
+  std::string kv_dtype = "f32";
+  std::optional<std::string> cache;
 };
 
 // Pairs computed by each path of the flash executor's plan (execution_path.hpp), all batches and
@@ -154,6 +164,21 @@ struct SelectionFigures {
   double bytes = 0;      // float32 bytes of Q and K the scoring reads
 };
 
+// Generation under a KV cache (phase "decode", decode_sim.hpp); the step times are the record's
+// attention seconds.
+struct DecodeFigures {
+  std::int64_t prompt = 0;              // tokens in the cache before the first step (= axes.n)
+  std::int64_t steps = 0;               // decode steps, one token and one query per head each
+  double tokens_per_second = 0;         // steps / sum of the step times
+  double kv_bytes_per_step = 0;         // mean K/V bytes (and page metadata) read per step
+  double kv_read_gbps = 0;              // kv_bytes_per_step / median step time, 1e9 B/s
+  std::int64_t cache_bytes = 0;         // memory of the policy's cache
+  std::int64_t cache_tokens = 0;        // tokens it holds after the last step
+  std::string kernel;                   // the row kernels that ran, e.g. "int8-avx512"
+  std::optional<double> needle_recall;  // share of (step, head) whose read set held the needle
+  std::optional<double> rel_l2_max;     // worst step against the full float32 cache
+};
+
 struct Measurement {
   std::string source = "sweep";  // "run" | "stats" | "sweep": which command wrote it
   std::string key;               // the point's key (point_key); resume and merging match on it
@@ -168,6 +193,7 @@ struct Measurement {
   std::optional<CheckFigures> check;
   std::optional<FidelityFigures> fidelity;
   std::optional<SelectionFigures> selection;  // selectors only
+  std::optional<DecodeFigures> decode;        // phase "decode" only
   std::optional<std::string> saved;           // `run --save DIR`
 
   // Derived figures (nullopt when what they need is missing).
