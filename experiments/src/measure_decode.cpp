@@ -117,8 +117,13 @@ Measurement measure_decode(const SweepPoint& p, bool fidelity, std::int64_t limi
   if (r.needle_recall >= 0) f.needle_recall = r.needle_recall;
   if (r.fidelity) {
     f.rel_l2_max = r.rel_l2_max;
-    m.fidelity = FidelityFigures{r.rel_l2_mean, r.mass_recall_mean, r.mass_recall_min,
-                                 "decode (synthetic, needle)", "full float32 cache"};
+    FidelityFigures fid;
+    fid.rel_l2_error = r.rel_l2_mean;
+    fid.recall_mean = r.mass_recall_mean;
+    fid.recall_min = r.mass_recall_min;
+    fid.inputs = "decode (synthetic, needle)";
+    fid.baseline = "full float32 cache";
+    m.fidelity = fid;
   }
   m.decode = f;
   m.resources.workspace_bytes = r.cache_bytes;
