@@ -135,13 +135,12 @@ spattn::ScoreMod score_mod(std::vector<float> alibi_slopes, std::optional<float>
   return mod;
 }
 
-py::tuple attention(const py::array& q, const py::array& k, const py::array& v,
-                    const PyLayout& layout, std::optional<float> scale, int threads,
-                    std::vector<float> alibi_slopes, std::optional<float> softcap,
-                    std::vector<float> sinks,
-                    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>>
-                        bias,
-                    const std::string& kv_dtype) {
+py::tuple attention(
+    const py::array& q, const py::array& k, const py::array& v, const PyLayout& layout,
+    std::optional<float> scale, int threads, std::vector<float> alibi_slopes,
+    std::optional<float> softcap, std::vector<float> sinks,
+    std::optional<py::array_t<float, py::array::c_style | py::array::forcecast>> bias,
+    const std::string& kv_dtype) {
   const auto qv = in_view(q, "q"), kv = in_view(k, "k"), vv = in_view(v, "v");
   spattn::check_attention_inputs(qv, kv, vv, layout.layout);
   const spattn::KVDtype dtype = spattn::parse_kv_dtype(kv_dtype, "kv_dtype");

@@ -736,8 +736,8 @@ class Executor {
           copy_row(k_, b, g.kv_head, k0 + c, ws.kpanel.get() + panel * d_);
           if (modify_) ws.mkpanel.get()[panel] = static_cast<float>(k0 + c);
           if (bias_)
-            row_bias(g, r, lanes, 1, [&](int) { return k0 + c; },
-                     ws.mbias_panel.get() + panel * lanes);
+            row_bias(
+                g, r, lanes, 1, [&](int) { return k0 + c; }, ws.mbias_panel.get() + panel * lanes);
           copy_row(v_, b, g.kv_head, k0 + c, ws.vpanel.get() + panel * dv_);
           panel_all = panel_all && all;
           if (++panel == kPanelKeys) flush();
@@ -755,7 +755,8 @@ class Executor {
         for (int j = 0; j < keys; ++j) ws.mkpos.get()[j] = static_cast<float>(k0 + c0 + j);
         lm.kpos = ws.mkpos.get();
         if (bias_) {
-          row_bias(g, r, lanes, keys, [&](int j) { return k0 + c0 + j; }, ws.mbias.get());
+          row_bias(
+              g, r, lanes, keys, [&](int j) { return k0 + c0 + j; }, ws.mbias.get());
           lm.bias = ws.mbias.get();
         }
       }

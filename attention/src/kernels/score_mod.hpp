@@ -1,8 +1,9 @@
 #pragma once
 // The score modifications inside the kernels (spattn/attention/score_mod.hpp gives the rules):
 // soft-capping z = C tanh(s / C), then ALiBi z -= m_h |p - j|, then an additive bias, on 16
-// scaled scores at once, before the mask. Kernels take a null ScoreLanes when nothing is modified and then run their
-// unmodified code (a separate template instance), so plain attention pays nothing.
+// scaled scores at once, before the mask. Kernels take a null ScoreLanes when nothing is modified
+// and then run their unmodified code (a separate template instance), so plain attention pays
+// nothing.
 #include <cstdint>
 
 #include "simd.hpp"

@@ -56,16 +56,15 @@ ScoreBias make_score_bias(std::vector<float> values, std::int64_t heads, std::in
         values.size(), heads, rows, cols, block_q, block_k));
   for (std::size_t e = 0; e < values.size(); ++e)
     if (!std::isfinite(values[e]))
-      throw UsageError(fmt::format("the bias value at flat index {} is {}: it must be finite", e,
-                                   values[e]));
+      throw UsageError(
+          fmt::format("the bias value at flat index {} is {}: it must be finite", e, values[e]));
   ScoreBias b;
   b.values = std::make_shared<const std::vector<float>>(std::move(values));
   b.heads = heads, b.rows = rows, b.cols = cols, b.block_q = block_q, b.block_k = block_k;
   return b;
 }
 
-void check_score_mod(const ScoreMod& mod, std::int64_t q_heads, std::int64_t nq,
-                     std::int64_t nk) {
+void check_score_mod(const ScoreMod& mod, std::int64_t q_heads, std::int64_t nq, std::int64_t nk) {
   const ScoreBias& b = mod.bias;
   if (b.on() && b.heads != 1 && b.heads != q_heads)
     throw UsageError(fmt::format(
@@ -86,8 +85,8 @@ void check_score_mod(const ScoreMod& mod, std::int64_t q_heads, std::int64_t nq,
                                  *mod.softcap));
 }
 
-double modified_score(const ScoreMod& mod, double s, int head, std::int64_t qpos,
-                      std::int64_t key, std::int64_t query) {
+double modified_score(const ScoreMod& mod, double s, int head, std::int64_t qpos, std::int64_t key,
+                      std::int64_t query) {
   if (mod.softcap) {
     const double c = *mod.softcap;
     s = c * std::tanh(s / c);

@@ -55,9 +55,7 @@ struct ScoreMod {
   ScoreBias bias;
 
   // Whether the scores themselves change (ALiBi, soft-capping or a bias).
-  bool changes_scores() const {
-    return !alibi_slopes.empty() || softcap.has_value() || bias.on();
-  }
+  bool changes_scores() const { return !alibi_slopes.empty() || softcap.has_value() || bias.on(); }
   bool any() const { return changes_scores() || !sinks.empty(); }
 };
 

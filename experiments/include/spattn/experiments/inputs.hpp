@@ -43,8 +43,8 @@
 #include <string>
 #include <vector>
 
-#include "spattn/attention/select/planted.hpp"
 #include "spattn/attention/score_mod.hpp"
+#include "spattn/attention/select/planted.hpp"
 #include "spattn/attention/shapes.hpp"
 #include "spattn/attention/tensor.hpp"
 #include "spattn/experiments/experiment.hpp"
