@@ -2,12 +2,21 @@
 // A small spec for each registered pattern, for tests that run every pattern over small
 // geometries (any nq, nk >= 1 and head count; the ds_* ones need nq = nk, a multiple of 16).
 // A new pattern gets an entry here; tests fail with a request for one when it is missing.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <fstream>
 #include <map>
+#include <random>
 #include <string>
+#include <vector>
 
 #include "spattn/patterns/error.hpp"
+#include "spattn/patterns/io/npy.hpp"
 #include "spattn/patterns/registry.hpp"
 #include "spattn/patterns/spec.hpp"
+#include "temp_dir.hpp"
 
 namespace spattn::test {
 
@@ -61,6 +70,34 @@ inline const std::map<std::string, std::string>& small_spec_table() {
       {"window", "window(6, 2)"},
   };
   return table;
+}
+
+// A table spec with its per-case placeholders filled in for nq queries and nk keys: {blocks} a
+// seeded layout file of 16-token cells (about half kept, one layout for all heads), {deepspeed}
+// a DeepSpeed "fixed" config file, {documents} three documents adding up to nk. Files go to dir.
+inline std::string instantiate_small_spec(const std::string& spec, std::int64_t nq, std::int64_t nk,
+                                          const TempDir& dir, std::uint64_t seed) {
+  if (spec == "{blocks}") {
+    const std::int64_t qb = (nq + 15) / 16, kb = (nk + 15) / 16;
+    std::vector<unsigned char> cells(static_cast<std::size_t>(qb * kb));
+    std::mt19937_64 rng(seed);
+    for (auto& c : cells) c = static_cast<unsigned char>(rng() % 2);
+    const std::string path = dir.file(fmt::format("blocks_{}.npy", seed));
+    write_npy(path, "|u1", {1, qb, kb}, cells.data(), cells.size());
+    return fmt::format("blocks(file=\"{}\", block=16)", path);
+  }
+  if (spec == "{deepspeed}") {
+    const std::string path = dir.file(fmt::format("ds_{}.json", seed));
+    std::ofstream(path) << R"({"sparse_attention": {"mode": "fixed", "block": 16, )"
+                           R"("num_local_blocks": 2, "num_global_blocks": 1}})";
+    return fmt::format("deepspeed(file=\"{}\")", path);
+  }
+  if (spec == "{documents}") {
+    if (nk < 3) return fmt::format("documents(lengths=[{}]) & causal", nk);
+    const std::int64_t a = std::max<std::int64_t>(1, nk / 3), b = std::max<std::int64_t>(1, nk / 4);
+    return fmt::format("documents(lengths=[{}, {}, {}]) & causal", a, b, nk - a - b);
+  }
+  return spec;
 }
 
 }  // namespace spattn::test

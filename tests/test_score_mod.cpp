@@ -62,28 +62,10 @@ std::vector<Variant> variants(i64 hq) {
           {"softcap, scale 0.7", cap, 0.7f}};
 }
 
+// The table spec with its placeholders filled in for case s.
 std::string instantiate(const std::string& spec, const Case& s, const spattn::test::TempDir& dir,
                         std::uint64_t seed) {
-  if (spec == "{blocks}") {
-    const i64 qb = (s.nq + 15) / 16, kb = (s.nk + 15) / 16;
-    std::vector<unsigned char> cells(static_cast<std::size_t>(qb * kb));
-    std::mt19937_64 rng(seed);
-    for (auto& c : cells) c = static_cast<unsigned char>(rng() % 2);
-    const std::string path = dir.file(fmt::format("blocks_{}.npy", seed));
-    spattn::write_npy(path, "|u1", {1, qb, kb}, cells.data(), cells.size());
-    return fmt::format("blocks(file=\"{}\", block=16)", path);
-  }
-  if (spec == "{deepspeed}") {
-    const std::string path = dir.file(fmt::format("ds_{}.json", seed));
-    std::ofstream(path) << R"({"sparse_attention": {"mode": "fixed", "block": 16, )"
-                           R"("num_local_blocks": 2, "num_global_blocks": 1}})";
-    return fmt::format("deepspeed(file=\"{}\")", path);
-  }
-  if (spec == "{documents}") {
-    const i64 a = s.nk / 3, b = s.nk / 4;
-    return fmt::format("documents(lengths=[{}, {}, {}]) & causal", a, b, s.nk - a - b);
-  }
-  return spec;
+  return spattn::test::instantiate_small_spec(spec, s.nq, s.nk, dir, seed);
 }
 
 // Every variant of `spec` on case s: the flash executor on every path and the textbook baseline
